@@ -1,0 +1,763 @@
+# Authors: The tfmxne developers
+# SPDX-License-Identifier: BSD-3-Clause
+"""Compiled engine of tfmxne.
+
+Everything in the iteration loops lives here and runs without the GIL:
+
+* the multi-dictionary STFT / ISTFT of a block of signals (a real DFT of the
+  windowed frames as one BLAS ``gemm`` per signal and dictionary, overlap-add for
+  the inverse), with the framing, windows and scaling of ``mne.time_frequency``;
+* the composite prox of the L21 + L1 penalty on STFT coefficients;
+* the epsilon-inf dual norm (exact, per position, on sorted coefficients) and a
+  cheap upper bound used to screen positions;
+* block coordinate descent epochs over a working set, with the duality gap.
+
+Coefficient layout (internal): for each signal row, the complex coefficients of
+each dictionary are stored time-major, ``(n_step, n_freq)``, as interleaved real
+and imaginary parts; dictionaries are concatenated. ``n_coefs`` counts complex
+coefficients, a row holds ``2 * n_coefs`` reals. Multiplicities (1 for DC and
+Nyquist, 2 otherwise) make the real inner product of two rows of coefficients
+equal to that of the two-sided spectra, so that the frame is tight:
+``istft(stft(x)) == x`` and ``||stft(x)||_mult == ||x||``.
+"""
+
+import numpy as np
+cimport numpy as cnp
+from libc.math cimport sqrt, fabs, isfinite, INFINITY
+from libc.stdlib cimport qsort
+from libc.string cimport memset, memcpy
+
+from ._types cimport floating, tf_plan, tf_dict, eps_item, tf_info, TFX_MAX_DICTS
+from ._types cimport TFX_OK, TFX_MAXIT, TFX_NONFINITE, TFX_BAD_ARG
+from ._blas cimport gemm_rm, dot
+
+cnp.import_array()
+
+MAX_DICTS = TFX_MAX_DICTS
+
+
+# --------------------------------------------------------------------------
+# Plan
+# --------------------------------------------------------------------------
+cdef class TFPlan:
+    """Precomputed multi-dictionary STFT frame for signals of ``n_times`` samples.
+
+    Parameters
+    ----------
+    n_times : int
+        Number of time samples of the signals.
+    wsizes, tsteps : sequence of int
+        Window lengths and hops (already validated).
+    dtype : numpy dtype
+        float64 or float32.
+    n_steps : sequence of int | None
+        Number of frames per dictionary; default ``ceil(n_times / tstep)``.
+    scale : float | None
+        Scaling of every dictionary; default ``1 / sqrt(n_dicts)``.
+    """
+
+    cdef tf_plan plan
+    cdef public object arrays
+    cdef public object dtype
+    cdef public tuple wsizes
+    cdef public tuple tsteps
+    cdef public tuple n_steps
+    cdef public tuple n_freqs
+    cdef public int n_times
+    cdef public int n_coefs
+
+    def __init__(self, int n_times, wsizes, tsteps, dtype=np.float64,
+                 n_steps=None, scale=None):
+        cdef int i, n_d = len(wsizes)
+        if n_d < 1 or n_d > TFX_MAX_DICTS:
+            raise ValueError(f"between 1 and {TFX_MAX_DICTS} dictionaries are "
+                             f"supported, got {n_d}")
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.dtype(np.float64), np.dtype(np.float32)):
+            raise ValueError(f"dtype must be float64 or float32, got {dtype}")
+        if scale is None:
+            scale = 1.0 / np.sqrt(n_d)
+        self.arrays = []
+        self.n_times = n_times
+        self.wsizes = tuple(int(w) for w in wsizes)
+        self.tsteps = tuple(int(t) for t in tsteps)
+        if n_steps is None:
+            n_steps = [int(np.ceil(n_times / float(t))) for t in self.tsteps]
+        self.n_steps = tuple(int(s) for s in n_steps)
+        self.n_freqs = tuple(w // 2 + 1 for w in self.wsizes)
+        memset(&self.plan, 0, sizeof(tf_plan))
+        self.plan.n_times = n_times
+        self.plan.n_dicts = n_d
+        self.plan.is_double = self.dtype == np.float64
+        coef_off = 0
+        max_frames = 0
+        mults = []
+        for i in range(n_d):
+            N = self.wsizes[i]
+            ts = self.tsteps[i]
+            ns = self.n_steps[i]
+            nf = N // 2 + 1
+            n = np.arange(N)
+            win = np.sin((n + 0.5) / N * np.pi)
+            # sum of squared windows over the frames, on the padded axis
+            s = np.zeros((ns - 1) * ts + N) if ns > 0 else np.zeros(N)
+            for t in range(ns):
+                s[t * ts:t * ts + N] += win ** 2
+            idx = np.arange(ns)[:, None] * ts + n[None, :]
+            sw = s[idx] if ns > 0 else np.zeros((0, N))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                wa = win[None, :] / np.sqrt(N * sw) * scale
+                wsy = win[None, :] / np.sqrt(sw / N) * scale
+            # exact angle reduction for accuracy
+            ang = 2.0 * np.pi * ((np.arange(nf)[None, :] * n[:, None]) % N) / N
+            fa = np.empty((N, 2 * nf))
+            fa[:, 0::2] = np.cos(ang)
+            fa[:, 1::2] = -np.sin(ang)
+            fa[:, 1] = 0.0
+            fa[:, 2 * nf - 1] = 0.0
+            c = np.full(nf, 2.0)
+            c[0] = 1.0
+            c[nf - 1] = 1.0
+            fs = np.empty((2 * nf, N))
+            fs[0::2] = (c[:, None] / N) * np.cos(ang.T)
+            fs[1::2] = -(c[:, None] / N) * np.sin(ang.T)
+            fs[1] = 0.0
+            fs[2 * nf - 1] = 0.0
+            arrs = [np.ascontiguousarray(a, dtype=self.dtype)
+                    for a in (fa, fs, wa, wsy)]
+            self.arrays.extend(arrs)
+            self.plan.d[i].wsize = N
+            self.plan.d[i].tstep = ts
+            self.plan.d[i].n_step = ns
+            self.plan.d[i].n_freq = nf
+            self.plan.d[i].coef_off = coef_off
+            self.plan.d[i].pad_off = (N - ts) // 2
+            self.plan.d[i].fa = cnp.PyArray_DATA(arrs[0])
+            self.plan.d[i].fs = cnp.PyArray_DATA(arrs[1])
+            self.plan.d[i].wa = cnp.PyArray_DATA(arrs[2])
+            self.plan.d[i].wsy = cnp.PyArray_DATA(arrs[3])
+            self.plan.d[i].wa_max = float(np.sqrt((wa ** 2).sum(axis=1)).max()) \
+                if ns > 0 else 0.0
+            coef_off += ns * nf
+            max_frames = max(max_frames, ns * N)
+            mults.append(np.tile(c, ns))
+        mult = np.ascontiguousarray(np.concatenate(mults), dtype=self.dtype)
+        self.arrays.append(mult)
+        self.plan.mult = cnp.PyArray_DATA(mult)
+        self.plan.n_coefs = coef_off
+        self.plan.max_frames = max(max_frames, 1)
+        self.n_coefs = coef_off
+
+    @property
+    def max_frames(self):
+        return self.plan.max_frames
+
+    @property
+    def multiplicity(self):
+        return self.arrays[len(self.arrays) - 1]
+
+
+cdef inline const tf_plan* _plan_ptr(TFPlan p):
+    return &p.plan
+
+
+# --------------------------------------------------------------------------
+# STFT / ISTFT of rows (nogil)
+# --------------------------------------------------------------------------
+cdef void stft_rows(const tf_plan* p, const floating* x, int n_rows, int ldx,
+                    floating* z, int ldz, floating* work) noexcept nogil:
+    """Analysis: z[r] = Phi(x[r]) for r < n_rows; work >= p.max_frames."""
+    cdef int r, di, t, n, lo, hi, base, N, ns, nf2, T = p.n_times
+    cdef const tf_dict* d
+    cdef const floating* wa
+    cdef const floating* xr
+    for r in range(n_rows):
+        xr = x + <Py_ssize_t> r * ldx
+        for di in range(p.n_dicts):
+            d = &p.d[di]
+            N = d.wsize
+            ns = d.n_step
+            nf2 = 2 * d.n_freq
+            wa = <const floating*> d.wa
+            for t in range(ns):
+                base = t * d.tstep - d.pad_off
+                lo = 0 if base >= 0 else -base
+                hi = N if base + N <= T else T - base
+                if hi < lo:
+                    hi = lo
+                for n in range(lo):
+                    work[t * N + n] = 0
+                for n in range(lo, hi):
+                    work[t * N + n] = xr[base + n] * wa[t * N + n]
+                for n in range(hi, N):
+                    work[t * N + n] = 0
+            gemm_rm(False, False, ns, nf2, N, <floating> 1.0, work, N,
+                    <const floating*> d.fa, nf2, <floating> 0.0,
+                    z + <Py_ssize_t> r * ldz + 2 * d.coef_off, nf2)
+
+
+cdef void istft_rows(const tf_plan* p, const floating* z, int n_rows, int ldz,
+                     floating* x, int ldx, int n_out, floating* work) noexcept nogil:
+    """Synthesis: x[r, :n_out] = PhiT(z[r]); work >= p.max_frames."""
+    cdef int r, di, t, n, lo, hi, base, N, ns, nf2
+    cdef const tf_dict* d
+    cdef const floating* wsy
+    cdef floating* xr
+    for r in range(n_rows):
+        xr = x + <Py_ssize_t> r * ldx
+        for n in range(n_out):
+            xr[n] = 0
+        for di in range(p.n_dicts):
+            d = &p.d[di]
+            N = d.wsize
+            ns = d.n_step
+            nf2 = 2 * d.n_freq
+            wsy = <const floating*> d.wsy
+            gemm_rm(False, False, ns, N, nf2, <floating> 1.0,
+                    z + <Py_ssize_t> r * ldz + 2 * d.coef_off, nf2,
+                    <const floating*> d.fs, N, <floating> 0.0, work, N)
+            for t in range(ns):
+                base = t * d.tstep - d.pad_off
+                lo = 0 if base >= 0 else -base
+                hi = N if base + N <= n_out else n_out - base
+                for n in range(lo, hi):
+                    xr[base + n] += work[t * N + n] * wsy[t * N + n]
+
+
+# --------------------------------------------------------------------------
+# Epsilon norm (dual of (1 - rho) w_s ||z||_2 + rho sum_k w_k |z_k|)
+# --------------------------------------------------------------------------
+cdef int _cmp_desc(const void* a, const void* b) noexcept nogil:
+    cdef double ka = (<const eps_item*> a).key
+    cdef double kb = (<const eps_item*> b).key
+    return (ka < kb) - (ka > kb)
+
+
+cdef double eps_norm_block(const tf_plan* p, const floating* Y, int n_orient, int ldy,
+                           const floating* wt, double w_s, double rho,
+                           eps_item* items) noexcept nogil:
+    """Epsilon norm of one position from its STFT coefficients.
+
+    Y holds ``n_orient`` rows of interleaved coefficients (row stride ``ldy``);
+    ``wt`` the time weights of the position (``NULL``: all ones; a zero weight
+    marks a coefficient held at zero, which the dual norm ignores).
+    Solves ``sum_k c_k (y_k - rho nu w_k)_+^2 = ((1 - rho) w_s nu)^2``.
+    """
+    cdef int q, o, n = 0, m, best_q = -1
+    cdef double a, w, c, key, best_key = -1.0, s_y2 = 0.0, lb, thr
+    cdef double S_y2 = 0.0, S_yw = 0.0, S_w2 = 0.0, k2, b_next, f, A, B, disc
+    cdef const floating* mult = <const floating*> p.mult
+    cdef double re, im
+    k2 = (1.0 - rho) * w_s
+    k2 = k2 * k2
+    # first pass: magnitudes, the l2 case and the largest key
+    for q in range(p.n_coefs):
+        if wt != NULL and wt[q] == 0:
+            continue
+        a = 0.0
+        for o in range(n_orient):
+            re = Y[<Py_ssize_t> o * ldy + 2 * q]
+            im = Y[<Py_ssize_t> o * ldy + 2 * q + 1]
+            a += re * re + im * im
+        if a == 0.0:
+            continue
+        c = mult[q]
+        s_y2 += c * a
+        a = sqrt(a)
+        w = wt[q] if wt != NULL else 1.0
+        key = a / w
+        if key > best_key:
+            best_key = key
+            best_q = q
+    if best_q < 0:
+        return 0.0
+    if rho <= 0.0:
+        return sqrt(s_y2) / w_s
+    if rho >= 1.0:
+        return best_key
+    # lower bound on nu from the largest coefficient alone: prefilter
+    c = mult[best_q]
+    w = wt[best_q] if wt != NULL else 1.0
+    lb = sqrt(c) * best_key * w / ((1.0 - rho) * w_s + rho * sqrt(c) * w)
+    thr = rho * lb
+    for q in range(p.n_coefs):
+        if wt != NULL and wt[q] == 0:
+            continue
+        a = 0.0
+        for o in range(n_orient):
+            re = Y[<Py_ssize_t> o * ldy + 2 * q]
+            im = Y[<Py_ssize_t> o * ldy + 2 * q + 1]
+            a += re * re + im * im
+        if a == 0.0:
+            continue
+        a = sqrt(a)
+        w = wt[q] if wt != NULL else 1.0
+        key = a / w
+        if key <= thr:
+            continue
+        c = mult[q]
+        items[n].key = key
+        items[n].cy2 = c * a * a
+        items[n].cyw = c * a * w
+        items[n].cw2 = c * w * w
+        n += 1
+    qsort(items, n, sizeof(eps_item), _cmp_desc)
+    for m in range(n):
+        S_y2 += items[m].cy2
+        S_yw += items[m].cyw
+        S_w2 += items[m].cw2
+        b_next = items[m + 1].key / rho if m + 1 < n else 0.0
+        f = S_y2 - 2.0 * rho * b_next * S_yw + (rho * rho * S_w2 - k2) * b_next * b_next
+        if f > 0.0 or m == n - 1:
+            break
+    A = rho * rho * S_w2 - k2
+    B = rho * S_yw
+    disc = B * B - A * S_y2
+    if disc < 0.0:
+        disc = 0.0
+    return S_y2 / (B + sqrt(disc))
+
+
+# --------------------------------------------------------------------------
+# Prox and penalty of one block
+# --------------------------------------------------------------------------
+cdef bint prox_block(const tf_plan* p, floating* Y, int n_orient, int ldy,
+                     const floating* wt, double thr_t, double thr_s) noexcept nogil:
+    """In place: TF soft-threshold (per coefficient, across orientations) then
+    group shrink (weighted l2 over the block). Returns whether Y is non-zero."""
+    cdef int q, o
+    cdef double a, t, sh, acc = 0.0, nrm
+    cdef const floating* mult = <const floating*> p.mult
+    cdef Py_ssize_t i
+    for q in range(p.n_coefs):
+        a = 0.0
+        for o in range(n_orient):
+            i = <Py_ssize_t> o * ldy + 2 * q
+            a += <double> Y[i] * Y[i] + <double> Y[i + 1] * Y[i + 1]
+        if wt != NULL:
+            if wt[q] == 0:
+                sh = 0.0
+            else:
+                t = thr_t * wt[q]
+                a = sqrt(a)
+                sh = 1.0 - t / a if a > t else 0.0
+        else:
+            a = sqrt(a)
+            sh = 1.0 - thr_t / a if a > thr_t else 0.0
+        if sh != 1.0:
+            for o in range(n_orient):
+                i = <Py_ssize_t> o * ldy + 2 * q
+                Y[i] = <floating> (Y[i] * sh)
+                Y[i + 1] = <floating> (Y[i + 1] * sh)
+        if sh > 0.0:
+            acc += mult[q] * a * a * sh * sh
+    nrm = sqrt(acc)
+    if nrm <= thr_s:
+        for o in range(n_orient):
+            memset(Y + <Py_ssize_t> o * ldy, 0, 2 * p.n_coefs * sizeof(floating))
+        return False
+    sh = 1.0 - thr_s / nrm
+    for o in range(n_orient):
+        for q in range(2 * p.n_coefs):
+            Y[<Py_ssize_t> o * ldy + q] = <floating> (Y[<Py_ssize_t> o * ldy + q] * sh)
+    return True
+
+
+cdef void penalty_block(const tf_plan* p, const floating* Z, int n_orient, int ldz,
+                        const floating* wt, double* l21, double* l1) noexcept nogil:
+    """Weighted l2 norm and (time-weighted) l1 norm of one block."""
+    cdef int q, o
+    cdef double a, s2 = 0.0, s1 = 0.0, re, im
+    cdef const floating* mult = <const floating*> p.mult
+    for q in range(p.n_coefs):
+        a = 0.0
+        for o in range(n_orient):
+            re = Z[<Py_ssize_t> o * ldz + 2 * q]
+            im = Z[<Py_ssize_t> o * ldz + 2 * q + 1]
+            a += re * re + im * im
+        if a == 0.0:
+            continue
+        s2 += mult[q] * a
+        if wt != NULL:
+            s1 += mult[q] * sqrt(a) * wt[q]
+        else:
+            s1 += mult[q] * sqrt(a)
+    l21[0] = sqrt(s2)
+    l1[0] = s1
+
+
+# --------------------------------------------------------------------------
+# Screening bound on the epsilon norm (no STFT needed)
+# --------------------------------------------------------------------------
+cdef double eps_upper_bound(const tf_plan* p, const floating* x, int n_orient, int ldx,
+                            double w_s, double w_min, double rho,
+                            double* csum) noexcept nogil:
+    """Upper bound on the epsilon norm of Phi(x) for one position.
+
+    Uses ||Phi(x)|| = ||x|| (tight frame) and, per dictionary, the largest
+    coefficient magnitude bounded by Cauchy-Schwarz over each frame.
+    csum: scratch of n_times + 1 doubles.
+    """
+    cdef int T = p.n_times, o, n, di, t, lo, hi, base
+    cdef double ny2 = 0.0, v, ymax = 0.0, e, emax
+    cdef const tf_dict* d
+    csum[0] = 0.0
+    for n in range(T):
+        v = 0.0
+        for o in range(n_orient):
+            v += <double> x[<Py_ssize_t> o * ldx + n] * x[<Py_ssize_t> o * ldx + n]
+        csum[n + 1] = csum[n] + v
+    ny2 = csum[T]
+    if ny2 <= 0.0:
+        return 0.0
+    if rho <= 0.0:
+        return sqrt(ny2) / w_s
+    for di in range(p.n_dicts):
+        d = &p.d[di]
+        emax = 0.0
+        for t in range(d.n_step):
+            base = t * d.tstep - d.pad_off
+            lo = base if base > 0 else 0
+            hi = base + d.wsize if base + d.wsize < T else T
+            if hi > lo:
+                e = csum[hi] - csum[lo]
+                if e > emax:
+                    emax = e
+        v = d.wa_max * sqrt(emax * d.wsize)
+        if v > ymax:
+            ymax = v
+    if ymax <= 0.0:
+        return 0.0
+    v = sqrt(ny2)
+    return v / ((1.0 - rho) * w_s + rho * w_min * v / ymax)
+
+
+# --------------------------------------------------------------------------
+# Python-facing entry points (thin: buffers in, nogil loops)
+# --------------------------------------------------------------------------
+def stft(TFPlan plan, const floating[:, ::1] x, floating[:, ::1] z,
+         floating[::1] work):
+    """z[r] = Phi(x[r]) (internal layout)."""
+    cdef const tf_plan* p = &plan.plan
+    if x.shape[1] != p.n_times or z.shape[1] != 2 * p.n_coefs or \
+            z.shape[0] != x.shape[0] or work.shape[0] < p.max_frames:
+        raise ValueError("stft: inconsistent buffer sizes")
+    if x.shape[0] == 0:
+        return
+    with nogil:
+        stft_rows(p, &x[0, 0], <int> x.shape[0], <int> x.shape[1],
+                  &z[0, 0], <int> z.shape[1], &work[0])
+
+
+def istft(TFPlan plan, const floating[:, ::1] z, floating[:, ::1] x,
+          floating[::1] work):
+    """x[r] = PhiT(z[r]) (internal layout); x may be shorter than n_times."""
+    cdef const tf_plan* p = &plan.plan
+    if z.shape[1] != 2 * p.n_coefs or z.shape[0] != x.shape[0] or \
+            work.shape[0] < p.max_frames:
+        raise ValueError("istft: inconsistent buffer sizes")
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        return
+    with nogil:
+        istft_rows(p, &z[0, 0], <int> z.shape[0], <int> z.shape[1],
+                   &x[0, 0], <int> x.shape[1], <int> x.shape[1], &work[0])
+
+
+def eps_norms(TFPlan plan, const floating[:, ::1] Y, int n_orient, double rho,
+              const floating[::1] w_space=None, const floating[:, ::1] w_time=None):
+    """Epsilon norm of each position from its coefficients (internal layout)."""
+    cdef const tf_plan* p = &plan.plan
+    cdef int n_pos = Y.shape[0] // n_orient, j
+    cdef double[::1] out = np.zeros(n_pos)
+    cdef double[::1] scratch = np.empty(4 * max(p.n_coefs, 1))
+    cdef eps_item* items = <eps_item*> &scratch[0]
+    cdef const floating* wt_j
+    cdef double ws_j
+    if Y.shape[1] != 2 * p.n_coefs:
+        raise ValueError("eps_norms: inconsistent buffer sizes")
+    with nogil:
+        for j in range(n_pos):
+            wt_j = &w_time[j, 0] if w_time is not None else NULL
+            ws_j = w_space[j] if w_space is not None else 1.0
+            out[j] = eps_norm_block(p, &Y[j * n_orient, 0], n_orient,
+                                    <int> Y.shape[1], wt_j, ws_j, rho, items)
+    return np.asarray(out)
+
+
+def penalties(TFPlan plan, const floating[:, ::1] Z, int n_orient,
+              const floating[:, ::1] w_time=None):
+    """Per-position weighted l2 norms and (time-weighted) l1 norms."""
+    cdef const tf_plan* p = &plan.plan
+    cdef int n_pos = Z.shape[0] // n_orient, j
+    cdef double[::1] l21 = np.zeros(n_pos)
+    cdef double[::1] l1 = np.zeros(n_pos)
+    with nogil:
+        for j in range(n_pos):
+            penalty_block(p, &Z[j * n_orient, 0], n_orient, <int> Z.shape[1],
+                          &w_time[j, 0] if w_time is not None else NULL,
+                          &l21[j], &l1[j])
+    return np.asarray(l21), np.asarray(l1)
+
+
+def dual_norm_screened(TFPlan plan, const floating[:, ::1] GtR, int n_orient,
+                       double rho, const floating[::1] w_space=None,
+                       const floating[:, ::1] w_time=None, int n_min=0):
+    """Exact max over positions of the epsilon norm of Phi(GtR_j), with screening.
+
+    Positions are visited in decreasing order of a cheap upper bound; the loop
+    stops once the bound falls below the best exact value found and at least
+    ``n_min`` positions were evaluated exactly.
+
+    Returns
+    -------
+    nu_max : float
+    nu : ndarray, shape (n_positions,)
+        Exact values where evaluated, the upper bound elsewhere.
+    exact : ndarray of bool
+        Which entries of ``nu`` are exact.
+    """
+    cdef const tf_plan* p = &plan.plan
+    cdef int T = p.n_times
+    cdef int n_pos = GtR.shape[0] // n_orient, j, k, q, n_eval = 0
+    cdef double[::1] ub = np.zeros(n_pos)
+    cdef double[::1] csum = np.empty(T + 1)
+    cdef double best = 0.0, w_min, ws_j
+    cdef cnp.ndarray ybuf = np.empty((n_orient, 2 * p.n_coefs), dtype=plan.dtype)
+    cdef floating[:, ::1] Y = ybuf
+    cdef floating[::1] work = np.empty(p.max_frames, dtype=plan.dtype)
+    cdef double[::1] scratch = np.empty(4 * max(p.n_coefs, 1))
+    cdef eps_item* items = <eps_item*> &scratch[0]
+    cdef unsigned char[::1] exact = np.zeros(n_pos, dtype=np.uint8)
+    cdef const floating* wt_j
+    cdef Py_ssize_t[::1] order
+    if GtR.shape[1] != T:
+        raise ValueError("dual_norm_screened: inconsistent buffer sizes")
+    if n_pos == 0:
+        return 0.0, np.zeros(0), np.zeros(0, bool)
+    with nogil:
+        for j in range(n_pos):
+            ws_j = w_space[j] if w_space is not None else 1.0
+            w_min = 1.0
+            if w_time is not None:
+                w_min = INFINITY
+                for q in range(p.n_coefs):
+                    if w_time[j, q] > 0 and w_time[j, q] < w_min:
+                        w_min = w_time[j, q]
+                if w_min == INFINITY:
+                    ub[j] = 0.0   # every coefficient is held at zero
+                    continue
+            ub[j] = eps_upper_bound(p, &GtR[j * n_orient, 0], n_orient, T, ws_j,
+                                    w_min, rho, &csum[0])
+    order = np.argsort(-np.asarray(ub), kind="stable").astype(np.intp)
+    nu = np.asarray(ub).copy()
+    cdef double[::1] nu_v = nu
+    with nogil:
+        for k in range(n_pos):
+            j = order[k]
+            if ub[j] <= best and n_eval >= n_min:
+                break
+            if ub[j] <= 0.0:
+                break
+            stft_rows(p, &GtR[j * n_orient, 0], n_orient, T, &Y[0, 0],
+                      2 * p.n_coefs, &work[0])
+            wt_j = &w_time[j, 0] if w_time is not None else NULL
+            ws_j = w_space[j] if w_space is not None else 1.0
+            nu_v[j] = eps_norm_block(p, &Y[0, 0], n_orient, 2 * p.n_coefs, wt_j,
+                                     ws_j, rho, items)
+            exact[j] = 1
+            n_eval += 1
+            if nu_v[j] > best:
+                best = nu_v[j]
+    return best, nu, np.asarray(exact).astype(bool)
+
+
+# --------------------------------------------------------------------------
+# Block coordinate descent on a working set
+# --------------------------------------------------------------------------
+cdef double ws_dual_norm(const tf_plan* p, int n_ws, int n_orient, int n_chan,
+                         const floating* GT, const floating* R, const floating* wsp,
+                         const floating* wt, double rho, floating* gtr, floating* Y,
+                         floating* frames, eps_item* items) noexcept nogil:
+    cdef int j, T = p.n_times, K2 = 2 * p.n_coefs
+    cdef double nu, best = 0.0
+    for j in range(n_ws):
+        gemm_rm(False, False, n_orient, T, n_chan, <floating> 1.0,
+                GT + <Py_ssize_t> j * n_orient * n_chan, n_chan, R, T,
+                <floating> 0.0, gtr, T)
+        stft_rows(p, gtr, n_orient, T, Y, K2, frames)
+        nu = eps_norm_block(p, Y, n_orient, K2,
+                            wt + <Py_ssize_t> j * p.n_coefs if wt != NULL else NULL,
+                            wsp[j] if wsp != NULL else 1.0, rho, items)
+        if nu > best:
+            best = nu
+    return best
+
+
+cdef void ws_primal(const tf_plan* p, int n_ws, int n_orient, const floating* Z,
+                    const unsigned char* active, const floating* wsp,
+                    const floating* wt, double alpha_s, double alpha_t,
+                    double* pen) noexcept nogil:
+    cdef int j, K2 = 2 * p.n_coefs
+    cdef double l21, l1
+    pen[0] = 0.0
+    for j in range(n_ws):
+        if not active[j]:
+            continue
+        penalty_block(p, Z + <Py_ssize_t> j * n_orient * K2, n_orient, K2,
+                      wt + <Py_ssize_t> j * p.n_coefs if wt != NULL else NULL,
+                      &l21, &l1)
+        pen[0] += alpha_s * l21 * (wsp[j] if wsp != NULL else 1.0) + alpha_t * l1
+
+
+cdef void bcd_solve(const tf_plan* p, int n_ws, int n_orient, int n_chan,
+                    const floating* GT, const floating* M, floating* R,
+                    floating* X, floating* Z, unsigned char* active,
+                    const floating* lc, const floating* wsp, const floating* wt,
+                    double alpha_s, double alpha_t, int maxit, double tol,
+                    int dgap_freq, floating* work, eps_item* items,
+                    double* obj_hist, int max_hist, tf_info* info) noexcept nogil:
+    """Block coordinate descent on a working set until the gap < tol.
+
+    GT: (n_ws * n_orient, n_chan) rows of G^T; M, R: (n_chan, T);
+    X: (n_ws * n_orient, T) = PhiT(Z) kept in sync; Z: (n_ws * n_orient, 2 K).
+    work: 3 * n_orient * (T + 2 K) + max_frames entries.
+    R must equal M - G_ws X on entry.
+    """
+    cdef int T = p.n_times, K2 = 2 * p.n_coefs, it, j, o
+    cdef Py_ssize_t r0, blk = <Py_ssize_t> n_orient * K2
+    cdef floating* gtr = work
+    cdef floating* Y = gtr + n_orient * T
+    cdef floating* xnew = Y + n_orient * K2
+    cdef floating* frames = xnew + n_orient * T
+    cdef double rho, lcj, thr_s, thr_t, nrm, nR2, pen, nu, scal, d_obj
+    cdef double best_d = -INFINITY, gap = INFINITY, p_obj = INFINITY
+    cdef bint nz
+    cdef const floating* GTj
+    info.status = TFX_MAXIT
+    info.n_obj = 0
+    rho = alpha_t / (alpha_s + alpha_t) if alpha_s + alpha_t > 0 else 0.0
+    if dgap_freq <= 0:
+        dgap_freq = maxit
+    for it in range(maxit):
+        for j in range(n_ws):
+            lcj = lc[j]
+            if lcj <= 0:
+                continue
+            GTj = GT + <Py_ssize_t> j * n_orient * n_chan
+            r0 = <Py_ssize_t> j * n_orient
+            thr_s = alpha_s * (wsp[j] if wsp != NULL else 1.0) / lcj
+            thr_t = alpha_t / lcj
+            # gtr = G_j^T R / lc_j
+            gemm_rm(False, False, n_orient, T, n_chan, <floating> (1.0 / lcj),
+                    GTj, n_chan, R, T, <floating> 0.0, gtr, T)
+            if not active[j]:
+                nrm = dot(n_orient * T, gtr, gtr)
+                if sqrt(nrm) <= thr_s:
+                    continue   # exact: the prox of Phi(gtr) is zero
+                stft_rows(p, gtr, n_orient, T, Y, K2, frames)
+            else:
+                stft_rows(p, gtr, n_orient, T, Y, K2, frames)
+                for o in range(n_orient * K2):
+                    Y[o] += Z[r0 * K2 + o]
+            nz = prox_block(p, Y, n_orient, K2,
+                            wt + <Py_ssize_t> j * p.n_coefs if wt != NULL else NULL,
+                            thr_t, thr_s)
+            if nz:
+                istft_rows(p, Y, n_orient, K2, xnew, T, T, frames)
+                memcpy(Z + r0 * K2, Y, blk * sizeof(floating))
+                # xnew <- X_j - xnew (= -dX), X_j <- new
+                for o in range(n_orient * T):
+                    nrm = X[r0 * T + o]
+                    X[r0 * T + o] = xnew[o]
+                    xnew[o] = <floating> (nrm - xnew[o])
+                active[j] = 1
+            elif active[j]:
+                memset(Z + r0 * K2, 0, blk * sizeof(floating))
+                memcpy(xnew, X + r0 * T, n_orient * T * sizeof(floating))
+                memset(X + r0 * T, 0, n_orient * T * sizeof(floating))
+                active[j] = 0
+            else:
+                continue
+            # R += G_j (X_old - X_new)
+            gemm_rm(True, False, n_chan, T, n_orient, <floating> 1.0, GTj, n_chan,
+                    xnew, T, <floating> 1.0, R, T)
+        if (it + 1) % dgap_freq == 0 or it == maxit - 1:
+            nR2 = dot(n_chan * T, R, R)
+            if not isfinite(nR2):
+                info.status = TFX_NONFINITE
+                info.n_iter = it + 1
+                return
+            ws_primal(p, n_ws, n_orient, Z, active, wsp, wt, alpha_s, alpha_t, &pen)
+            p_obj = 0.5 * nR2 + pen
+            nu = ws_dual_norm(p, n_ws, n_orient, n_chan, GT, R, wsp, wt, rho, gtr, Y,
+                              frames, items)
+            scal = 1.0
+            if nu > alpha_s + alpha_t:
+                scal = (alpha_s + alpha_t) / nu
+            # d_obj = (s - s^2 / 2) ||R||^2 + s <R, M - R>
+            d_obj = (scal - 0.5 * scal * scal) * nR2 + scal * (dot(n_chan * T, R, M) - nR2)
+            if d_obj > best_d:
+                best_d = d_obj
+            gap = p_obj - best_d
+            if info.n_obj < max_hist:
+                obj_hist[info.n_obj] = p_obj
+                info.n_obj += 1
+            if gap < tol:
+                info.status = TFX_OK
+                info.n_iter = it + 1
+                break
+    else:
+        info.n_iter = maxit
+    info.gap = gap
+    info.p_obj = p_obj
+    info.d_obj = best_d
+    info.n_active = 0
+    for j in range(n_ws):
+        info.n_active += active[j]
+
+
+def work_size(TFPlan plan, int n_orient):
+    """Scratch length needed by :func:`bcd`."""
+    return 3 * n_orient * (plan.n_times + 2 * plan.n_coefs) + plan.plan.max_frames
+
+
+def bcd(TFPlan plan, const floating[:, ::1] GT, const floating[:, ::1] M,
+        floating[:, ::1] R, floating[:, ::1] X, floating[:, ::1] Z,
+        unsigned char[::1] active, const floating[::1] lc,
+        const floating[::1] w_space, const floating[:, ::1] w_time,
+        double alpha_space, double alpha_time, int n_orient, int maxit,
+        double tol, int dgap_freq, floating[::1] work):
+    """Run :c:func:`bcd_solve` on a working set; arrays are updated in place.
+
+    Returns ``(status, n_iter, gap, p_obj, d_obj, n_active, obj_history)``.
+    """
+    cdef const tf_plan* p = &plan.plan
+    cdef int n_ws = active.shape[0], n_chan = M.shape[0], T = p.n_times
+    cdef int K2 = 2 * p.n_coefs
+    cdef tf_info info
+    cdef int max_hist = maxit if maxit > 0 else 1
+    cdef double[::1] hist = np.zeros(max_hist)
+    cdef double[::1] scratch = np.empty(4 * max(p.n_coefs, 1))
+    if (GT.shape[0] != n_ws * n_orient or GT.shape[1] != n_chan or M.shape[1] != T
+            or R.shape[0] != n_chan or R.shape[1] != T
+            or X.shape[0] != n_ws * n_orient or X.shape[1] != T
+            or Z.shape[0] != n_ws * n_orient or Z.shape[1] != K2
+            or lc.shape[0] != n_ws
+            or (w_space is not None and w_space.shape[0] != n_ws)
+            or (w_time is not None and (w_time.shape[0] != n_ws
+                                        or w_time.shape[1] != p.n_coefs))
+            or work.shape[0] < work_size(plan, n_orient)):
+        return (TFX_BAD_ARG, 0, np.inf, np.inf, -np.inf, 0, np.zeros(0))
+    memset(&info, 0, sizeof(tf_info))
+    if n_ws == 0:
+        return (TFX_OK, 0, 0.0, 0.5 * float(np.sum(np.square(M))),
+                0.5 * float(np.sum(np.square(M))), 0, np.zeros(0))
+    with nogil:
+        bcd_solve(p, n_ws, n_orient, n_chan, &GT[0, 0], &M[0, 0], &R[0, 0],
+                  &X[0, 0], &Z[0, 0], &active[0], &lc[0],
+                  &w_space[0] if w_space is not None else NULL,
+                  &w_time[0, 0] if w_time is not None else NULL,
+                  alpha_space, alpha_time, maxit, tol, dgap_freq, &work[0],
+                  <eps_item*> &scratch[0], &hist[0], max_hist, &info)
+    return (info.status, info.n_iter, info.gap, info.p_obj, info.d_obj,
+            info.n_active, np.asarray(hist)[:info.n_obj].copy())

@@ -1,0 +1,54 @@
+# Authors: The tfmxne developers
+# SPDX-License-Identifier: BSD-3-Clause
+"""Shared C types of the core: fused float type, status codes, plan structs."""
+
+ctypedef fused floating:
+    float
+    double
+
+# Status codes returned by the nogil kernels; Python decides what to raise or warn.
+cpdef enum Status:
+    TFX_OK = 0              # converged: gap < tol
+    TFX_MAXIT = 1           # iteration cap reached before gap < tol
+    TFX_NONFINITE = 2       # a NaN/Inf appeared in the iterates
+    TFX_BAD_ARG = 3         # inconsistent sizes passed to the kernel
+
+cdef enum:
+    TFX_MAX_DICTS = 16
+
+ctypedef struct tf_dict:
+    int wsize
+    int tstep
+    int n_step
+    int n_freq
+    int coef_off      # offset of this dictionary in the complex coefficient axis
+    int pad_off       # (wsize - tstep) // 2
+    void* fa          # (wsize, 2 * n_freq) real DFT, row-major
+    void* fs          # (2 * n_freq, wsize) real inverse DFT, row-major
+    void* wa          # (n_step, wsize) analysis windows of each frame
+    void* wsy         # (n_step, wsize) synthesis windows of each frame
+    double wa_max     # max over frames of the l2 norm of an analysis window
+
+ctypedef struct tf_plan:
+    int n_times       # samples of the signals
+    int n_dicts
+    int n_coefs       # complex coefficients per signal (all dictionaries)
+    int max_frames    # max over dictionaries of n_step * wsize (scratch size)
+    int is_double
+    void* mult        # (n_coefs,) 1 for DC / Nyquist, 2 otherwise
+    tf_dict d[16]
+
+ctypedef struct eps_item:
+    double key
+    double cy2
+    double cyw
+    double cw2
+
+ctypedef struct tf_info:
+    int n_iter
+    int n_active
+    int status
+    int n_obj
+    double gap
+    double p_obj
+    double d_obj

@@ -1,0 +1,565 @@
+# Authors: The tfmxne developers
+# SPDX-License-Identifier: BSD-3-Clause
+"""Array-level TF-MxNE solvers (same parameters and returns as MNE's).
+
+The problem, for whitened data ``M`` (n_sensors, n_times) and gain ``G``
+(n_sensors, n_sources), with ``Z`` the coefficients of the sources in the tight
+multi-dictionary STFT frame ``Phi`` and ``X = PhiT(Z)``::
+
+    min_Z  0.5 ||M - G PhiT(Z)||_F^2
+           + alpha_space * sum_j w_space_j ||Z_j||_2
+           + alpha_time  * sum_j sum_k w_time_jk ||Z_jk||_2
+
+where ``Z_j`` is the block of the ``n_orient`` rows of position ``j`` and
+``Z_jk`` one coefficient across orientations (norms count negative frequencies).
+
+Algorithm: an outer working-set loop certified by the duality gap of the full
+problem (dual norm computed exactly, with screening by a cheap upper bound), and
+an inner block coordinate descent on the working set that runs entirely in the
+compiled core without the GIL. The working set grows geometrically from the
+positions that violate the optimality conditions most.
+"""
+
+import numpy as np
+from mne.utils import logger, verbose, warn
+from scipy import linalg
+from scipy.optimize import nnls
+
+from ._core import _engine
+from ._stft import TFFrame
+from ._validation import (
+    check_dgap_freq,
+    check_float,
+    check_int,
+    check_real_array,
+    check_wsize_tstep,
+)
+
+#: Cap on the outer working-set iterations of one solve (MNE has none).
+MAX_OUTER_ITER = 100
+#: Initial number of candidate positions added to the working set.
+WS_START = 10
+
+_STATUS = {0: "converged", 1: "iteration cap reached", 2: "non-finite values",
+           3: "bad kernel arguments"}
+
+
+# --------------------------------------------------------------------------
+# validation
+# --------------------------------------------------------------------------
+def _check_problem(M, G, n_orient, alpha_space, alpha_time, maxit, tol, dgap_freq,
+                   wsize, tstep, dtype=np.float64):
+    n_orient = check_int(n_orient, "n_orient", 1)
+    M = check_real_array(M, "M", 2, dtype=dtype)
+    G = check_real_array(G, "G", 2, dtype=dtype)
+    if M.shape[0] != G.shape[0]:
+        raise ValueError(
+            f"M and G must have the same number of rows (sensors), got M.shape={M.shape} "
+            f"and G.shape={G.shape}"
+        )
+    if G.shape[1] % n_orient:
+        raise ValueError(
+            f"The number of sources (G.shape[1]={G.shape[1]}) must be a multiple of "
+            f"n_orient={n_orient}"
+        )
+    alpha_space = check_float(alpha_space, "alpha_space", low=0.0)
+    alpha_time = check_float(alpha_time, "alpha_time", low=0.0)
+    if alpha_space + alpha_time <= 0:
+        raise ValueError(
+            "alpha_space and alpha_time cannot both be 0, got "
+            f"alpha_space={alpha_space}, alpha_time={alpha_time}"
+        )
+    maxit = check_int(maxit, "maxit", 1)
+    tol = check_float(tol, "tol", low=0.0, low_open=True)
+    dgap_freq = check_dgap_freq(dgap_freq)
+    wsize, tstep = check_wsize_tstep(wsize, tstep)
+    return M, G, n_orient, alpha_space, alpha_time, maxit, tol, dgap_freq, wsize, tstep
+
+
+# --------------------------------------------------------------------------
+# building blocks
+# --------------------------------------------------------------------------
+def _lipschitz(G, n_orient):
+    """Per-position Lipschitz constants ``||G_j^T G_j||_2``."""
+    if n_orient == 1:
+        return np.einsum("ij,ij->j", G, G)
+    n_pos = G.shape[1] // n_orient
+    Gb = G.reshape(G.shape[0], n_pos, n_orient).transpose(1, 2, 0)
+    gram = Gb @ Gb.transpose(0, 2, 1)
+    return np.linalg.eigvalsh(gram)[:, -1]
+
+
+def _cols(positions, n_orient):
+    positions = np.asarray(positions, dtype=np.intp)
+    return (positions[:, None] * n_orient + np.arange(n_orient)[None, :]).ravel()
+
+
+def _dual_objective(M, R, nR2, nu, alpha):
+    scal = 1.0 if nu <= alpha else alpha / nu
+    return (scal - 0.5 * scal**2) * nR2 + scal * (float(np.vdot(R, M)) - nR2)
+
+
+class _SolveResult:
+    """Internal result of one convex solve (internal coefficient layout)."""
+
+    __slots__ = ("positions", "Z", "X", "R", "gap", "p_obj", "d_obj", "E",
+                 "n_iter", "n_outer", "converged", "status", "nu_max")
+
+
+def _tf_solve(M, G, alpha_space, alpha_time, frame, n_orient, maxit, tol, dgap_freq,
+              *, lc=None, w_space=None, w_time=None, Z_init=None, init_positions=None,
+              max_outer=None, d_obj_init=-np.inf, warn_name="tf_mixed_norm_solver"):
+    """Solve the (weighted) convex TF-MxNE problem.
+
+    ``w_time`` is in the internal coefficient order, shape (n_positions, n_coefs).
+    ``Z_init`` rows (internal layout) belong to ``init_positions``.
+    """
+    dtype = frame.dtype
+    plan = frame.plan
+    n_chan, T = M.shape
+    n_pos = G.shape[1] // n_orient
+    K2 = 2 * frame.n_coefs
+    alpha = alpha_space + alpha_time
+    rho = alpha_time / alpha
+    max_outer = MAX_OUTER_ITER if max_outer is None else max_outer
+    if lc is None:
+        lc = _lipschitz(G, n_orient)
+    lc = np.ascontiguousarray(lc, dtype=dtype)
+    if w_space is not None:
+        w_space = np.ascontiguousarray(w_space, dtype=dtype)
+    if w_time is not None:
+        w_time = np.ascontiguousarray(w_time, dtype=dtype)
+    work = np.empty(_engine.work_size(plan, n_orient), dtype=dtype)
+
+    # current support
+    if Z_init is not None and len(init_positions):
+        A = np.asarray(init_positions, dtype=np.intp)
+        ZA = np.ascontiguousarray(Z_init, dtype=dtype).reshape(len(A) * n_orient, K2)
+        keep = np.any(ZA.reshape(len(A), -1) != 0, axis=1)
+        A = A[keep]
+        ZA = ZA.reshape(-1, n_orient, K2)[keep].reshape(-1, K2).copy()
+    else:
+        A = np.zeros(0, dtype=np.intp)
+        ZA = np.zeros((0, K2), dtype=dtype)
+    XA = frame.phiT(ZA) if len(A) else np.zeros((0, T), dtype=dtype)
+    R = M - G[:, _cols(A, n_orient)] @ XA if len(A) else M.copy()
+
+    E = []
+    best_d = d_obj_init
+    gap = np.inf
+    n_iter = 0
+    converged = False
+    status = 1
+    nu_max = np.inf
+    n_outer = 0
+    n_grow = WS_START
+    for n_outer in range(1, max_outer + 1):
+        GtR = np.ascontiguousarray(G.T @ R)
+        n_want = len(A) + 2 * max(n_grow, len(A))
+        nu_max, nu, exact = _engine.dual_norm_screened(
+            plan, GtR, n_orient, rho, w_space, w_time, min(n_want, n_pos))
+        nR2 = float(np.vdot(R, R))
+        if len(A):
+            l21, l1 = _engine.penalties(
+                plan, ZA, n_orient, w_time[A] if w_time is not None else None)
+            ws_ = w_space[A] if w_space is not None else 1.0
+            pen = alpha_space * float(np.sum(l21 * ws_)) + alpha_time * float(np.sum(l1))
+        else:
+            pen = 0.0
+        p_obj = 0.5 * nR2 + pen
+        best_d = max(best_d, _dual_objective(M, R, nR2, nu_max, alpha))
+        gap = p_obj - best_d
+        E.append(p_obj)
+        logger.info(
+            f"    outer {n_outer}: dgap {gap:.2e} :: p_obj {p_obj:.6g} :: "
+            f"d_obj {best_d:.6g} :: n_active {len(A)}"
+        )
+        if gap < tol:
+            converged = True
+            status = 0
+            break
+        # working set: the support plus the strongest violators
+        in_A = np.zeros(n_pos, bool)
+        in_A[A] = True
+        cand = np.flatnonzero(exact & ~in_A & (nu > alpha))
+        cand = cand[np.argsort(-nu[cand], kind="stable")]
+        n_add = max(n_grow, len(A))
+        ws = np.sort(np.concatenate([A, cand[:n_add]])).astype(np.intp)
+        n_grow = 2 * n_grow
+        n_ws = len(ws)
+        if n_ws == 0:  # nothing violates yet the gap is open: numerical floor
+            break
+        cols = _cols(ws, n_orient)
+        GT = np.ascontiguousarray(G[:, cols].T)
+        pos_in_ws = np.searchsorted(ws, A)
+        Zws = np.zeros((n_ws * n_orient, K2), dtype=dtype)
+        Xws = np.zeros((n_ws * n_orient, T), dtype=dtype)
+        if len(A):
+            rows = _cols(pos_in_ws, n_orient)
+            Zws[rows] = ZA
+            Xws[rows] = XA
+        act = np.zeros(n_ws, np.uint8)
+        act[pos_in_ws] = 1
+        R = np.ascontiguousarray(R)
+        st, it, g_in, p_in, d_in, n_act, hist = _engine.bcd(
+            plan, GT, M, R, Xws, Zws, act, lc[ws],
+            w_space[ws] if w_space is not None else None,
+            w_time[ws] if w_time is not None else None,
+            alpha_space, alpha_time, n_orient, maxit, tol / 3.0, dgap_freq, work)
+        if st >= 2:
+            raise RuntimeError(f"TF-MxNE core failed: {_STATUS.get(st, st)}")
+        n_iter += it
+        E.extend(hist.tolist())
+        act = act.astype(bool)
+        A = ws[act]
+        rows = _cols(np.flatnonzero(act), n_orient)
+        ZA = Zws[rows]
+        XA = Xws[rows]
+    if not converged:
+        warn(
+            f"{warn_name} did not converge: duality gap {gap:.3e} >= tol {tol:.3e} "
+            f"after {n_outer} outer working-set iterations (cap {max_outer}) and "
+            f"{n_iter} block coordinate descent epochs (maxit={maxit} per inner "
+            "solve). Increase maxit or tol.",
+            RuntimeWarning,
+        )
+    res = _SolveResult()
+    res.positions = A
+    res.Z = ZA
+    res.X = XA
+    res.R = R
+    res.gap = gap
+    res.p_obj = E[-1] if E else np.inf
+    res.d_obj = best_d
+    res.E = E
+    res.n_iter = n_iter
+    res.n_outer = n_outer
+    res.converged = converged
+    res.status = status
+    res.nu_max = nu_max
+    return res
+
+
+def _debias(M, G_A, X, n_orient):
+    """Exact debiasing: min ||M - G_A diag(d) X||^2 s.t. d >= 1, tied per position.
+
+    Solved as a bound-constrained least squares problem on the small Gram matrix
+    of the fitted components (NNLS on its Cholesky factor), instead of MNE's
+    FISTA, which can stop unconverged after 1000 iterations.
+    """
+    n_src = X.shape[0]
+    if n_src == 0:
+        return np.ones(0)
+    n_b = n_src // n_orient
+    GG = G_A.T @ G_A
+    XX = X @ X.T
+    H = (GG * XX).reshape(n_b, n_orient, n_b, n_orient).sum(axis=(1, 3))
+    b = np.einsum("ij,ij->i", G_A.T @ M, X).reshape(n_b, n_orient).sum(axis=1)
+    q = b - H.sum(axis=1)  # gradient at d = 1, with e = d - 1 >= 0
+    scale = max(np.trace(H), np.finfo(float).tiny)
+    ridge = 1e-13 * scale / n_b
+    try:
+        L = linalg.cholesky(H + ridge * np.eye(n_b), lower=True)
+        y = linalg.solve_triangular(L, q, lower=True)
+    except linalg.LinAlgError:
+        w, V = linalg.eigh(H)
+        w = np.maximum(w, ridge)
+        L = V * np.sqrt(w)
+        y = (V.T @ q) / np.sqrt(w)
+    try:
+        e, _ = nnls(L.T, y, maxiter=100 * max(n_b, 10))
+    except RuntimeError:
+        warn("Debiasing did not converge: the non-negative least squares solver hit "
+             "its iteration cap; returning the estimate without debiasing.",
+             RuntimeWarning)
+        return np.ones(n_src)
+    d = 1.0 + e
+    logger.info(f"Debiasing: exact bound-constrained solve on {n_b} position(s)")
+    return np.repeat(d, n_orient)
+
+
+# --------------------------------------------------------------------------
+# public solvers
+# --------------------------------------------------------------------------
+def _solver_core(M, G, alpha_space, alpha_time, wsize, tstep, n_orient, maxit, tol,
+                 dgap_freq, dtype=np.float64, max_outer=None):
+    M, G, n_orient, alpha_space, alpha_time, maxit, tol, dgap_freq, wsize, tstep = \
+        _check_problem(M, G, n_orient, alpha_space, alpha_time, maxit, tol, dgap_freq,
+                       wsize, tstep, dtype=dtype)
+    frame = TFFrame(M.shape[1], wsize, tstep, dtype=dtype)
+    M = np.ascontiguousarray(M)
+    G = np.asfortranarray(G) if G.flags.f_contiguous else np.ascontiguousarray(G)
+    logger.info("Using block coordinate descent with active set approach")
+    res = _tf_solve(M, G, alpha_space, alpha_time, frame, n_orient, maxit, tol,
+                    dgap_freq, max_outer=max_outer)
+    return M, G, n_orient, frame, res
+
+
+@verbose
+def tf_mixed_norm_solver(M, G, alpha_space, alpha_time, wsize=64, tstep=4, n_orient=1,
+                         maxit=200, tol=1e-8, active_set_size=None, debias=True,
+                         return_gap=False, dgap_freq=10, verbose=None):
+    """Solve TF-MxNE (L21 + L1 on STFT coefficients) on arrays.
+
+    Same parameters and returns as
+    :func:`mne.inverse_sparse.mxne_optim.tf_mixed_norm_solver`.
+
+    Parameters
+    ----------
+    M : array, shape (n_sensors, n_times)
+        The (whitened) data.
+    G : array, shape (n_sensors, n_sources)
+        The gain matrix.
+    alpha_space : float >= 0
+        Regularization of the spatial (L21) penalty.
+    alpha_time : float >= 0
+        Regularization of the temporal (L1) penalty.
+    wsize : int | list of int
+        Window length(s) of the STFT; multiples of 4.
+    tstep : int | list of int
+        Hop(s) of the STFT; multiples of 2 dividing ``wsize`` (same length).
+    n_orient : int
+        Number of dipoles per position (1, 3, or any positive integer).
+    maxit : int
+        Maximum number of block coordinate descent epochs per inner solve.
+    tol : float > 0
+        Stop when the duality gap of the full problem is below ``tol``.
+    active_set_size : None
+        Accepted and ignored, as in MNE.
+    debias : bool
+        Remove the amplitude bias of the estimate.
+    return_gap : bool
+        Also return the final duality gap.
+    dgap_freq : int | np.inf
+        Compute the gap of the inner problem every ``dgap_freq`` epochs.
+    %(verbose)s
+
+    Returns
+    -------
+    X : array, shape (n_active, n_times)
+        Time courses of the active sources.
+    active_set : array of bool, shape (n_sources,)
+        Mask of the active sources.
+    E : list of float
+        Primal objective at each gap evaluation.
+    gap : float
+        The final duality gap (if ``return_gap``).
+
+    Notes
+    -----
+    The outer loop is capped at :data:`MAX_OUTER_ITER` working-set iterations;
+    reaching the cap emits a ``RuntimeWarning`` with the gap reached.
+    """
+    M, G, n_orient, frame, res = _solver_core(
+        M, G, alpha_space, alpha_time, wsize, tstep, n_orient, maxit, tol, dgap_freq)
+    n_src = G.shape[1]
+    active_set = np.zeros(n_src, bool)
+    active_set[_cols(res.positions, n_orient)] = True
+    X, active_set = _finalize(res, active_set, n_orient)
+    if debias and active_set.any():
+        X = X * _debias(M, G[:, active_set], X, n_orient)[:, None]
+    if return_gap:
+        return X, active_set, res.E, res.gap
+    return X, active_set, res.E
+
+
+def _finalize(res, active_set, n_orient):
+    """Sort rows by source index and return X (float64) and the mask."""
+    order = np.argsort(res.positions, kind="stable")
+    rows = _cols(order, n_orient)
+    X = np.asarray(res.X[rows], dtype=np.float64)
+    res.positions = res.positions[order]
+    res.Z = res.Z[rows]
+    res.X = res.X[rows]
+    return X, active_set
+
+
+def _reweights(frame, Z, n_orient):
+    """irTF-MxNE weights from the previous coefficients (internal layout).
+
+    ``w_space = 1 / (2 sqrt(||Z_j||))``, ``w_time = 1 / (2 sqrt(|Z_jk|))`` and 0
+    (coefficient held at zero) where ``Z_jk == 0``.
+    """
+    n_pos = Z.shape[0] // n_orient
+    mag2 = (Z.astype(np.float64) ** 2).reshape(n_pos, n_orient, -1, 2).sum(axis=(1, 3))
+    mult = frame.plan.multiplicity.astype(np.float64)
+    g_space = np.sqrt(np.sqrt(mag2 @ mult))
+    g_time = np.sqrt(np.sqrt(mag2))
+    with np.errstate(divide="ignore"):
+        w_time = np.where(g_time > 0, 1.0 / (2.0 * g_time), 0.0)
+    return 1.0 / (2.0 * g_space), w_time, g_space, g_time
+
+
+def _iterative_core(M, G, alpha_space, alpha_time, n_tfmxne_iter, frame, n_orient,
+                    maxit, tol, dgap_freq, *, log_name="iterative_tf_mixed_norm_solver",
+                    max_outer=None, Z_init=None, init_positions=None, progress=None):
+    """Reweighted solves; returns (result on the final support, E, n_iter_done)."""
+    n_pos = G.shape[1] // n_orient
+    lc_all = _lipschitz(G, n_orient)
+    positions = np.arange(n_pos)
+    E = []
+    res = None
+    Z = Z_init
+    Zpos = init_positions
+    mult = frame.plan.multiplicity.astype(np.float64)
+    k_done = 0
+    for k in range(n_tfmxne_iter):
+        k_done = k + 1
+        if k == 0:
+            w_space = w_time = None
+            Gk = G
+            lck = lc_all
+            z0, p0 = Z, Zpos
+        else:
+            w_space, w_time, _, _ = _reweights(frame, res.Z, n_orient)
+            positions = res.positions.copy()
+            Gk = G[:, _cols(positions, n_orient)]
+            lck = lc_all[positions]
+            z0, p0 = res.Z, np.arange(len(positions))
+        Z_prev = None if res is None else res.Z.copy()
+        pos_prev = None if res is None else res.positions.copy()
+        new = _tf_solve(M, Gk, alpha_space, alpha_time, frame, n_orient, maxit, tol,
+                        dgap_freq, lc=lck, w_space=w_space, w_time=w_time, Z_init=z0,
+                        init_positions=p0, max_outer=max_outer, warn_name=log_name)
+        order = np.argsort(new.positions, kind="stable")
+        rows = _cols(order, n_orient)
+        new.positions = positions[new.positions[order]]
+        new.Z = new.Z[rows]
+        new.X = new.X[rows]
+        res = new
+        if progress is not None:
+            progress(k)
+        if len(res.positions):
+            _, _, g_space, g_time = _reweights(frame, res.Z, n_orient)
+            GX = G[:, _cols(res.positions, n_orient)] @ res.X
+            p_obj = (0.5 * float(np.sum((M - GX) ** 2)) + alpha_space * g_space.sum()
+                     + alpha_time * float((g_time @ mult).sum()))
+            E.append(p_obj)
+            logger.info(f"Iteration {k + 1}: active set size={len(res.positions)}, "
+                        f"E={p_obj:f}")
+            if k > 0 and pos_prev is not None and np.array_equal(pos_prev, res.positions):
+                zc = res.Z.astype(np.float64).reshape(len(res.Z), -1, 2)
+                zp = Z_prev.astype(np.float64).reshape(len(Z_prev), -1, 2)
+                max_diff = float(np.sqrt(((zc - zp) ** 2).sum(-1)).max())
+                if max_diff < tol:
+                    logger.info(f"Convergence reached after {k} reweightings!")
+                    break
+        else:
+            E.append(0.5 * float(np.sum(M ** 2)))
+            logger.info(f"Iteration {k + 1}: as_size=0, E={E[-1]:f}")
+            break
+    return res, E, k_done
+
+
+@verbose
+def iterative_tf_mixed_norm_solver(M, G, alpha_space, alpha_time, n_tfmxne_iter,
+                                   wsize=64, tstep=4, maxit=3000, tol=1e-8, debias=True,
+                                   n_orient=1, dgap_freq=10, verbose=None):
+    """Solve irTF-MxNE (iteratively reweighted TF-MxNE) on arrays.
+
+    Same parameters and returns as
+    :func:`mne.inverse_sparse.mxne_optim.iterative_tf_mixed_norm_solver`: the
+    first iteration is TF-MxNE; each following one reweights the L21 and L1
+    penalties by ``1 / (2 sqrt(.))`` of the previous solution (a majorization of
+    the L0.5 quasi-norms) on the previous support.
+
+    Parameters
+    ----------
+    M : array, shape (n_sensors, n_times)
+        The (whitened) data.
+    G : array, shape (n_sensors, n_sources)
+        The gain matrix.
+    alpha_space : float >= 0
+        Regularization of the spatial penalty.
+    alpha_time : float >= 0
+        Regularization of the temporal penalty.
+    n_tfmxne_iter : int >= 1
+        Number of reweighting iterations.
+    wsize, tstep : int | list of int
+        STFT window length(s) and hop(s).
+    maxit : int
+        Maximum number of BCD epochs per inner solve.
+    tol : float > 0
+        Duality-gap tolerance of each solve, and tolerance on the change of the
+        coefficients between reweightings.
+    debias : bool
+        Remove the amplitude bias of the estimate.
+    n_orient : int
+        Number of dipoles per position.
+    dgap_freq : int | np.inf
+        Frequency of the inner gap evaluations.
+    %(verbose)s
+
+    Returns
+    -------
+    X : array, shape (n_active, n_times)
+        Time courses of the active sources.
+    active_set : array of bool, shape (n_sources,)
+        Mask of the active sources.
+    E : list of float
+        Objective (with the L0.5 penalties) after each reweighting.
+    """
+    n_tfmxne_iter = check_int(n_tfmxne_iter, "n_tfmxne_iter", 1)
+    M, G, n_orient, alpha_space, alpha_time, maxit, tol, dgap_freq, wsize, tstep = \
+        _check_problem(M, G, n_orient, alpha_space, alpha_time, maxit, tol, dgap_freq,
+                       wsize, tstep)
+    frame = TFFrame(M.shape[1], wsize, tstep)
+    M = np.ascontiguousarray(M)
+    res, E, _ = _iterative_core(M, G, alpha_space, alpha_time, n_tfmxne_iter, frame,
+                                n_orient, maxit, tol, dgap_freq)
+    active_set = np.zeros(G.shape[1], bool)
+    active_set[_cols(res.positions, n_orient)] = True
+    X = np.asarray(res.X, dtype=np.float64)
+    if debias and active_set.any():
+        X = X * _debias(M, G[:, active_set], X, n_orient)[:, None]
+    return X, active_set, E
+
+
+# --------------------------------------------------------------------------
+# certificates on MNE's coefficient layout (for users and tests)
+# --------------------------------------------------------------------------
+def norm_epsilon_inf(G, R, l1_ratio, n_orient, wsize=64, tstep=4, w_space=None,
+                     w_time=None):
+    """Max over positions of the epsilon norm of ``Phi(G_j^T R)`` (exact).
+
+    ``w_time`` uses MNE's coefficient order, shape (n_positions, n_coefs).
+    """
+    G = check_real_array(G, "G", 2, dtype=np.float64)
+    R = check_real_array(R, "R", 2, dtype=np.float64)
+    l1_ratio = check_float(l1_ratio, "l1_ratio", 0.0, 1.0)
+    frame = TFFrame(R.shape[1], wsize, tstep)
+    GtR = np.ascontiguousarray(G.T @ R)
+    wt = frame.from_mne_weights(w_time) if w_time is not None else None
+    ws = None if w_space is None else np.ascontiguousarray(w_space, dtype=np.float64)
+    return _engine.dual_norm_screened(frame.plan, GtR, int(n_orient), l1_ratio, ws, wt)[0]
+
+
+def dgap_l21l1(M, G, Z, active_set, alpha_space, alpha_time, wsize, tstep, n_orient,
+               w_space=None, w_time=None):
+    """Duality gap of TF-MxNE at ``Z`` (MNE layout, rows of the active sources).
+
+    Returns
+    -------
+    gap, p_obj, d_obj : float
+    """
+    M = check_real_array(M, "M", 2, dtype=np.float64)
+    G = check_real_array(G, "G", 2, dtype=np.float64)
+    frame = TFFrame(M.shape[1], wsize, tstep)
+    active_set = np.asarray(active_set, bool)
+    Zi = frame.from_mne(Z) if len(Z) else np.zeros((0, 2 * frame.n_coefs))
+    X = frame.phiT(Zi)
+    R = M - G[:, active_set] @ X
+    wt = frame.from_mne_weights(w_time) if w_time is not None else None
+    act_pos = active_set[::n_orient]
+    l21, l1 = _engine.penalties(frame.plan, np.ascontiguousarray(Zi), n_orient,
+                                wt[act_pos] if wt is not None else None)
+    ws = np.ones(len(l21)) if w_space is None else np.asarray(w_space)[act_pos]
+    p_obj = 0.5 * float(np.sum(R**2)) + alpha_space * float(l21 @ ws) + \
+        alpha_time * float(l1.sum())
+    nu = _engine.dual_norm_screened(
+        frame.plan, np.ascontiguousarray(G.T @ R), n_orient,
+        alpha_time / (alpha_space + alpha_time),
+        None if w_space is None else np.ascontiguousarray(w_space, dtype=np.float64),
+        wt)[0]
+    d_obj = _dual_objective(M, R, float(np.sum(R**2)), nu, alpha_space + alpha_time)
+    return p_obj - d_obj, p_obj, d_obj
