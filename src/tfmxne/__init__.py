@@ -11,3 +11,9 @@ from .solver import (  # noqa: F401
     norm_epsilon_inf,
     dgap_l21l1,
 )
+from .inverse import (  # noqa: F401
+    tf_mixed_norm,
+    solve,
+    TFMxNEResult,
+    NoActiveSourcesError,
+)

@@ -243,9 +243,8 @@ cdef double eps_norm_block(const tf_plan* p, const floating* Y, int n_orient, in
     marks a coefficient held at zero, which the dual norm ignores).
     Solves ``sum_k c_k (y_k - rho nu w_k)_+^2 = ((1 - rho) w_s nu)^2``.
     """
-    cdef int q, o, n = 0, m, best_q = -1
-    cdef double a, w, c, key, best_key = -1.0, s_y2 = 0.0, lb, thr
-    cdef double S_y2 = 0.0, S_yw = 0.0, S_w2 = 0.0, k2, b_next, f, A, B, disc
+    cdef int q, o, n = 0, best_q = -1
+    cdef double a, w, c, key, best_key = -1.0, s_y2 = 0.0, lb, thr, k2
     cdef const floating* mult = <const floating*> p.mult
     cdef double re, im
     k2 = (1.0 - rho) * w_s
@@ -301,7 +300,64 @@ cdef double eps_norm_block(const tf_plan* p, const floating* Y, int n_orient, in
         items[n].cyw = c * a * w
         items[n].cw2 = c * w * w
         n += 1
+    return _eps_solve(items, n, rho, k2, lb)
+
+
+cdef double _eps_solve(eps_item* items, int n, double rho, double k2,
+                       double nu) noexcept nogil:
+    """Root of f(nu) = sum_k c_k (y_k - rho nu w_k)_+^2 - k2 nu^2 (decreasing, convex).
+
+    Newton on the convex, decreasing ``sqrt(sum_k c_k (y_k - rho nu w_k)_+^2)
+    - sqrt(k2) nu`` from a lower bound ``nu`` (monotone from the left), compacting the
+    active entries as nu grows; once the active set is that of the root, the
+    root of its quadratic piece is returned exactly. Falls back to a sort of
+    the entries (exact, O(n log n)) if Newton has not settled in 50 steps.
+    """
+    cdef int i, m, it
+    cdef double S_y2, S_yw, S_w2, A, B, disc, r, f, g, fp, kmin, b_next
+    for it in range(50):
+        # compact: keep entries active at nu
+        m = 0
+        S_y2 = S_yw = S_w2 = 0.0
+        kmin = INFINITY
+        for i in range(n):
+            if items[i].key > rho * nu:
+                items[m] = items[i]
+                S_y2 += items[m].cy2
+                S_yw += items[m].cyw
+                S_w2 += items[m].cw2
+                if items[m].key < kmin:
+                    kmin = items[m].key
+                m += 1
+        n = m
+        if n == 0:
+            return nu
+        A = rho * rho * S_w2 - k2
+        B = rho * S_yw
+        disc = B * B - A * S_y2
+        if disc < 0.0:
+            disc = 0.0
+        r = S_y2 / (B + sqrt(disc))
+        if r >= nu and kmin > rho * r:
+            return r
+        # Newton on g(nu) = sqrt(Q(nu)) - (1 - rho) w_s nu, convex and decreasing
+        f = S_y2 - 2.0 * B * nu + rho * rho * S_w2 * nu * nu
+        if f <= 0.0:
+            return nu
+        f = sqrt(f)
+        g = f - sqrt(k2) * nu
+        if g <= 0.0:
+            return nu
+        fp = (-B + rho * rho * S_w2 * nu) / f - sqrt(k2)
+        if fp >= 0.0:
+            break
+        r = nu - g / fp
+        if not (r > nu):
+            return nu
+        nu = r
+    # fallback: sorted sweep over the breakpoints
     qsort(items, n, sizeof(eps_item), _cmp_desc)
+    S_y2 = S_yw = S_w2 = 0.0
     for m in range(n):
         S_y2 += items[m].cy2
         S_yw += items[m].cyw
@@ -423,7 +479,7 @@ cdef double eps_upper_bound(const tf_plan* p, const floating* x, int n_orient, i
                 e = csum[hi] - csum[lo]
                 if e > emax:
                     emax = e
-        v = d.wa_max * sqrt(emax * d.wsize)
+        v = d.wa_max * sqrt(emax)
         if v > ymax:
             ymax = v
     if ymax <= 0.0:
@@ -501,16 +557,23 @@ def penalties(TFPlan plan, const floating[:, ::1] Z, int n_orient,
 
 def dual_norm_screened(TFPlan plan, const floating[:, ::1] GtR, int n_orient,
                        double rho, const floating[::1] w_space=None,
-                       const floating[:, ::1] w_time=None, int n_min=0):
+                       const floating[:, ::1] w_time=None, int n_min=0,
+                       double alpha=0.0, Py_ssize_t n_max=-1):
     """Exact max over positions of the epsilon norm of Phi(GtR_j), with screening.
 
     Positions are visited in decreasing order of a cheap upper bound; the loop
-    stops once the bound falls below the best exact value found and at least
-    ``n_min`` positions were evaluated exactly.
+    stops once the bound of the next position is at most ``max(best, alpha)``
+    (every remaining position is then proven not to change the dual scaling
+    ``min(1, alpha / nu)``) and at least ``n_min`` positions were evaluated, or
+    when ``n_max`` positions were evaluated (``n_max < 0``: no cap).
 
     Returns
     -------
     nu_max : float
+        Max of the exact values (``alpha = 0`` and no cap: the dual norm).
+    nu_rest : float
+        Largest bound among the positions not evaluated (0 if none); the dual
+        norm is at most ``max(nu_max, nu_rest)``, a valid value for a gap.
     nu : ndarray, shape (n_positions,)
         Exact values where evaluated, the upper bound elsewhere.
     exact : ndarray of bool
@@ -533,7 +596,7 @@ def dual_norm_screened(TFPlan plan, const floating[:, ::1] GtR, int n_orient,
     if GtR.shape[1] != T:
         raise ValueError("dual_norm_screened: inconsistent buffer sizes")
     if n_pos == 0:
-        return 0.0, np.zeros(0), np.zeros(0, bool)
+        return 0.0, 0.0, np.zeros(0), np.zeros(0, bool)
     with nogil:
         for j in range(n_pos):
             ws_j = w_space[j] if w_space is not None else 1.0
@@ -551,12 +614,17 @@ def dual_norm_screened(TFPlan plan, const floating[:, ::1] GtR, int n_orient,
     order = np.argsort(-np.asarray(ub), kind="stable").astype(np.intp)
     nu = np.asarray(ub).copy()
     cdef double[::1] nu_v = nu
+    cdef double rest = 0.0
     with nogil:
         for k in range(n_pos):
             j = order[k]
-            if ub[j] <= best and n_eval >= n_min:
-                break
             if ub[j] <= 0.0:
+                break
+            if (ub[j] <= best or ub[j] <= alpha) and n_eval >= n_min:
+                rest = ub[j]
+                break
+            if n_max >= 0 and n_eval >= n_max:
+                rest = ub[j]
                 break
             stft_rows(p, &GtR[j * n_orient, 0], n_orient, T, &Y[0, 0],
                       2 * p.n_coefs, &work[0])
@@ -568,7 +636,7 @@ def dual_norm_screened(TFPlan plan, const floating[:, ::1] GtR, int n_orient,
             n_eval += 1
             if nu_v[j] > best:
                 best = nu_v[j]
-    return best, nu, np.asarray(exact).astype(bool)
+    return best, rest, nu, np.asarray(exact).astype(bool)
 
 
 # --------------------------------------------------------------------------
@@ -609,27 +677,181 @@ cdef void ws_primal(const tf_plan* p, int n_ws, int n_orient, const floating* Z,
         pen[0] += alpha_s * l21 * (wsp[j] if wsp != NULL else 1.0) + alpha_t * l1
 
 
+
+cdef bint _solve_small_spd(double* A, double* b, int n) noexcept nogil:
+    """In place Cholesky solve of a small SPD system (A: n x n row-major)."""
+    cdef int i, j, k
+    cdef double v
+    for j in range(n):
+        v = A[j * n + j]
+        for k in range(j):
+            v -= A[j * n + k] * A[j * n + k]
+        if v <= 0.0:
+            return False
+        A[j * n + j] = sqrt(v)
+        for i in range(j + 1, n):
+            v = A[i * n + j]
+            for k in range(j):
+                v -= A[i * n + k] * A[j * n + k]
+            A[i * n + j] = v / A[j * n + j]
+    for i in range(n):
+        v = b[i]
+        for k in range(i):
+            v -= A[i * n + k] * b[k]
+        b[i] = v / A[i * n + i]
+    for i in range(n - 1, -1, -1):
+        v = b[i]
+        for k in range(i + 1, n):
+            v -= A[k * n + i] * b[k]
+        b[i] = v / A[i * n + i]
+    return True
+
+
+cdef void _snapshot(int n_ws, int n_orient, int T, int K2, int n_chan,
+                    const unsigned char* active, const floating* Z, const floating* X,
+                    const floating* R, floating* sz, floating* sx,
+                    floating* sr) noexcept nogil:
+    """Copy the active rows of Z and X, and R, into one snapshot slot."""
+    cdef int j, k = 0
+    for j in range(n_ws):
+        if active[j]:
+            memcpy(sz + <Py_ssize_t> k * n_orient * K2, Z + <Py_ssize_t> j * n_orient * K2,
+                   n_orient * K2 * sizeof(floating))
+            memcpy(sx + <Py_ssize_t> k * n_orient * T, X + <Py_ssize_t> j * n_orient * T,
+                   n_orient * T * sizeof(floating))
+            k += 1
+    memcpy(sr, R, <Py_ssize_t> n_chan * T * sizeof(floating))
+
+
+cdef bint _anderson(const tf_plan* p, int n_ws, int n_orient, int n_chan, int n_act,
+                    int K, const unsigned char* active, floating* Z, floating* X,
+                    floating* R, const floating* wsp, const floating* wt,
+                    double alpha_s, double alpha_t, floating* snapZ, floating* snapX,
+                    floating* snapR, Py_ssize_t cap_rows, floating* accZ,
+                    double* gram) noexcept nogil:
+    """Anderson extrapolation from K + 1 snapshots of the BCD iterates.
+
+    Accepted only if it lowers the primal objective; returns whether accepted.
+    """
+    cdef int T = p.n_times, K2 = 2 * p.n_coefs, a, b, j, k
+    cdef Py_ssize_t i, nz = <Py_ssize_t> n_act * n_orient * K2
+    cdef Py_ssize_t nx = <Py_ssize_t> n_act * n_orient * T
+    cdef Py_ssize_t nr = <Py_ssize_t> n_chan * T
+    cdef Py_ssize_t sZ = cap_rows * K2, sX = cap_rows * T
+    cdef double v, tot, pen_cur, pen_acc, l21, l1, nR_acc, nR_cur
+    cdef double* c = gram + K * K
+    cdef floating* za
+    cdef floating* zb
+    # Gram matrix of the successive differences of Z
+    for a in range(K):
+        for b in range(a, K):
+            v = 0.0
+            for i in range(nz):
+                v += (<double> snapZ[(a + 1) * sZ + i] - snapZ[a * sZ + i]) * \
+                     (<double> snapZ[(b + 1) * sZ + i] - snapZ[b * sZ + i])
+            gram[a * K + b] = v
+            gram[b * K + a] = v
+    v = 0.0
+    for a in range(K):
+        v += gram[a * K + a]
+    if v <= 0.0:
+        return False
+    for a in range(K):
+        gram[a * K + a] += 1e-3 * v
+        c[a] = 1.0
+    if not _solve_small_spd(gram, c, K):
+        return False
+    tot = 0.0
+    for a in range(K):
+        tot += c[a]
+    if tot == 0.0 or not isfinite(tot):
+        return False
+    for a in range(K):
+        c[a] /= tot
+    # extrapolated Z (active rows, compact) and its penalty
+    for i in range(nz):
+        v = 0.0
+        for a in range(K):
+            v += c[a] * snapZ[(a + 1) * sZ + i]
+        accZ[i] = <floating> v
+    pen_acc = 0.0
+    pen_cur = 0.0
+    k = 0
+    for j in range(n_ws):
+        if not active[j]:
+            continue
+        penalty_block(p, accZ + <Py_ssize_t> k * n_orient * K2, n_orient, K2,
+                      wt + <Py_ssize_t> j * p.n_coefs if wt != NULL else NULL, &l21, &l1)
+        pen_acc += alpha_s * l21 * (wsp[j] if wsp != NULL else 1.0) + alpha_t * l1
+        penalty_block(p, Z + <Py_ssize_t> j * n_orient * K2, n_orient, K2,
+                      wt + <Py_ssize_t> j * p.n_coefs if wt != NULL else NULL, &l21, &l1)
+        pen_cur += alpha_s * l21 * (wsp[j] if wsp != NULL else 1.0) + alpha_t * l1
+        k += 1
+    # residual of the extrapolation (affine in the iterates, sum(c) = 1)
+    nR_acc = 0.0
+    for i in range(nr):
+        v = 0.0
+        for a in range(K):
+            v += c[a] * snapR[(a + 1) * nr + i]
+        nR_acc += v * v
+    nR_cur = dot(<int> nr, R, R)
+    if not (0.5 * nR_acc + pen_acc < 0.5 * nR_cur + pen_cur):
+        return False
+    # accept: write Z, X, R
+    for i in range(nr):
+        v = 0.0
+        for a in range(K):
+            v += c[a] * snapR[(a + 1) * nr + i]
+        R[i] = <floating> v
+    k = 0
+    for j in range(n_ws):
+        if not active[j]:
+            continue
+        memcpy(Z + <Py_ssize_t> j * n_orient * K2, accZ + <Py_ssize_t> k * n_orient * K2,
+               n_orient * K2 * sizeof(floating))
+        for i in range(n_orient * T):
+            v = 0.0
+            for a in range(K):
+                v += c[a] * snapX[(a + 1) * sX + <Py_ssize_t> k * n_orient * T + i]
+            X[<Py_ssize_t> j * n_orient * T + i] = <floating> v
+        k += 1
+    return True
+
+
 cdef void bcd_solve(const tf_plan* p, int n_ws, int n_orient, int n_chan,
                     const floating* GT, const floating* M, floating* R,
                     floating* X, floating* Z, unsigned char* active,
                     const floating* lc, const floating* wsp, const floating* wt,
                     double alpha_s, double alpha_t, int maxit, double tol,
                     int dgap_freq, floating* work, eps_item* items,
-                    double* obj_hist, int max_hist, tf_info* info) noexcept nogil:
+                    double* obj_hist, int max_hist, tf_info* info,
+                    int anderson_k, floating* snap, Py_ssize_t cap_rows,
+                    const floating* gram, int n_inner) noexcept nogil:
     """Block coordinate descent on a working set until the gap < tol.
 
     GT: (n_ws * n_orient, n_chan) rows of G^T; M, R: (n_chan, T);
     X: (n_ws * n_orient, T) = PhiT(Z) kept in sync; Z: (n_ws * n_orient, 2 K).
     work: 3 * n_orient * (T + 2 K) + max_frames entries.
     R must equal M - G_ws X on entry.
+    anderson_k > 0: Anderson acceleration with that memory, using ``snap``
+    ((anderson_k + 2) * cap_rows * (2 K + T) + (anderson_k + 1) * n_chan * T
+    entries + room for a small Gram matrix) while at most cap_rows rows are active.
     """
     cdef int T = p.n_times, K2 = 2 * p.n_coefs, it, j, o
+    cdef int n_snap = 0, n_act = 0, n_act_prev = -1, changed = 0
+    cdef floating* snapZ = snap
+    cdef floating* snapX = snapZ + (anderson_k + 1) * cap_rows * K2
+    cdef floating* snapR = snapX + (anderson_k + 1) * cap_rows * T
+    cdef floating* accZ = snapR + (anderson_k + 1) * <Py_ssize_t> n_chan * T
+    cdef double* agram = <double*> (accZ + cap_rows * K2 + 8)
     cdef Py_ssize_t r0, blk = <Py_ssize_t> n_orient * K2
     cdef floating* gtr = work
     cdef floating* Y = gtr + n_orient * T
     cdef floating* xnew = Y + n_orient * K2
-    cdef floating* frames = xnew + n_orient * T
-    cdef double rho, lcj, thr_s, thr_t, nrm, nR2, pen, nu, scal, d_obj
+    cdef floating* xold = xnew + n_orient * T
+    cdef floating* frames = xold + n_orient * T
+    cdef double rho, lcj, thr_s, thr_t, nrm, nR2, pen, nu, scal, d_obj, d0, dn
+    cdef int s_in
     cdef double best_d = -INFINITY, gap = INFINITY, p_obj = INFINITY
     cdef bint nz
     cdef const floating* GTj
@@ -639,6 +861,7 @@ cdef void bcd_solve(const tf_plan* p, int n_ws, int n_orient, int n_chan,
     if dgap_freq <= 0:
         dgap_freq = maxit
     for it in range(maxit):
+        changed = 0
         for j in range(n_ws):
             lcj = lc[j]
             if lcj <= 0:
@@ -654,33 +877,69 @@ cdef void bcd_solve(const tf_plan* p, int n_ws, int n_orient, int n_chan,
                 nrm = dot(n_orient * T, gtr, gtr)
                 if sqrt(nrm) <= thr_s:
                     continue   # exact: the prox of Phi(gtr) is zero
+            # a few proximal gradient steps on this block (its own 3 x 3 Gram
+            # keeps gtr exact without touching the sensors), then one update of R
+            memcpy(xold, X + r0 * T, n_orient * T * sizeof(floating))
+            d0 = 0.0
+            for s_in in range(n_inner):
                 stft_rows(p, gtr, n_orient, T, Y, K2, frames)
-            else:
-                stft_rows(p, gtr, n_orient, T, Y, K2, frames)
-                for o in range(n_orient * K2):
-                    Y[o] += Z[r0 * K2 + o]
-            nz = prox_block(p, Y, n_orient, K2,
-                            wt + <Py_ssize_t> j * p.n_coefs if wt != NULL else NULL,
-                            thr_t, thr_s)
-            if nz:
-                istft_rows(p, Y, n_orient, K2, xnew, T, T, frames)
-                memcpy(Z + r0 * K2, Y, blk * sizeof(floating))
-                # xnew <- X_j - xnew (= -dX), X_j <- new
+                if active[j]:
+                    for o in range(n_orient * K2):
+                        Y[o] += Z[r0 * K2 + o]
+                nz = prox_block(p, Y, n_orient, K2,
+                                wt + <Py_ssize_t> j * p.n_coefs if wt != NULL else NULL,
+                                thr_t, thr_s)
+                if nz:
+                    if not active[j]:
+                        changed = 1
+                    istft_rows(p, Y, n_orient, K2, xnew, T, T, frames)
+                    memcpy(Z + r0 * K2, Y, blk * sizeof(floating))
+                    active[j] = 1
+                else:
+                    if active[j]:
+                        changed = 1
+                    memset(Z + r0 * K2, 0, blk * sizeof(floating))
+                    memset(xnew, 0, n_orient * T * sizeof(floating))
+                    active[j] = 0
+                # xnew <- dX = new - X_j ; X_j <- new ; gtr -= Gram_j dX / lc_j
+                dn = 0.0
                 for o in range(n_orient * T):
-                    nrm = X[r0 * T + o]
+                    nrm = xnew[o] - X[r0 * T + o]
                     X[r0 * T + o] = xnew[o]
-                    xnew[o] = <floating> (nrm - xnew[o])
-                active[j] = 1
-            elif active[j]:
-                memset(Z + r0 * K2, 0, blk * sizeof(floating))
-                memcpy(xnew, X + r0 * T, n_orient * T * sizeof(floating))
-                memset(X + r0 * T, 0, n_orient * T * sizeof(floating))
-                active[j] = 0
-            else:
-                continue
-            # R += G_j (X_old - X_new)
+                    xnew[o] = <floating> nrm
+                    dn += nrm * nrm
+                gemm_rm(False, False, n_orient, T, n_orient, <floating> (-1.0 / lcj),
+                        gram + <Py_ssize_t> j * n_orient * n_orient, n_orient,
+                        xnew, T, <floating> 1.0, gtr, T)
+                if not nz:
+                    break
+                if s_in == 0:
+                    d0 = dn
+                elif dn <= 1e-2 * d0:
+                    break
+            # xold <- X_old - X_new ; R += G_j (X_old - X_new)
+            for o in range(n_orient * T):
+                xold[o] = xold[o] - X[r0 * T + o]
             gemm_rm(True, False, n_chan, T, n_orient, <floating> 1.0, GTj, n_chan,
-                    xnew, T, <floating> 1.0, R, T)
+                    xold, T, <floating> 1.0, R, T)
+        if anderson_k > 0:
+            n_act = 0
+            for j in range(n_ws):
+                n_act += active[j]
+            if changed or n_act != n_act_prev:
+                n_snap = 0
+            n_act_prev = n_act
+            if n_act > 0 and <Py_ssize_t> n_act * n_orient <= cap_rows:
+                _snapshot(n_ws, n_orient, T, K2, n_chan, active, Z, X, R,
+                          snapZ + n_snap * cap_rows * K2, snapX + n_snap * cap_rows * T,
+                          snapR + n_snap * <Py_ssize_t> n_chan * T)
+                n_snap += 1
+                if n_snap == anderson_k + 1:
+                    info.n_accel_try += 1
+                    info.n_accel += _anderson(p, n_ws, n_orient, n_chan, n_act, anderson_k, active, Z, X,
+                              R, wsp, wt, alpha_s, alpha_t, snapZ, snapX, snapR,
+                              cap_rows, accZ, agram)
+                    n_snap = 0
         if (it + 1) % dgap_freq == 0 or it == maxit - 1:
             nR2 = dot(n_chan * T, R, R)
             if not isfinite(nR2):
@@ -721,12 +980,22 @@ def work_size(TFPlan plan, int n_orient):
     return 3 * n_orient * (plan.n_times + 2 * plan.n_coefs) + plan.plan.max_frames
 
 
+def snap_size(TFPlan plan, int anderson_k, Py_ssize_t cap_rows, int n_chan):
+    """Scratch length needed for Anderson acceleration in :func:`bcd`."""
+    K2 = 2 * plan.n_coefs
+    return ((anderson_k + 2) * cap_rows * (K2 + plan.n_times)
+            + (anderson_k + 1) * n_chan * plan.n_times
+            + 2 * (anderson_k + 1) ** 2 + 64)
+
+
 def bcd(TFPlan plan, const floating[:, ::1] GT, const floating[:, ::1] M,
         floating[:, ::1] R, floating[:, ::1] X, floating[:, ::1] Z,
         unsigned char[::1] active, const floating[::1] lc,
         const floating[::1] w_space, const floating[:, ::1] w_time,
         double alpha_space, double alpha_time, int n_orient, int maxit,
-        double tol, int dgap_freq, floating[::1] work):
+        double tol, int dgap_freq, floating[::1] work, int anderson_k=0,
+        floating[::1] snap=None, Py_ssize_t cap_rows=0,
+        const floating[:, :, ::1] gram=None, int n_inner=1):
     """Run :c:func:`bcd_solve` on a working set; arrays are updated in place.
 
     Returns ``(status, n_iter, gap, p_obj, d_obj, n_active, obj_history)``.
@@ -746,18 +1015,26 @@ def bcd(TFPlan plan, const floating[:, ::1] GT, const floating[:, ::1] M,
             or (w_space is not None and w_space.shape[0] != n_ws)
             or (w_time is not None and (w_time.shape[0] != n_ws
                                         or w_time.shape[1] != p.n_coefs))
-            or work.shape[0] < work_size(plan, n_orient)):
-        return (TFX_BAD_ARG, 0, np.inf, np.inf, -np.inf, 0, np.zeros(0))
+            or work.shape[0] < work_size(plan, n_orient)
+            or gram is None or gram.shape[0] != n_ws or gram.shape[1] != n_orient
+            or gram.shape[2] != n_orient or n_inner < 1
+            or (anderson_k > 0 and (snap is None or snap.shape[0] < snap_size(
+                plan, anderson_k, cap_rows, n_chan)))):
+        return (TFX_BAD_ARG, 0, np.inf, np.inf, -np.inf, 0, np.zeros(0), (0, 0))
     memset(&info, 0, sizeof(tf_info))
     if n_ws == 0:
         return (TFX_OK, 0, 0.0, 0.5 * float(np.sum(np.square(M))),
-                0.5 * float(np.sum(np.square(M))), 0, np.zeros(0))
+                0.5 * float(np.sum(np.square(M))), 0, np.zeros(0), (0, 0))
     with nogil:
         bcd_solve(p, n_ws, n_orient, n_chan, &GT[0, 0], &M[0, 0], &R[0, 0],
                   &X[0, 0], &Z[0, 0], &active[0], &lc[0],
                   &w_space[0] if w_space is not None else NULL,
                   &w_time[0, 0] if w_time is not None else NULL,
                   alpha_space, alpha_time, maxit, tol, dgap_freq, &work[0],
-                  <eps_item*> &scratch[0], &hist[0], max_hist, &info)
+                  <eps_item*> &scratch[0], &hist[0], max_hist, &info,
+                  anderson_k if snap is not None else 0,
+                  &snap[0] if snap is not None else NULL, cap_rows, &gram[0, 0, 0],
+                  n_inner)
     return (info.status, info.n_iter, info.gap, info.p_obj, info.d_obj,
-            info.n_active, np.asarray(hist)[:info.n_obj].copy())
+            info.n_active, np.asarray(hist)[:info.n_obj].copy(),
+            (info.n_accel_try, info.n_accel))

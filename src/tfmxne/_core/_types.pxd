@@ -49,6 +49,8 @@ ctypedef struct tf_info:
     int n_active
     int status
     int n_obj
+    int n_accel_try
+    int n_accel
     double gap
     double p_obj
     double d_obj

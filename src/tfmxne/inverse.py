@@ -1,0 +1,567 @@
+# Authors: The tfmxne developers
+# SPDX-License-Identifier: BSD-3-Clause
+"""MNE-facing TF-MxNE: Evoked / Forward / Covariance in, source estimates out.
+
+The preparation (channel selection, whitening with rank and PCA, depth
+weighting, loose orientation, weights, time window, alpha as a percentage of
+alpha_max) is MNE's own: tfmxne calls the same MNE 1.13 routines, so that only
+the solver differs.
+"""
+
+import numbers
+import time
+
+import numpy as np
+from mne import Covariance, Evoked, Forward
+from mne.forward import is_fixed_orient
+from mne.source_estimate import _BaseSourceEstimate, _make_stc
+from mne.utils import logger, verbose
+
+from ._stft import TFFrame
+from ._validation import (
+    _short,
+    check_dgap_freq,
+    check_float,
+    check_int,
+    check_wsize_tstep,
+)
+from .solver import (
+    _cols,
+    _debias,
+    _iterative_core,
+    _tf_solve,
+)
+from ._core import _engine
+
+
+class NoActiveSourcesError(Exception):
+    """No source survives the regularisation (alpha too large).
+
+    A subclass of ``Exception``, so code written for MNE (which raises a bare
+    ``Exception``) keeps working; the message starts with MNE's text.
+    """
+
+
+AUTO_ALPHA_MSG = (
+    "alpha=None is not supported by MNE's tf_mixed_norm (it crashes). Pass alpha as "
+    "a number in (0, 100): the regularisation in percent of alpha_max (for example "
+    "alpha=40), and l1_ratio in [0, 1] (for example l1_ratio=0.03)."
+)
+
+
+# --------------------------------------------------------------------------
+# validation (cheap, before any heavy work)
+# --------------------------------------------------------------------------
+def _check_inputs(evoked, forward, noise_cov, alpha, l1_ratio, maxit, tol, weights,
+                  weights_min, wsize, tstep, window, dgap_freq, n_tfmxne_iter,
+                  pick_ori, return_as_dipoles, loose, depth, rank, pca, debias):
+    if not isinstance(evoked, Evoked):
+        raise TypeError(f"evoked must be an instance of mne.Evoked, got {_short(evoked)}")
+    if not isinstance(forward, Forward):
+        raise TypeError(f"forward must be an instance of mne.Forward, got {_short(forward)}")
+    if not isinstance(noise_cov, Covariance):
+        raise TypeError(
+            f"noise_cov must be an instance of mne.Covariance, got {_short(noise_cov)}")
+    if alpha is None:
+        raise ValueError(AUTO_ALPHA_MSG)
+    if isinstance(alpha, str):
+        raise ValueError(f"alpha must be a number in (0, 100), got alpha={alpha!r}")
+    alpha = check_float(alpha, "alpha")
+    if not 0.0 <= alpha < 100.0:
+        raise ValueError(f"alpha must be in [0, 100). Got alpha = {alpha}")
+    if alpha == 0.0:
+        raise ValueError(
+            "alpha must be > 0: alpha = 0 removes the regularisation and the problem "
+            "has no sparse solution. Got alpha = 0.0")
+    if l1_ratio is None:
+        raise ValueError(AUTO_ALPHA_MSG.replace("alpha=None", "l1_ratio=None"))
+    l1_ratio = check_float(l1_ratio, "l1_ratio")
+    if not 0.0 <= l1_ratio <= 1.0:
+        raise ValueError(f"l1_ratio must be in range [0, 1]. Got l1_ratio = {l1_ratio}")
+    maxit = check_int(maxit, "maxit", 1)
+    tol = check_float(tol, "tol", low=0.0, low_open=True)
+    n_tfmxne_iter = check_int(n_tfmxne_iter, "n_tfmxne_iter", 1)
+    dgap_freq = check_dgap_freq(dgap_freq)
+    wsize, tstep = check_wsize_tstep(wsize, tstep)
+    for name, val in (("pca", pca), ("debias", debias),
+                      ("return_as_dipoles", return_as_dipoles)):
+        if not isinstance(val, bool | np.bool_):
+            raise TypeError(f"{name} must be a bool, got {_short(val)}")
+    if pick_ori not in (None, "vector", "normal"):
+        raise ValueError(
+            f"pick_ori must be None, 'vector' or 'normal', got pick_ori={pick_ori!r}")
+    if pick_ori == "normal" and return_as_dipoles:
+        raise ValueError(
+            "pick_ori='normal' cannot be combined with return_as_dipoles=True (dipoles "
+            "carry their own orientation), got pick_ori='normal'")
+    if pick_ori == "normal" and forward["src"].kind not in ("surface", "discrete"):
+        raise ValueError(
+            "pick_ori='normal' needs a surface (or discrete) source space, as "
+            f"mne.minimum_norm.apply_inverse; got a {forward['src'].kind} source space")
+    if pick_ori == "vector" and is_fixed_orient(forward):
+        raise ValueError(
+            "pick_ori='vector' cannot be combined with a fixed orientation forward "
+            "solution.")
+    # data checks
+    data = evoked.data
+    if data.ndim != 2 or data.shape[1] < 2:
+        raise ValueError(
+            f"evoked must have at least 2 time points, got {data.shape[1]} "
+            f"(evoked.data.shape={data.shape})")
+    if not np.all(np.isfinite(data)):
+        raise ValueError("evoked.data contains NaN or Inf values")
+    if not np.all(np.isfinite(forward["sol"]["data"])):
+        raise ValueError("forward['sol']['data'] (the gain) contains NaN or Inf values")
+    cov = noise_cov.data
+    if not np.all(np.isfinite(cov)):
+        raise ValueError("noise_cov.data contains NaN or Inf values")
+    if not noise_cov["diag"]:
+        if not np.allclose(cov, cov.T, rtol=1e-8, atol=1e-30 + 1e-10 * np.abs(cov).max()):
+            raise ValueError("noise_cov.data is not symmetric")
+        ev = np.linalg.eigvalsh(cov)
+        if ev.size and ev.min() < -1e-6 * max(abs(ev.max()), np.finfo(float).tiny):
+            raise ValueError(
+                "noise_cov is not positive semi-definite: smallest eigenvalue "
+                f"{ev.min():.3e} (largest {ev.max():.3e})")
+    elif np.any(cov < 0):
+        raise ValueError("noise_cov (diagonal) has negative variances")
+    common = set(evoked.ch_names) & set(forward["sol"]["row_names"]) & set(
+        noise_cov.ch_names)
+    good = [c for c in common if c not in evoked.info["bads"]]
+    if not good:
+        raise ValueError(
+            "evoked, forward and noise_cov have no good channels in common (evoked: "
+            f"{len(evoked.ch_names)} channels, forward: {forward['nchan']}, noise_cov: "
+            f"{len(noise_cov.ch_names)})")
+    # window
+    if window is not None:
+        if isinstance(window, numbers.Real) and not isinstance(window, bool):
+            lr = (float(window), float(window))
+        elif isinstance(window, tuple | list) and len(window) == 2 and all(
+                isinstance(w, numbers.Real) and not isinstance(w, bool) for w in window):
+            lr = (float(window[0]), float(window[1]))
+        else:
+            raise ValueError(
+                "window must be None, a number of seconds or a tuple of two, got "
+                f"window={window!r}")
+        if min(lr) < 0 or not np.all(np.isfinite(lr)):
+            raise ValueError(f"window must be non-negative and finite, got window={window!r}")
+        sfreq = float(evoked.info["sfreq"])
+        n_l, n_r = int(lr[0] * sfreq), int(lr[1] * sfreq)
+        if n_l + n_r > data.shape[1]:
+            raise ValueError(
+                f"window={window!r} ({n_l} + {n_r} samples) is longer than the data "
+                f"({data.shape[1]} samples)")
+    weights_min = check_float(weights_min, "weights_min", low=0.0)
+    if weights is not None:
+        _check_weights(weights, forward)
+    return alpha, l1_ratio, maxit, tol, n_tfmxne_iter, dgap_freq, wsize, tstep
+
+
+def _check_weights(weights, forward):
+    n_pos = forward["nsource"]
+    if isinstance(weights, _BaseSourceEstimate):
+        fv = [s["vertno"] for s in forward["src"]]
+        wv = weights.vertices if isinstance(weights.vertices, list) else [weights.vertices]
+        if len(fv) != len(wv) or any(
+                len(a) != len(b) or np.any(a != b) for a, b in zip(fv, wv)):
+            raise ValueError(
+                "weights (a source estimate) must have the vertices of the forward "
+                f"source space: got {[len(v) for v in wv]} vertices per space, forward "
+                f"has {[len(v) for v in fv]} (or different vertex numbers)")
+        w = np.max(np.abs(weights.data), axis=tuple(range(1, weights.data.ndim)))
+    else:
+        if isinstance(weights, str) or not hasattr(weights, "__len__"):
+            raise TypeError(
+                "weights must be None, a source estimate or an array, got "
+                f"{_short(weights)}")
+        w = np.asarray(weights, dtype=float)
+        if w.ndim != 1 or len(w) != n_pos:
+            raise ValueError(
+                f"weights must have one value per source position ({n_pos}), got shape "
+                f"{w.shape}")
+        if np.any(w < 0):
+            raise ValueError(f"weights must be non-negative, got min(weights)={w.min()}")
+    if not np.all(np.isfinite(w)):
+        raise ValueError("weights contain NaN or Inf values")
+    if not np.any(w > 0):
+        raise ValueError("weights are all zero: no source could be active")
+
+
+# --------------------------------------------------------------------------
+# preparation
+# --------------------------------------------------------------------------
+def _window_evoked(evoked, window):
+    """Taper both ends with half Hanning windows (copy), without MNE's 0 bug."""
+    if isinstance(window, numbers.Real):
+        lsize = rsize = float(window)
+    else:
+        lsize, rsize = window
+    evoked = evoked.copy()
+    sfreq = float(evoked.info["sfreq"])
+    nl, nr = int(lsize * sfreq), int(rsize * sfreq)
+    n = len(evoked.times)
+    taper = np.ones(n)
+    if nl > 0:
+        taper[:nl] = np.hanning(2 * nl)[:nl]
+    if nr > 0:
+        taper[n - nr:] = np.hanning(2 * nr)[nr:]
+    evoked.data *= taper[None, :]
+    return evoked
+
+
+class _Prepared:
+    """Whitened data and scaled gain, shared by solves on the same forward."""
+
+
+def _prepare(evoked, forward, noise_cov, loose, depth, weights, weights_min, pca,
+             rank, window, l1_ratio, wsize, tstep, dtype=np.float64):
+    from mne.inverse_sparse.mxne_inverse import _prepare_gain
+    from mne.minimum_norm.inverse import _check_reference
+
+    _check_reference(evoked)
+    all_ch_names = evoked.ch_names
+    forward_p, gain, gain_info, whitener, source_weighting, mask = _prepare_gain(
+        forward, evoked.info, noise_cov, pca, depth, loose, rank, weights, weights_min)
+    n_orient = 1 if is_fixed_orient(forward_p) else 3
+    ev = _window_evoked(evoked, window) if window is not None else evoked
+    sel = [all_ch_names.index(name) for name in gain_info["ch_names"]]
+    logger.info("Whitening data matrix.")
+    M = whitener @ ev.data[sel]
+    frame = TFFrame(M.shape[1], wsize, tstep, dtype=np.float64)
+    GtM = np.ascontiguousarray(gain.T @ M)
+    alpha_max = _engine.dual_norm_screened(frame.plan, GtM, n_orient, l1_ratio)[0]
+    alpha_max *= 0.01
+    p = _Prepared()
+    p.forward = forward_p
+    p.gain = gain / alpha_max
+    p.source_weighting = source_weighting / alpha_max
+    p.mask = mask
+    p.gain_info = gain_info
+    p.whitener = whitener
+    p.M = M
+    p.evoked = ev
+    p.n_orient = n_orient
+    p.alpha_max = alpha_max
+    p.sel = sel
+    return p
+
+
+# --------------------------------------------------------------------------
+# result object
+# --------------------------------------------------------------------------
+class TFMxNEResult:
+    """Everything a TF-MxNE solve produced.
+
+    Attributes
+    ----------
+    estimate : SourceEstimate | VectorSourceEstimate | VolSourceEstimate | ...
+        What :func:`tf_mixed_norm` returns (without ``return_as_dipoles``).
+    residual : Evoked
+        The data minus the fit (on the channels used), as MNE's residual.
+    alpha, l1_ratio : float
+        The regularisation used (alpha in percent of ``alpha_max``).
+    alpha_max : float
+        Smallest regularisation (in units of the whitened gain) for which the
+        estimate is zero; alpha is a percentage of it.
+    gap : float
+        Final duality gap (whitened, scaled problem).
+    tol : float
+        Absolute tolerance used on the gap (``tol * ||M||^2``).
+    converged : bool
+        Whether the gap reached the tolerance.
+    n_iter : int
+        Block coordinate descent epochs (all solves).
+    explained_variance : float
+        ``1 - ||M - G X||^2 / ||M||^2`` on the whitened data.
+    objective : list of float
+        Primal objective at each gap evaluation.
+    gap_history : list of float
+        Duality gaps at each outer iteration of each solve.
+    tf_coefs : ndarray, complex, shape (n_active_sources, n_coefs)
+        STFT coefficients of the active sources in MNE's layout (per dictionary,
+        ``(n_freqs, n_steps)`` flattened), of the whitened, scaled problem before
+        debiasing.
+    active_set : ndarray of bool
+        Active sources (over all sources of the forward).
+    X : ndarray, shape (n_active_sources, n_times)
+        Source amplitudes (Am), rows of ``active_set``.
+    elapsed : float
+        Seconds spent in the solve.
+    """
+
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+    def dipoles(self):
+        """The active sources as a list of :class:`mne.Dipole` (as MNE returns)."""
+        from mne.inverse_sparse.mxne_inverse import _make_dipoles_sparse
+
+        return _make_dipoles_sparse(
+            self.X, self.active_set, self._forward, self.times[0],
+            1.0 / self._sfreq, self._M, self._gain_active)
+
+    def tf_coefs_of(self, k):
+        """Complex STFT coefficients of active source ``k`` per dictionary.
+
+        Returns a list with one array of shape (n_freqs, n_steps) per dictionary.
+        """
+        out, off = [], 0
+        for nf, ns in zip(self.n_freqs, self.n_steps):
+            out.append(self.tf_coefs[k, off:off + nf * ns].reshape(nf, ns))
+            off += nf * ns
+        return out
+
+    def __repr__(self):
+        n = int(self.active_set.sum())
+        return (f"<TFMxNEResult | {n} active sources, alpha={self.alpha:g}, "
+                f"l1_ratio={self.l1_ratio:g}, gap={self.gap:.2e}, converged="
+                f"{self.converged}, explained variance={self.explained_variance:.3f}>")
+
+
+# --------------------------------------------------------------------------
+# estimates
+# --------------------------------------------------------------------------
+def _normal_component(X, active_idx, forward, n_orient):
+    """Signed component along the local cortical normal of each active position."""
+    if n_orient == 1:
+        return X
+    nn_src = forward["source_nn"].reshape(-1, 3, 3)
+    # surface normals of the active positions
+    normals = np.concatenate([s["nn"][s["vertno"]] for s in forward["src"]])
+    out = np.empty((len(active_idx), X.shape[1]))
+    for k, p in enumerate(active_idx):
+        v = nn_src[p].T @ X[3 * k:3 * k + 3]  # xyz (head coords) time courses
+        out[k] = normals[p] @ v
+    return out
+
+
+def _make_estimate(X, active_set, forward, tmin, tstep, pick_ori):
+    from mne.inverse_sparse.mxne_inverse import _make_sparse_stc
+
+    if pick_ori != "normal":
+        return _make_sparse_stc(X, active_set, forward, tmin, tstep, pick_ori=pick_ori)
+    n_orient = 1 if is_fixed_orient(forward) else 3
+    active_idx = np.unique(np.flatnonzero(active_set) // n_orient)
+    Xn = _normal_component(X, active_idx, forward, n_orient)
+    vertices, start = [], 0
+    for s in forward["src"]:
+        stop = start + len(s["vertno"])
+        sel = active_idx[(active_idx >= start) & (active_idx < stop)] - start
+        vertices.append(s["vertno"][sel])
+        start = stop
+    src = forward["src"]
+    return _make_stc(Xn, vertices, src.kind, tmin, tstep, src[0]["subject_his_id"])
+
+
+# --------------------------------------------------------------------------
+# public API
+# --------------------------------------------------------------------------
+@verbose
+def solve(evoked, forward, noise_cov, loose="auto", depth=0.8, maxit=3000, tol=1e-4,
+          weights=None, weights_min=0.0, pca=True, debias=True, wsize=64, tstep=4,
+          window=0.02, alpha=None, l1_ratio=None, dgap_freq=10, rank=None,
+          pick_ori=None, n_tfmxne_iter=1, return_residual=True, dtype=np.float64,
+          verbose=None):
+    """TF-MxNE on MNE objects, returning a :class:`TFMxNEResult`.
+
+    Same parameters as :func:`tf_mixed_norm` (see there), plus:
+
+    Parameters
+    ----------
+    evoked : Evoked
+        The data.
+    forward : Forward
+        The forward solution.
+    noise_cov : Covariance
+        The noise covariance.
+    loose, depth, maxit, tol, weights, weights_min, pca, debias, wsize, tstep, window, alpha, l1_ratio, dgap_freq, rank, pick_ori, n_tfmxne_iter
+        As in :func:`tf_mixed_norm`.
+    return_residual : bool
+        Compute the residual evoked (default True).
+    dtype : numpy dtype
+        float64 (default) or float32 for the iterations of the solver.
+    %(verbose)s
+
+    Returns
+    -------
+    result : TFMxNEResult
+        The estimate and the diagnostics.
+    """
+    t0 = time.perf_counter()
+    alpha, l1_ratio, maxit, tol, n_tfmxne_iter, dgap_freq, wsize, tstep = _check_inputs(
+        evoked, forward, noise_cov, alpha, l1_ratio, maxit, tol, weights, weights_min,
+        wsize, tstep, window, dgap_freq, n_tfmxne_iter, pick_ori, False, loose, depth,
+        rank, pca, debias)
+    dtype = np.dtype(dtype)
+    if dtype not in (np.dtype(np.float64), np.dtype(np.float32)):
+        raise ValueError(f"dtype must be float64 or float32, got dtype={dtype}")
+    p = _prepare(evoked, forward, noise_cov, loose, depth, weights, weights_min, pca,
+                 rank, window, l1_ratio, wsize, tstep)
+    return _solve_prepared(p, alpha, l1_ratio, maxit, tol, debias, wsize, tstep,
+                           dgap_freq, pick_ori, n_tfmxne_iter, return_residual, dtype,
+                           t0)
+
+
+def _solve_prepared(p, alpha, l1_ratio, maxit, tol, debias, wsize, tstep, dgap_freq,
+                    pick_ori, n_tfmxne_iter, return_residual, dtype, t0=None,
+                    Z_init=None, init_positions=None, raise_empty=True):
+    from mne.inverse_sparse.mxne_inverse import _compute_residual
+
+    t0 = time.perf_counter() if t0 is None else t0
+    M = p.M
+    n_orient = p.n_orient
+    tol_abs = tol * float(np.sum(M * M))
+    alpha_space = alpha * (1.0 - l1_ratio)
+    alpha_time = alpha * l1_ratio
+    frame = TFFrame(M.shape[1], wsize, tstep, dtype=dtype)
+    Mc = np.ascontiguousarray(M, dtype=dtype)
+    G = np.asarray(p.gain, dtype=dtype)
+    logger.info("Using block coordinate descent with active set approach")
+    if n_tfmxne_iter == 1:
+        res = _tf_solve(Mc, G, alpha_space, alpha_time, frame, n_orient, maxit,
+                        tol_abs, dgap_freq, Z_init=Z_init, init_positions=init_positions,
+                        warn_name="tf_mixed_norm")
+        order = np.argsort(res.positions, kind="stable")
+        rows = _cols(order, n_orient)
+        res.positions = res.positions[order]
+        res.Z = res.Z[rows]
+        res.X = res.X[rows]
+        E = res.E
+    else:
+        res, E, _ = _iterative_core(Mc, G, alpha_space, alpha_time, n_tfmxne_iter, frame,
+                                    n_orient, maxit, tol_abs, dgap_freq,
+                                    log_name="tf_mixed_norm")
+    n_src = p.gain.shape[1]
+    active_set = np.zeros(n_src, bool)
+    active_set[_cols(res.positions, n_orient)] = True
+    X = np.asarray(res.X, dtype=np.float64)
+    gain = p.gain
+    if active_set.any() and debias:
+        X = X * _debias(M, gain[:, active_set], X, n_orient)[:, None]
+    nM2 = float(np.sum(M * M))
+    if not active_set.any():
+        if raise_empty:
+            raise NoActiveSourcesError(
+                "No active dipoles found. alpha_space/alpha_time are too big "
+                f"(alpha={alpha} % of alpha_max, alpha_max={p.alpha_max * 100:.6g} in "
+                "whitened units; lower alpha).")
+        return None
+    gain_active = gain[:, active_set]
+    ev = 1.0 - float(np.sum((M - gain_active @ X) ** 2)) / nM2 if nM2 > 0 else 0.0
+    tf_coefs = frame.to_mne(res.Z.astype(np.float64))
+    if p.mask is not None:
+        full = np.zeros(len(p.mask), bool)
+        full[p.mask] = active_set
+        active_set = full
+    X = X * p.source_weighting[active_set][:, None]
+    gain_active = gain_active / p.source_weighting[active_set]
+    forward = p.forward
+    tmin = p.evoked.times[0]
+    tstep_s = 1.0 / p.evoked.info["sfreq"]
+    estimate = _make_estimate(X, active_set, forward, tmin, tstep_s, pick_ori)
+    residual = None
+    if return_residual:
+        residual = _compute_residual(forward, p.evoked, X, active_set, p.gain_info)
+    logger.info("[done]")
+    return TFMxNEResult(
+        estimate=estimate, residual=residual, alpha=alpha, l1_ratio=l1_ratio,
+        alpha_max=p.alpha_max * 100.0, gap=res.gap, tol=tol_abs,
+        converged=bool(res.converged), n_iter=res.n_iter, explained_variance=ev,
+        objective=list(E), gap_history=[res.gap], tf_coefs=tf_coefs,
+        active_set=active_set, X=X, times=p.evoked.times.copy(),
+        n_freqs=frame.n_freqs, n_steps=frame.n_steps, wsize=frame.wsizes,
+        tstep=frame.tsteps, elapsed=time.perf_counter() - t0,
+        _forward=forward, _sfreq=p.evoked.info["sfreq"], _M=M,
+        _gain_active=gain_active, _res=res)
+
+
+@verbose
+def tf_mixed_norm(evoked, forward, noise_cov, loose="auto", depth=0.8, maxit=3000,
+                  tol=1e-4, weights=None, weights_min=0.0, pca=True, debias=True,
+                  wsize=64, tstep=4, window=0.02, return_residual=False,
+                  return_as_dipoles=False, alpha=None, l1_ratio=None, dgap_freq=10,
+                  rank=None, pick_ori=None, n_tfmxne_iter=1, verbose=None):
+    """Time-frequency mixed-norm estimate (TF-MxNE): drop-in for MNE's.
+
+    Same signature, preprocessing and returns as
+    :func:`mne.inverse_sparse.tf_mixed_norm` (MNE 1.13), computed by tfmxne's
+    compiled solver.
+
+    Parameters
+    ----------
+    evoked : Evoked
+        Evoked data to invert.
+    forward : Forward
+        Forward operator.
+    noise_cov : Covariance
+        Noise covariance to compute whitener.
+    loose : float | 'auto' | dict
+        Weighting of the tangential source orientations (0: fixed, 1: free).
+    depth : None | float | dict
+        Depth weighting exponent (``None``: no depth weighting).
+    maxit : int
+        Maximum number of block coordinate descent epochs per inner solve.
+    tol : float
+        Tolerance on the duality gap, relative to ``||M||^2`` of whitened data.
+    weights : None | array | SourceEstimate
+        Weights of the source positions (e.g. from dSPM); scaled by their max.
+    weights_min : float
+        Positions with a (scaled) weight at or below this are dropped.
+    pca : bool
+        Whitening with PCA (drop the zero-variance directions).
+    debias : bool
+        Remove the amplitude bias of the estimate.
+    wsize : int | list of int
+        STFT window length(s) in samples, multiples of 4.
+    tstep : int | list of int
+        STFT hop(s) in samples, multiples of 2 dividing ``wsize``.
+    window : float | (float, float) | None
+        Length in seconds of the half-Hanning tapers at both ends of the data.
+    return_residual : bool
+        Also return the residual evoked.
+    return_as_dipoles : bool
+        Return a list of :class:`mne.Dipole` instead of a source estimate.
+    alpha : float
+        Regularisation in (0, 100), in percent of alpha_max.
+    l1_ratio : float
+        Share of the temporal (L1) penalty in [0, 1].
+    dgap_freq : int | np.inf
+        Frequency of the duality-gap evaluations of the inner solver.
+    rank : None | 'full' | dict
+        Rank of the noise covariance (see :func:`mne.compute_rank`).
+    pick_ori : None | 'vector' | 'normal'
+        ``'vector'``: keep the three components; ``'normal'``: the signed
+        component normal to the cortex (surface source spaces), as
+        :func:`mne.minimum_norm.apply_inverse` (MNE's tf_mixed_norm rejects it).
+    n_tfmxne_iter : int
+        Number of irTF-MxNE reweightings (1: plain TF-MxNE).
+    %(verbose)s
+
+    Returns
+    -------
+    stc : SourceEstimate | VectorSourceEstimate | VolSourceEstimate | list of Dipole
+        The estimate, or dipoles with ``return_as_dipoles``.
+    residual : Evoked
+        The residual, when ``return_residual``.
+
+    Raises
+    ------
+    NoActiveSourcesError
+        When no source survives (message starts with MNE's "No active dipoles
+        found").
+    """
+    _check_inputs(evoked, forward, noise_cov, alpha, l1_ratio, maxit, tol, weights,
+                  weights_min, wsize, tstep, window, dgap_freq, n_tfmxne_iter, pick_ori,
+                  return_as_dipoles, loose, depth, rank, pca, debias)
+    if not isinstance(return_residual, bool | np.bool_):
+        raise TypeError(f"return_residual must be a bool, got {_short(return_residual)}")
+    res = solve(evoked, forward, noise_cov, loose=loose, depth=depth, maxit=maxit,
+                tol=tol, weights=weights, weights_min=weights_min, pca=pca,
+                debias=debias, wsize=wsize, tstep=tstep, window=window, alpha=alpha,
+                l1_ratio=l1_ratio, dgap_freq=dgap_freq, rank=rank, pick_ori=pick_ori,
+                n_tfmxne_iter=n_tfmxne_iter, return_residual=return_residual)
+    out = res.dipoles() if return_as_dipoles else res.estimate
+    if return_residual:
+        return out, res.residual
+    return out
