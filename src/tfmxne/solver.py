@@ -24,6 +24,7 @@ import numpy as np
 from mne.utils import logger, verbose, warn
 from scipy import linalg
 from scipy.optimize import nnls
+from threadpoolctl import threadpool_limits
 
 from ._core import _engine
 from ._stft import TFFrame
@@ -165,7 +166,8 @@ def _tf_solve(M, G, alpha_space, alpha_time, frame, n_orient, maxit, tol, dgap_f
     nu_max = np.inf
     n_outer = 0
     n_grow = WS_START
-    for n_outer in range(1, max_outer + 1):
+    # max_outer inner solves; the gap is always evaluated at the returned iterate
+    for n_outer in range(1, max_outer + 2):
         GtR = np.ascontiguousarray(G.T @ R)
         n_want = min(len(A) + 2 * max(n_grow, len(A)), n_pos)
         # capped screening: the gap is then an upper bound (still a certificate)
@@ -200,6 +202,9 @@ def _tf_solve(M, G, alpha_space, alpha_time, frame, n_orient, maxit, tol, dgap_f
             converged = True
             status = 0
             break
+        if n_outer > max_outer:
+            n_outer = max_outer
+            break
         # working set: the support plus the strongest violators
         in_A = np.zeros(n_pos, bool)
         in_A[A] = True
@@ -225,12 +230,15 @@ def _tf_solve(M, G, alpha_space, alpha_time, frame, n_orient, maxit, tol, dgap_f
         R = np.ascontiguousarray(R)
         cap_rows = n_orient * max(min(n_ws, 2 * len(A) + 8), 1)
         snap = np.empty(_engine.snap_size(plan, ANDERSON_K, cap_rows, n_chan), dtype=dtype)
-        st, it, g_in, p_in, d_in, n_act, hist, n_acc = _engine.bcd(
-            plan, GT, M, R, Xws, Zws, act, lc[ws],
-            w_space[ws] if w_space is not None else None,
-            w_time[ws] if w_time is not None else None,
-            alpha_space, alpha_time, n_orient, maxit, tol * INNER_TOL_RATIO, dgap_freq,
-            work, ANDERSON_K, snap, cap_rows, _block_grams(GT, n_orient), N_INNER)
+        # the inner products are small: one BLAS thread avoids oversubscription
+        with threadpool_limits(1, user_api="blas"):
+            out = _engine.bcd(
+                plan, GT, M, R, Xws, Zws, act, lc[ws],
+                w_space[ws] if w_space is not None else None,
+                w_time[ws] if w_time is not None else None,
+                alpha_space, alpha_time, n_orient, maxit, tol * INNER_TOL_RATIO, dgap_freq,
+                work, ANDERSON_K, snap, cap_rows, _block_grams(GT, n_orient), N_INNER)
+        st, it, g_in, p_in, d_in, n_act, hist, n_acc = out
         del snap
         if st >= 2:
             raise RuntimeError(f"TF-MxNE core failed: {_STATUS.get(st, st)}")

@@ -1,0 +1,950 @@
+# Authors: The tfmxne developers
+# SPDX-License-Identifier: BSD-3-Clause
+"""The ``tfmxne`` command line.
+
+``tfmxne demo``
+    TF-MxNE on the sample data shipped with tfmxne: a short report and a figure.
+``tfmxne run``
+    TF-MxNE on your own evoked, forward and noise covariance files; writes the
+    source estimate, the residual (and dipoles), a report and a figure.
+
+Run ``tfmxne <command> --help`` for the options. Errors the user can fix (a
+missing file, an unknown condition, files that do not belong together, a bad
+parameter value) print one line starting with ``tfmxne: error:`` on stderr
+and exit with status 2; ``--verbose`` adds the traceback.
+"""
+
+import argparse
+import contextlib
+import inspect
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["main", "build_parser", "format_report", "make_progress", "CLIError",
+           "Progress"]
+
+EXIT_OK = 0
+EXIT_FAILURE = 1  # unexpected internal error
+EXIT_USAGE = 2  # the user can fix it: bad arguments, files, parameter values
+
+PROG = "tfmxne"
+
+# defaults of the demo (the regularisation of MNE's TF-MxNE example)
+DEMO_CROP = (-0.05, 0.3)
+DEFAULT_ALPHA = 40.0
+DEFAULT_L1_RATIO = 0.03
+MAX_TABLE_ROWS = 20
+
+_IGNORED_WARNINGS = ("does not conform to MNE naming conventions",)
+
+
+class CLIError(Exception):
+    """An error the user can fix; reported on one line with exit status 2."""
+
+
+# --------------------------------------------------------------------------
+# argument parsing
+# --------------------------------------------------------------------------
+class _ArgumentParser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``tfmxne: error: ...`` and status 2."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"{PROG}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _float_in(low, high, low_open=False, high_open=False, what="a number"):
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        ok = np.isfinite(value)
+        ok &= value > low if low_open else value >= low
+        if high is not None:
+            ok &= value < high if high_open else value <= high
+        if not ok:
+            lb, hb = "(" if low_open else "[", ")" if high_open else "]"
+            hi = f"{high:g}" if high is not None else "inf"
+            raise argparse.ArgumentTypeError(
+                f"must be in {lb}{low:g}, {hi}{hb}, got {text}")
+        return value
+
+    parse.__name__ = what  # argparse names the type in some messages
+    return parse
+
+
+def _int_min(low):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def _loose(text):
+    if text.lower() == "auto":
+        return "auto"
+    return _float_in(0.0, 1.0, what="'auto' or a number in [0, 1]")(text)
+
+
+def _depth(text):
+    if text.lower() == "none":
+        return None
+    return _float_in(0.0, None, what="'none' or a non-negative number")(text)
+
+
+def _dgap_freq(text):
+    if text.lower() in ("inf", "np.inf"):
+        return np.inf
+    return _int_min(1)(text)
+
+
+def _rank(text):
+    low = text.lower()
+    if low in ("none", "auto"):
+        return None
+    if low in ("full", "info"):
+        return low
+    out = {}
+    for part in text.split(","):
+        key, sep, val = part.partition("=")
+        key = key.strip().lower()
+        if not sep or key not in ("meg", "mag", "grad", "eeg", "seeg", "ecog", "dbs"):
+            raise argparse.ArgumentTypeError(
+                f"expected 'none', 'full', 'info' or CH_TYPE=RANK pairs such as "
+                f"'meg=302,eeg=59', got {text!r}")
+        out[key] = _int_min(1)(val.strip())
+    return out
+
+
+def _condition(text):
+    return int(text) if text.strip().lstrip("-").isdigit() else text
+
+
+def _add_solver_options(parser):
+    g = parser.add_argument_group(
+        "TF-MxNE parameters (those of mne.inverse_sparse.tf_mixed_norm)")
+    g.add_argument("--alpha", type=_float_in(0, 100, True, True), default=DEFAULT_ALPHA,
+                   metavar="A",
+                   help="regularisation in percent of alpha_max, in (0, 100): larger "
+                        f"gives fewer active sources (default: {DEFAULT_ALPHA:g})")
+    g.add_argument("--l1-ratio", type=_float_in(0, 1), default=DEFAULT_L1_RATIO,
+                   metavar="R",
+                   help="share of the temporal (L1) penalty in [0, 1]: larger gives "
+                        "sparser time-frequency content (default: "
+                        f"{DEFAULT_L1_RATIO:g})")
+    g.add_argument("--wsize", type=_int_min(4), nargs="+", default=[64], metavar="N",
+                   help="STFT window length(s) in samples, multiples of 4; several "
+                        "values build a multi-scale dictionary (default: 64)")
+    g.add_argument("--tstep", type=_int_min(2), nargs="+", default=[4], metavar="N",
+                   help="STFT hop(s) in samples, one per --wsize, even and dividing "
+                        "wsize (default: 4)")
+    g.add_argument("--window", nargs="+", default=["0.02"], metavar="SECONDS",
+                   help="length of the half-Hanning tapers applied at both ends of "
+                        "the data: one value for both ends, two for left and right, "
+                        "or 'none' (default: 0.02)")
+    g.add_argument("--loose", type=_loose, default="auto",
+                   help="weight of the tangential source orientations, 'auto' or in "
+                        "[0, 1] (0: fixed orientation, 1: free; default: auto, i.e. "
+                        "0.2 on surface source spaces)")
+    g.add_argument("--depth", type=_depth, default=0.8,
+                   help="depth weighting exponent, or 'none' (default: 0.8)")
+    g.add_argument("--maxit", type=_int_min(1), default=3000,
+                   help="maximum number of block coordinate descent epochs "
+                        "(default: 3000)")
+    g.add_argument("--tol", type=_float_in(0, None, low_open=True), default=1e-4,
+                   help="tolerance on the duality gap, relative to the squared norm "
+                        "of the whitened data (default: 1e-4)")
+    g.add_argument("--weights", default=None, metavar="FILE",
+                   help="source weights (for example a dSPM estimate): a source "
+                        "estimate file (.stc, -lh.stc, .h5) or a .npy array with one "
+                        "value per source position (default: none)")
+    g.add_argument("--weights-min", type=_float_in(0, None), default=0.0,
+                   metavar="W",
+                   help="drop the source positions whose weight (scaled by the "
+                        "maximum) is at or below this (default: 0)")
+    g.add_argument("--pca", action=argparse.BooleanOptionalAction, default=True,
+                   help="whiten with PCA, dropping the zero-variance directions "
+                        "(default: --pca)")
+    g.add_argument("--debias", action=argparse.BooleanOptionalAction, default=True,
+                   help="remove the amplitude bias of the estimate (default: "
+                        "--debias)")
+    g.add_argument("--dgap-freq", type=_dgap_freq, default=10, metavar="N",
+                   help="evaluate the duality gap every N epochs, or 'inf' "
+                        "(default: 10)")
+    g.add_argument("--rank", type=_rank, default=None,
+                   help="rank of the noise covariance: 'none' (estimated), 'full', "
+                        "'info' or pairs such as 'meg=302,eeg=59' (default: none)")
+    g.add_argument("--pick-ori", choices=("vector", "normal"), default=None,
+                   help="'vector': keep the three orientation components; 'normal': "
+                        "the signed component normal to the cortex (default: the "
+                        "amplitude)")
+    g.add_argument("--n-tfmxne-iter", type=_int_min(1), default=1, metavar="N",
+                   help="number of iterations of the reweighted (irTF-MxNE) "
+                        "solver; 1 is plain TF-MxNE (default: 1)")
+    g.add_argument("--dtype", choices=("float64", "float32"), default="float64",
+                   help="precision of the solver iterations (default: float64)")
+    return g
+
+
+def _add_common_options(parser, fig_default):
+    g = parser.add_argument_group("output and messages")
+    g.add_argument("--compare-mne", action="store_true",
+                   help="also run mne.inverse_sparse.tf_mixed_norm on the same "
+                        "problem and report its time, the speed-up and the difference "
+                        "between the estimates (slow: MNE takes tens of seconds)")
+    g.add_argument("--no-figure", dest="figure", action="store_false",
+                   help=f"do not write the figure ({fig_default})")
+    g.add_argument("-q", "--quiet", action="store_true",
+                   help="print nothing but errors and warnings (no report, no "
+                        "progress bar)")
+    g.add_argument("-v", "--verbose", action="store_true",
+                   help="print MNE's and tfmxne's log, and the traceback of errors")
+
+
+def build_parser():
+    """The argument parser of the ``tfmxne`` command.
+
+    Returns
+    -------
+    parser : argparse.ArgumentParser
+        The parser, with the sub-commands ``demo`` and ``run``.
+    """
+    import tfmxne
+
+    parser = _ArgumentParser(
+        prog=PROG,
+        description="tfmxne: fast time-frequency mixed-norm estimates (TF-MxNE) for "
+                    "M/EEG source imaging, a compiled drop-in for "
+                    "mne.inverse_sparse.tf_mixed_norm.",
+        epilog="Start with 'tfmxne demo', then 'tfmxne run --help'.")
+    parser.add_argument("--version", action="version",
+                        version=f"%(prog)s {tfmxne.__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    demo = sub.add_parser(
+        "demo", help="TF-MxNE on the bundled sample data (report and figure)",
+        description="Run TF-MxNE on the sample data shipped with tfmxne (MNE's "
+                    "'sample' subject, 'Left Auditory', MEG + EEG, surface source "
+                    "space of 516 positions), print a report of the active sources "
+                    "and write a figure: whitened data and residual, source time "
+                    "courses and their time-frequency maps.")
+    demo.add_argument("--out", default="tfmxne-demo.png", metavar="FIG.png",
+                      help="figure file; the format follows the extension "
+                           "(default: tfmxne-demo.png)")
+    demo.add_argument("--tmin", type=float, default=DEMO_CROP[0],
+                      help=f"start of the time window, s (default: {DEMO_CROP[0]})")
+    demo.add_argument("--tmax", type=float, default=DEMO_CROP[1],
+                      help=f"end of the time window, s (default: {DEMO_CROP[1]})")
+    _add_solver_options(demo)
+    _add_common_options(demo, "--out")
+    demo.set_defaults(func=_cmd_demo)
+
+    run = sub.add_parser(
+        "run", help="TF-MxNE on your evoked, forward and noise covariance files",
+        description="Run TF-MxNE on an evoked response and write the source "
+                    "estimate (BASENAME-lh.stc/-rh.stc for surface source spaces, "
+                    "BASENAME-vl.stc for volumes, BASENAME-stc.h5 for vector and "
+                    "mixed estimates), the residual (BASENAME-res-ave.fif), with "
+                    "--dipoles one dipole file per active source "
+                    "(BASENAME-dipNN.dip), and a figure (BASENAME.png). Nothing is "
+                    "written if the run fails. The options are those of "
+                    "mne.inverse_sparse.tf_mixed_norm, with dashes.",
+        epilog="Example: tfmxne run --evoked sample-ave.fif --condition "
+               "'Left Auditory' --forward sample-fwd.fif --cov sample-cov.fif "
+               "--tmin -0.05 --tmax 0.3 --alpha 40 --l1-ratio 0.03 --out left_aud")
+    g = run.add_argument_group("input and output files")
+    g.add_argument("--evoked", required=True, metavar="FILE",
+                   help="evoked responses (FIF, e.g. *-ave.fif)")
+    g.add_argument("--condition", type=_condition, default=None, metavar="NAME",
+                   help="which evoked response of the file: its comment (name) or "
+                        "its index; needed when the file holds several")
+    g.add_argument("--forward", required=True, metavar="FILE",
+                   help="forward solution (FIF, e.g. *-fwd.fif)")
+    g.add_argument("--cov", required=True, metavar="FILE",
+                   help="noise covariance (FIF, e.g. *-cov.fif)")
+    g.add_argument("--out", required=True, metavar="BASENAME",
+                   help="base name of the output files (its directory must exist)")
+    g.add_argument("--dipoles", action="store_true",
+                   help="also write the active sources as dipoles, one file per "
+                        "source (BASENAME-dipNN.dip or .bdip)")
+    g.add_argument("--dipole-format", choices=("dip", "bdip"), default="dip",
+                   help="dipole file format: text (dip, amplitudes in nAm with 3 "
+                        "decimals) or binary Xfit (bdip) (default: dip)")
+    g = run.add_argument_group("data selection")
+    g.add_argument("--tmin", type=float, default=None,
+                   help="crop the evoked response from this time, s")
+    g.add_argument("--tmax", type=float, default=None,
+                   help="crop the evoked response up to this time, s")
+    g.add_argument("--baseline", nargs=2, default=None, metavar=("BMIN", "BMAX"),
+                   help="apply a baseline correction on [BMIN, BMAX] s ('none' for "
+                        "the start or end of the data), before cropping (default: "
+                        "the data as stored)")
+    _add_solver_options(run)
+    _add_common_options(run, "BASENAME.png")
+    run.set_defaults(func=_cmd_run)
+    return parser
+
+
+# --------------------------------------------------------------------------
+# progress
+# --------------------------------------------------------------------------
+class Progress:
+    """Receiver of progress events of a solve (does nothing; subclass it).
+
+    The command line feeds it from the solver: :meth:`start` once, then
+    :meth:`step` after each irTF-MxNE reweighting (or each working-set
+    iteration of a plain TF-MxNE solve) and :meth:`gap` whenever a duality gap
+    is known, then :meth:`close`.
+    """
+
+    def start(self, total, desc):
+        """Begin: ``total`` steps expected (``None``: unknown)."""
+
+    def step(self, k):
+        """Step ``k`` (1-based) is done."""
+
+    def gap(self, value):
+        """A duality gap was evaluated."""
+
+    def close(self):
+        """The solve ended (successfully or not)."""
+
+
+class _TqdmProgress(Progress):
+    def __init__(self, file):
+        self._file = file
+        self._bar = None
+
+    def start(self, total, desc):
+        from tqdm.auto import tqdm
+
+        # explicit sizes: tqdm shows nothing on terminals reporting a 0 x 0 size
+        size = shutil.get_terminal_size((80, 24))
+        self._bar = tqdm(total=total, desc=desc, unit="it", file=self._file,
+                         leave=False, ncols=min(size.columns or 80, 100),
+                         nrows=size.lines or 24)
+
+    def step(self, k):
+        if self._bar is not None:
+            self._bar.update(max(k - self._bar.n, 0))
+
+    def gap(self, value):
+        if self._bar is not None:
+            self._bar.set_postfix_str(f"gap {value:.2e}", refresh=True)
+
+    def close(self):
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def make_progress(enabled=True):
+    """A progress display: a tqdm bar on a terminal, else nothing.
+
+    Parameters
+    ----------
+    enabled : bool
+        ``False``: a silent :class:`Progress`.
+
+    Returns
+    -------
+    progress : Progress
+        A tqdm bar (on stderr) when stdout and stderr are terminals and tqdm is
+        installed, otherwise a silent :class:`Progress`.
+    """
+    if not enabled or not (sys.stdout.isatty() and sys.stderr.isatty()):
+        return Progress()
+    try:
+        import tqdm  # noqa: F401
+    except ImportError:
+        return Progress()
+    return _TqdmProgress(sys.stderr)
+
+
+class _LogHandler(logging.Handler):
+    """Turns the solver's log lines into progress events."""
+
+    _tfmxne = True
+
+    def __init__(self, progress, iterative):
+        super().__init__(level=logging.DEBUG)
+        self.progress = progress
+        self.iterative = iterative
+        self.n_outer = 0
+
+    def emit(self, record):
+        try:
+            msg = record.getMessage().strip()
+            if msg.startswith("outer ") and "dgap" in msg:
+                self.n_outer += 1
+                if not self.iterative:
+                    self.progress.step(self.n_outer)
+                self.progress.gap(float(msg.split("dgap", 1)[1].split()[0]))
+            elif msg.startswith("Iteration ") and self.iterative:
+                self.progress.step(int(msg.split()[1].rstrip(":")))
+        except Exception:  # progress must never break a solve
+            pass
+
+
+class _WarningCollector(logging.Handler):
+    """Keeps MNE's logged warnings, printed at the end as ``tfmxne: warning:``."""
+
+    _tfmxne = True
+
+    def __init__(self):
+        super().__init__(level=logging.WARNING)
+        self.messages = []
+
+    def emit(self, record):
+        if record.levelno < logging.ERROR:
+            self.messages.append(record.getMessage())
+
+
+def _below_error(record):
+    return record.levelno >= logging.ERROR
+
+
+@contextlib.contextmanager
+def _mne_logging(verbose, progress=None, iterative=False, collector=None):
+    """MNE's logging for the command, and progress events from the solver's log.
+
+    Without ``verbose`` MNE's own handlers print errors only: its warnings are
+    gathered by ``collector`` (and by :mod:`warnings`) and printed once at the
+    end; the solver's info records still reach ``progress``.
+    """
+    from mne.utils import logger
+
+    old_level = logger.level
+    ours = [h for h in (collector, progress and _LogHandler(progress, iterative)) if h]
+    for h in ours:
+        logger.addHandler(h)
+    filtered = []
+    if not verbose:
+        for h in logger.handlers:
+            if not getattr(h, "_tfmxne", False) and _below_error not in h.filters:
+                h.addFilter(_below_error)
+                filtered.append(h)
+    level = logging.INFO if (verbose or progress is not None) else logging.WARNING
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(old_level)
+        for h in ours:
+            logger.removeHandler(h)
+        for h in filtered:
+            h.removeFilter(_below_error)
+
+
+# --------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------
+def _one_line(exc):
+    text = str(exc).strip() or type(exc).__name__
+    return " ".join(text.split())
+
+
+def _check_file(path, what):
+    p = Path(path)
+    if not p.exists():
+        raise CLIError(f"{what} file not found: {path}")
+    if not p.is_file():
+        raise CLIError(f"{what} is not a file: {path}")
+    return p
+
+
+def _read(what, path, reader):
+    try:
+        return reader(path)
+    except CLIError:
+        raise
+    except Exception as exc:
+        raise CLIError(f"cannot read the {what} file {path}: {_one_line(exc)}") from exc
+
+
+def _read_evoked(path, condition):
+    import mne
+
+    def read(p):
+        return mne.read_evokeds(p, verbose=False)
+
+    evokeds = _read("evoked", path, read)
+    names = [e.comment for e in evokeds]
+    listing = ", ".join(repr(n) for n in names)
+    if condition is None:
+        if len(evokeds) > 1:
+            raise CLIError(
+                f"{path} holds {len(evokeds)} evoked responses ({listing}); choose "
+                "one with --condition")
+        return evokeds[0]
+    if isinstance(condition, int):
+        if not -len(evokeds) <= condition < len(evokeds):
+            raise CLIError(
+                f"condition index {condition} out of range: {path} holds "
+                f"{len(evokeds)} evoked response(s) ({listing})")
+        return evokeds[condition]
+    matches = [e for e in evokeds if e.comment == condition]
+    if not matches:
+        raise CLIError(
+            f"unknown condition {condition!r}: {path} holds {listing}")
+    return matches[0]
+
+
+def _parse_window(values):
+    if len(values) == 1 and values[0].lower() == "none":
+        return None
+    if len(values) > 2:
+        raise CLIError(f"--window takes one or two values, got {len(values)}")
+    try:
+        w = [float(v) for v in values]
+    except ValueError:
+        raise CLIError(
+            f"--window: expected seconds or 'none', got {' '.join(values)}") from None
+    if any(not np.isfinite(x) or x < 0 for x in w):
+        raise CLIError(f"--window must be non-negative, got {' '.join(values)}")
+    return w[0] if len(w) == 1 else tuple(w)
+
+
+def _parse_baseline(values):
+    if values is None:
+        return None
+    out = []
+    for v in values:
+        if v.lower() == "none":
+            out.append(None)
+        else:
+            try:
+                out.append(float(v))
+            except ValueError:
+                raise CLIError(
+                    f"--baseline: expected seconds or 'none', got {v!r}") from None
+    return tuple(out)
+
+
+def _solver_params(args):
+    from ._validation import check_wsize_tstep
+
+    wsize = args.wsize[0] if len(args.wsize) == 1 else list(args.wsize)
+    tstep = args.tstep[0] if len(args.tstep) == 1 else list(args.tstep)
+    try:
+        check_wsize_tstep(wsize, tstep)
+    except (ValueError, TypeError) as exc:
+        raise CLIError(_one_line(exc)) from exc
+    return dict(
+        loose=args.loose, depth=args.depth, maxit=args.maxit, tol=args.tol,
+        weights_min=args.weights_min, pca=args.pca, debias=args.debias, wsize=wsize,
+        tstep=tstep, window=_parse_window(args.window), alpha=args.alpha,
+        l1_ratio=args.l1_ratio, dgap_freq=args.dgap_freq, rank=args.rank,
+        pick_ori=args.pick_ori, n_tfmxne_iter=args.n_tfmxne_iter)
+
+
+def _read_weights(path):
+    import mne
+
+    if path is None:
+        return None
+    p = _check_file(path, "weights")
+
+    def read(p):
+        if p.suffix == ".npy":
+            return np.load(p, allow_pickle=False)
+        return mne.read_source_estimate(p)
+
+    return _read("weights", p, read)
+
+
+def _crop(evoked, tmin, tmax):
+    t0, t1 = evoked.times[0], evoked.times[-1]
+    lo = t0 if tmin is None else tmin
+    hi = t1 if tmax is None else tmax
+    if lo > hi:
+        raise CLIError(f"--tmin ({lo} s) must be before --tmax ({hi} s)")
+    if hi < t0 or lo > t1:
+        raise CLIError(
+            f"the time window {lo}..{hi} s is outside the data ({t0:.3f}..{t1:.3f} s)")
+    try:
+        evoked.crop(tmin, tmax)
+    except ValueError as exc:
+        raise CLIError(f"cannot crop the evoked response: {_one_line(exc)}") from exc
+    if len(evoked.times) < 2:
+        raise CLIError(
+            f"the time window {lo}..{hi} s keeps {len(evoked.times)} sample(s) of the "
+            "data; TF-MxNE needs at least 2")
+    return evoked
+
+
+def _solve(evoked, forward, noise_cov, params, args, quiet):
+    """tfmxne.solve with progress events; user errors become CLIError."""
+    import tfmxne
+
+    kw = dict(params)
+    kw["dtype"] = np.dtype(args.dtype)
+    iterative = params["n_tfmxne_iter"] > 1
+    progress = make_progress(enabled=not quiet)
+    # a direct hook when the solver offers one, else the solver's log lines
+    direct = "progress" in inspect.signature(tfmxne.solve).parameters
+    if direct:
+        kw["progress"] = lambda k, *a, **k2: progress.step(k + 1)
+    total = params["n_tfmxne_iter"] if iterative else None
+    progress.start(total, "irTF-MxNE" if iterative else "TF-MxNE")
+    try:
+        with _mne_logging(args.verbose, progress, iterative and not direct):
+            result = tfmxne.solve(evoked, forward, noise_cov, return_residual=True,
+                                  **kw)
+    except tfmxne.NoActiveSourcesError as exc:
+        msg = _one_line(exc)
+        if "alpha" not in msg:
+            msg += " Try a smaller --alpha."
+        raise CLIError(msg) from exc
+    except (ValueError, TypeError) as exc:
+        raise CLIError(_one_line(exc)) from exc
+    finally:
+        progress.close()
+    return result
+
+
+def _compare_mne(evoked, forward, noise_cov, params, args, result):
+    """Run MNE's tf_mixed_norm on the same problem; a list of report lines."""
+    from mne.inverse_sparse import tf_mixed_norm as mne_tf_mixed_norm
+
+    lines = ["", "MNE-Python comparison (mne.inverse_sparse.tf_mixed_norm):"]
+    t0 = time.perf_counter()
+    try:
+        with _mne_logging(args.verbose):
+            stc = mne_tf_mixed_norm(evoked, forward, noise_cov, **params)
+    except Exception as exc:
+        lines.append(f"  MNE failed: {_one_line(exc)}")
+        return lines
+    t_mne = time.perf_counter() - t0
+    t_ours = float(result.elapsed)
+    lines.append(f"  MNE time:      {t_mne:8.2f} s")
+    lines.append(f"  tfmxne time:   {t_ours:8.2f} s   (speed-up x{t_mne / t_ours:.1f})")
+    est = result.estimate
+    ours_v = est.vertices if isinstance(est.vertices, list) else [est.vertices]
+    mne_v = stc.vertices if isinstance(stc.vertices, list) else [stc.vertices]
+    same = len(ours_v) == len(mne_v) and all(
+        np.array_equal(a, b) for a, b in zip(ours_v, mne_v))
+    if same:
+        den = float(np.linalg.norm(stc.data))
+        rel = float(np.linalg.norm(est.data - stc.data)) / den if den > 0 else 0.0
+        lines.append(f"  same {sum(len(v) for v in ours_v)} active sources; relative "
+                     f"difference of the estimates {rel:.2e}")
+    else:
+        lines.append("  different active sources (vertices per source space):")
+        labels = [_space_label(s) for s in forward["src"]]
+        for lab, a, b in zip(labels, ours_v, mne_v):
+            common = np.intersect1d(a, b)
+            lines.append(f"    {lab:>8}: {len(common)} in common; only tfmxne "
+                         f"{_short_list(np.setdiff1d(a, b))}; only MNE "
+                         f"{_short_list(np.setdiff1d(b, a))}")
+    return lines
+
+
+def _short_list(values, n_max=12):
+    values = [int(v) for v in values]
+    if len(values) <= n_max:
+        return str(values)
+    return str(values[:n_max])[:-1] + f", ... ({len(values)} in all)]"
+
+
+def _space_label(s):
+    from .viz import _space_label as lab
+
+    return lab(s)
+
+
+def format_report(result, evoked, forward, params, title):
+    """The text report of a TF-MxNE result.
+
+    Parameters
+    ----------
+    result : TFMxNEResult
+        The output of :func:`tfmxne.solve`.
+    evoked : Evoked
+        The data given to the solve.
+    forward : Forward
+        The forward solution given to the solve.
+    params : dict
+        The solver parameters (for the header).
+    title : str
+        First line.
+
+    Returns
+    -------
+    report : str
+        Several lines of text.
+    """
+    from mne.io.constants import FIFF
+
+    from .viz import source_table
+
+    frames = {FIFF.FIFFV_COORD_HEAD: "head", FIFF.FIFFV_COORD_MRI: "MRI"}
+    frame = frames.get(int(forward["coord_frame"]), "forward's")
+    times = result.times
+    est = result.estimate
+    rows = source_table(est, forward)
+    n = len(rows)
+    wsize, tstep = params["wsize"], params["tstep"]
+    w = max([5] + [len(r["space"]) for r in rows])
+    lines = [
+        title,
+        f"  data: {len(result.residual.ch_names) if result.residual is not None else '?'} "
+        f"channels used, {len(times)} samples, {1e3 * times[0]:.0f}..{1e3 * times[-1]:.0f}"
+        f" ms at {evoked.info['sfreq']:.1f} Hz",
+        f"  source space: {forward['nsource']} positions ({forward['src'].kind}), "
+        f"estimate: {type(est).__name__}",
+        f"  alpha={params['alpha']:g} % of alpha_max, l1_ratio={params['l1_ratio']:g}, "
+        f"wsize={wsize}, tstep={tstep}, n_tfmxne_iter={params['n_tfmxne_iter']}",
+        "",
+        f"{n} active source{'s' if n != 1 else ''} (position in mm, {frame} coordinates; "
+        "strongest first):",
+        f"  {'space':>{w}} {'vertex':>7} {'x':>7} {'y':>7} {'z':>7} {'peak (ms)':>10} "
+        f"{'peak (nAm)':>11}",
+    ]
+    rows = sorted(rows, key=lambda r: -abs(r["amplitude"]))
+    for r in rows[:MAX_TABLE_ROWS]:
+        x, y, z = 1e3 * r["pos"]
+        lines.append(f"  {r['space']:>{w}} {r['vertex']:>7d} {x:7.1f} {y:7.1f} {z:7.1f} "
+                     f"{1e3 * r['time']:10.1f} {1e9 * r['amplitude']:11.2f}")
+    if n > MAX_TABLE_ROWS:
+        lines.append(f"  ... and {n - MAX_TABLE_ROWS} more")
+    conv = "converged" if result.converged else "NOT converged (raise --maxit or --tol)"
+    lines += [
+        "",
+        f"explained variance: {100 * result.explained_variance:.1f} % (whitened data)",
+        f"duality gap: {result.gap:.3g} (tolerance {result.tol:.3g}): {conv}",
+        f"time: {result.elapsed:.2f} s ({result.n_iter} block coordinate descent epochs)",
+    ]
+    return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def _staging(out_dir):
+    """A temporary directory next to the outputs; removed on exit."""
+    tmp = tempfile.mkdtemp(prefix=".tfmxne-", dir=out_dir)
+    try:
+        yield Path(tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _commit(staged, out_dir):
+    """Move the staged files into ``out_dir``; all or nothing."""
+    moved = []
+    try:
+        for f in sorted(staged.iterdir()):
+            dest = Path(out_dir) / f.name
+            os.replace(f, dest)
+            moved.append(dest)
+    except OSError:
+        for m in moved:
+            with contextlib.suppress(OSError):
+                m.unlink()
+        raise
+    return moved
+
+
+def _check_out_dir(path, what):
+    d = Path(path).parent if Path(path).parent != Path("") else Path(".")
+    if not d.is_dir():
+        raise CLIError(f"the directory of {what} does not exist: {d}")
+    if not os.access(d, os.W_OK):
+        raise CLIError(f"the directory of {what} is not writable: {d}")
+    return d
+
+
+def _make_figure(result, evoked, noise_cov, forward, fname):
+    import matplotlib
+
+    if "matplotlib.pyplot" not in sys.modules:
+        matplotlib.use("Agg")  # files only: never needs a display
+    import matplotlib.pyplot as plt
+
+    from .viz import plot_tfmxne
+
+    fig = plot_tfmxne(result, evoked, noise_cov, forward=forward, fname=fname)
+    plt.close(fig)
+
+
+def _print_warnings(caught, logged=()):
+    seen = set()
+    for msg in [_one_line(w.message) for w in caught] + [_one_line(m) for m in logged]:
+        if any(s in msg for s in _IGNORED_WARNINGS) or msg in seen:
+            continue
+        seen.add(msg)
+        print(f"{PROG}: warning: {msg}", file=sys.stderr)
+
+
+# --------------------------------------------------------------------------
+# commands
+# --------------------------------------------------------------------------
+def _cmd_demo(args):
+    from .datasets import sample
+
+    params = _solver_params(args)
+    fig_dir = _check_out_dir(args.out, "--out") if args.figure else None
+    evoked, forward, noise_cov = sample.load()
+    _crop(evoked, args.tmin, args.tmax)
+    return _run_and_report(
+        args, evoked, forward, noise_cov, params,
+        title=f"tfmxne demo: TF-MxNE on MNE's sample data ('{evoked.comment}', "
+              f"MEG + EEG, N={evoked.nave})",
+        out_dir=fig_dir, figure=Path(args.out).name if args.figure else None)
+
+
+def _cmd_run(args):
+    import mne
+
+    params = _solver_params(args)
+    baseline = _parse_baseline(args.baseline)
+    ev_path = _check_file(args.evoked, "evoked")
+    fwd_path = _check_file(args.forward, "forward")
+    cov_path = _check_file(args.cov, "noise covariance")
+    out_dir = _check_out_dir(args.out, "--out")
+    base = Path(args.out).name
+    if not base or base in (".", ".."):
+        raise CLIError(f"--out must name files (a base name), got {args.out!r}")
+    weights = _read_weights(args.weights)
+    evoked = _read_evoked(ev_path, args.condition)
+    forward = _read("forward", fwd_path,
+                    lambda p: mne.read_forward_solution(p, verbose=False))
+    noise_cov = _read("noise covariance", cov_path,
+                      lambda p: mne.read_cov(p, verbose=False))
+    if baseline is not None:
+        try:
+            evoked.apply_baseline(baseline, verbose=False)
+        except ValueError as exc:
+            raise CLIError(f"--baseline: {_one_line(exc)}") from exc
+    _crop(evoked, args.tmin, args.tmax)
+    needs_h5 = params["pick_ori"] == "vector" or forward["src"].kind == "mixed"
+    if needs_h5:
+        try:
+            import h5io  # noqa: F401
+        except ImportError:
+            raise CLIError(
+                "saving vector or mixed source estimates needs the h5io package "
+                "(pip install h5io)") from None
+    params["weights"] = weights
+    return _run_and_report(
+        args, evoked, forward, noise_cov, params,
+        title=f"tfmxne run: TF-MxNE on '{evoked.comment}' (N={evoked.nave}) of "
+              f"{ev_path.name}",
+        out_dir=out_dir, figure=base + ".png" if args.figure else None, base=base)
+
+
+def _run_and_report(args, evoked, forward, noise_cov, params, title, out_dir, figure,
+                    base=None):
+    quiet = args.quiet
+    result = _solve(evoked, forward, noise_cov, params, args, quiet)
+    report = format_report(result, evoked, forward, params, title)
+    extra = []
+    if args.compare_mne:
+        extra = _compare_mne(evoked, forward, noise_cov, params, args, result)
+    written = []
+    if out_dir is not None and (figure is not None or base is not None):
+        try:
+            with _staging(out_dir) as tmp:
+                if base is not None:
+                    _write_estimates(result, tmp / base, args)
+                if figure is not None:
+                    _make_figure(result, evoked, noise_cov, forward, tmp / figure)
+                written = _commit(tmp, out_dir)
+        except CLIError:
+            raise
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise CLIError(f"cannot write the outputs: {_one_line(exc)}") from exc
+    if not quiet:
+        print(report)
+        if extra:
+            print("\n".join(extra))
+        if written:
+            print("\nwrote: " + ", ".join(str(w) for w in written))
+    return EXIT_OK
+
+
+def _write_estimates(result, base, args):
+    import mne
+
+    stc = result.estimate
+    ftype = "h5" if isinstance(stc, (mne.VectorSourceEstimate, mne.MixedSourceEstimate,
+                                     mne.VolVectorSourceEstimate,
+                                     mne.MixedVectorSourceEstimate)) else "stc"
+    stc.save(str(base), ftype=ftype, overwrite=True, verbose=False)
+    result.residual.save(f"{base}-res-ave.fif", overwrite=True, verbose=False)
+    if args.dipoles:
+        dips = result.dipoles()
+        for k, dip in enumerate(dips):
+            dip.save(f"{base}-dip{k:02d}.{args.dipole_format}", overwrite=True,
+                     verbose=False)
+
+
+# --------------------------------------------------------------------------
+# entry point
+# --------------------------------------------------------------------------
+def main(argv=None):
+    """Entry point of the ``tfmxne`` command.
+
+    Parameters
+    ----------
+    argv : list of str | None
+        The arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    status : int
+        0 on success, 2 for errors the user can fix (bad arguments, missing or
+        mismatched files, bad parameter values), 1 for unexpected errors,
+        130 when interrupted.
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error (printed)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    verbose = getattr(args, "verbose", False)
+    caught = []
+    collector = _WarningCollector()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with _mne_logging(verbose, collector=collector):
+                status = args.func(args)
+    except CLIError as exc:
+        _print_warnings(caught, collector.messages)
+        if verbose:
+            traceback.print_exc()
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        _print_warnings(caught, collector.messages)
+        if verbose:
+            traceback.print_exc()
+        print(f"{PROG}: error: unexpected {type(exc).__name__}: {_one_line(exc)} "
+              "(run with --verbose for the traceback)", file=sys.stderr)
+        return EXIT_FAILURE
+    _print_warnings(caught, collector.messages)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

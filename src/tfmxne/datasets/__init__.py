@@ -1,0 +1,7 @@
+# Authors: The tfmxne developers
+# SPDX-License-Identifier: BSD-3-Clause
+"""Small data sets shipped with tfmxne (for the demo, examples and tests)."""
+
+from . import sample  # noqa: F401
+
+__all__ = ["sample"]

@@ -1,0 +1,136 @@
+# Authors: The tfmxne developers
+# SPDX-License-Identifier: BSD-3-Clause
+"""Shared fixtures: sample data, forward solutions and MNE references.
+
+Forward solutions and MNE reference results are computed once per test session
+and cached in a temporary folder (``TFMXNE_TEST_CACHE`` to reuse a folder across
+runs), never in the repository.
+"""
+
+import os
+import pickle
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+def _find_sample():
+    here = Path(__file__).resolve().parent
+    for cand in (here.parent.parent / "shared" / "data" / "sample",
+                 here.parent / ".." / "shared" / "data" / "sample",
+                 Path(os.environ.get("TFMXNE_SAMPLE", "/nonexistent"))):
+        if (cand / "sample-ave.fif.gz").exists():
+            return cand.resolve()
+    return None
+
+
+SAMPLE = _find_sample()
+
+
+@pytest.fixture(scope="session")
+def sample_path():
+    if SAMPLE is None:
+        pytest.skip("shared sample data not found (../shared/data/sample)")
+    return SAMPLE
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory):
+    env = os.environ.get("TFMXNE_TEST_CACHE")
+    if env:
+        Path(env).mkdir(parents=True, exist_ok=True)
+        return Path(env)
+    return tmp_path_factory.mktemp("tfmxne-cache")
+
+
+def cached(cache_dir, name, fun):
+    """Compute ``fun()`` once per cache folder (pickle)."""
+    path = Path(cache_dir) / f"{name}.pkl"
+    if path.exists():
+        with open(path, "rb") as f:
+            return pickle.load(f)
+    out = fun()
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "wb") as f:
+        pickle.dump(out, f)
+    tmp.replace(path)
+    return out
+
+
+@pytest.fixture(scope="session")
+def evoked_full(sample_path):
+    import mne
+
+    return mne.read_evokeds(sample_path / "sample-ave.fif.gz", condition="Left Auditory",
+                            baseline=(None, 0), verbose=False)
+
+
+@pytest.fixture(scope="session")
+def noise_cov(sample_path):
+    import mne
+
+    return mne.read_cov(sample_path / "sample-cov.fif", verbose=False)
+
+
+def _make_fwd(sample_path, cache_dir, kind):
+    import mne
+
+    fname = Path(cache_dir) / f"{kind}-fwd.fif"
+    if fname.exists():
+        return mne.read_forward_solution(fname, verbose=False)
+    info = mne.read_evokeds(sample_path / "sample-ave.fif.gz", condition=0,
+                            verbose=False).info
+    bem = str(sample_path / "sample-320-320-320-bem-sol.fif")
+    trans = str(sample_path / "sample-trans.fif")
+    if kind == "surf":
+        src = mne.read_source_spaces(sample_path / "sample-oct4-src.fif.gz", verbose=False)
+    elif kind.startswith("vol"):
+        pos = float(kind[3:])
+        src = mne.setup_volume_source_space(None, pos=pos, bem=bem, mri=None, verbose=False)
+    elif kind == "mixed":
+        surf = mne.read_source_spaces(sample_path / "sample-oct4-src.fif.gz", verbose=False)
+        vol = mne.setup_volume_source_space(None, pos=25.0, bem=bem, mri=None,
+                                            verbose=False)
+        src = surf + vol
+    elif kind == "discrete":
+        vol = mne.setup_volume_source_space(None, pos=20.0, bem=bem, mri=None,
+                                            verbose=False)
+        rr = vol[0]["rr"][vol[0]["vertno"]]
+        nn = np.tile([0.0, 0.0, 1.0], (len(rr), 1))
+        src = mne.setup_volume_source_space(
+            None, pos=dict(rr=rr, nn=nn), verbose=False)
+    else:
+        raise ValueError(kind)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fwd = mne.make_forward_solution(info, trans, src, bem, mindist=5.0, verbose=False)
+    mne.write_forward_solution(fname, fwd, overwrite=True, verbose=False)
+    return fwd
+
+
+@pytest.fixture(scope="session")
+def fwd_surf(sample_path, cache_dir):
+    return _make_fwd(sample_path, cache_dir, "surf")
+
+
+@pytest.fixture(scope="session")
+def fwd_vol(sample_path, cache_dir):
+    """A coarse grid (15 mm) so that MNE's reference takes seconds.
+
+    Built without an MRI, as in the shared README, MNE makes it a 'discrete'
+    source space (VolSourceEstimate output).
+    """
+    return _make_fwd(sample_path, cache_dir, "vol15")
+
+
+@pytest.fixture(scope="session")
+def fwd_mixed(sample_path, cache_dir):
+    return _make_fwd(sample_path, cache_dir, "mixed")
+
+
+@pytest.fixture(scope="session")
+def fwd_discrete(sample_path, cache_dir):
+    return _make_fwd(sample_path, cache_dir, "discrete")

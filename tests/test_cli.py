@@ -1,0 +1,409 @@
+# Authors: The tfmxne developers
+# SPDX-License-Identifier: BSD-3-Clause
+"""The ``tfmxne`` command line, run in subprocesses as a user would."""
+
+import inspect
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tfmxne
+from tfmxne import cli
+
+TIMEOUT = 300
+# a small, quick problem for `tfmxne run` (a few seconds)
+RUN_PARAMS = dict(alpha=60.0, l1_ratio=0.05, n_tfmxne_iter=2)
+RUN_CROP = (0.05, 0.15)
+
+
+def shared_sample_dir():
+    """The shared sample data next to the repository, or skip."""
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "sample")
+    if not os.path.isfile(os.path.join(path, "sample-ave.fif.gz")):
+        pytest.skip(f"shared sample data not found in {os.path.abspath(path)}")
+    return Path(path).resolve()
+
+
+def tfmxne_cmd(*args, module="tfmxne.cli", cwd=None):
+    """Run the command line in a subprocess; returns the CompletedProcess."""
+    env = dict(os.environ)
+    env.pop("MPLBACKEND", None)
+    env["COLUMNS"] = "100"
+    return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=TIMEOUT, env=env)
+
+
+def error_lines(proc):
+    return [line for line in proc.stderr.splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """FIF files written from the shared sample data (and the bundled forward)."""
+    import mne
+
+    from tfmxne.datasets import sample
+
+    src = shared_sample_dir()
+    d = tmp_path_factory.mktemp("cli-inputs")
+    evokeds = mne.read_evokeds(src / "sample-ave.fif.gz", verbose=False)
+    mne.write_evokeds(d / "sample-ave.fif", evokeds, verbose=False)
+    cov = mne.read_cov(src / "sample-cov.fif", verbose=False)
+    cov.save(d / "sample-cov.fif", verbose=False)
+    # the README recipe's surface forward, as bundled (same files, ~5 s saved)
+    fwd = sample.load()[1]
+    mne.write_forward_solution(d / "sample-fwd.fif", fwd, verbose=False)
+    # files that do not belong together: EEG-only data, MEG-only forward
+    evokeds[0].copy().pick("eeg").save(d / "eeg-ave.fif", verbose=False)
+    with mne.use_log_level("warning"):
+        meg_fwd = mne.pick_types_forward(fwd, meg=True, eeg=False)
+    mne.write_forward_solution(d / "meg-fwd.fif", meg_fwd, verbose=False)
+    return d
+
+
+@pytest.fixture(scope="module")
+def run_result(files, tmp_path_factory):
+    """One successful ``tfmxne run`` (quiet, with dipoles), shared by the tests."""
+    out = tmp_path_factory.mktemp("cli-run")
+    proc = tfmxne_cmd(
+        "run", "--evoked", files / "sample-ave.fif", "--condition", "Left Auditory",
+        "--forward", files / "sample-fwd.fif", "--cov", files / "sample-cov.fif",
+        "--tmin", RUN_CROP[0], "--tmax", RUN_CROP[1],
+        "--alpha", RUN_PARAMS["alpha"], "--l1-ratio", RUN_PARAMS["l1_ratio"],
+        "--n-tfmxne-iter", RUN_PARAMS["n_tfmxne_iter"], "--dipoles",
+        "--out", out / "la", "--quiet")
+    return proc, out
+
+
+# --------------------------------------------------------------------------
+# demo
+# --------------------------------------------------------------------------
+def test_demo_report_and_figure(tmp_path):
+    from matplotlib.image import imread
+
+    fig = tmp_path / "demo.png"
+    proc = tfmxne_cmd("demo", "--out", fig, module="tfmxne")  # python -m tfmxne
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    for text in ("active source", "vertex", "peak (ms)", "peak (nAm)",
+                 "explained variance", "duality gap", "converged", "time:"):
+        assert text in out, (text, out)
+    assert " lh " in out or " rh " in out
+    assert "Traceback" not in proc.stderr
+    assert fig.is_file()
+    img = imread(fig)
+    h, w = img.shape[:2]
+    assert w > 800 and h > 600, img.shape
+    assert img[..., :3].std() > 0.05  # not blank
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.png"]
+
+
+@pytest.mark.slow
+def test_demo_compare_mne(tmp_path):
+    proc = tfmxne_cmd("demo", "--compare-mne", "--no-figure", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "MNE time" in proc.stdout and "speed-up" in proc.stdout
+    assert ("relative difference" in proc.stdout
+            or "different active sources" in proc.stdout)
+    assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------
+# run
+# --------------------------------------------------------------------------
+def test_run_writes_readable_files(run_result):
+    import mne
+
+    proc, out = run_result
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == ""  # --quiet
+    names = sorted(p.name for p in out.iterdir())
+    assert {"la-lh.stc", "la-rh.stc", "la-res-ave.fif", "la.png"} <= set(names)
+    assert not [n for n in names if n.startswith(".")]  # no staging leftovers
+    stc = mne.read_source_estimate(out / "la")
+    assert isinstance(stc, mne.SourceEstimate)
+    assert stc.data.shape[0] >= 1
+    res = mne.read_evokeds(out / "la-res-ave.fif", verbose=False)
+    assert len(res) == 1
+    np.testing.assert_allclose(res[0].times, stc.times, atol=1e-6)
+    dips = sorted(n for n in names if n.startswith("la-dip"))
+    assert len(dips) == stc.data.shape[0]
+    for n in dips:
+        assert n.endswith(".dip")
+        assert len(mne.read_dipole(out / n, verbose=False).times) == len(stc.times)
+
+
+def test_run_matches_tf_mixed_norm(run_result, files):
+    import mne
+
+    proc, out = run_result
+    assert proc.returncode == 0, proc.stderr
+    evoked = mne.read_evokeds(files / "sample-ave.fif", condition="Left Auditory",
+                              verbose=False).crop(*RUN_CROP)
+    fwd = mne.read_forward_solution(files / "sample-fwd.fif", verbose=False)
+    cov = mne.read_cov(files / "sample-cov.fif", verbose=False)
+    stc_ref, res_ref = tfmxne.tf_mixed_norm(evoked, fwd, cov, return_residual=True,
+                                            **RUN_PARAMS)
+    stc = mne.read_source_estimate(out / "la")
+    for a, b in zip(stc.vertices, stc_ref.vertices):
+        np.testing.assert_array_equal(a, b)
+    # .stc files store float32
+    scale = np.abs(stc_ref.data).max()
+    np.testing.assert_allclose(stc.data, stc_ref.data, rtol=1e-5, atol=1e-6 * scale)
+    np.testing.assert_allclose(stc.tmin, stc_ref.tmin, atol=1e-6)
+    res = mne.read_evokeds(out / "la-res-ave.fif", verbose=False)[0]
+    assert res.ch_names == res_ref.ch_names
+    np.testing.assert_allclose(res.data, res_ref.data, rtol=1e-5,
+                               atol=1e-6 * np.abs(res_ref.data).max())
+    # dipoles: amplitudes (nAm, 3 decimals) and positions (mm, 2 decimals)
+    offsets = np.cumsum([0] + [len(s["vertno"]) for s in fwd["src"]])
+    idx = np.concatenate([o + np.searchsorted(s["vertno"], v)
+                          for o, s, v in zip(offsets, fwd["src"], stc_ref.vertices)])
+    for k, i in enumerate(idx):
+        dip = mne.read_dipole(out / f"la-dip{k:02d}.dip", verbose=False)
+        np.testing.assert_allclose(dip.pos[0], fwd["source_rr"][i], atol=1e-5)
+        np.testing.assert_allclose(dip.amplitude, np.abs(stc_ref.data[k]), atol=2e-12,
+                                   rtol=1e-3)
+
+
+def _bad_args(files, out, *args, evoked="sample-ave.fif", fwd="sample-fwd.fif",
+              cov="sample-cov.fif", condition=("--condition", "Left Auditory")):
+    return ["run", "--evoked", files / evoked, "--forward", files / fwd,
+            "--cov", files / cov, *condition, "--tmin", "0.05", "--tmax", "0.15",
+            "--out", out / "x", *args]
+
+
+# run in subprocesses: the exit status and stderr exactly as a user sees them
+BAD_CASES = {
+    "missing-evoked": (dict(evoked="nope-ave.fif"), (), "evoked file not found"),
+    "unknown-condition": (dict(condition=("--condition", "Right Auditory")), (),
+                          "unknown condition 'Right Auditory'"),
+    "mismatched-files": (dict(evoked="eeg-ave.fif", fwd="meg-fwd.fif",
+                              condition=()), (), "no good channels in common"),
+    "alpha-too-large": (dict(), ("--alpha", "150"), "--alpha: must be in (0, 100)"),
+    "verbose-traceback": (dict(evoked="eeg-ave.fif", fwd="meg-fwd.fif",
+                               condition=()), ("--verbose",),
+                          "no good channels in common"),
+}
+# the same checks in-process (cheaper): cli.main returns the exit status
+BAD_CASES_INPROCESS = {
+    "no-active-source": (dict(), ("--alpha", "99.99"), "No active dipoles found"),
+    "wrong-file-type": (dict(fwd="sample-cov.fif"), (), "cannot read the forward"),
+    "missing-forward": (dict(fwd="nope-fwd.fif"), (), "forward file not found"),
+    "missing-cov": (dict(cov="nope-cov.fif"), (), "covariance file not found"),
+    "ambiguous-condition": (dict(condition=()), (), "choose one with --condition"),
+    "condition-index": (dict(condition=("--condition", "7")), (), "out of range"),
+    "alpha-zero": (dict(), ("--alpha", "0"), "--alpha: must be in (0, 100)"),
+    "alpha-not-a-number": (dict(), ("--alpha", "lots"), "--alpha: expected a number"),
+    "l1-ratio": (dict(), ("--l1-ratio", "1.5"), "--l1-ratio: must be in [0, 1]"),
+    "wsize": (dict(), ("--wsize", "30"), "wsize must be a positive multiple of 4"),
+    "tstep": (dict(), ("--wsize", "64", "--tstep", "6"), "tstep must be"),
+    "window": (dict(), ("--window", "0.1", "0.1", "0.1"), "--window takes one or two"),
+    "rank": (dict(), ("--rank", "most"), "--rank: expected"),
+    "loose": (dict(), ("--loose", "2"), "--loose: must be in [0, 1]"),
+    "time-window": (dict(), ("--tmin", "2", "--tmax", "3"), "outside the data"),
+}
+
+
+@pytest.fixture(scope="module")
+def bad_runs(files, tmp_path_factory):
+    """All bad invocations, run concurrently (each is mostly interpreter start-up)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    jobs = {}
+    for case, (kw, args, _) in BAD_CASES.items():
+        out = tmp_path_factory.mktemp(f"bad-{case}")
+        jobs[case] = (_bad_args(files, out, *args, **kw), out)
+    n_workers = max(2, min(len(jobs), os.cpu_count() or 2))
+    with ThreadPoolExecutor(n_workers) as pool:
+        futures = {case: pool.submit(tfmxne_cmd, *argv) for case, (argv, _) in
+                   jobs.items()}
+        return {case: (fut.result(), jobs[case][1]) for case, fut in futures.items()}
+
+
+@pytest.mark.parametrize("case", [c for c in BAD_CASES if c != "verbose-traceback"])
+def test_run_bad_invocation(case, bad_runs):
+    proc, out = bad_runs[case]
+    message = BAD_CASES[case][2]
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    lines = error_lines(proc)
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("tfmxne: error:"), lines[0]
+    assert message in lines[0], lines[0]
+    assert "Traceback" not in proc.stderr
+    assert proc.stdout == ""
+    assert list(out.iterdir()) == []  # nothing written
+
+
+def test_verbose_shows_traceback(bad_runs):
+    proc, out = bad_runs["verbose-traceback"]
+    assert proc.returncode == 2
+    assert "Traceback" in proc.stderr
+    last = error_lines(proc)[-1]
+    assert last.startswith("tfmxne: error: ") and "no good channels" in last
+    assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("case", list(BAD_CASES_INPROCESS))
+def test_run_bad_invocation_inprocess(case, files, tmp_path, capsys):
+    kw, args, message = BAD_CASES_INPROCESS[case]
+    argv = [str(a) for a in _bad_args(files, tmp_path, *args, **kw)]
+    assert cli.main(argv) == 2
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("tfmxne: error:"), captured.err
+    assert message in lines[0], lines[0]
+    assert captured.out == ""
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_run_vector_needs_h5io(files, tmp_path, capsys):
+    try:
+        import h5io  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("h5io is installed: vector estimates can be saved")
+    argv = [str(a) for a in _bad_args(files, tmp_path, "--pick-ori", "vector")]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tfmxne: error: saving vector or mixed source estimates "
+                          "needs the h5io package")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_run_warns_when_not_converged(files, tmp_path, capsys):
+    """Solver warnings reach stderr as one 'tfmxne: warning:' line each."""
+    argv = ["run", "--evoked", files / "sample-ave.fif", "--condition", "0",
+            "--forward", files / "sample-fwd.fif", "--cov", files / "sample-cov.fif",
+            "--tmin", "0.09", "--tmax", "0.11", "--wsize", "8", "--tstep", "2",
+            "--window", "none", "--maxit", "1", "--tol", "1e-12",
+            "--no-figure", "--out", tmp_path / "nc"]
+    assert cli.main([str(a) for a in argv]) == 0
+    captured = capsys.readouterr()
+    warn = [line for line in captured.err.splitlines() if line.strip()]
+    assert warn and all(w.startswith("tfmxne: warning: ") for w in warn), captured.err
+    assert any("did not converge" in w for w in warn)
+    assert "NOT converged" in captured.out
+    assert (tmp_path / "nc-lh.stc").is_file() and (tmp_path / "nc-res-ave.fif").is_file()
+
+
+def test_run_missing_output_dir(files, tmp_path):
+    proc = tfmxne_cmd("run", "--evoked", files / "sample-ave.fif", "--condition", "0",
+                      "--forward", files / "sample-fwd.fif", "--cov",
+                      files / "sample-cov.fif", "--out", tmp_path / "nodir" / "x")
+    assert proc.returncode == 2
+    assert error_lines(proc) == [
+        f"tfmxne: error: the directory of --out does not exist: {tmp_path / 'nodir'}"]
+    assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------
+# help and options
+# --------------------------------------------------------------------------
+def _console_script():
+    exe = Path(sys.executable).parent / ("tfmxne.exe" if os.name == "nt" else "tfmxne")
+    return str(exe) if exe.exists() else shutil.which("tfmxne")
+
+
+def test_help_console_script():
+    script = _console_script()
+    argv = [script] if script else [sys.executable, "-m", "tfmxne"]
+    proc = subprocess.run(argv + ["run", "--help"], capture_output=True, text=True,
+                          timeout=TIMEOUT)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage: tfmxne run")
+    for opt in ("--evoked", "--alpha", "--l1-ratio", "--quiet", "--verbose",
+                "--compare-mne"):
+        assert opt in proc.stdout
+
+
+@pytest.mark.parametrize("command", ["demo", "run"])
+def test_help(command, capsys):
+    assert cli.main([command, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: tfmxne {command}")
+    for opt in ("--alpha", "--l1-ratio", "--quiet", "--verbose", "--compare-mne"):
+        assert opt in out
+
+
+def test_top_level_help():
+    text = cli.build_parser().format_help()
+    assert text.startswith("usage: tfmxne")
+    assert "demo" in text and "run" in text
+
+
+def _subparser(name):
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    return sub.choices[name]
+
+
+@pytest.mark.parametrize("name", ["demo", "run"])
+def test_every_option_documented(name):
+    import argparse
+
+    for action in _subparser(name)._actions:
+        assert action.help and action.help != argparse.SUPPRESS, action.option_strings
+
+
+def test_run_covers_tf_mixed_norm_options():
+    """Each parameter of tf_mixed_norm is an option of `tfmxne run` (MNE's names)."""
+    opts = {o for a in _subparser("run")._actions for o in a.option_strings}
+    skip = {"evoked", "forward", "noise_cov", "verbose", "return_residual"}
+    alias = {"return_as_dipoles": "--dipoles", "pca": "--no-pca",
+             "debias": "--no-debias"}
+    for p in inspect.signature(tfmxne.tf_mixed_norm).parameters:
+        if p in skip:
+            continue
+        opt = alias.get(p, "--" + p.replace("_", "-"))
+        assert opt in opts, p
+    assert {"--evoked", "--forward", "--cov", "--out", "--condition", "--tmin",
+            "--tmax", "--baseline"} <= opts
+
+
+# --------------------------------------------------------------------------
+# progress (unit level)
+# --------------------------------------------------------------------------
+class _Recorder(cli.Progress):
+    def __init__(self):
+        self.events = []
+
+    def start(self, total, desc):
+        self.events.append(("start", total))
+
+    def step(self, k):
+        self.events.append(("step", k))
+
+    def gap(self, value):
+        self.events.append(("gap", value))
+
+
+def test_progress_from_solver_log():
+    rec = _Recorder()
+    h = cli._LogHandler(rec, iterative=True)
+    logger = logging.getLogger("tfmxne-test")
+    for msg in ("    outer 1: dgap 9.57e+03 :: p_obj 1 :: d_obj 0 :: n_active 0",
+                "Iteration 1: active set size=3, E=1.0",
+                "Iteration 2: active set size=2, E=0.9",
+                "unrelated message"):
+        h.emit(logger.makeRecord("mne", logging.INFO, __file__, 0, msg, (), None))
+    assert rec.events == [("gap", 9.57e3), ("step", 1), ("step", 2)]
+    # plain TF-MxNE: the working-set iterations are the steps
+    rec = _Recorder()
+    h = cli._LogHandler(rec, iterative=False)
+    h.emit(logger.makeRecord("mne", logging.INFO, __file__, 0,
+                             "outer 1: dgap 1.0e+00 :: n_active 1", (), None))
+    assert rec.events == [("step", 1), ("gap", 1.0)]
+
+
+def test_no_progress_bar_without_terminal():
+    # under pytest stdout is captured, not a terminal
+    assert type(cli.make_progress()) is cli.Progress
+    assert type(cli.make_progress(enabled=False)) is cli.Progress

@@ -1,0 +1,122 @@
+# Authors: The tfmxne developers
+# SPDX-License-Identifier: BSD-3-Clause
+"""The bundled sample data: contents, load time, installation and regeneration."""
+
+import os
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tfmxne.datasets import sample
+
+DATA_FILES = ("sample_audvis-ave.fif.gz", "sample_audvis-cov.fif.gz",
+              "sample-oct4-fwd.fif.gz")
+MAX_BYTES = 4_000_000  # all bundled files together
+
+
+def shared_sample_dir():
+    """The shared sample data next to the repository, or skip."""
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "sample")
+    if not os.path.isfile(os.path.join(path, "sample-ave.fif.gz")):
+        pytest.skip(f"shared sample data not found in {os.path.abspath(path)}")
+    return Path(path).resolve()
+
+
+def test_data_path_and_files():
+    path = sample.data_path()
+    assert path.is_dir()
+    names = {p.name for p in path.iterdir()}
+    assert set(DATA_FILES) <= names
+    assert {"README.md", "LICENSE"} <= names
+    f = sample.fnames()
+    assert set(f) == {"evoked", "forward", "noise_cov"}
+    assert all(p.is_file() and p.parent == path for p in f.values())
+    total = sum((path / n).stat().st_size for n in DATA_FILES)
+    assert total < MAX_BYTES, f"bundled data is {total / 1e6:.2f} MB"
+
+
+def test_load_contents():
+    import mne
+
+    evoked, forward, noise_cov = sample.load()
+    assert isinstance(evoked, mne.Evoked)
+    assert isinstance(forward, mne.Forward)
+    assert isinstance(noise_cov, mne.Covariance)
+    assert evoked.comment == "Left Auditory"
+    assert evoked.baseline is not None and evoked.baseline[1] == 0
+    assert evoked.times[0] == pytest.approx(-0.1, abs=2e-3)
+    assert evoked.times[-1] == pytest.approx(0.4, abs=2e-3)
+    assert len(evoked.ch_names) == 366
+    assert forward["nsource"] == 516
+    assert forward["src"].kind == "surface"
+    assert forward["sol"]["data"].shape == (366, 3 * 516)
+    assert forward["sol"]["row_names"] == evoked.ch_names
+    assert noise_cov.ch_names == evoked.ch_names
+    assert np.all(np.isfinite(evoked.data)) and np.abs(evoked.data).max() > 0
+
+
+def test_load_returns_fresh_objects():
+    ev1, fwd1, _ = sample.load()
+    ev1.crop(0, 0.1)
+    ev2, fwd2, _ = sample.load()
+    assert ev2.times[0] < 0
+    assert fwd1 is not fwd2
+
+
+def test_load_time():
+    sample.load()  # warm up (imports)
+    best = np.inf
+    for _ in range(2):
+        t0 = time.perf_counter()
+        sample.load()
+        best = min(best, time.perf_counter() - t0)
+    assert best < 1.0, f"sample.load() took {best:.2f} s"
+
+
+def test_files_installed_by_meson():
+    """Every bundled file is in the meson install list (else not in the wheel)."""
+    meson = Path(sample.__file__).resolve().parent / "meson.build"
+    if not meson.exists():
+        pytest.skip("not a source checkout")
+    text = meson.read_text()
+    listed = set(re.findall(r"'([^']+)'", text))
+    for p in sample.data_path().iterdir():
+        assert f"data/{p.name}" in listed, p.name
+    for p in meson.parent.glob("*.py"):
+        assert p.name in listed, p.name
+    top = (meson.parent.parent / "meson.build").read_text()
+    for name in ("cli.py", "viz.py", "__main__.py"):
+        assert f"'{name}'" in top
+    assert "subdir('datasets')" in top
+
+
+def test_attribution():
+    readme = (sample.data_path() / "README.md").read_text()
+    assert "BSD-3-Clause" in readme and "MNE-Python" in readme
+    lic = (sample.data_path() / "LICENSE").read_text()
+    assert "MNE-Python authors" in lic and "Redistribution" in lic
+
+
+@pytest.mark.slow
+def test_make_sample_reproduces(tmp_path):
+    """The regeneration script gives the bundled files (same data)."""
+    import mne
+
+    from tfmxne.datasets.make_sample import make_sample
+
+    src = shared_sample_dir()
+    fnames = make_sample(src, tmp_path)
+    assert [f.name for f in fnames] == list(DATA_FILES)
+    evoked, forward, noise_cov = sample.load()
+    ev = mne.read_evokeds(fnames[0], condition=0, verbose=False)
+    np.testing.assert_allclose(ev.data, evoked.data, rtol=1e-6, atol=0)
+    assert ev.ch_names == evoked.ch_names
+    cov = mne.read_cov(fnames[1], verbose=False)
+    np.testing.assert_allclose(cov.data, noise_cov.data, rtol=1e-12)
+    fwd = mne.read_forward_solution(fnames[2], verbose=False)
+    np.testing.assert_allclose(fwd["sol"]["data"], forward["sol"]["data"], rtol=1e-5,
+                               atol=1e-6 * np.abs(forward["sol"]["data"]).max())
+    np.testing.assert_allclose(fwd["source_rr"], forward["source_rr"])
