@@ -1,6 +1,11 @@
 # Authors: The tfmxne developers
 # SPDX-License-Identifier: BSD-3-Clause
-"""The ``tfmxne`` command line, run in subprocesses as a user would."""
+"""The ``tfmxne`` command line.
+
+The main paths run in subprocesses, as a user would (exit status, stdout,
+stderr, files); cheaper variations of the error checks call ``cli.main``
+in-process.
+"""
 
 import inspect
 import logging
@@ -264,11 +269,9 @@ def test_run_bad_invocation_inprocess(case, files, tmp_path, capsys):
 
 
 def test_run_vector_needs_h5io(files, tmp_path, capsys):
-    try:
-        import h5io  # noqa: F401
-    except ImportError:
-        pass
-    else:
+    import importlib.util
+
+    if importlib.util.find_spec("h5io") is not None:
         pytest.skip("h5io is installed: vector estimates can be saved")
     argv = [str(a) for a in _bad_args(files, tmp_path, "--pick-ori", "vector")]
     assert cli.main(argv) == 2
@@ -278,6 +281,26 @@ def test_run_vector_needs_h5io(files, tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_warnings_printed_once_on_stderr(capsys):
+    """MNE/tfmxne warnings (warnings module and MNE's log) -> one line each."""
+    import warnings
+
+    from mne.utils import warn
+
+    collector = cli._WarningCollector()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with cli._mne_logging(False, collector=collector):
+            warn("solver did not converge:\n  increase maxit")
+            warn("This filename (x.fif) does not conform to MNE naming conventions")
+    cli._print_warnings(caught, collector.messages)
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [
+        "tfmxne: warning: solver did not converge: increase maxit"]
+    assert captured.out == ""
+
+
+@pytest.mark.slow
 def test_run_warns_when_not_converged(files, tmp_path, capsys):
     """Solver warnings reach stderr as one 'tfmxne: warning:' line each."""
     argv = ["run", "--evoked", files / "sample-ave.fif", "--condition", "0",

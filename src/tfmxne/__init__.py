@@ -17,3 +17,4 @@ from .inverse import (  # noqa: F401
     TFMxNEResult,
     NoActiveSourcesError,
 )
+from .path import tf_mixed_norm_path, solve_epochs  # noqa: F401

@@ -712,6 +712,13 @@ def format_report(result, evoked, forward, params, title):
         f"estimate: {type(est).__name__}",
         f"  alpha={params['alpha']:g} % of alpha_max, l1_ratio={params['l1_ratio']:g}, "
         f"wsize={wsize}, tstep={tstep}, n_tfmxne_iter={params['n_tfmxne_iter']}",
+    ]
+    spread = float(np.ptp(np.asarray(forward["source_rr"]), axis=0).max())
+    if forward["nsource"] > 1 and spread < 1e-3:
+        lines.append(
+            f"  note: all source positions lie within {1e3 * spread:.2f} mm of each other "
+            "(a degenerate source space; positions are not anatomical)")
+    lines += [
         "",
         f"{n} active source{'s' if n != 1 else ''} (position in mm, {frame} coordinates; "
         "strongest first):",

@@ -29,6 +29,7 @@ from .solver import (
     _cols,
     _debias,
     _iterative_core,
+    _single_blas_scope,  # noqa: F401  (used by tfmxne.path)
     _tf_solve,
 )
 from ._core import _engine
@@ -40,13 +41,6 @@ class NoActiveSourcesError(Exception):
     A subclass of ``Exception``, so code written for MNE (which raises a bare
     ``Exception``) keeps working; the message starts with MNE's text.
     """
-
-
-AUTO_ALPHA_MSG = (
-    "alpha=None is not supported by MNE's tf_mixed_norm (it crashes). Pass alpha as "
-    "a number in (0, 100): the regularisation in percent of alpha_max (for example "
-    "alpha=40), and l1_ratio in [0, 1] (for example l1_ratio=0.03)."
-)
 
 
 # --------------------------------------------------------------------------
@@ -62,10 +56,10 @@ def _check_inputs(evoked, forward, noise_cov, alpha, l1_ratio, maxit, tol, weigh
     if not isinstance(noise_cov, Covariance):
         raise TypeError(
             f"noise_cov must be an instance of mne.Covariance, got {_short(noise_cov)}")
-    if alpha is None:
-        raise ValueError(AUTO_ALPHA_MSG)
-    if isinstance(alpha, str):
-        raise ValueError(f"alpha must be a number in (0, 100), got alpha={alpha!r}")
+    if alpha is None or isinstance(alpha, str):
+        raise ValueError(
+            "alpha must be a number in (0, 100) here (automatic selection is done by "
+            f"the caller), got alpha={alpha!r}")
     alpha = check_float(alpha, "alpha")
     if not 0.0 <= alpha < 100.0:
         raise ValueError(f"alpha must be in [0, 100). Got alpha = {alpha}")
@@ -74,7 +68,7 @@ def _check_inputs(evoked, forward, noise_cov, alpha, l1_ratio, maxit, tol, weigh
             "alpha must be > 0: alpha = 0 removes the regularisation and the problem "
             "has no sparse solution. Got alpha = 0.0")
     if l1_ratio is None:
-        raise ValueError(AUTO_ALPHA_MSG.replace("alpha=None", "l1_ratio=None"))
+        raise ValueError("l1_ratio must be a number in [0, 1] here, got l1_ratio=None")
     l1_ratio = check_float(l1_ratio, "l1_ratio")
     if not 0.0 <= l1_ratio <= 1.0:
         raise ValueError(f"l1_ratio must be in range [0, 1]. Got l1_ratio = {l1_ratio}")
@@ -218,37 +212,70 @@ class _Prepared:
     """Whitened data and scaled gain, shared by solves on the same forward."""
 
 
-def _prepare(evoked, forward, noise_cov, loose, depth, weights, weights_min, pca,
-             rank, window, l1_ratio, wsize, tstep, dtype=np.float64):
+class _PreparedForward:
+    """Whitened, depth-weighted gain shared by every solve on the same forward."""
+
+
+def _prepare_forward_part(info, forward, noise_cov, loose, depth, weights, weights_min,
+                          pca, rank):
     from mne.inverse_sparse.mxne_inverse import _prepare_gain
+
+    forward_p, gain, gain_info, whitener, source_weighting, mask = _prepare_gain(
+        forward, info, noise_cov, pca, depth, loose, rank, weights, weights_min)
+    fp = _PreparedForward()
+    fp.forward = forward_p
+    fp.gain = gain
+    fp.gain_info = gain_info
+    fp.whitener = whitener
+    fp.source_weighting = source_weighting
+    fp.mask = mask
+    fp.n_orient = 1 if is_fixed_orient(forward_p) else 3
+    fp.ch_names = list(info["ch_names"])
+    return fp
+
+
+def _alpha_max(gain, M, n_orient, l1_ratio, wsize, tstep):
+    """alpha_max / 100 as MNE: epsilon-inf dual norm of (G, M), exact."""
+    frame = TFFrame(M.shape[1], wsize, tstep, dtype=np.float64)
+    GtM = np.ascontiguousarray(gain.T @ M)
+    return _engine.dual_norm_screened(frame.plan, GtM, n_orient, l1_ratio)[0] * 0.01
+
+
+def _prepare_data(fp, evoked, window, l1_ratio, wsize, tstep):
     from mne.minimum_norm.inverse import _check_reference
 
     _check_reference(evoked)
     all_ch_names = evoked.ch_names
-    forward_p, gain, gain_info, whitener, source_weighting, mask = _prepare_gain(
-        forward, evoked.info, noise_cov, pca, depth, loose, rank, weights, weights_min)
-    n_orient = 1 if is_fixed_orient(forward_p) else 3
     ev = _window_evoked(evoked, window) if window is not None else evoked
-    sel = [all_ch_names.index(name) for name in gain_info["ch_names"]]
+    sel = [all_ch_names.index(name) for name in fp.gain_info["ch_names"]]
     logger.info("Whitening data matrix.")
-    M = whitener @ ev.data[sel]
-    frame = TFFrame(M.shape[1], wsize, tstep, dtype=np.float64)
-    GtM = np.ascontiguousarray(gain.T @ M)
-    alpha_max = _engine.dual_norm_screened(frame.plan, GtM, n_orient, l1_ratio)[0]
-    alpha_max *= 0.01
+    M = fp.whitener @ ev.data[sel]
+    alpha_max = _alpha_max(fp.gain, M, fp.n_orient, l1_ratio, wsize, tstep)
+    if not alpha_max > 0:
+        raise ValueError(
+            "The whitened data are zero (or orthogonal to the gain): alpha_max = 0, no "
+            "source can be estimated")
     p = _Prepared()
-    p.forward = forward_p
-    p.gain = gain / alpha_max
-    p.source_weighting = source_weighting / alpha_max
-    p.mask = mask
-    p.gain_info = gain_info
-    p.whitener = whitener
+    p.forward = fp.forward
+    p.gain = fp.gain / alpha_max
+    p.source_weighting = fp.source_weighting / alpha_max
+    p.mask = fp.mask
+    p.gain_info = fp.gain_info
+    p.whitener = fp.whitener
     p.M = M
     p.evoked = ev
-    p.n_orient = n_orient
+    p.n_orient = fp.n_orient
     p.alpha_max = alpha_max
     p.sel = sel
+    p.nave = ev.nave
     return p
+
+
+def _prepare(evoked, forward, noise_cov, loose, depth, weights, weights_min, pca,
+             rank, window, l1_ratio, wsize, tstep, dtype=np.float64):
+    fp = _prepare_forward_part(evoked.info, forward, noise_cov, loose, depth, weights,
+                               weights_min, pca, rank)
+    return _prepare_data(fp, evoked, window, l1_ratio, wsize, tstep)
 
 
 # --------------------------------------------------------------------------
@@ -366,40 +393,92 @@ def solve(evoked, forward, noise_cov, loose="auto", depth=0.8, maxit=3000, tol=1
           weights=None, weights_min=0.0, pca=True, debias=True, wsize=64, tstep=4,
           window=0.02, alpha=None, l1_ratio=None, dgap_freq=10, rank=None,
           pick_ori=None, n_tfmxne_iter=1, return_residual=True, dtype=np.float64,
-          verbose=None):
-    """TF-MxNE on MNE objects, returning a :class:`TFMxNEResult`.
+          n_jobs=1, client=None, verbose=None):
+    """TF-MxNE on MNE objects, returning a :class:`TFMxNEResult` (or a list).
 
-    Same parameters as :func:`tf_mixed_norm` (see there), plus:
+    Same parameters as :func:`tf_mixed_norm` (see there), plus the options MNE
+    lacks.
 
     Parameters
     ----------
-    evoked : Evoked
-        The data.
+    evoked : Evoked | list of Evoked
+        The data. A list is a batch: the forward is prepared once and the
+        evokeds (same channels and sampling rate) are solved independently, in
+        ``n_jobs`` threads or on a Dask ``client``.
     forward : Forward
         The forward solution.
     noise_cov : Covariance
         The noise covariance.
-    loose, depth, maxit, tol, weights, weights_min, pca, debias, wsize, tstep, window, alpha, l1_ratio, dgap_freq, rank, pick_ori, n_tfmxne_iter
+    loose, depth, maxit, tol, weights, weights_min, pca, debias, wsize, tstep, window, dgap_freq, rank, pick_ori, n_tfmxne_iter
         As in :func:`tf_mixed_norm`.
+    alpha : float | None | 'sure' | 'discrepancy'
+        Regularisation in percent of alpha_max. ``'sure'`` (what ``None``
+        means): minimise Stein's unbiased risk estimate (finite-difference Monte
+        Carlo degrees of freedom, Deledalle et al. 2014, as MNE's
+        ``mixed_norm(alpha='sure')``) along a warm-started grid
+        (``tfmxne.path.AUTO_ALPHAS``); ``'discrepancy'``: the largest alpha of
+        that grid whose whitened residual energy is at most the expected noise
+        energy ``rank * n_times / nave``.
+    l1_ratio : float | None
+        Share of the temporal penalty; ``None``: chosen by the same criterion
+        over ``tfmxne.path.AUTO_L1_RATIOS``.
     return_residual : bool
         Compute the residual evoked (default True).
     dtype : numpy dtype
         float64 (default) or float32 for the iterations of the solver.
+    n_jobs : int
+        Threads for a batch (-1: all cores).
+    client : dask.distributed.Client | None
+        Solve a batch on the workers of a Dask cluster.
     %(verbose)s
 
     Returns
     -------
-    result : TFMxNEResult
-        The estimate and the diagnostics.
+    result : TFMxNEResult | list of TFMxNEResult
+        The estimate and the diagnostics; with automatic selection,
+        ``result.selection`` holds the criterion curve and the choice. In a
+        batch, an evoked where no source survives gives a result with
+        ``estimate=None`` instead of an exception.
     """
+    from . import path as _path
+
     t0 = time.perf_counter()
+    o = dict(loose=loose, depth=depth, maxit=maxit, tol=tol, weights=weights,
+             weights_min=weights_min, pca=pca, debias=debias, wsize=wsize, tstep=tstep,
+             window=window, dgap_freq=dgap_freq, rank=rank, pick_ori=pick_ori,
+             n_tfmxne_iter=n_tfmxne_iter)
+    dtype = np.dtype(dtype)
+    if dtype not in (np.dtype(np.float64), np.dtype(np.float32)):
+        raise ValueError(f"dtype must be float64 or float32, got dtype={dtype}")
+    auto = alpha is None or isinstance(alpha, str) or l1_ratio is None
+    if isinstance(evoked, list | tuple):
+        if auto:
+            return [solve(ev, forward, noise_cov, alpha=alpha, l1_ratio=l1_ratio,
+                          return_residual=return_residual, dtype=dtype, **o)
+                    for ev in evoked]
+        return _path._solve_batch(list(evoked), forward, noise_cov, alpha, l1_ratio, o,
+                                  n_jobs, client, return_residual, dtype)
+    if client is not None:
+        return _path._solve_batch([evoked], forward, noise_cov, alpha, l1_ratio, o, 1,
+                                  client, return_residual, dtype)[0]
+    if auto:
+        criterion = "sure" if alpha is None or not isinstance(alpha, str) else alpha
+        if isinstance(alpha, str) and alpha not in ("sure", "discrepancy"):
+            raise ValueError(
+                "alpha must be a number in (0, 100), None, 'sure' or 'discrepancy', "
+                f"got alpha={alpha!r}")
+        alphas = None
+        if alpha is not None and not isinstance(alpha, str):
+            _check_inputs(evoked, forward, noise_cov, alpha, 0.5, maxit, tol, weights,
+                          weights_min, wsize, tstep, window, dgap_freq, n_tfmxne_iter,
+                          pick_ori, False, loose, depth, rank, pca, debias)
+            alphas = [float(alpha)]
+        return _path._select(evoked, forward, noise_cov, criterion, l1_ratio, o,
+                             alphas=alphas, return_residual=return_residual)
     alpha, l1_ratio, maxit, tol, n_tfmxne_iter, dgap_freq, wsize, tstep = _check_inputs(
         evoked, forward, noise_cov, alpha, l1_ratio, maxit, tol, weights, weights_min,
         wsize, tstep, window, dgap_freq, n_tfmxne_iter, pick_ori, False, loose, depth,
         rank, pca, debias)
-    dtype = np.dtype(dtype)
-    if dtype not in (np.dtype(np.float64), np.dtype(np.float32)):
-        raise ValueError(f"dtype must be float64 or float32, got dtype={dtype}")
     p = _prepare(evoked, forward, noise_cov, loose, depth, weights, weights_min, pca,
                  rank, window, l1_ratio, wsize, tstep)
     return _solve_prepared(p, alpha, l1_ratio, maxit, tol, debias, wsize, tstep,
@@ -409,7 +488,7 @@ def solve(evoked, forward, noise_cov, loose="auto", depth=0.8, maxit=3000, tol=1
 
 def _solve_prepared(p, alpha, l1_ratio, maxit, tol, debias, wsize, tstep, dgap_freq,
                     pick_ori, n_tfmxne_iter, return_residual, dtype, t0=None,
-                    Z_init=None, init_positions=None, raise_empty=True):
+                    Z_init=None, init_positions=None, raise_empty=True, progress=None):
     from mne.inverse_sparse.mxne_inverse import _compute_residual
 
     t0 = time.perf_counter() if t0 is None else t0
@@ -435,7 +514,8 @@ def _solve_prepared(p, alpha, l1_ratio, maxit, tol, debias, wsize, tstep, dgap_f
     else:
         res, E, _ = _iterative_core(Mc, G, alpha_space, alpha_time, n_tfmxne_iter, frame,
                                     n_orient, maxit, tol_abs, dgap_freq,
-                                    log_name="tf_mixed_norm")
+                                    log_name="tf_mixed_norm", Z_init=Z_init,
+                                    init_positions=init_positions, progress=progress)
     n_src = p.gain.shape[1]
     active_set = np.zeros(n_src, bool)
     active_set[_cols(res.positions, n_orient)] = True
@@ -450,9 +530,22 @@ def _solve_prepared(p, alpha, l1_ratio, maxit, tol, debias, wsize, tstep, dgap_f
                 "No active dipoles found. alpha_space/alpha_time are too big "
                 f"(alpha={alpha} % of alpha_max, alpha_max={p.alpha_max * 100:.6g} in "
                 "whitened units; lower alpha).")
-        return None
+        full = np.zeros(len(p.mask) if p.mask is not None else n_src, bool)
+        return TFMxNEResult(
+            estimate=None, residual=p.evoked.copy().pick(p.gain_info["ch_names"])
+            if return_residual else None, alpha=alpha, l1_ratio=l1_ratio,
+            alpha_max=p.alpha_max * 100.0, gap=res.gap, tol=tol_abs,
+            converged=bool(res.converged), n_iter=res.n_iter, explained_variance=0.0,
+            objective=list(E), gap_history=[res.gap],
+            tf_coefs=np.zeros((0, frame.n_coefs), complex), active_set=full,
+            X=np.zeros((0, M.shape[1])), times=p.evoked.times.copy(),
+            n_freqs=frame.n_freqs, n_steps=frame.n_steps, wsize=frame.wsizes,
+            tstep=frame.tsteps, elapsed=time.perf_counter() - t0, residual_norm2=nM2,
+            _forward=p.forward, _sfreq=p.evoked.info["sfreq"], _M=M,
+            _gain_active=np.zeros((M.shape[0], 0)), _res=res)
     gain_active = gain[:, active_set]
-    ev = 1.0 - float(np.sum((M - gain_active @ X) ** 2)) / nM2 if nM2 > 0 else 0.0
+    rn2 = float(np.sum((M - gain_active @ X) ** 2))
+    ev = 1.0 - rn2 / nM2 if nM2 > 0 else 0.0
     tf_coefs = frame.to_mne(res.Z.astype(np.float64))
     if p.mask is not None:
         full = np.zeros(len(p.mask), bool)
@@ -475,7 +568,7 @@ def _solve_prepared(p, alpha, l1_ratio, maxit, tol, debias, wsize, tstep, dgap_f
         objective=list(E), gap_history=[res.gap], tf_coefs=tf_coefs,
         active_set=active_set, X=X, times=p.evoked.times.copy(),
         n_freqs=frame.n_freqs, n_steps=frame.n_steps, wsize=frame.wsizes,
-        tstep=frame.tsteps, elapsed=time.perf_counter() - t0,
+        tstep=frame.tsteps, elapsed=time.perf_counter() - t0, residual_norm2=rn2,
         _forward=forward, _sfreq=p.evoked.info["sfreq"], _M=M,
         _gain_active=gain_active, _res=res)
 
@@ -526,10 +619,13 @@ def tf_mixed_norm(evoked, forward, noise_cov, loose="auto", depth=0.8, maxit=300
         Also return the residual evoked.
     return_as_dipoles : bool
         Return a list of :class:`mne.Dipole` instead of a source estimate.
-    alpha : float
-        Regularisation in (0, 100), in percent of alpha_max.
-    l1_ratio : float
-        Share of the temporal (L1) penalty in [0, 1].
+    alpha : float | None | 'sure' | 'discrepancy'
+        Regularisation in (0, 100), in percent of alpha_max. ``None`` (MNE
+        crashes there) selects it automatically by SURE, as ``'sure'``; see
+        :func:`tfmxne.solve` for the criteria.
+    l1_ratio : float | None
+        Share of the temporal (L1) penalty in [0, 1]; ``None``: selected by the
+        same criterion over a small grid.
     dgap_freq : int | np.inf
         Frequency of the duality-gap evaluations of the inner solver.
     rank : None | 'full' | dict
@@ -555,7 +651,9 @@ def tf_mixed_norm(evoked, forward, noise_cov, loose="auto", depth=0.8, maxit=300
         When no source survives (message starts with MNE's "No active dipoles
         found").
     """
-    _check_inputs(evoked, forward, noise_cov, alpha, l1_ratio, maxit, tol, weights,
+    auto = alpha is None or isinstance(alpha, str) or l1_ratio is None
+    _check_inputs(evoked, forward, noise_cov, 50.0 if auto else alpha,
+                  0.5 if auto else l1_ratio, maxit, tol, weights,
                   weights_min, wsize, tstep, window, dgap_freq, n_tfmxne_iter, pick_ori,
                   return_as_dipoles, loose, depth, rank, pca, debias)
     if not isinstance(return_residual, bool | np.bool_):
@@ -565,6 +663,11 @@ def tf_mixed_norm(evoked, forward, noise_cov, loose="auto", depth=0.8, maxit=300
                 debias=debias, wsize=wsize, tstep=tstep, window=window, alpha=alpha,
                 l1_ratio=l1_ratio, dgap_freq=dgap_freq, rank=rank, pick_ori=pick_ori,
                 n_tfmxne_iter=n_tfmxne_iter, return_residual=return_residual)
+    if res.estimate is None:
+        raise NoActiveSourcesError(
+            "No active dipoles found. alpha_space/alpha_time are too big "
+            f"(selected alpha={res.alpha} % of alpha_max, alpha_max="
+            f"{res.alpha_max:.6g} in whitened units).")
     out = res.dipoles() if return_as_dipoles else res.estimate
     if return_residual:
         return out, res.residual

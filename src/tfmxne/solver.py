@@ -20,6 +20,9 @@ compiled core without the GIL. The working set grows geometrically from the
 positions that violate the optimality conditions most.
 """
 
+import contextlib
+import threading
+
 import numpy as np
 from mne.utils import logger, verbose, warn
 from scipy import linalg
@@ -46,6 +49,29 @@ ANDERSON_K = 5
 N_INNER = 10
 #: Inner solves stop at this fraction of the outer tolerance.
 INNER_TOL_RATIO = 0.1
+
+_BATCH_DEPTH = [0]
+_BATCH_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _single_blas_scope():
+    """Within a batch (BLAS pinned once for all threads), skip per-solve pinning:
+    threadpool limits are process-wide and must not be toggled by each thread."""
+    with _BATCH_LOCK:
+        _BATCH_DEPTH[0] += 1
+    try:
+        yield
+    finally:
+        with _BATCH_LOCK:
+            _BATCH_DEPTH[0] -= 1
+
+
+def _inner_blas_limit():
+    if _BATCH_DEPTH[0] > 0:
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
+
 
 _STATUS = {0: "converged", 1: "iteration cap reached", 2: "non-finite values",
            3: "bad kernel arguments"}
@@ -231,7 +257,7 @@ def _tf_solve(M, G, alpha_space, alpha_time, frame, n_orient, maxit, tol, dgap_f
         cap_rows = n_orient * max(min(n_ws, 2 * len(A) + 8), 1)
         snap = np.empty(_engine.snap_size(plan, ANDERSON_K, cap_rows, n_chan), dtype=dtype)
         # the inner products are small: one BLAS thread avoids oversubscription
-        with threadpool_limits(1, user_api="blas"):
+        with _inner_blas_limit():
             out = _engine.bcd(
                 plan, GT, M, R, Xws, Zws, act, lc[ws],
                 w_space[ws] if w_space is not None else None,

@@ -1,0 +1,396 @@
+# Authors: The tfmxne developers
+# SPDX-License-Identifier: BSD-3-Clause
+"""Beyond MNE: alpha paths, automatic regularisation, batches, Dask.
+
+All of them prepare the forward operator once (whitening, depth, loose
+orientation, weights) and reuse it for every solve.
+"""
+
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from mne import Epochs
+from mne.utils import logger, verbose
+from threadpoolctl import threadpool_limits
+
+from . import inverse as _inv
+from ._validation import _short, check_int
+
+#: Default alpha grid of automatic selection, in percent of alpha_max.
+AUTO_ALPHAS = np.geomspace(90.0, 5.0, 12)
+#: l1_ratio values tried when ``l1_ratio=None``.
+AUTO_L1_RATIOS = (0.01, 0.03, 0.1, 0.3)
+#: Number of default path values (like scikit-learn's lasso_path: from 90 % to 10 %).
+PATH_N_ALPHAS = 10
+
+_OPTS = ("loose", "depth", "maxit", "tol", "weights", "weights_min", "pca", "debias",
+         "wsize", "tstep", "window", "dgap_freq", "rank", "pick_ori", "n_tfmxne_iter")
+
+
+def _defaults(options):
+    out = dict(loose="auto", depth=0.8, maxit=3000, tol=1e-4, weights=None,
+               weights_min=0.0, pca=True, debias=True, wsize=64, tstep=4, window=0.02,
+               dgap_freq=10, rank=None, pick_ori=None, n_tfmxne_iter=1)
+    bad = set(options) - set(out)
+    if bad:
+        raise TypeError(f"unexpected option(s) {sorted(bad)}; valid options: {sorted(out)}")
+    out.update(options)
+    return out
+
+
+def _progress(total, desc):
+    """A tqdm bar on a terminal, a no-op otherwise."""
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover
+        tqdm = None
+    if tqdm is None or not sys.stderr.isatty() or os.environ.get("TFMXNE_NO_PROGRESS"):
+        class _Null:
+            def update(self, n=1):
+                pass
+
+            def close(self):
+                pass
+        return _Null()
+    return tqdm(total=total, desc=desc, leave=False)
+
+
+def _validated(evoked, forward, noise_cov, alpha, l1_ratio, o):
+    return _inv._check_inputs(
+        evoked, forward, noise_cov, alpha, l1_ratio, o["maxit"], o["tol"], o["weights"],
+        o["weights_min"], o["wsize"], o["tstep"], o["window"], o["dgap_freq"],
+        o["n_tfmxne_iter"], o["pick_ori"], False, o["loose"], o["depth"], o["rank"],
+        o["pca"], o["debias"])
+
+
+def _path_on_prepared(p, alphas, l1_ratio, o, *, wsize, tstep, maxit, tol, dgap_freq,
+                      n_iter, return_residual=True, bar=None, dtype=np.float64):
+    """Solve along ``alphas`` (decreasing), warm-starting each from the previous."""
+    results = []
+    Z = pos = None
+    for a in alphas:
+        r = _inv._solve_prepared(
+            p, float(a), l1_ratio, maxit, tol, o["debias"], wsize, tstep, dgap_freq,
+            o["pick_ori"], n_iter, return_residual, dtype, Z_init=Z,
+            init_positions=pos, raise_empty=False)
+        results.append(r)
+        if r._res is not None and len(r._res.positions):
+            Z, pos = r._res.Z, r._res.positions
+        if bar is not None:
+            bar.update(1)
+    return results
+
+
+@verbose
+def tf_mixed_norm_path(evoked, forward, noise_cov, alphas=None, l1_ratio=0.03,
+                       n_jobs=1, client=None, verbose=None, **options):
+    """TF-MxNE along a decreasing grid of alphas, warm-started.
+
+    Parameters
+    ----------
+    evoked : Evoked
+        The data.
+    forward : Forward
+        The forward solution.
+    noise_cov : Covariance
+        The noise covariance.
+    alphas : array of float | None
+        Regularisation values in percent of alpha_max, in (0, 100). They are
+        solved in decreasing order; default: ``PATH_N_ALPHAS`` values spaced
+        geometrically from 90 to 10 (scikit-learn's ``lasso_path`` convention).
+    l1_ratio : float
+        Share of the temporal penalty, in [0, 1].
+    n_jobs : int
+        Unused for a single path (kept for symmetry with :func:`solve`).
+    client : dask.distributed.Client | None
+        Run the path on a Dask worker instead of in this process.
+    %(verbose)s
+    **options
+        Any option of :func:`tfmxne.tf_mixed_norm` (loose, depth, maxit, tol,
+        weights, weights_min, pca, debias, wsize, tstep, window, dgap_freq, rank,
+        pick_ori, n_tfmxne_iter).
+
+    Returns
+    -------
+    results : list of TFMxNEResult
+        One per alpha, in the order of ``alphas`` after sorting decreasingly.
+        Where no source survives, a result with ``estimate=None`` and an empty
+        ``active_set`` (no exception).
+    """
+    o = _defaults(options)
+    if alphas is None:
+        alphas = np.geomspace(90.0, 10.0, PATH_N_ALPHAS)
+    alphas = np.atleast_1d(np.asarray(alphas, dtype=float))
+    if alphas.ndim != 1 or alphas.size == 0 or not np.all(np.isfinite(alphas)):
+        raise ValueError(f"alphas must be a non-empty 1D array of numbers, got {_short(alphas)}")
+    if np.any(alphas <= 0) or np.any(alphas >= 100):
+        raise ValueError(f"alphas must be in (0, 100), got alphas={alphas.tolist()}")
+    alphas = np.sort(alphas)[::-1]
+    if client is not None:
+        fut = client.submit(_path_task, evoked, forward, noise_cov, alphas, l1_ratio, o,
+                            pure=False)
+        return fut.result()
+    _, l1_ratio, maxit, tol, n_iter, dgap_freq, wsize, tstep = _validated(
+        evoked, forward, noise_cov, float(alphas[0]), l1_ratio, o)
+    fp = _inv._prepare_forward_part(evoked.info, forward, noise_cov, o["loose"],
+                                    o["depth"], o["weights"], o["weights_min"], o["pca"],
+                                    o["rank"])
+    p = _inv._prepare_data(fp, evoked, o["window"], l1_ratio, wsize, tstep)
+    bar = _progress(len(alphas), "alpha path")
+    try:
+        return _path_on_prepared(p, alphas, l1_ratio, o, wsize=wsize, tstep=tstep,
+                                 maxit=maxit, tol=tol, dgap_freq=dgap_freq, n_iter=n_iter,
+                                 bar=bar)
+    finally:
+        bar.close()
+
+
+def _path_task(evoked, forward, noise_cov, alphas, l1_ratio, o):
+    return tf_mixed_norm_path(evoked, forward, noise_cov, alphas=alphas,
+                              l1_ratio=l1_ratio, verbose=False, **o)
+
+
+# --------------------------------------------------------------------------
+# automatic regularisation
+# --------------------------------------------------------------------------
+def _noise_var(p):
+    """Variance of the whitened noise of an evoked average: 1 / nave.
+
+    MNE whitens with the single-trial covariance; an average of ``nave`` trials
+    has noise variance ``1 / nave`` per whitened channel and sample.
+    """
+    return 1.0 / max(float(p.nave), 1.0)
+
+
+def _baseline_noise_var(p):
+    """Whitened noise variance measured on the pre-stimulus baseline (or None)."""
+    times = p.evoked.times
+    base = times < 0
+    if base.sum() < 10:
+        return None
+    return float(np.mean(p.M[:, base] ** 2))
+
+
+def _select(evoked, forward, noise_cov, criterion, l1_ratio, o, alphas=None,
+            random_state=0, return_residual=True):
+    """Choose (alpha, l1_ratio) by SURE or the discrepancy principle."""
+    if criterion not in ("sure", "discrepancy"):
+        raise ValueError(
+            "alpha must be a number in (0, 100), None, 'sure' or 'discrepancy', got "
+            f"alpha={criterion!r}")
+    l1_grid = AUTO_L1_RATIOS if l1_ratio is None else (l1_ratio,)
+    _, _, maxit, tol, n_iter, dgap_freq, wsize, tstep = _validated(
+        evoked, forward, noise_cov, 50.0, l1_grid[0], o)
+    alphas = AUTO_ALPHAS if alphas is None else np.sort(np.asarray(alphas, float))[::-1]
+    fp = _inv._prepare_forward_part(evoked.info, forward, noise_cov, o["loose"],
+                                    o["depth"], o["weights"], o["weights_min"], o["pca"],
+                                    o["rank"])
+    rng = np.random.default_rng(random_state)
+    values = np.full((len(l1_grid), len(alphas)), np.inf)
+    paths = []
+    kw = dict(wsize=wsize, tstep=tstep, maxit=maxit, tol=tol, dgap_freq=dgap_freq,
+              n_iter=n_iter, return_residual=return_residual)
+    bar = _progress(len(l1_grid) * len(alphas) * (2 if criterion == "sure" else 1),
+                    f"alpha selection ({criterion})")
+    try:
+        for i, l1 in enumerate(l1_grid):
+            p = _inv._prepare_data(fp, evoked, o["window"], l1, wsize, tstep)
+            sigma2 = noise_var = _noise_var(p)
+            base_var = _baseline_noise_var(p)
+            n_chan, n_times = p.M.shape
+            res = _path_on_prepared(p, alphas, l1, o, bar=bar, **kw)
+            paths.append(res)
+            rn2 = np.array([r.residual_norm2 for r in res])
+            if criterion == "discrepancy":
+                # the residual energy expected from noise alone
+                target = n_chan * n_times * sigma2
+                values[i] = np.where(rn2 <= target, 0.0, rn2 - target)
+            else:
+                eps = 2.0 * np.sqrt(sigma2) / n_chan ** 0.3
+                delta = rng.standard_normal(p.M.shape)
+                pe = _inv._Prepared()
+                pe.__dict__.update(p.__dict__)
+                pe.M = p.M + eps * delta
+                res_e = _path_on_prepared(pe, alphas, l1, o, bar=bar,
+                                          **dict(kw, return_residual=False))
+                for j, (r, re) in enumerate(zip(res, res_e)):
+                    fit = _fit(p, r)
+                    fit_e = _fit(pe, re)
+                    dof = float(np.sum((fit_e - fit) * delta)) / eps
+                    values[i, j] = (r.residual_norm2 - n_chan * n_times * sigma2
+                                    + 2.0 * sigma2 * dof)
+            logger.info(f"l1_ratio {l1}: {criterion} "
+                        + " ".join(f"{a:.3g}:{v:.4g}" for a, v in zip(alphas, values[i])))
+    finally:
+        bar.close()
+    if criterion == "discrepancy":
+        # largest alpha meeting the target; l1_ratio: sparsest such model
+        best = None
+        for i in range(len(l1_grid)):
+            ok = np.flatnonzero(values[i] == 0.0)
+            j = ok[0] if len(ok) else len(alphas) - 1
+            r = paths[i][j]
+            key = (r.active_set.sum() == 0, r.active_set.sum(), r.residual_norm2)
+            if r.active_set.sum() and (best is None or key < best[0]):
+                best = (key, i, j)
+        if best is None:
+            i, j = 0, len(alphas) - 1
+        else:
+            _, i, j = best
+    else:
+        i, j = np.unravel_index(np.argmin(values), values.shape)
+    chosen = paths[i][j]
+    chosen.selection = dict(criterion=criterion, alphas=np.asarray(alphas),
+                            l1_ratios=np.asarray(l1_grid), values=values,
+                            alpha=float(alphas[j]), l1_ratio=float(l1_grid[i]),
+                            noise_var=noise_var, baseline_noise_var=base_var)
+    logger.info(f"Selected alpha={alphas[j]:.4g} l1_ratio={l1_grid[i]} ({criterion})")
+    return chosen
+
+
+def _fit(p, r):
+    if r._gain_active.shape[1] == 0:
+        return np.zeros_like(p.M)
+    # whitened fit of the (weighted, scaled) problem
+    return r._gain_active @ r.X
+
+
+# --------------------------------------------------------------------------
+# batches and Dask
+# --------------------------------------------------------------------------
+def _check_batch(evokeds):
+    if len(evokeds) == 0:
+        raise ValueError("evoked must be an Evoked or a non-empty list of Evoked, got []")
+    ref = evokeds[0]
+    for k, ev in enumerate(evokeds):
+        if not hasattr(ev, "info") or not hasattr(ev, "data"):
+            raise TypeError(f"evoked[{k}] must be an mne.Evoked, got {_short(ev)}")
+        if ev.ch_names != ref.ch_names or ev.info["sfreq"] != ref.info["sfreq"] or \
+                set(ev.info["bads"]) != set(ref.info["bads"]):
+            raise ValueError(
+                f"evoked[{k}] does not have the channels, bads and sampling rate of "
+                "evoked[0]: a batch shares one prepared forward operator")
+
+
+def _solve_batch(evokeds, forward, noise_cov, alpha, l1_ratio, o, n_jobs, client,
+                 return_residual, dtype):
+    _check_batch(evokeds)
+    n_jobs = check_int(n_jobs, "n_jobs", -1)
+    if n_jobs == 0:
+        raise ValueError("n_jobs must be a positive integer or -1, got n_jobs=0")
+    if client is not None:
+        return _dask_batch(client, evokeds, forward, noise_cov, alpha, l1_ratio, o,
+                           return_residual, dtype)
+    for ev in evokeds:
+        _validated(ev, forward, noise_cov, alpha, l1_ratio, o)
+    _, l1_ratio, maxit, tol, n_iter, dgap_freq, wsize, tstep = _validated(
+        evokeds[0], forward, noise_cov, alpha, l1_ratio, o)
+    alpha = float(alpha)
+    fp = _inv._prepare_forward_part(evokeds[0].info, forward, noise_cov, o["loose"],
+                                    o["depth"], o["weights"], o["weights_min"], o["pca"],
+                                    o["rank"])
+    bar = _progress(len(evokeds), "batch")
+
+    def one(ev):
+        p = _inv._prepare_data(fp, ev, o["window"], l1_ratio, wsize, tstep)
+        r = _inv._solve_prepared(p, alpha, l1_ratio, maxit, tol, o["debias"], wsize,
+                                 tstep, dgap_freq, o["pick_ori"], n_iter, return_residual,
+                                 dtype, raise_empty=False)
+        bar.update(1)
+        return r
+
+    n_workers = os.cpu_count() if n_jobs == -1 else n_jobs
+    try:
+        if n_workers == 1 or len(evokeds) == 1:
+            return [one(ev) for ev in evokeds]
+        # one BLAS thread per solve: the threads themselves are the parallelism
+        with threadpool_limits(1, user_api="blas"), _inv._single_blas_scope():
+            with ThreadPoolExecutor(max_workers=n_workers) as ex:
+                return list(ex.map(one, evokeds))
+    finally:
+        bar.close()
+
+
+_WORKER_CACHE = {}
+
+
+def _dask_task(evoked, forward, noise_cov, alpha, l1_ratio, o, return_residual, dtype,
+               key):
+    """Runs on a Dask worker: prepares the forward once per worker (cached)."""
+    _, l1r, maxit, tol, n_iter, dgap_freq, wsize, tstep = _validated(
+        evoked, forward, noise_cov, alpha, l1_ratio, o)
+    fp = _WORKER_CACHE.get(key)
+    if fp is None:
+        fp = _inv._prepare_forward_part(evoked.info, forward, noise_cov, o["loose"],
+                                        o["depth"], o["weights"], o["weights_min"],
+                                        o["pca"], o["rank"])
+        _WORKER_CACHE.clear()
+        _WORKER_CACHE[key] = fp
+    p = _inv._prepare_data(fp, evoked, o["window"], l1r, wsize, tstep)
+    r = _inv._solve_prepared(p, float(alpha), l1r, maxit, tol, o["debias"], wsize, tstep,
+                             dgap_freq, o["pick_ori"], n_iter, return_residual, dtype,
+                             raise_empty=False)
+    r._forward = None  # keep the payload small; dipoles need the forward locally
+    return r
+
+
+def _dask_batch(client, evokeds, forward, noise_cov, alpha, l1_ratio, o,
+                return_residual, dtype):
+    import uuid
+
+    key = uuid.uuid4().hex
+    fwd_f = client.scatter(forward, broadcast=True)
+    cov_f = client.scatter(noise_cov, broadcast=True)
+    futs = [client.submit(_dask_task, ev, fwd_f, cov_f, alpha, l1_ratio, o,
+                          return_residual, dtype, key, pure=False) for ev in evokeds]
+    out = client.gather(futs)
+    for r in out:
+        r._forward = None
+    return out
+
+
+@verbose
+def solve_epochs(epochs, forward, noise_cov, alpha=None, l1_ratio=None, n_jobs=1,
+                 client=None, return_residual=True, dtype=np.float64, verbose=None,
+                 **options):
+    """TF-MxNE on every epoch of an :class:`mne.Epochs` (a batch).
+
+    Parameters
+    ----------
+    epochs : Epochs
+        The epochs; each is solved as an evoked response with ``nave=1``.
+    forward : Forward
+        The forward solution.
+    noise_cov : Covariance
+        The noise covariance.
+    alpha, l1_ratio : float
+        As in :func:`tfmxne.tf_mixed_norm` (numbers; automatic selection per
+        epoch is available through :func:`tfmxne.solve` on single evokeds).
+    n_jobs : int
+        Threads (the compiled core releases the GIL); -1 for all cores.
+    client : dask.distributed.Client | None
+        Spread the epochs over the workers of a Dask cluster instead.
+    return_residual : bool
+        Compute the residuals.
+    dtype : numpy dtype
+        float64 or float32 iterations.
+    %(verbose)s
+    **options
+        Other options of :func:`tfmxne.tf_mixed_norm`.
+
+    Returns
+    -------
+    results : list of TFMxNEResult
+        One per epoch (``estimate=None`` where no source survives).
+    """
+    if not isinstance(epochs, Epochs) and not hasattr(epochs, "iter_evoked"):
+        raise TypeError(f"epochs must be an mne.Epochs, got {_short(epochs)}")
+    evokeds = list(epochs.iter_evoked(copy=True))
+    return _inv.solve(evokeds, forward, noise_cov, alpha=alpha, l1_ratio=l1_ratio,
+                      n_jobs=n_jobs, client=client, return_residual=return_residual,
+                      dtype=dtype, **options)
+
+
+__all__ = ["tf_mixed_norm_path", "solve_epochs"]

@@ -1,0 +1,185 @@
+# Authors: The tfmxne developers
+# SPDX-License-Identifier: BSD-3-Clause
+"""Alpha paths, automatic alpha, batches, epochs and Dask on the sample data."""
+
+import mne
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_limits
+
+import tfmxne
+
+KW = dict(tol=1e-8, debias=False)
+
+
+def _subset(fwd, step):
+    verts = [s["vertno"][::step] for s in fwd["src"]]
+    stc = mne.SourceEstimate(np.zeros((sum(map(len, verts)), 1)), verts, 0, 1,
+                             subject="sample")
+    return mne.forward.restrict_forward_to_stc(fwd, stc)
+
+
+@pytest.fixture(scope="module")
+def evoked(evoked_full):
+    return evoked_full.copy().crop(0.05, 0.15)
+
+
+@pytest.fixture(scope="module")
+def fwd(fwd_surf):
+    return _subset(fwd_surf, 4)
+
+
+def _same(a, b, rtol):
+    for x, y in zip(a.vertices, b.vertices):
+        np.testing.assert_array_equal(x, y)
+    assert np.linalg.norm(a.data - b.data) / np.linalg.norm(a.data) < rtol
+
+
+def test_path_equals_independent_solves(evoked, fwd, noise_cov):
+    alphas = [95.0, 70.0, 50.0, 35.0]
+    path = tfmxne.tf_mixed_norm_path(evoked, fwd, noise_cov, alphas=alphas,
+                                     l1_ratio=0.03, **KW)
+    assert len(path) == 4
+    assert [r.alpha for r in path] == sorted(alphas, reverse=True)
+    n_act = [int(r.active_set.sum()) for r in path]
+    assert n_act == sorted(n_act)  # support grows as alpha decreases (here)
+    for r in path:
+        if r.estimate is None:
+            with pytest.raises(tfmxne.NoActiveSourcesError):
+                tfmxne.tf_mixed_norm(evoked, fwd, noise_cov, alpha=r.alpha,
+                                     l1_ratio=0.03, **KW)
+            continue
+        assert r.converged
+        ref = tfmxne.tf_mixed_norm(evoked, fwd, noise_cov, alpha=r.alpha, l1_ratio=0.03,
+                                   **KW)
+        _same(ref, r.estimate, 1e-4)
+
+
+def test_path_default_grid_and_empty(evoked, fwd, noise_cov):
+    path = tfmxne.tf_mixed_norm_path(evoked, fwd, noise_cov, alphas=[99.5, 40.0],
+                                     l1_ratio=0.03)
+    assert path[0].estimate is None and not path[0].active_set.any()
+    assert path[1].estimate is not None
+    with pytest.raises(ValueError, match="alphas"):
+        tfmxne.tf_mixed_norm_path(evoked, fwd, noise_cov, alphas=[120.0])
+    with pytest.raises(TypeError, match="unexpected option"):
+        tfmxne.tf_mixed_norm_path(evoked, fwd, noise_cov, foo=1)
+    assert len(np.geomspace(90, 10, tfmxne.path.PATH_N_ALPHAS)) == 10
+
+
+def test_batch_identical_to_one_by_one(evoked, fwd, noise_cov):
+    rng = np.random.default_rng(0)
+    evs = []
+    for k in range(4):
+        ev = evoked.copy()
+        ev.data = ev.data * (1.0 + 0.1 * k) + 1e-13 * rng.standard_normal(ev.data.shape)
+        evs.append(ev)
+    kw = dict(alpha=40.0, l1_ratio=0.03, tol=1e-6)
+    batch = tfmxne.solve(evs, fwd, noise_cov, n_jobs=2, **kw)
+    with threadpool_limits(1, user_api="blas"):
+        single = [tfmxne.solve(ev, fwd, noise_cov, **kw) for ev in evs]
+    # identical up to rounding: concurrent threads get differently aligned buffers
+    # and OpenBLAS kernels round differently with alignment, which can move the
+    # stopping point within the tolerance
+    for a, b in zip(single, batch):
+        np.testing.assert_array_equal(a.active_set, b.active_set)
+        assert np.linalg.norm(a.X - b.X) / np.linalg.norm(a.X) < 1e-4
+    with threadpool_limits(1, user_api="blas"):
+        sequential = tfmxne.solve(evs, fwd, noise_cov, n_jobs=1, **kw)
+    for a, b in zip(single, sequential):
+        np.testing.assert_array_equal(a.X, b.X)  # same work, same order: bitwise
+    with pytest.raises(ValueError, match="channels"):
+        tfmxne.solve([evoked, evoked.copy().pick("meg")], fwd, noise_cov, **kw)
+
+
+def test_solve_epochs(evoked, fwd, noise_cov):
+    rng = np.random.default_rng(1)
+    data = np.stack([evoked.data * s + 2e-13 * rng.standard_normal(evoked.data.shape)
+                     for s in (1.0, 0.8, 1.2)])
+    epochs = mne.EpochsArray(data, evoked.info, tmin=evoked.times[0], verbose=False)
+    res = tfmxne.solve_epochs(epochs, fwd, noise_cov, alpha=40.0, l1_ratio=0.03, n_jobs=2)
+    assert len(res) == 3
+    ref = tfmxne.solve(list(epochs.iter_evoked(copy=True)), fwd, noise_cov, alpha=40.0,
+                       l1_ratio=0.03)
+    for a, b in zip(res, ref):
+        np.testing.assert_allclose(a.X, b.X, rtol=1e-7, atol=1e-30)
+    with pytest.raises(TypeError, match="epochs"):
+        tfmxne.solve_epochs(evoked, fwd, noise_cov, alpha=40.0, l1_ratio=0.03)
+
+
+@pytest.fixture(scope="module")
+def simulated(evoked_full, fwd_vol, noise_cov):
+    """One known dipole (a 10 Hz burst) on the 15 mm grid + real-covariance noise.
+
+    The grid (not the shared surface space, whose 516 positions all lie within
+    0.2 mm of each other) makes the 2 cm localisation check meaningful.
+    """
+    ev = evoked_full.copy().crop(-0.1, 0.3).pick(["meg", "eeg"], exclude="bads")
+    fwd = mne.pick_channels_forward(fwd_vol, ev.ch_names, ordered=True)
+    ev = ev.pick(fwd["sol"]["row_names"])
+    times = ev.times
+    sig = 50e-9 * np.exp(-((times - 0.1) / 0.03) ** 2) * np.sin(2 * np.pi * 10 * times)
+    rr = fwd["source_rr"]
+    k = int(np.argmin(np.linalg.norm(rr - np.array([-0.05, 0.0, 0.05]), axis=1)))
+    ori = np.array([0.0, 0.6, 0.8])
+    gain = fwd["sol"]["data"][:, 3 * k:3 * k + 3] @ ori
+    sim = mne.EvokedArray(np.outer(gain, sig), ev.info, tmin=times[0], nave=30,
+                          verbose=False)
+    cov = noise_cov.copy()
+    cov["data"] = cov["data"] / 30.0  # noise of an average of 30 trials
+    sim = mne.simulation.add_noise(sim, cov, random_state=0, verbose=False)
+    sim.nave = 30
+    sim.set_eeg_reference(projection=True, verbose=False)
+    return sim, sig, rr[k], fwd_vol
+
+
+@pytest.mark.parametrize("criterion", ["sure", "discrepancy"])
+def test_auto_alpha_recovers_source(simulated, noise_cov, criterion):
+    sim, sig, true_pos, fwd = simulated
+    res = tfmxne.solve(sim, fwd, noise_cov, alpha=criterion, l1_ratio=0.03, tol=1e-4,
+                       loose=1.0)
+    sel = res.selection
+    assert sel["criterion"] == criterion and sel["alpha"] == res.alpha
+    assert sel["values"].shape == (1, len(sel["alphas"]))
+    assert res.estimate is not None
+    # strongest estimated source
+    Xp = res.X.reshape(-1, 3, res.X.shape[1])
+    k = int(np.argmax(np.linalg.norm(Xp, axis=(1, 2))))
+    pos_idx = np.flatnonzero(res.active_set[::3])[k]
+    assert np.linalg.norm(fwd["source_rr"][pos_idx] - true_pos) < 0.02
+    u = np.linalg.svd(Xp[k], full_matrices=False)[2][0]
+    corr = abs(np.corrcoef(u, sig)[0, 1])
+    assert corr > 0.8, corr
+
+
+def test_alpha_none_means_sure(simulated, noise_cov):
+    sim, _, _, fwd = simulated
+    stc = tfmxne.tf_mixed_norm(sim, fwd, noise_cov, alpha=None, l1_ratio=0.03, loose=1.0)
+    assert isinstance(stc, mne.VolSourceEstimate)
+    with pytest.raises(ValueError, match="alpha"):
+        tfmxne.solve(sim, fwd, noise_cov, alpha="aic", l1_ratio=0.03)
+
+
+def test_l1_ratio_none(evoked, fwd, noise_cov, monkeypatch):
+    monkeypatch.setattr(tfmxne.path, "AUTO_L1_RATIOS", (0.03, 0.3))
+    monkeypatch.setattr(tfmxne.path, "AUTO_ALPHAS", np.array([70.0, 40.0, 20.0]))
+    res = tfmxne.solve(evoked, fwd, noise_cov, alpha="sure", l1_ratio=None)
+    assert res.selection["values"].shape == (2, 3)
+    assert res.l1_ratio in (0.03, 0.3) and res.alpha in (70.0, 40.0, 20.0)
+
+
+def test_dask_localcluster(evoked, fwd, noise_cov):
+    distributed = pytest.importorskip("distributed")
+    evs = [evoked.copy(), evoked.copy()]
+    evs[1].data = evoked.data * 1.3
+    kw = dict(alpha=40.0, l1_ratio=0.03, tol=1e-6)
+    with threadpool_limits(1, user_api="blas"):
+        local = [tfmxne.solve(ev, fwd, noise_cov, **kw) for ev in evs]
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        client.run(lambda: __import__("threadpoolctl").threadpool_limits(1, "blas"))
+        remote = tfmxne.solve(evs, fwd, noise_cov, client=client, **kw)
+    for a, b in zip(local, remote):
+        np.testing.assert_array_equal(a.active_set, b.active_set)
+        np.testing.assert_allclose(a.X, b.X, rtol=1e-12, atol=0)
