@@ -173,8 +173,8 @@ def main(argv=None):
           f"maxit={args.maxit} debias={not args.no_debias}; preparation {t_prep:.2f} s")
     from threadpoolctl import threadpool_info
     nth = [d["num_threads"] for d in threadpool_info() if d.get("user_api") == "blas"]
-    print(f"         BLAS threads: {args.blas_threads or 'default'} (libraries report "
-          f"{nth}); tfmxne: best of {args.repeat}")
+    print(f"         BLAS threads during the solves: {args.blas_threads or 'default'} "
+          f"(library default {nth}); tfmxne: best of {args.repeat}")
 
     result = dict(args={k: v for k, v in vars(args).items()}, env=bu.environment(),
                   problem=dict(n_channels=M.shape[0], n_times=M.shape[1],

@@ -129,12 +129,12 @@ def simulated(evoked_full, fwd_vol, noise_cov):
     cov["data"] = cov["data"] / 30.0  # noise of an average of 30 trials
     sim = mne.simulation.add_noise(sim, cov, random_state=0, verbose=False)
     sim.nave = 30
-    sim.set_eeg_reference(projection=True, verbose=False)
     return sim, sig, rr[k], fwd_vol
 
 
 @pytest.mark.parametrize("criterion", ["sure", "discrepancy"])
-def test_auto_alpha_recovers_source(simulated, noise_cov, criterion):
+def test_auto_alpha_recovers_source(simulated, noise_cov, criterion, monkeypatch):
+    monkeypatch.setattr(tfmxne.path, "AUTO_ALPHAS", np.geomspace(80.0, 10.0, 6))
     sim, sig, true_pos, fwd = simulated
     res = tfmxne.solve(sim, fwd, noise_cov, alpha=criterion, l1_ratio=0.03, tol=1e-4,
                        loose=1.0)
@@ -152,7 +152,8 @@ def test_auto_alpha_recovers_source(simulated, noise_cov, criterion):
     assert corr > 0.8, corr
 
 
-def test_alpha_none_means_sure(simulated, noise_cov):
+def test_alpha_none_means_sure(simulated, noise_cov, monkeypatch):
+    monkeypatch.setattr(tfmxne.path, "AUTO_ALPHAS", np.array([60.0, 30.0]))
     sim, _, _, fwd = simulated
     stc = tfmxne.tf_mixed_norm(sim, fwd, noise_cov, alpha=None, l1_ratio=0.03, loose=1.0)
     assert isinstance(stc, mne.VolSourceEstimate)
@@ -168,6 +169,12 @@ def test_l1_ratio_none(evoked, fwd, noise_cov, monkeypatch):
     assert res.l1_ratio in (0.03, 0.3) and res.alpha in (70.0, 40.0, 20.0)
 
 
+def _pin_blas():
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1, user_api="blas")  # stays in effect in the worker
+
+
 def test_dask_localcluster(evoked, fwd, noise_cov):
     distributed = pytest.importorskip("distributed")
     evs = [evoked.copy(), evoked.copy()]
@@ -178,7 +185,7 @@ def test_dask_localcluster(evoked, fwd, noise_cov):
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster, \
             distributed.Client(cluster) as client:
-        client.run(lambda: __import__("threadpoolctl").threadpool_limits(1, "blas"))
+        client.run(_pin_blas)
         remote = tfmxne.solve(evs, fwd, noise_cov, client=client, **kw)
     for a, b in zip(local, remote):
         np.testing.assert_array_equal(a.active_set, b.active_set)
