@@ -47,8 +47,12 @@ WS_START = 10
 ANDERSON_K = 5
 #: Max proximal gradient steps per block visit (block Gram keeps them cheap).
 N_INNER = 10
-#: Inner solves stop at this fraction of the outer tolerance.
+#: Inner solves stop at this fraction of the outer tolerance...
 INNER_TOL_RATIO = 0.1
+#: ...or, while the working set is still incomplete, at this fraction of the
+#: current gap of the full problem (as celer does): early working sets are only
+#: solved as precisely as they deserve.
+INNER_GAP_FRAC = 0.3
 
 _BATCH_DEPTH = [0]
 _BATCH_LOCK = threading.Lock()
@@ -262,7 +266,8 @@ def _tf_solve(M, G, alpha_space, alpha_time, frame, n_orient, maxit, tol, dgap_f
                 plan, GT, M, R, Xws, Zws, act, lc[ws],
                 w_space[ws] if w_space is not None else None,
                 w_time[ws] if w_time is not None else None,
-                alpha_space, alpha_time, n_orient, maxit, tol * INNER_TOL_RATIO, dgap_freq,
+                alpha_space, alpha_time, n_orient, maxit,
+                max(tol * INNER_TOL_RATIO, INNER_GAP_FRAC * gap), dgap_freq,
                 work, ANDERSON_K, snap, cap_rows, _block_grams(GT, n_orient), N_INNER)
         st, it, g_in, p_in, d_in, n_act, hist, n_acc = out
         del snap
