@@ -41,6 +41,8 @@ from ._validation import (
 
 #: Cap on the outer working-set iterations of one solve (MNE has none).
 MAX_OUTER_ITER = 100
+#: Outer iterations without a 10 % decrease of the gap before stopping (stall).
+STALL_OUTER = 5
 #: Initial number of candidate positions added to the working set.
 WS_START = 10
 #: Memory of the Anderson acceleration of the inner BCD (0 disables it).
@@ -196,6 +198,7 @@ def _tf_solve(M, G, alpha_space, alpha_time, frame, n_orient, maxit, tol, dgap_f
     nu_max = np.inf
     n_outer = 0
     n_grow = WS_START
+    best_gap, n_stall, stalled = np.inf, 0, False
     # max_outer inner solves; the gap is always evaluated at the returned iterate
     for n_outer in range(1, max_outer + 2):
         GtR = np.ascontiguousarray(G.T @ R)
@@ -235,6 +238,15 @@ def _tf_solve(M, G, alpha_space, alpha_time, frame, n_orient, maxit, tol, dgap_f
         if n_outer > max_outer:
             n_outer = max_outer
             break
+        # stall guard: the gap stopped decreasing (numerical floor, tol below the
+        # rounding of the objectives): stop instead of spinning to the cap
+        if gap < 0.9 * best_gap:
+            best_gap, n_stall = gap, 0
+        else:
+            n_stall += 1
+            if n_stall >= STALL_OUTER:
+                stalled = True
+                break
         # working set: the support plus the strongest violators
         in_A = np.zeros(n_pos, bool)
         in_A[A] = True
@@ -280,7 +292,14 @@ def _tf_solve(M, G, alpha_space, alpha_time, frame, n_orient, maxit, tol, dgap_f
         rows = _cols(np.flatnonzero(act), n_orient)
         ZA = Zws[rows]
         XA = Xws[rows]
-    if not converged:
+    if not converged and stalled:
+        warn(
+            f"{warn_name} did not converge: the duality gap stalled at {gap:.3e} >= tol "
+            f"{tol:.3e} for {STALL_OUTER} outer iterations (objective {E[-1]:.6e}: tol "
+            "may be below the rounding error of the objectives). Increase tol.",
+            RuntimeWarning,
+        )
+    elif not converged:
         warn(
             f"{warn_name} did not converge: duality gap {gap:.3e} >= tol {tol:.3e} "
             f"after {n_outer} outer working-set iterations (cap {max_outer}) and "
