@@ -205,9 +205,9 @@ def test_no_active_sources(evoked, fwd_small, noise_cov):
 
 
 @pytest.mark.parametrize("alpha,l1_ratio,match", [
-    (None, 0.03, "alpha"), (40.0, None, "l1_ratio"), (100.0, 0.03, "alpha"),
+    (100.0, 0.03, "alpha"),
     (-1.0, 0.03, "alpha"), (40.0, 1.5, "l1_ratio"), (40.0, -0.1, "l1_ratio"),
-    (0.0, 0.03, "alpha"), ("big", 0.03, "alpha"),
+    (0.0, 0.03, "alpha"), ("big", 0.03, "alpha"), ([40.0], 0.03, "alpha"),
 ])
 def test_bad_alpha(evoked, fwd_small, noise_cov, alpha, l1_ratio, match):
     with pytest.raises((ValueError, TypeError), match=match):

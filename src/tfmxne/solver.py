@@ -270,6 +270,10 @@ def _tf_solve(M, G, alpha_space, alpha_time, frame, n_orient, maxit, tol, dgap_f
         act = np.zeros(n_ws, np.uint8)
         act[pos_in_ws] = 1
         R = np.ascontiguousarray(R)
+        # working set complete (nothing new violates): solve to the final precision
+        tol_in = tol * INNER_TOL_RATIO
+        if n_ws > len(A):
+            tol_in = max(tol_in, INNER_GAP_FRAC * gap)
         cap_rows = n_orient * max(min(n_ws, 2 * len(A) + 8), 1)
         snap = np.empty(_engine.snap_size(plan, ANDERSON_K, cap_rows, n_chan), dtype=dtype)
         # the inner products are small: one BLAS thread avoids oversubscription
@@ -279,7 +283,7 @@ def _tf_solve(M, G, alpha_space, alpha_time, frame, n_orient, maxit, tol, dgap_f
                 w_space[ws] if w_space is not None else None,
                 w_time[ws] if w_time is not None else None,
                 alpha_space, alpha_time, n_orient, maxit,
-                max(tol * INNER_TOL_RATIO, INNER_GAP_FRAC * gap), dgap_freq,
+                tol_in, dgap_freq,
                 work, ANDERSON_K, snap, cap_rows, _block_grams(GT, n_orient), N_INNER)
         st, it, g_in, p_in, d_in, n_act, hist, n_acc = out
         del snap
