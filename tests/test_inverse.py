@@ -228,6 +228,14 @@ def test_bad_alpha(evoked, fwd_small, noise_cov, alpha, l1_ratio, match):
     (dict(weights=np.ones(3)), "weights"),
     (dict(weights=-np.ones(130)), "weights"),
     (dict(weights=np.zeros(130)), "weights"),
+    (dict(depth="foo"), "depth"),
+    (dict(depth=-1.0), "depth"),
+    (dict(depth=np.nan), "depth"),
+    (dict(rank={"meg": -1}), "rank"),
+    (dict(rank={"foo": 3}), "rank"),
+    (dict(rank="bogus"), "rank"),
+    (dict(loose=1.5), "loose"),
+    (dict(loose="free"), "loose"),
 ])
 def test_bad_options(evoked, fwd_small, noise_cov, kw, match):
     kw = dict(dict(alpha=40.0, l1_ratio=0.03), **kw)
@@ -329,3 +337,10 @@ def test_mixed_and_discrete_spaces(evoked, fwd_mixed, fwd_discrete, noise_cov):
     dips = tfmxne.tf_mixed_norm(evoked, fwd_discrete, noise_cov, alpha=40.0,
                                 l1_ratio=0.03, loose=1.0, return_as_dipoles=True)
     assert len(dips) == len(stc_d.vertices[0])
+
+
+def test_zero_covariance(evoked, fwd_small, noise_cov):
+    cov = noise_cov.copy()
+    cov["data"] = np.zeros_like(cov["data"])
+    with pytest.raises(ValueError, match="noise_cov"):
+        tfmxne.tf_mixed_norm(evoked, fwd_small, cov, alpha=40.0, l1_ratio=0.03)

@@ -22,7 +22,6 @@ The examples are derandomized (reproducible in CI) and kept few and small.
 import warnings
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -26,7 +26,8 @@ def _problem(seed, n_chan=24, n_pos=60, n_times=64, n_orient=1, n_true=4):
     X = np.zeros((n_pos * n_orient, n_times))
     t = np.arange(n_times)
     for k, j in enumerate(rng.choice(n_pos, n_true, replace=False)):
-        X[j * n_orient + k % n_orient] = np.sin(2 * np.pi * t / (5 + 2 * k)) * np.hanning(n_times)
+        X[j * n_orient + k % n_orient] = (np.sin(2 * np.pi * t / (5 + 2 * k))
+                                         * np.hanning(n_times))
     M = G @ X + 0.1 * rng.standard_normal((n_chan, n_times))
     l1_ratio = 0.1
     amax = tfmxne.norm_epsilon_inf(G, M, l1_ratio, n_orient, 16, 4)

@@ -103,7 +103,7 @@ def check_wsize_tstep(wsize, tstep):
     if len(ws) != len(ts):
         raise ValueError(
             "The same number of window sizes and steps must be passed. "
-            f"Got tstep = {list(ts)} and wsize = {list(ws)}"
+            f"Got tstep = {ts.tolist()} and wsize = {ws.tolist()}"
         )
     out_w, out_t = [], []
     for w, t in zip(ws, ts):

@@ -92,8 +92,10 @@ set grown from the positions violating the optimality conditions most, an inner
 block coordinate descent on it (same compiled kernel, ``maxit`` epochs at most
 per inner solve, Anderson acceleration) and, at every outer iteration, the
 duality gap of the FULL problem with the exact dual norm over ALL positions (no
-screening). It stops when that gap is ``< tol`` (``TFX_OK``) or after 100 outer
-iterations (``TFX_MAXIT``). ``X_out = PhiT(Z)``. ``info`` (may be ``NULL``)
+screening). It stops when that gap is ``< tol`` (``TFX_OK``), or with
+``TFX_MAXIT`` after 100 outer iterations or when no position violates the
+optimality conditions while the gap is still open (rounding floor: ``tol`` below
+the precision of the objectives). ``X_out = PhiT(Z)``. ``info`` (may be ``NULL``)
 receives ``n_iter`` (total BCD epochs), ``n_outer``, ``n_active`` (active
 POSITIONS), ``status``, ``gap`` (full-problem certificate at the returned
 iterate), ``p_obj``, ``d_obj``. BLAS (``scipy.linalg.cython_blas``) is called

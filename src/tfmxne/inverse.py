@@ -96,6 +96,7 @@ def _check_inputs(evoked, forward, noise_cov, alpha, l1_ratio, maxit, tol, weigh
         raise ValueError(
             "pick_ori='vector' cannot be combined with a fixed orientation forward "
             "solution.")
+    _check_depth_rank_loose(depth, rank, loose)
     # data checks
     data = evoked.data
     if data.ndim != 2 or data.shape[1] < 2:
@@ -123,6 +124,8 @@ def _check_inputs(evoked, forward, noise_cov, alpha, l1_ratio, maxit, tol, weigh
                 f"{ev.min():.3e} (largest {ev.max():.3e})") from None
     elif np.any(cov < 0):
         raise ValueError("noise_cov (diagonal) has negative variances")
+    if not np.any(np.diag(cov) > 0 if cov.ndim == 2 else cov > 0):
+        raise ValueError("noise_cov is all zero: it cannot whiten the data")
     common = set(evoked.ch_names) & set(forward["sol"]["row_names"]) & set(
         noise_cov.ch_names)
     good = [c for c in common if c not in evoked.info["bads"]]
@@ -154,6 +157,39 @@ def _check_inputs(evoked, forward, noise_cov, alpha, l1_ratio, maxit, tol, weigh
     if weights is not None:
         _check_weights(weights, forward)
     return alpha, l1_ratio, maxit, tol, n_tfmxne_iter, dgap_freq, wsize, tstep
+
+
+def _check_depth_rank_loose(depth, rank, loose):
+    """Cheap type/range checks of depth, rank and loose (MNE checks the rest)."""
+    def real(v):
+        return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+    if depth is not None and not isinstance(depth, dict):
+        if not real(depth) or not np.isfinite(depth) or depth < 0:
+            raise ValueError(
+                f"depth must be None, a non-negative number or a dict, got depth={depth!r}")
+    if isinstance(depth, dict) and "exp" in depth and not (
+            real(depth["exp"]) and np.isfinite(depth["exp"]) and depth["exp"] >= 0):
+        raise ValueError(f"depth['exp'] must be a non-negative number, got depth={depth!r}")
+    if rank is not None and not (isinstance(rank, str) and rank in ("full", "info")):
+        if not isinstance(rank, dict):
+            raise ValueError(
+                f"rank must be None, 'full', 'info' or a dict, got rank={rank!r}")
+        for key, val in rank.items():
+            if key not in ("meg", "mag", "grad", "eeg", "seeg", "ecog", "dbs", "csd",
+                           "fnirs", "hbo", "hbr", "eog", "ecg", "emg", "misc"):
+                raise ValueError(f"rank has an unknown channel type {key!r}, got rank={rank!r}")
+            if isinstance(val, bool) or not isinstance(val, numbers.Integral) or val < 0:
+                raise ValueError(
+                    f"rank[{key!r}] must be a non-negative integer, got rank={rank!r}")
+    if isinstance(loose, str):
+        if loose != "auto":
+            raise ValueError(f"loose must be 'auto', a number in [0, 1] or a dict, got "
+                             f"loose={loose!r}")
+    elif not isinstance(loose, dict):
+        if not real(loose) or not 0.0 <= float(loose) <= 1.0:
+            raise ValueError(f"loose must be 'auto', a number in [0, 1] or a dict, got "
+                             f"loose={loose!r}")
 
 
 def _check_weights(weights, forward):

@@ -438,6 +438,9 @@ def tf_mixed_norm_solver(M, G, alpha_space, alpha_time, wsize=64, tstep=4, n_ori
     The outer loop is capped at :data:`MAX_OUTER_ITER` working-set iterations;
     reaching the cap emits a ``RuntimeWarning`` with the gap reached.
     """
+    for name, val in (("debias", debias), ("return_gap", return_gap)):
+        if not isinstance(val, bool | np.bool_):
+            raise TypeError(f"{name} must be a bool, got {name}={val!r}")
     M, G, n_orient, frame, res = _solver_core(
         M, G, alpha_space, alpha_time, wsize, tstep, n_orient, maxit, tol, dgap_freq)
     n_src = G.shape[1]
