@@ -44,11 +44,11 @@ MAX_OUTER_ITER = 100
 #: Outer iterations without a 10 % decrease of the gap before stopping (stall).
 STALL_OUTER = 5
 #: Initial number of candidate positions added to the working set.
-WS_START = 10
+WS_START = 40
 #: Memory of the Anderson acceleration of the inner BCD (0 disables it).
 ANDERSON_K = 5
 #: Max proximal gradient steps per block visit (block Gram keeps them cheap).
-N_INNER = 10
+N_INNER = 2
 #: Inner solves stop at this fraction of the outer tolerance...
 INNER_TOL_RATIO = 0.1
 #: ...or, while the working set is still incomplete, at this fraction of the
