@@ -1,0 +1,64 @@
+# Authors: The tfmxne developers
+# SPDX-License-Identifier: BSD-3-Clause
+"""Build the sdist and the wheel, install the wheel in a fresh venv, solve from it.
+
+Slow (a few minutes: a full compile and a dependency install), so under the
+``slow`` marker: ``pytest -m slow tests/test_wheel.py``.
+"""
+
+import os
+import subprocess
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.slow
+def test_build_and_install_wheel(tmp_path):
+    if not (ROOT / "pyproject.toml").exists():
+        pytest.skip("not running from a source checkout")
+    dist = tmp_path / "dist"
+    subprocess.run([sys.executable, "-m", "build", "--outdir", str(dist), str(ROOT)],
+                   check=True, capture_output=True)
+    wheels = list(dist.glob("tfmxne-*.whl"))
+    sdists = list(dist.glob("tfmxne-*.tar.gz"))
+    assert len(wheels) == 1 and len(sdists) == 1
+    names = zipfile.ZipFile(wheels[0]).namelist()
+    assert "tfmxne/cython_tfmxne.pxd" in names
+    assert any(n.startswith("tfmxne/_core/_engine") and n.endswith((".so", ".pyd"))
+               for n in names)
+    assert any(n.startswith("tfmxne/datasets/data/") and n.endswith(".fif.gz")
+               for n in names)
+    assert "tfmxne/datasets/data/README.md" in names
+    with tarfile.open(sdists[0]) as tf:
+        snames = tf.getnames()
+    assert any(n.endswith("src/tfmxne/_core/_engine.pyx") for n in snames)
+    assert any(n.endswith("sample-oct4-fwd.fif.gz") for n in snames)
+    # fresh venv, wheel installed from the file, then a solve and the bundled data
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    py = venv / ("Scripts" if os.name == "nt" else "bin") / "python"
+    subprocess.run([str(py), "-m", "pip", "install", "-q", str(wheels[0])], check=True,
+                   capture_output=True)
+    code = (
+        "import numpy as np, tfmxne\n"
+        "from tfmxne.datasets import sample\n"
+        "ev, fwd, cov = sample.load()\n"
+        "ev.crop(0.05, 0.15)\n"
+        "stc = tfmxne.tf_mixed_norm(ev, fwd, cov, alpha=40, l1_ratio=0.03)\n"
+        "assert stc.data.shape[1] == len(ev.times)\n"
+        "rng = np.random.default_rng(0)\n"
+        "G = rng.standard_normal((20, 30)); M = G[:, :2] @ rng.standard_normal((2, 32))\n"
+        "X, a, E = tfmxne.tf_mixed_norm_solver(M, G, 5.0, 1.0, wsize=16, tstep=4)\n"
+        "assert a.any()\n"
+        "print('ok', tfmxne.__file__)\n"
+    )
+    out = subprocess.run([str(py), "-c", code], check=True, capture_output=True,
+                         text=True, cwd=tmp_path)
+    assert out.stdout.startswith("ok")
+    assert str(venv) in out.stdout  # imported from the installed wheel
