@@ -76,7 +76,7 @@ CASES = {
     "fixed-wsize32": dict(loose=0.0, wsize=32),
     "free-depth-none": dict(loose=1.0, depth=None, alpha=50.0, _step=8),
     "multidict-irtf": dict(wsize=[16, 64], tstep=[4, 4], n_tfmxne_iter=5),
-    "window-nopca-fullrank": dict(window=(0.01, 0.03), pca=False, rank="full"),
+    "window-nopca": dict(window=(0.01, 0.03), pca=False),
     "l1-ratio-0": dict(l1_ratio=0.0),
 }
 
@@ -88,11 +88,7 @@ def test_parity_surface(name, evoked, fwd_small, noise_cov, cache_dir):
     if step is not None:
         fwd_small = _subset(fwd_small, step // 4)
     ref = _mne_ref(cache_dir, name, evoked, fwd_small, noise_cov, **kw)
-    if kw.get("rank") == "full":  # MNE warns about the rank-deficient whitener
-        with pytest.warns(RuntimeWarning, match="whitener"):
-            ours = tfmxne.tf_mixed_norm(evoked, fwd_small, noise_cov, **kw)
-    else:
-        ours = tfmxne.tf_mixed_norm(evoked, fwd_small, noise_cov, **kw)
+    ours = tfmxne.tf_mixed_norm(evoked, fwd_small, noise_cov, **kw)
     _assert_same_stc(ref, ours)
 
 
@@ -344,3 +340,19 @@ def test_zero_covariance(evoked, fwd_small, noise_cov):
     cov["data"] = np.zeros_like(cov["data"])
     with pytest.raises(ValueError, match="noise_cov"):
         tfmxne.tf_mixed_norm(evoked, fwd_small, cov, alpha=40.0, l1_ratio=0.03)
+
+
+def test_rank_full_runs_like_mne(evoked, fwd_small, noise_cov):
+    """rank='full' with pca=False and a window.
+
+    With the SSP projectors of the sample data, the full-rank whitener has an
+    eigenvalue ratio above 1e10 (MNE warns), so the whitened problem itself
+    depends on BLAS rounding: MNE's own answer changes with the number of BLAS
+    threads (seen: different supports). Parity is not meaningful there; check
+    that tfmxne passes MNE's warning through and returns a certified estimate.
+    """
+    kw = dict(alpha=40.0, l1_ratio=0.03, window=(0.01, 0.03), pca=False, rank="full",
+              tol=1e-6)
+    with pytest.warns(RuntimeWarning, match="whitener"):
+        res = tfmxne.solve(evoked, fwd_small, noise_cov, **kw)
+    assert res.converged and res.gap < res.tol

@@ -4,6 +4,8 @@
 
 import re
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -114,7 +116,13 @@ def test_valid_edge_values_accepted():
                dict(wsize=np.array([16, 4]), tstep=np.array([4, 2])),
                dict(wsize=4, tstep=2)):
         for solver in ("tf", "iterative"):
-            X, A, E = _call(solver, M, G, **kw)
+            with warnings.catch_warnings():
+                # acceptance only: 5 epochs per inner solve need not converge
+                warnings.filterwarnings("ignore", "tf_mixed_norm_solver did not converge",
+                                        RuntimeWarning)
+                warnings.filterwarnings("ignore", "iterative_tf_mixed_norm_solver did not",
+                                        RuntimeWarning)
+                X, A, E = _call(solver, M, G, **kw)
             assert X.shape[1] == N_TIMES and A.shape == (N_SRC,)
 
 
