@@ -206,7 +206,7 @@ def _tf_solve(M, G, alpha_space, alpha_time, frame, n_orient, maxit, tol, dgap_f
         # capped screening: the gap is then an upper bound (still a certificate)
         nu_max, nu_rest, nu, exact = _engine.dual_norm_screened(
             plan, GtR, n_orient, rho, w_space, w_time, n_want, alpha,
-            max(4 * n_want, 200))
+            max(2 * n_want, 200))
         nR2 = float(np.vdot(R, R))
         if len(A):
             l21, l1 = _engine.penalties(
