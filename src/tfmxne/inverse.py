@@ -29,7 +29,6 @@ from .solver import (
     _cols,
     _debias,
     _iterative_core,
-    _single_blas_scope,  # noqa: F401  (used by tfmxne.path)
     _tf_solve,
 )
 from ._core import _engine
@@ -46,9 +45,10 @@ class NoActiveSourcesError(Exception):
 # --------------------------------------------------------------------------
 # validation (cheap, before any heavy work)
 # --------------------------------------------------------------------------
-def _check_inputs(evoked, forward, noise_cov, alpha, l1_ratio, maxit, tol, weights,
-                  weights_min, wsize, tstep, window, dgap_freq, n_tfmxne_iter,
-                  pick_ori, return_as_dipoles, loose, depth, rank, pca, debias):
+def _check_inputs(evoked, forward, noise_cov, alpha, l1_ratio, *, loose, depth, maxit,
+                  tol, weights, weights_min, pca, debias, wsize, tstep, window,
+                  dgap_freq, rank, pick_ori, n_tfmxne_iter):
+    """Validate the arguments of a solve (the options are those of tf_mixed_norm)."""
     if not isinstance(evoked, Evoked):
         raise TypeError(f"evoked must be an instance of mne.Evoked, got {_short(evoked)}")
     if not isinstance(forward, Forward):
@@ -77,17 +77,10 @@ def _check_inputs(evoked, forward, noise_cov, alpha, l1_ratio, maxit, tol, weigh
     n_tfmxne_iter = check_int(n_tfmxne_iter, "n_tfmxne_iter", 1)
     dgap_freq = check_dgap_freq(dgap_freq)
     wsize, tstep = check_wsize_tstep(wsize, tstep)
-    for name, val in (("pca", pca), ("debias", debias),
-                      ("return_as_dipoles", return_as_dipoles)):
-        if not isinstance(val, bool | np.bool_):
-            raise TypeError(f"{name} must be a bool, got {_short(val)}")
+    _check_bools(pca=pca, debias=debias)
     if pick_ori not in (None, "vector", "normal"):
         raise ValueError(
             f"pick_ori must be None, 'vector' or 'normal', got pick_ori={pick_ori!r}")
-    if pick_ori == "normal" and return_as_dipoles:
-        raise ValueError(
-            "pick_ori='normal' cannot be combined with return_as_dipoles=True (dipoles "
-            "carry their own orientation), got pick_ori='normal'")
     if pick_ori == "normal" and forward["src"].kind not in ("surface", "discrete"):
         raise ValueError(
             "pick_ori='normal' needs a surface (or discrete) source space, as "
@@ -157,6 +150,12 @@ def _check_inputs(evoked, forward, noise_cov, alpha, l1_ratio, maxit, tol, weigh
     if weights is not None:
         _check_weights(weights, forward)
     return alpha, l1_ratio, maxit, tol, n_tfmxne_iter, dgap_freq, wsize, tstep
+
+
+def _check_bools(**flags):
+    for name, val in flags.items():
+        if not isinstance(val, bool | np.bool_):
+            raise TypeError(f"{name} must be a bool, got {_short(val)}")
 
 
 def _check_depth_rank_loose(depth, rank, loose):
@@ -505,16 +504,12 @@ def solve(evoked, forward, noise_cov, loose="auto", depth=0.8, maxit=3000, tol=1
                 f"got alpha={alpha!r}")
         alphas = None
         if alpha is not None and not isinstance(alpha, str):
-            _check_inputs(evoked, forward, noise_cov, alpha, 0.5, maxit, tol, weights,
-                          weights_min, wsize, tstep, window, dgap_freq, n_tfmxne_iter,
-                          pick_ori, False, loose, depth, rank, pca, debias)
+            _check_inputs(evoked, forward, noise_cov, alpha, 0.5, **o)
             alphas = [float(alpha)]
         return _path._select(evoked, forward, noise_cov, criterion, l1_ratio, o,
                              alphas=alphas, return_residual=return_residual)
     alpha, l1_ratio, maxit, tol, n_tfmxne_iter, dgap_freq, wsize, tstep = _check_inputs(
-        evoked, forward, noise_cov, alpha, l1_ratio, maxit, tol, weights, weights_min,
-        wsize, tstep, window, dgap_freq, n_tfmxne_iter, pick_ori, False, loose, depth,
-        rank, pca, debias)
+        evoked, forward, noise_cov, alpha, l1_ratio, **o)
     p = _prepare(evoked, forward, noise_cov, loose, depth, weights, weights_min, pca,
                  rank, window, l1_ratio, wsize, tstep)
     return _solve_prepared(p, alpha, l1_ratio, maxit, tol, debias, wsize, tstep,
@@ -541,11 +536,6 @@ def _solve_prepared(p, alpha, l1_ratio, maxit, tol, debias, wsize, tstep, dgap_f
         res = _tf_solve(Mc, G, alpha_space, alpha_time, frame, n_orient, maxit,
                         tol_abs, dgap_freq, Z_init=Z_init, init_positions=init_positions,
                         warn_name="tf_mixed_norm")
-        order = np.argsort(res.positions, kind="stable")
-        rows = _cols(order, n_orient)
-        res.positions = res.positions[order]
-        res.Z = res.Z[rows]
-        res.X = res.X[rows]
         E = res.E
     else:
         res, E, _ = _iterative_core(Mc, G, alpha_space, alpha_time, n_tfmxne_iter, frame,
@@ -687,13 +677,12 @@ def tf_mixed_norm(evoked, forward, noise_cov, loose="auto", depth=0.8, maxit=300
         When no source survives (message starts with MNE's "No active dipoles
         found").
     """
-    auto = alpha is None or isinstance(alpha, str) or l1_ratio is None
-    _check_inputs(evoked, forward, noise_cov, 50.0 if auto else alpha,
-                  0.5 if auto else l1_ratio, maxit, tol, weights,
-                  weights_min, wsize, tstep, window, dgap_freq, n_tfmxne_iter, pick_ori,
-                  return_as_dipoles, loose, depth, rank, pca, debias)
-    if not isinstance(return_residual, bool | np.bool_):
-        raise TypeError(f"return_residual must be a bool, got {_short(return_residual)}")
+    # the options MNE's signature adds to solve()'s; solve() validates the rest
+    _check_bools(return_residual=return_residual, return_as_dipoles=return_as_dipoles)
+    if pick_ori == "normal" and return_as_dipoles:
+        raise ValueError(
+            "pick_ori='normal' cannot be combined with return_as_dipoles=True (dipoles "
+            "carry their own orientation), got pick_ori='normal'")
     res = solve(evoked, forward, noise_cov, loose=loose, depth=depth, maxit=maxit,
                 tol=tol, weights=weights, weights_min=weights_min, pca=pca,
                 debias=debias, wsize=wsize, tstep=tstep, window=window, alpha=alpha,

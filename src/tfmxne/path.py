@@ -17,6 +17,7 @@ from threadpoolctl import threadpool_limits
 
 from . import inverse as _inv
 from ._validation import _short, check_int
+from .solver import _single_blas_scope
 
 #: Default alpha grid of automatic selection, in percent of alpha_max.
 AUTO_ALPHAS = np.geomspace(90.0, 5.0, 12)
@@ -58,11 +59,7 @@ def _progress(total, desc):
 
 
 def _validated(evoked, forward, noise_cov, alpha, l1_ratio, o):
-    return _inv._check_inputs(
-        evoked, forward, noise_cov, alpha, l1_ratio, o["maxit"], o["tol"], o["weights"],
-        o["weights_min"], o["wsize"], o["tstep"], o["window"], o["dgap_freq"],
-        o["n_tfmxne_iter"], o["pick_ori"], False, o["loose"], o["depth"], o["rank"],
-        o["pca"], o["debias"])
+    return _inv._check_inputs(evoked, forward, noise_cov, alpha, l1_ratio, **o)
 
 
 def _path_on_prepared(p, alphas, l1_ratio, o, *, wsize, tstep, maxit, tol, dgap_freq,
@@ -306,7 +303,7 @@ def _solve_batch(evokeds, forward, noise_cov, alpha, l1_ratio, o, n_jobs, client
         if n_workers == 1 or len(evokeds) == 1:
             return [one(ev) for ev in evokeds]
         # one BLAS thread per solve: the threads themselves are the parallelism
-        with threadpool_limits(1, user_api="blas"), _inv._single_blas_scope():
+        with threadpool_limits(1, user_api="blas"), _single_blas_scope():
             with ThreadPoolExecutor(max_workers=n_workers) as ex:
                 return list(ex.map(one, evokeds))
     finally:

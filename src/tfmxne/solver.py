@@ -311,10 +311,13 @@ def _tf_solve(M, G, alpha_space, alpha_time, frame, n_orient, maxit, tol, dgap_f
             "solve). Increase maxit or tol.",
             RuntimeWarning,
         )
+    # rows in increasing source order, whatever order the support was built in
+    order = np.argsort(A, kind="stable")
+    rows = _cols(order, n_orient)
     res = _SolveResult()
-    res.positions = A
-    res.Z = ZA
-    res.X = XA
+    res.positions = A[order]
+    res.Z = ZA[rows]
+    res.X = XA[rows]
     res.R = R
     res.gap = gap
     res.p_obj = E[-1] if E else np.inf
@@ -446,23 +449,12 @@ def tf_mixed_norm_solver(M, G, alpha_space, alpha_time, wsize=64, tstep=4, n_ori
     n_src = G.shape[1]
     active_set = np.zeros(n_src, bool)
     active_set[_cols(res.positions, n_orient)] = True
-    X, active_set = _finalize(res, active_set, n_orient)
+    X = np.asarray(res.X, dtype=np.float64)
     if debias and active_set.any():
         X = X * _debias(M, G[:, active_set], X, n_orient)[:, None]
     if return_gap:
         return X, active_set, res.E, res.gap
     return X, active_set, res.E
-
-
-def _finalize(res, active_set, n_orient):
-    """Sort rows by source index and return X (float64) and the mask."""
-    order = np.argsort(res.positions, kind="stable")
-    rows = _cols(order, n_orient)
-    X = np.asarray(res.X[rows], dtype=np.float64)
-    res.positions = res.positions[order]
-    res.Z = res.Z[rows]
-    res.X = res.X[rows]
-    return X, active_set
 
 
 def _reweights(frame, Z, n_orient):
@@ -512,11 +504,7 @@ def _iterative_core(M, G, alpha_space, alpha_time, n_tfmxne_iter, frame, n_orien
         new = _tf_solve(M, Gk, alpha_space, alpha_time, frame, n_orient, maxit, tol,
                         dgap_freq, lc=lck, w_space=w_space, w_time=w_time, Z_init=z0,
                         init_positions=p0, max_outer=max_outer, warn_name=log_name)
-        order = np.argsort(new.positions, kind="stable")
-        rows = _cols(order, n_orient)
-        new.positions = positions[new.positions[order]]
-        new.Z = new.Z[rows]
-        new.X = new.X[rows]
+        new.positions = positions[new.positions]  # back to indices into G
         res = new
         if progress is not None:
             progress(k)

@@ -157,10 +157,6 @@ cdef class TFPlan:
         return self.arrays[len(self.arrays) - 1]
 
 
-cdef inline const tf_plan* _plan_ptr(TFPlan p):
-    return &p.plan
-
-
 # --------------------------------------------------------------------------
 # STFT / ISTFT of rows (nogil)
 # --------------------------------------------------------------------------
