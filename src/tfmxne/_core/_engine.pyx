@@ -783,22 +783,20 @@ cdef bint _anderson(const tf_plan* p, int n_ws, int n_orient, int n_chan, int n_
                       wt + <Py_ssize_t> j * p.n_coefs if wt != NULL else NULL, &l21, &l1)
         pen_cur += alpha_s * l21 * (wsp[j] if wsp != NULL else 1.0) + alpha_t * l1
         k += 1
-    # residual of the extrapolation (affine in the iterates, sum(c) = 1)
+    # residual of the extrapolation (affine in the iterates, sum(c) = 1), kept in
+    # snapshot slot 0, which the combination does not use
     nR_acc = 0.0
     for i in range(nr):
         v = 0.0
         for a in range(K):
             v += c[a] * snapR[(a + 1) * nr + i]
         nR_acc += v * v
+        snapR[i] = <floating> v
     nR_cur = dot(<int> nr, R, R)
     if not (0.5 * nR_acc + pen_acc < 0.5 * nR_cur + pen_cur):
         return False
     # accept: write Z, X, R
-    for i in range(nr):
-        v = 0.0
-        for a in range(K):
-            v += c[a] * snapR[(a + 1) * nr + i]
-        R[i] = <floating> v
+    memcpy(R, snapR, nr * sizeof(floating))
     k = 0
     for j in range(n_ws):
         if not active[j]:
