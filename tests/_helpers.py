@@ -203,6 +203,17 @@ def objectives_ref(M, G, Z, active_set, alpha_space, alpha_time, wsize, tstep,
     return p_obj, d_obj, R
 
 
+def dual_ref(M, G, theta, alpha_space, alpha_time, wsize, tstep, n_orient,
+             w_space=None, w_time=None):
+    """Independent dual objective ``<theta, M> - ||theta||^2 / 2`` of a dual point
+    and its dual norm (max epsilon norm of ``Phi(G_j^T theta)``), which must not
+    exceed ``alpha_space + alpha_time`` for theta to be feasible."""
+    alpha = alpha_space + alpha_time
+    nu = eps_norms_ref(G, theta, alpha_time / alpha, n_orient, wsize, tstep,
+                       w_space, w_time).max()
+    return float(np.sum(M * theta)) - 0.5 * float(np.sum(theta**2)), nu
+
+
 def rel_diff(a, b):
     """max |a - b| / max |b| (0 when both are empty)."""
     a, b = np.asarray(a), np.asarray(b)

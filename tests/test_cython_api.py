@@ -122,7 +122,7 @@ def test_plan_new():
     assert info["is_double"] == 0 and info["n_dicts"] == 2
     assert info["n_step"] == [10, 19] and info["n_freq"] == [9, 5]
     assert info["n_coefs"] == 10 * 9 + 19 * 5
-    assert info["work_size"] == info["max_frames"] == max(10 * 16, 19 * 8)
+    assert info["work_size"] == info["max_frames"] == max(10 * 16, 19 * 8)  # plain DFT
     with pytest.raises(ValueError, match="n_times"):
         ct._plan_info(0, [16], [4])
     with pytest.raises(ValueError, match="wsize"):

@@ -74,7 +74,6 @@ def _assert_same_stc(a, b, rtol=1e-4):
 CASES = {
     "surface-loose": dict(),
     "fixed-wsize32": dict(loose=0.0, wsize=32),
-    "free-depth-none": dict(loose=1.0, depth=None, alpha=50.0, _step=8),
     "multidict-irtf": dict(wsize=[16, 64], tstep=[4, 4], n_tfmxne_iter=5),
     "window-nopca": dict(window=(0.01, 0.03), pca=False),
     "l1-ratio-0": dict(l1_ratio=0.0),
@@ -136,9 +135,14 @@ def test_parity_meg_only(evoked, fwd_small, noise_cov, cache_dir):
     _assert_same_stc(ref, ours)
 
 
-def test_parity_volume_free(evoked, fwd_vol, noise_cov, cache_dir):
-    kw = dict(BASE, loose=1.0)
-    ref = _mne_ref(cache_dir, "vol-free", evoked, fwd_vol, noise_cov, **kw)
+@pytest.mark.parametrize("depth", [0.8, None])
+def test_parity_volume_free(depth, evoked, fwd_vol, noise_cov, cache_dir):
+    # free orientation without depth weighting runs on the grid: on the shared
+    # surface positions (all within 0.2 mm, see the README) that optimum is so
+    # flat that any two solvers certified at tol=1e-8 may split a few percent of
+    # the amplitude between coincident vertices
+    kw = dict(BASE, loose=1.0, depth=depth)
+    ref = _mne_ref(cache_dir, f"vol-free-depth-{depth}", evoked, fwd_vol, noise_cov, **kw)
     ours = tfmxne.tf_mixed_norm(evoked, fwd_vol, noise_cov, **kw)
     assert isinstance(ours, mne.VolSourceEstimate)
     _assert_same_stc(ref, ours)

@@ -29,7 +29,8 @@ from ._core._engine cimport (
 from ._core._engine import TFPlan
 from ._validation import check_int, check_wsize_tstep
 
-# same constants as tfmxne.solver
+# constants of this C-level working-set loop (simpler than tfmxne.solver's, which
+# tunes its own: see the constants there)
 cdef int MAX_OUTER = 100
 cdef int WS_START = 10
 cdef int ANDERSON_K = 5
@@ -104,6 +105,7 @@ cdef tfx_plan_t* tfx_plan_new(int n_times, int n_dicts, const int* wsizes,
     for i in range(n_dicts):
         d = &plan.core.d[i]
         d.wsize = tp.wsizes[i]
+        d.folded = 1 if tp.folded[i] else 0
         d.tstep = tp.tsteps[i]
         d.n_step = tp.n_steps[i]
         d.n_freq = tp.n_freqs[i]
@@ -505,7 +507,7 @@ cdef int _solve(const tfx_plan_t* plan, const floating* M, const floating* G,
         bcd_solve(p, n_ws, o, n_chan, GT, M, R, Xws, Zws, act, lc,
                   <const floating*> NULL, <const floating*> NULL, alpha_s, alpha_t,
                   maxit, tol * INNER_TOL_RATIO, DGAP_FREQ, work, items, hist, maxit,
-                  &inner, ANDERSON_K, snap, cap_rows, gram, N_INNER)
+                  &inner, ANDERSON_K, snap, cap_rows, gram, N_INNER, 0)
         info.n_iter += inner.n_iter
         free(GT)
         free(lc)

@@ -34,6 +34,9 @@ from ._blas cimport gemm_rm, dot
 cnp.import_array()
 
 MAX_DICTS = TFX_MAX_DICTS
+#: Smallest window computed with the folded (half-product) real DFT; below it
+#: the plain DFT is faster (two small products cost more than one).
+FOLD_MIN_WSIZE = 64
 
 
 # --------------------------------------------------------------------------
@@ -63,6 +66,7 @@ cdef class TFPlan:
     cdef public tuple tsteps
     cdef public tuple n_steps
     cdef public tuple n_freqs
+    cdef public tuple folded
     cdef public int n_times
     cdef public int n_coefs
 
@@ -85,6 +89,7 @@ cdef class TFPlan:
             n_steps = [int(np.ceil(n_times / float(t))) for t in self.tsteps]
         self.n_steps = tuple(int(s) for s in n_steps)
         self.n_freqs = tuple(w // 2 + 1 for w in self.wsizes)
+        self.folded = tuple(w >= FOLD_MIN_WSIZE for w in self.wsizes)
         memset(&self.plan, 0, sizeof(tf_plan))
         self.plan.n_times = n_times
         self.plan.n_dicts = n_d
@@ -108,25 +113,49 @@ cdef class TFPlan:
             with np.errstate(divide="ignore", invalid="ignore"):
                 wa = win[None, :] / np.sqrt(N * sw) * scale
                 wsy = win[None, :] / np.sqrt(sw / N) * scale
-            # exact angle reduction for accuracy
-            ang = 2.0 * np.pi * ((np.arange(nf)[None, :] * n[:, None]) % N) / N
-            fa = np.empty((N, 2 * nf))
-            fa[:, 0::2] = np.cos(ang)
-            fa[:, 1::2] = -np.sin(ang)
-            fa[:, 1] = 0.0
-            fa[:, 2 * nf - 1] = 0.0
-            c = np.full(nf, 2.0)
-            c[0] = 1.0
-            c[nf - 1] = 1.0
-            fs = np.empty((2 * nf, N))
-            fs[0::2] = (c[:, None] / N) * np.cos(ang.T)
-            fs[1::2] = -(c[:, None] / N) * np.sin(ang.T)
-            fs[1] = 0.0
-            fs[2 * nf - 1] = 0.0
+            folded = self.folded[i]
+            if folded:
+                # Real DFT of a frame folded around its middle: with
+                # e[n] = x[n] + x[N - n] (e[0] = x[0], e[N/2] = x[N/2]) and
+                # o[n] = x[n] - x[N - n] (0 < n < N/2), Re X_k = sum_n e[n] cos and
+                # Im X_k = -sum_n o[n] sin: half the products of the plain DFT.
+                # fa stacks the cosine ((N/2 + 1) x nf) and sine ((N/2 - 1) x nf)
+                # analysis matrices; fs the synthesis ones (nf x (N/2 + 1) then
+                # nf x (N/2 - 1)), which give the even and odd parts of a frame.
+                h = N // 2
+                ne = np.arange(h + 1)
+                no = np.arange(1, h)
+                k = np.arange(nf)
+                # exact angle reduction for accuracy
+                ang_e = 2.0 * np.pi * ((ne[:, None] * k[None, :]) % N) / N
+                ang_o = 2.0 * np.pi * ((no[:, None] * k[None, :]) % N) / N
+                c = np.full(nf, 2.0)
+                c[0] = 1.0
+                c[nf - 1] = 1.0
+                fa = np.concatenate([np.cos(ang_e).ravel(), -np.sin(ang_o).ravel()])
+                fs = np.concatenate([((c[:, None] / N) * np.cos(ang_e.T)).ravel(),
+                                     (-(c[:, None] / N) * np.sin(ang_o.T)).ravel()])
+            else:   # plain real DFT: (N, 2 nf) and (2 nf, N), interleaved
+                # exact angle reduction for accuracy
+                ang = 2.0 * np.pi * ((np.arange(nf)[None, :] * n[:, None]) % N) / N
+                fa = np.empty((N, 2 * nf))
+                fa[:, 0::2] = np.cos(ang)
+                fa[:, 1::2] = -np.sin(ang)
+                fa[:, 1] = 0.0
+                fa[:, 2 * nf - 1] = 0.0
+                c = np.full(nf, 2.0)
+                c[0] = 1.0
+                c[nf - 1] = 1.0
+                fs = np.empty((2 * nf, N))
+                fs[0::2] = (c[:, None] / N) * np.cos(ang.T)
+                fs[1::2] = -(c[:, None] / N) * np.sin(ang.T)
+                fs[1] = 0.0
+                fs[2 * nf - 1] = 0.0
             arrs = [np.ascontiguousarray(a, dtype=self.dtype)
                     for a in (fa, fs, wa, wsy)]
             self.arrays.extend(arrs)
             self.plan.d[i].wsize = N
+            self.plan.d[i].folded = folded
             self.plan.d[i].tstep = ts
             self.plan.d[i].n_step = ns
             self.plan.d[i].n_freq = nf
@@ -139,7 +168,7 @@ cdef class TFPlan:
             self.plan.d[i].wa_max = float(np.sqrt((wa ** 2).sum(axis=1)).max()) \
                 if ns > 0 else 0.0
             coef_off += ns * nf
-            max_frames = max(max_frames, ns * N)
+            max_frames = max(max_frames, ns * (2 * N + 2) if folded else ns * N)
             mults.append(np.tile(c, ns))
         mult = np.ascontiguousarray(np.concatenate(mults), dtype=self.dtype)
         self.arrays.append(mult)
@@ -160,64 +189,171 @@ cdef class TFPlan:
 # --------------------------------------------------------------------------
 # STFT / ISTFT of rows (nogil)
 # --------------------------------------------------------------------------
+cdef inline void _frames_plain(const tf_dict* d, const floating* xr, int T,
+                               floating* zt, floating* work) noexcept nogil:
+    """One dictionary, plain real DFT: windowed frames times (N, 2 nf)."""
+    cdef int t, n, lo, hi, base, N = d.wsize, ns = d.n_step, nf2 = 2 * d.n_freq
+    cdef const floating* wa = <const floating*> d.wa
+    for t in range(ns):
+        base = t * d.tstep - d.pad_off
+        lo = 0 if base >= 0 else -base
+        hi = N if base + N <= T else T - base
+        if hi < lo:
+            hi = lo
+        for n in range(lo):
+            work[t * N + n] = 0
+        for n in range(lo, hi):
+            work[t * N + n] = xr[base + n] * wa[t * N + n]
+        for n in range(hi, N):
+            work[t * N + n] = 0
+    gemm_rm(False, False, ns, nf2, N, <floating> 1.0, work, N,
+            <const floating*> d.fa, nf2, <floating> 0.0, zt, nf2)
+
+
+cdef inline void _frames_folded(const tf_dict* d, const floating* xr, int T,
+                                floating* zt, floating* work) noexcept nogil:
+    """One dictionary, folded real DFT: windowed frames folded into even / odd
+    halves, two products (cosine and sine), real and imaginary parts interleaved."""
+    cdef int t, n, k, lo, hi, base, N = d.wsize, h = d.wsize // 2
+    cdef int ns = d.n_step, nf = d.n_freq
+    cdef const floating* wa = <const floating*> d.wa
+    cdef const floating* xt
+    cdef const floating* wt
+    cdef floating* ev = work
+    cdef floating* od = work + <Py_ssize_t> ns * (h + 1)
+    cdef floating* re = work + <Py_ssize_t> ns * N
+    cdef floating* im = re + <Py_ssize_t> ns * nf
+    cdef floating a, b
+    for t in range(ns):
+        base = t * d.tstep - d.pad_off
+        lo = 0 if base >= 0 else -base
+        hi = N if base + N <= T else T - base
+        xt = xr + base
+        wt = wa + <Py_ssize_t> t * N
+        if lo == 0 and hi == N:
+            ev[t * (h + 1)] = xt[0] * wt[0]
+            ev[t * (h + 1) + h] = xt[h] * wt[h]
+            for n in range(1, h):
+                a = xt[n] * wt[n]
+                b = xt[N - n] * wt[N - n]
+                ev[t * (h + 1) + n] = a + b
+                od[t * (h - 1) + n - 1] = a - b
+        else:   # frame overlapping an edge: zero outside [lo, hi)
+            ev[t * (h + 1)] = xt[0] * wt[0] if lo <= 0 < hi else 0
+            ev[t * (h + 1) + h] = xt[h] * wt[h] if lo <= h < hi else 0
+            for n in range(1, h):
+                a = xt[n] * wt[n] if lo <= n < hi else 0
+                b = xt[N - n] * wt[N - n] if lo <= N - n < hi else 0
+                ev[t * (h + 1) + n] = a + b
+                od[t * (h - 1) + n - 1] = a - b
+    gemm_rm(False, False, ns, nf, h + 1, <floating> 1.0, ev, h + 1,
+            <const floating*> d.fa, nf, <floating> 0.0, re, nf)
+    gemm_rm(False, False, ns, nf, h - 1, <floating> 1.0, od, h - 1,
+            <const floating*> d.fa + <Py_ssize_t> (h + 1) * nf, nf,
+            <floating> 0.0, im, nf)
+    for t in range(ns):
+        for k in range(nf):
+            zt[2 * (t * nf + k)] = re[t * nf + k]
+            zt[2 * (t * nf + k) + 1] = im[t * nf + k]
+
+
 cdef void stft_rows(const tf_plan* p, const floating* x, int n_rows, int ldx,
                     floating* z, int ldz, floating* work) noexcept nogil:
     """Analysis: z[r] = Phi(x[r]) for r < n_rows; work >= p.max_frames."""
-    cdef int r, di, t, n, lo, hi, base, N, ns, nf2, T = p.n_times
-    cdef const tf_dict* d
-    cdef const floating* wa
-    cdef const floating* xr
+    cdef int r, di
+    cdef floating* zt
     for r in range(n_rows):
-        xr = x + <Py_ssize_t> r * ldx
         for di in range(p.n_dicts):
-            d = &p.d[di]
-            N = d.wsize
-            ns = d.n_step
-            nf2 = 2 * d.n_freq
-            wa = <const floating*> d.wa
-            for t in range(ns):
-                base = t * d.tstep - d.pad_off
-                lo = 0 if base >= 0 else -base
-                hi = N if base + N <= T else T - base
-                if hi < lo:
-                    hi = lo
-                for n in range(lo):
-                    work[t * N + n] = 0
-                for n in range(lo, hi):
-                    work[t * N + n] = xr[base + n] * wa[t * N + n]
-                for n in range(hi, N):
-                    work[t * N + n] = 0
-            gemm_rm(False, False, ns, nf2, N, <floating> 1.0, work, N,
-                    <const floating*> d.fa, nf2, <floating> 0.0,
-                    z + <Py_ssize_t> r * ldz + 2 * d.coef_off, nf2)
+            zt = z + <Py_ssize_t> r * ldz + 2 * p.d[di].coef_off
+            if p.d[di].folded:
+                _frames_folded(&p.d[di], x + <Py_ssize_t> r * ldx, p.n_times, zt, work)
+            else:
+                _frames_plain(&p.d[di], x + <Py_ssize_t> r * ldx, p.n_times, zt, work)
+
+
+cdef inline void _synth_plain(const tf_dict* d, const floating* zt, floating* xr,
+                              int n_out, floating* work) noexcept nogil:
+    """One dictionary, plain inverse real DFT, windowed overlap-add into xr."""
+    cdef int t, n, lo, hi, base, N = d.wsize, ns = d.n_step, nf2 = 2 * d.n_freq
+    cdef const floating* wsy = <const floating*> d.wsy
+    gemm_rm(False, False, ns, N, nf2, <floating> 1.0, zt, nf2,
+            <const floating*> d.fs, N, <floating> 0.0, work, N)
+    for t in range(ns):
+        base = t * d.tstep - d.pad_off
+        lo = 0 if base >= 0 else -base
+        hi = N if base + N <= n_out else n_out - base
+        for n in range(lo, hi):
+            xr[base + n] += work[t * N + n] * wsy[t * N + n]
+
+
+cdef inline void _synth_folded(const tf_dict* d, const floating* zt, floating* xr,
+                               int n_out, floating* work) noexcept nogil:
+    """One dictionary, folded inverse real DFT: real and imaginary parts split,
+    two products giving the even and odd parts of each frame, unfolded,
+    windowed and overlap-added into xr."""
+    cdef int t, n, k, lo, hi, base, N = d.wsize, h = d.wsize // 2
+    cdef int ns = d.n_step, nf = d.n_freq
+    cdef const floating* wsy = <const floating*> d.wsy
+    cdef const floating* wt
+    cdef floating* xt
+    cdef floating* ev = work
+    cdef floating* od = work + <Py_ssize_t> ns * (h + 1)
+    cdef floating* re = work + <Py_ssize_t> ns * N
+    cdef floating* im = re + <Py_ssize_t> ns * nf
+    cdef floating a, b
+    for t in range(ns):
+        for k in range(nf):
+            re[t * nf + k] = zt[2 * (t * nf + k)]
+            im[t * nf + k] = zt[2 * (t * nf + k) + 1]
+    gemm_rm(False, False, ns, h + 1, nf, <floating> 1.0, re, nf,
+            <const floating*> d.fs, h + 1, <floating> 0.0, ev, h + 1)
+    gemm_rm(False, False, ns, h - 1, nf, <floating> 1.0, im, nf,
+            <const floating*> d.fs + <Py_ssize_t> nf * (h + 1), h - 1,
+            <floating> 0.0, od, h - 1)
+    for t in range(ns):
+        base = t * d.tstep - d.pad_off
+        lo = 0 if base >= 0 else -base
+        hi = N if base + N <= n_out else n_out - base
+        xt = xr + base
+        wt = wsy + <Py_ssize_t> t * N
+        if lo == 0 and hi == N:
+            xt[0] += ev[t * (h + 1)] * wt[0]
+            xt[h] += ev[t * (h + 1) + h] * wt[h]
+            for n in range(1, h):
+                a = ev[t * (h + 1) + n]
+                b = od[t * (h - 1) + n - 1]
+                xt[n] += (a + b) * wt[n]
+                xt[N - n] += (a - b) * wt[N - n]
+        else:
+            if lo <= 0 < hi:
+                xt[0] += ev[t * (h + 1)] * wt[0]
+            if lo <= h < hi:
+                xt[h] += ev[t * (h + 1) + h] * wt[h]
+            for n in range(1, h):
+                a = ev[t * (h + 1) + n]
+                b = od[t * (h - 1) + n - 1]
+                if lo <= n < hi:
+                    xt[n] += (a + b) * wt[n]
+                if lo <= N - n < hi:
+                    xt[N - n] += (a - b) * wt[N - n]
 
 
 cdef void istft_rows(const tf_plan* p, const floating* z, int n_rows, int ldz,
                      floating* x, int ldx, int n_out, floating* work) noexcept nogil:
     """Synthesis: x[r, :n_out] = PhiT(z[r]); work >= p.max_frames."""
-    cdef int r, di, t, n, lo, hi, base, N, ns, nf2
-    cdef const tf_dict* d
-    cdef const floating* wsy
+    cdef int r, di, n
     cdef floating* xr
+    cdef const floating* zt
     for r in range(n_rows):
         xr = x + <Py_ssize_t> r * ldx
         for n in range(n_out):
             xr[n] = 0
         for di in range(p.n_dicts):
-            d = &p.d[di]
-            N = d.wsize
-            ns = d.n_step
-            nf2 = 2 * d.n_freq
-            wsy = <const floating*> d.wsy
-            gemm_rm(False, False, ns, N, nf2, <floating> 1.0,
-                    z + <Py_ssize_t> r * ldz + 2 * d.coef_off, nf2,
-                    <const floating*> d.fs, N, <floating> 0.0, work, N)
-            for t in range(ns):
-                base = t * d.tstep - d.pad_off
-                lo = 0 if base >= 0 else -base
-                hi = N if base + N <= n_out else n_out - base
-                for n in range(lo, hi):
-                    xr[base + n] += work[t * N + n] * wsy[t * N + n]
+            zt = z + <Py_ssize_t> r * ldz + 2 * p.d[di].coef_off
+            if p.d[di].folded:
+                _synth_folded(&p.d[di], zt, xr, n_out, work)
+            else:
+                _synth_plain(&p.d[di], zt, xr, n_out, work)
 
 
 # --------------------------------------------------------------------------
@@ -554,14 +690,23 @@ def penalties(TFPlan plan, const floating[:, ::1] Z, int n_orient,
 def dual_norm_screened(TFPlan plan, const floating[:, ::1] GtR, int n_orient,
                        double rho, const floating[::1] w_space=None,
                        const floating[:, ::1] w_time=None, int n_min=0,
-                       double alpha=0.0, Py_ssize_t n_max=-1):
+                       double alpha=0.0, Py_ssize_t n_max=-1,
+                       const floating[:, ::1] GtR_prev=None,
+                       const double[::1] nu_prev=None):
     """Exact max over positions of the epsilon norm of Phi(GtR_j), with screening.
 
     Positions are visited in decreasing order of a cheap upper bound; the loop
-    stops once the bound of the next position is at most ``max(best, alpha)``
-    (every remaining position is then proven not to change the dual scaling
-    ``min(1, alpha / nu)``) and at least ``n_min`` positions were evaluated, or
-    when ``n_max`` positions were evaluated (``n_max < 0``: no cap).
+    stops once the bound of the next position is at most ``alpha`` (no
+    remaining position violates the optimality conditions or changes the dual
+    scaling ``min(1, alpha / nu)``), or at most ``best`` once ``n_min`` positions
+    were evaluated (the remaining ones cannot change the scaling; ``n_min`` asks
+    for enough exact violators to grow a working set), or when ``n_max``
+    positions were evaluated (``n_max < 0``: no cap).
+
+    With ``GtR_prev`` and ``nu_prev`` (upper bounds on the epsilon norms at
+    ``GtR_prev``, same weights), the bound of each position is also capped by
+    ``nu_prev_j + bound(GtR_j - GtR_prev_j)`` (triangle inequality of the norm):
+    once the residual changes little between calls, few positions need an STFT.
 
     Returns
     -------
@@ -589,7 +734,13 @@ def dual_norm_screened(TFPlan plan, const floating[:, ::1] GtR, int n_orient,
     cdef unsigned char[::1] exact = np.zeros(n_pos, dtype=np.uint8)
     cdef const floating* wt_j
     cdef Py_ssize_t[::1] order
-    if GtR.shape[1] != T:
+    cdef floating[:, ::1] dbuf = np.empty((n_orient, T), dtype=plan.dtype)
+    cdef bint track = GtR_prev is not None and nu_prev is not None
+    cdef double ubd
+    cdef Py_ssize_t r0
+    if GtR.shape[1] != T or (track and (
+            GtR_prev.shape[0] != GtR.shape[0] or GtR_prev.shape[1] != T
+            or nu_prev.shape[0] != n_pos)):
         raise ValueError("dual_norm_screened: inconsistent buffer sizes")
     if n_pos == 0:
         return 0.0, 0.0, np.zeros(0), np.zeros(0, bool)
@@ -607,6 +758,15 @@ def dual_norm_screened(TFPlan plan, const floating[:, ::1] GtR, int n_orient,
                     continue
             ub[j] = eps_upper_bound(p, &GtR[j * n_orient, 0], n_orient, T, ws_j,
                                     w_min, rho, &csum[0])
+            if track and nu_prev[j] < ub[j]:
+                r0 = <Py_ssize_t> j * n_orient
+                for q in range(n_orient):
+                    for k in range(T):
+                        dbuf[q, k] = GtR[r0 + q, k] - GtR_prev[r0 + q, k]
+                ubd = nu_prev[j] + eps_upper_bound(p, &dbuf[0, 0], n_orient, T, ws_j,
+                                                   w_min, rho, &csum[0])
+                if ubd < ub[j]:
+                    ub[j] = ubd
     order = np.argsort(-np.asarray(ub), kind="stable").astype(np.intp)
     nu = np.asarray(ub).copy()
     cdef double[::1] nu_v = nu
@@ -616,7 +776,9 @@ def dual_norm_screened(TFPlan plan, const floating[:, ::1] GtR, int n_orient,
             j = order[k]
             if ub[j] <= 0.0:
                 break
-            if (ub[j] <= best or ub[j] <= alpha) and n_eval >= n_min:
+            # below alpha: neither a violator nor a change of the dual scaling;
+            # below best: no change of the scaling, still a candidate violator
+            if ub[j] <= alpha or (ub[j] <= best and n_eval >= n_min):
                 rest = ub[j]
                 break
             if n_max >= 0 and n_eval >= n_max:
@@ -753,7 +915,7 @@ cdef bint _anderson(const tf_plan* p, int n_ws, int n_orient, int n_chan, int n_
     if v <= 0.0:
         return False
     for a in range(K):
-        gram[a * K + a] += 1e-3 * v
+        gram[a * K + a] += 1e-9 * v
         c[a] = 1.0
     if not _solve_small_spd(gram, c, K):
         return False
@@ -820,7 +982,7 @@ cdef void bcd_solve(const tf_plan* p, int n_ws, int n_orient, int n_chan,
                     int dgap_freq, floating* work, eps_item* items,
                     double* obj_hist, int max_hist, tf_info* info,
                     int anderson_k, floating* snap, Py_ssize_t cap_rows,
-                    const floating* gram, int n_inner) noexcept nogil:
+                    const floating* gram, int n_inner, int gap_start) noexcept nogil:
     """Block coordinate descent on a working set until the gap < tol.
 
     GT: (n_ws * n_orient, n_chan) rows of G^T; M, R: (n_chan, T);
@@ -830,6 +992,8 @@ cdef void bcd_solve(const tf_plan* p, int n_ws, int n_orient, int n_chan,
     anderson_k > 0: Anderson acceleration with that memory, using ``snap``
     ((anderson_k + 2) * cap_rows * (2 K + T) + (anderson_k + 1) * n_chan * T
     entries + room for a small Gram matrix) while at most cap_rows rows are active.
+    The gap is first evaluated after ``gap_start`` epochs, then after intervals
+    that double up to ``dgap_freq`` (loose inner tolerances are met early).
     """
     cdef int T = p.n_times, K2 = 2 * p.n_coefs, it, j, o
     cdef int n_snap = 0, n_act = 0, n_act_prev = -1, changed = 0
@@ -845,7 +1009,7 @@ cdef void bcd_solve(const tf_plan* p, int n_ws, int n_orient, int n_chan,
     cdef floating* xold = xnew + n_orient * T
     cdef floating* frames = xold + n_orient * T
     cdef double rho, lcj, thr_s, thr_t, nrm, nR2, pen, nu, scal, d_obj, d0, dn
-    cdef int s_in
+    cdef int s_in, next_gap
     cdef double best_d = -INFINITY, gap = INFINITY, p_obj = INFINITY
     cdef bint nz
     cdef const floating* GTj
@@ -854,6 +1018,7 @@ cdef void bcd_solve(const tf_plan* p, int n_ws, int n_orient, int n_chan,
     rho = alpha_t / (alpha_s + alpha_t) if alpha_s + alpha_t > 0 else 0.0
     if dgap_freq <= 0:
         dgap_freq = maxit
+    next_gap = gap_start if 0 < gap_start < dgap_freq else dgap_freq
     for it in range(maxit):
         changed = 0
         for j in range(n_ws):
@@ -934,7 +1099,8 @@ cdef void bcd_solve(const tf_plan* p, int n_ws, int n_orient, int n_chan,
                               R, wsp, wt, alpha_s, alpha_t, snapZ, snapX, snapR,
                               cap_rows, accZ, agram)
                     n_snap = 0
-        if (it + 1) % dgap_freq == 0 or it == maxit - 1:
+        if it + 1 == next_gap or it == maxit - 1:
+            next_gap = it + 1 + (it + 1 if it + 1 < dgap_freq else dgap_freq)
             nR2 = dot(n_chan * T, R, R)
             if not isfinite(nR2):
                 info.status = TFX_NONFINITE
@@ -989,7 +1155,7 @@ def bcd(TFPlan plan, const floating[:, ::1] GT, const floating[:, ::1] M,
         double alpha_space, double alpha_time, int n_orient, int maxit,
         double tol, int dgap_freq, floating[::1] work, int anderson_k=0,
         floating[::1] snap=None, Py_ssize_t cap_rows=0,
-        const floating[:, :, ::1] gram=None, int n_inner=1):
+        const floating[:, :, ::1] gram=None, int n_inner=1, int gap_start=0):
     """Run :c:func:`bcd_solve` on a working set; arrays are updated in place.
 
     Returns ``(status, n_iter, gap, p_obj, d_obj, n_active, obj_history)``.
@@ -1028,7 +1194,7 @@ def bcd(TFPlan plan, const floating[:, ::1] GT, const floating[:, ::1] M,
                   <eps_item*> &scratch[0], &hist[0], max_hist, &info,
                   anderson_k if snap is not None else 0,
                   &snap[0] if snap is not None else NULL, cap_rows, &gram[0, 0, 0],
-                  n_inner)
+                  n_inner, gap_start)
     return (info.status, info.n_iter, info.gap, info.p_obj, info.d_obj,
             info.n_active, np.asarray(hist)[:info.n_obj].copy(),
             (info.n_accel_try, info.n_accel))

@@ -18,13 +18,16 @@ cdef enum:
 
 ctypedef struct tf_dict:
     int wsize
+    int folded        # 1: folded real DFT (matrices below), 0: plain (N x 2 nf)
     int tstep
     int n_step
     int n_freq
     int coef_off      # offset of this dictionary in the complex coefficient axis
     int pad_off       # (wsize - tstep) // 2
-    void* fa          # (wsize, 2 * n_freq) real DFT, row-major
-    void* fs          # (2 * n_freq, wsize) real inverse DFT, row-major
+    void* fa          # real DFT, row-major: plain (wsize, 2 n_freq) interleaved, or
+                      # folded cos (wsize/2+1, n_freq) then sin (wsize/2-1, n_freq)
+    void* fs          # inverse: plain (2 n_freq, wsize), or folded
+                      # cos (n_freq, wsize/2+1) then sin (n_freq, wsize/2-1)
     void* wa          # (n_step, wsize) analysis windows of each frame
     void* wsy         # (n_step, wsize) synthesis windows of each frame
     double wa_max     # max over frames of the l2 norm of an analysis window
@@ -33,7 +36,8 @@ ctypedef struct tf_plan:
     int n_times       # samples of the signals
     int n_dicts
     int n_coefs       # complex coefficients per signal (all dictionaries)
-    int max_frames    # max over dictionaries of n_step * wsize (scratch size)
+    int max_frames    # scratch size: max over dictionaries of n_step * wsize (plain)
+                      # or n_step * (2 wsize + 2) (folded)
     int is_double
     void* mult        # (n_coefs,) 1 for DC / Nyquist, 2 otherwise
     tf_dict d[16]
