@@ -74,13 +74,14 @@ def test_batch_identical_to_one_by_one(evoked, fwd, noise_cov):
         ev = evoked.copy()
         ev.data = ev.data * (1.0 + 0.1 * k) + 1e-13 * rng.standard_normal(ev.data.shape)
         evs.append(ev)
-    kw = dict(alpha=40.0, l1_ratio=0.03, tol=1e-6)
+    kw = dict(alpha=40.0, l1_ratio=0.03, tol=1e-8)
     batch = tfmxne.solve(evs, fwd, noise_cov, n_jobs=2, **kw)
     with threadpool_limits(1, user_api="blas"):
         single = [tfmxne.solve(ev, fwd, noise_cov, **kw) for ev in evs]
     # identical up to rounding: concurrent threads get differently aligned buffers
     # and OpenBLAS kernels round differently with alignment, which can move the
-    # stopping point within the tolerance
+    # stopping point within the tolerance (two certified solutions agree to about
+    # sqrt(tol) relative; on these near-degenerate surface positions no better)
     for a, b in zip(single, batch):
         np.testing.assert_array_equal(a.active_set, b.active_set)
         assert np.linalg.norm(a.X - b.X) / np.linalg.norm(a.X) < 1e-4

@@ -886,6 +886,7 @@ cdef bint _anderson(const tf_plan* p, int n_ws, int n_orient, int n_chan, int n_
                     floating* R, const floating* wsp, const floating* wt,
                     double alpha_s, double alpha_t, floating* snapZ, floating* snapX,
                     floating* snapR, Py_ssize_t cap_rows, floating* accZ,
+                    floating* accX, const floating* GT, const floating* M,
                     double* gram) noexcept nogil:
     """Anderson extrapolation from K + 1 snapshots of the BCD iterates.
 
@@ -945,15 +946,24 @@ cdef bint _anderson(const tf_plan* p, int n_ws, int n_orient, int n_chan, int n_
                       wt + <Py_ssize_t> j * p.n_coefs if wt != NULL else NULL, &l21, &l1)
         pen_cur += alpha_s * l21 * (wsp[j] if wsp != NULL else 1.0) + alpha_t * l1
         k += 1
-    # residual of the extrapolation (affine in the iterates, sum(c) = 1), kept in
-    # snapshot slot 0, which the combination does not use
-    nR_acc = 0.0
-    for i in range(nr):
+    # extrapolated X (active rows, compact) and its exact residual M - G_A X_acc,
+    # kept in snapshot slot 0, which the combination does not use (recomputed,
+    # not combined from the snapshots: rounding must not drift R from M - G X)
+    for i in range(nx):
         v = 0.0
         for a in range(K):
-            v += c[a] * snapR[(a + 1) * nr + i]
-        nR_acc += v * v
-        snapR[i] = <floating> v
+            v += c[a] * snapX[(a + 1) * sX + i]
+        accX[i] = <floating> v
+    memcpy(snapR, M, nr * sizeof(floating))
+    k = 0
+    for j in range(n_ws):
+        if not active[j]:
+            continue
+        gemm_rm(True, False, n_chan, T, n_orient, <floating> -1.0,
+                GT + <Py_ssize_t> j * n_orient * n_chan, n_chan,
+                accX + <Py_ssize_t> k * n_orient * T, T, <floating> 1.0, snapR, T)
+        k += 1
+    nR_acc = dot(<int> nr, snapR, snapR)
     nR_cur = dot(<int> nr, R, R)
     if not (0.5 * nR_acc + pen_acc < 0.5 * nR_cur + pen_cur):
         return False
@@ -965,11 +975,8 @@ cdef bint _anderson(const tf_plan* p, int n_ws, int n_orient, int n_chan, int n_
             continue
         memcpy(Z + <Py_ssize_t> j * n_orient * K2, accZ + <Py_ssize_t> k * n_orient * K2,
                n_orient * K2 * sizeof(floating))
-        for i in range(n_orient * T):
-            v = 0.0
-            for a in range(K):
-                v += c[a] * snapX[(a + 1) * sX + <Py_ssize_t> k * n_orient * T + i]
-            X[<Py_ssize_t> j * n_orient * T + i] = <floating> v
+        memcpy(X + <Py_ssize_t> j * n_orient * T, accX + <Py_ssize_t> k * n_orient * T,
+               n_orient * T * sizeof(floating))
         k += 1
     return True
 
@@ -1001,7 +1008,8 @@ cdef void bcd_solve(const tf_plan* p, int n_ws, int n_orient, int n_chan,
     cdef floating* snapX = snapZ + (anderson_k + 1) * cap_rows * K2
     cdef floating* snapR = snapX + (anderson_k + 1) * cap_rows * T
     cdef floating* accZ = snapR + (anderson_k + 1) * <Py_ssize_t> n_chan * T
-    cdef double* agram = <double*> (accZ + cap_rows * K2 + 8)
+    cdef floating* accX = accZ + cap_rows * K2
+    cdef double* agram = <double*> (accX + cap_rows * T + 8)
     cdef Py_ssize_t r0, blk = <Py_ssize_t> n_orient * K2
     cdef floating* gtr = work
     cdef floating* Y = gtr + n_orient * T
@@ -1097,7 +1105,7 @@ cdef void bcd_solve(const tf_plan* p, int n_ws, int n_orient, int n_chan,
                     info.n_accel_try += 1
                     info.n_accel += _anderson(p, n_ws, n_orient, n_chan, n_act, anderson_k, active, Z, X,
                               R, wsp, wt, alpha_s, alpha_t, snapZ, snapX, snapR,
-                              cap_rows, accZ, agram)
+                              cap_rows, accZ, accX, GT, M, agram)
                     n_snap = 0
         if it + 1 == next_gap or it == maxit - 1:
             next_gap = it + 1 + (it + 1 if it + 1 < dgap_freq else dgap_freq)
