@@ -189,15 +189,23 @@ cdef class TFPlan:
 # --------------------------------------------------------------------------
 # STFT / ISTFT of rows (nogil)
 # --------------------------------------------------------------------------
+cdef inline int _frame_span(const tf_dict* d, int t, int n_len, int* lo,
+                            int* hi) noexcept nogil:
+    """Start of frame ``t`` on the signal axis; its samples inside ``[0, n_len)``
+    are the frame offsets ``[lo, hi)``."""
+    cdef int base = t * d.tstep - d.pad_off
+    lo[0] = 0 if base >= 0 else -base
+    hi[0] = d.wsize if base + d.wsize <= n_len else n_len - base
+    return base
+
+
 cdef inline void _frames_plain(const tf_dict* d, const floating* xr, int T,
                                floating* zt, floating* work) noexcept nogil:
     """One dictionary, plain real DFT: windowed frames times (N, 2 nf)."""
     cdef int t, n, lo, hi, base, N = d.wsize, ns = d.n_step, nf2 = 2 * d.n_freq
     cdef const floating* wa = <const floating*> d.wa
     for t in range(ns):
-        base = t * d.tstep - d.pad_off
-        lo = 0 if base >= 0 else -base
-        hi = N if base + N <= T else T - base
+        base = _frame_span(d, t, T, &lo, &hi)
         if hi < lo:
             hi = lo
         for n in range(lo):
@@ -225,9 +233,7 @@ cdef inline void _frames_folded(const tf_dict* d, const floating* xr, int T,
     cdef floating* im = re + <Py_ssize_t> ns * nf
     cdef floating a, b
     for t in range(ns):
-        base = t * d.tstep - d.pad_off
-        lo = 0 if base >= 0 else -base
-        hi = N if base + N <= T else T - base
+        base = _frame_span(d, t, T, &lo, &hi)
         xt = xr + base
         wt = wa + <Py_ssize_t> t * N
         if lo == 0 and hi == N:
@@ -279,9 +285,7 @@ cdef inline void _synth_plain(const tf_dict* d, const floating* zt, floating* xr
     gemm_rm(False, False, ns, N, nf2, <floating> 1.0, zt, nf2,
             <const floating*> d.fs, N, <floating> 0.0, work, N)
     for t in range(ns):
-        base = t * d.tstep - d.pad_off
-        lo = 0 if base >= 0 else -base
-        hi = N if base + N <= n_out else n_out - base
+        base = _frame_span(d, t, n_out, &lo, &hi)
         for n in range(lo, hi):
             xr[base + n] += work[t * N + n] * wsy[t * N + n]
 
@@ -311,9 +315,7 @@ cdef inline void _synth_folded(const tf_dict* d, const floating* zt, floating* x
             <const floating*> d.fs + <Py_ssize_t> nf * (h + 1), h - 1,
             <floating> 0.0, od, h - 1)
     for t in range(ns):
-        base = t * d.tstep - d.pad_off
-        lo = 0 if base >= 0 else -base
-        hi = N if base + N <= n_out else n_out - base
+        base = _frame_span(d, t, n_out, &lo, &hi)
         xt = xr + base
         wt = wsy + <Py_ssize_t> t * N
         if lo == 0 and hi == N:
