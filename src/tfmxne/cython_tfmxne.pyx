@@ -145,62 +145,52 @@ cdef inline bint _precision_ok(const tfx_plan_t* plan, floating* dummy) noexcept
         return plan.is_double == 0
 
 
-cdef int _stft(const tfx_plan_t* plan, const floating* x, int n_rows, int ldx,
-               floating* z, int ldz, floating* work) noexcept nogil:
+cdef int _transform(const tfx_plan_t* plan, const floating* src, int ld_src,
+                    floating* dst, int ld_dst, int n_rows, floating* work,
+                    bint inverse) noexcept nogil:
+    """STFT of time rows into coefficient rows, or (``inverse``) back, with the
+    argument checks and the scratch (``work`` or an own allocation) of the C API."""
     cdef floating* own = NULL
-    if plan == NULL or not _precision_ok(plan, z) or n_rows < 0:
+    cdef int ld_time = ld_dst if inverse else ld_src
+    cdef int ld_coef = ld_src if inverse else ld_dst
+    if plan == NULL or not _precision_ok(plan, dst) or n_rows < 0:
         return TFX_BAD_ARG
     if n_rows == 0:
         return TFX_OK
-    if x == NULL or z == NULL or ldx < plan.n_times or ldz < 2 * plan.n_coefs:
+    if (src == NULL or dst == NULL or ld_time < plan.n_times
+            or ld_coef < 2 * plan.n_coefs):
         return TFX_BAD_ARG
     if work == NULL:
         own = <floating*> malloc(plan.max_frames * sizeof(floating))
         if own == NULL:
             return TFX_NO_MEMORY
         work = own
-    stft_rows(&plan.core, x, n_rows, ldx, z, ldz, work)
-    free(own)
-    return TFX_OK
-
-
-cdef int _istft(const tfx_plan_t* plan, const floating* z, int n_rows, int ldz,
-                floating* x, int ldx, floating* work) noexcept nogil:
-    cdef floating* own = NULL
-    if plan == NULL or not _precision_ok(plan, x) or n_rows < 0:
-        return TFX_BAD_ARG
-    if n_rows == 0:
-        return TFX_OK
-    if x == NULL or z == NULL or ldx < plan.n_times or ldz < 2 * plan.n_coefs:
-        return TFX_BAD_ARG
-    if work == NULL:
-        own = <floating*> malloc(plan.max_frames * sizeof(floating))
-        if own == NULL:
-            return TFX_NO_MEMORY
-        work = own
-    istft_rows(&plan.core, z, n_rows, ldz, x, ldx, plan.n_times, work)
+    if inverse:
+        istft_rows(&plan.core, src, n_rows, ld_src, dst, ld_dst, plan.n_times, work)
+    else:
+        stft_rows(&plan.core, src, n_rows, ld_src, dst, ld_dst, work)
     free(own)
     return TFX_OK
 
 
 cdef int d_stft(const tfx_plan_t* plan, const double* x, int n_rows, int ldx,
                 double* z, int ldz, double* work) noexcept nogil:
-    return _stft(plan, x, n_rows, ldx, z, ldz, work)
+    return _transform(plan, x, ldx, z, ldz, n_rows, work, False)
 
 
 cdef int s_stft(const tfx_plan_t* plan, const float* x, int n_rows, int ldx,
                 float* z, int ldz, float* work) noexcept nogil:
-    return _stft(plan, x, n_rows, ldx, z, ldz, work)
+    return _transform(plan, x, ldx, z, ldz, n_rows, work, False)
 
 
 cdef int d_istft(const tfx_plan_t* plan, const double* z, int n_rows, int ldz,
                  double* x, int ldx, double* work) noexcept nogil:
-    return _istft(plan, z, n_rows, ldz, x, ldx, work)
+    return _transform(plan, z, ldz, x, ldx, n_rows, work, True)
 
 
 cdef int s_istft(const tfx_plan_t* plan, const float* z, int n_rows, int ldz,
                  float* x, int ldx, float* work) noexcept nogil:
-    return _istft(plan, z, n_rows, ldz, x, ldx, work)
+    return _transform(plan, z, ldz, x, ldx, n_rows, work, True)
 
 
 # --------------------------------------------------------------------------

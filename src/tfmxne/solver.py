@@ -88,7 +88,8 @@ def _inner_blas_limit():
     return threadpool_limits(1, user_api="blas")
 
 
-_STATUS = {0: "converged", 1: "iteration cap reached", 2: "non-finite values",
+_MAXIT = 1  # status of an inner solve that hit its epoch cap
+_STATUS = {0: "converged", _MAXIT: "iteration cap reached", 2: "non-finite values",
            3: "bad kernel arguments"}
 
 
@@ -309,7 +310,7 @@ def _tf_solve(M, G, alpha_space, alpha_time, frame, n_orient, maxit, tol, dgap_f
                 plan, GT, M, R, Xws, Zws, act, lc_ws, ws_w, wt_w, alpha_space,
                 alpha_time, n_orient, n_plain, tol_in, dgap_freq, work, 0, None, 0,
                 grams, N_INNER, gap_start)
-            if st == 1 and n_plain < maxit:
+            if st == _MAXIT and n_plain < maxit:
                 n_a = int(act.sum())
                 cap_rows = n_orient * max(min(n_ws, 2 * n_a + 8), 1)
                 snap = np.empty(_engine.snap_size(plan, ANDERSON_K, cap_rows, n_chan),

@@ -113,6 +113,10 @@ cdef class TFPlan:
             with np.errstate(divide="ignore", invalid="ignore"):
                 wa = win[None, :] / np.sqrt(N * sw) * scale
                 wsy = win[None, :] / np.sqrt(sw / N) * scale
+            # multiplicity of each frequency: 1 for DC and Nyquist, 2 otherwise
+            c = np.full(nf, 2.0)
+            c[0] = 1.0
+            c[nf - 1] = 1.0
             folded = self.folded[i]
             if folded:
                 # Real DFT of a frame folded around its middle: with
@@ -129,9 +133,6 @@ cdef class TFPlan:
                 # exact angle reduction for accuracy
                 ang_e = 2.0 * np.pi * ((ne[:, None] * k[None, :]) % N) / N
                 ang_o = 2.0 * np.pi * ((no[:, None] * k[None, :]) % N) / N
-                c = np.full(nf, 2.0)
-                c[0] = 1.0
-                c[nf - 1] = 1.0
                 fa = np.concatenate([np.cos(ang_e).ravel(), -np.sin(ang_o).ravel()])
                 fs = np.concatenate([((c[:, None] / N) * np.cos(ang_e.T)).ravel(),
                                      (-(c[:, None] / N) * np.sin(ang_o.T)).ravel()])
@@ -143,9 +144,6 @@ cdef class TFPlan:
                 fa[:, 1::2] = -np.sin(ang)
                 fa[:, 1] = 0.0
                 fa[:, 2 * nf - 1] = 0.0
-                c = np.full(nf, 2.0)
-                c[0] = 1.0
-                c[nf - 1] = 1.0
                 fs = np.empty((2 * nf, N))
                 fs[0::2] = (c[:, None] / N) * np.cos(ang.T)
                 fs[1::2] = -(c[:, None] / N) * np.sin(ang.T)
