@@ -17,6 +17,7 @@ from mne.forward import is_fixed_orient
 from mne.source_estimate import _BaseSourceEstimate, _make_stc
 from mne.utils import logger, verbose
 
+from ._prepare import prepare_gain
 from ._stft import TFFrame
 from ._validation import (
     _short,
@@ -253,9 +254,7 @@ class _PreparedForward:
 
 def _prepare_forward_part(info, forward, noise_cov, loose, depth, weights, weights_min,
                           pca, rank):
-    from mne.inverse_sparse.mxne_inverse import _prepare_gain
-
-    forward_p, gain, gain_info, whitener, source_weighting, mask = _prepare_gain(
+    forward_p, gain, gain_info, whitener, source_weighting, mask = prepare_gain(
         forward, info, noise_cov, pca, depth, loose, rank, weights, weights_min)
     fp = _PreparedForward()
     fp.forward = forward_p
@@ -270,10 +269,15 @@ def _prepare_forward_part(info, forward, noise_cov, loose, depth, weights, weigh
 
 
 def _alpha_max(gain, M, n_orient, l1_ratio, wsize, tstep):
-    """alpha_max / 100 as MNE: epsilon-inf dual norm of (G, M), exact."""
+    """alpha_max / 100 as MNE: epsilon-inf dual norm of (G, M), exact.
+
+    Also returns the screening it was computed with, ``(G^T M, nu, exact)``,
+    which the first outer iteration of a solve would otherwise recompute.
+    """
     frame = TFFrame(M.shape[1], wsize, tstep, dtype=np.float64)
     GtM = np.ascontiguousarray(gain.T @ M)
-    return _engine.dual_norm_screened(frame.plan, GtM, n_orient, l1_ratio)[0] * 0.01
+    nu_max, _, nu, exact = _engine.dual_norm_screened(frame.plan, GtM, n_orient, l1_ratio)
+    return nu_max * 0.01, (GtM, nu, exact)
 
 
 def _prepare_data(fp, evoked, window, l1_ratio, wsize, tstep):
@@ -285,7 +289,8 @@ def _prepare_data(fp, evoked, window, l1_ratio, wsize, tstep):
     sel = [all_ch_names.index(name) for name in fp.gain_info["ch_names"]]
     logger.info("Whitening data matrix.")
     M = fp.whitener @ ev.data[sel]
-    alpha_max = _alpha_max(fp.gain, M, fp.n_orient, l1_ratio, wsize, tstep)
+    alpha_max, (GtM, nu, exact) = _alpha_max(fp.gain, M, fp.n_orient, l1_ratio, wsize,
+                                             tstep)
     if not alpha_max > 0:
         raise ValueError(
             "The whitened data are zero (or orthogonal to the gain): alpha_max = 0, no "
@@ -303,6 +308,11 @@ def _prepare_data(fp, evoked, window, l1_ratio, wsize, tstep):
     p.alpha_max = alpha_max
     p.sel = sel
     p.nave = ev.nave
+    # the screening at R = M, in the units of the scaled gain (the epsilon norm
+    # is positively homogeneous); valid for this l1_ratio and dictionary only
+    GtM /= alpha_max
+    p.screen0 = (l1_ratio, tuple(np.atleast_1d(wsize)), tuple(np.atleast_1d(tstep)),
+                 (GtM, nu / alpha_max, exact))
     return p
 
 
@@ -531,17 +541,23 @@ def _solve_prepared(p, alpha, l1_ratio, maxit, tol, debias, wsize, tstep, dgap_f
     frame = TFFrame(M.shape[1], wsize, tstep, dtype=dtype)
     Mc = np.ascontiguousarray(M, dtype=dtype)
     G = np.asarray(p.gain, dtype=dtype)
+    screen = None
+    s0 = getattr(p, "screen0", None)
+    if s0 is not None and Z_init is None and s0[:3] == (
+            l1_ratio, tuple(np.atleast_1d(wsize)), tuple(np.atleast_1d(tstep))):
+        screen = s0[3]
     logger.info("Using block coordinate descent with active set approach")
     if n_tfmxne_iter == 1:
         res = _tf_solve(Mc, G, alpha_space, alpha_time, frame, n_orient, maxit,
                         tol_abs, dgap_freq, Z_init=Z_init, init_positions=init_positions,
-                        warn_name="tf_mixed_norm")
+                        warn_name="tf_mixed_norm", screen_init=screen)
         E = res.E
     else:
         res, E, _ = _iterative_core(Mc, G, alpha_space, alpha_time, n_tfmxne_iter, frame,
                                     n_orient, maxit, tol_abs, dgap_freq,
                                     log_name="tf_mixed_norm", Z_init=Z_init,
-                                    init_positions=init_positions, progress=progress)
+                                    init_positions=init_positions, progress=progress,
+                                    screen_init=screen)
     n_src = p.gain.shape[1]
     active_set = np.zeros(n_src, bool)
     active_set[_cols(res.positions, n_orient)] = True

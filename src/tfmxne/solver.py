@@ -166,11 +166,15 @@ class _SolveResult:
 
 def _tf_solve(M, G, alpha_space, alpha_time, frame, n_orient, maxit, tol, dgap_freq,
               *, lc=None, w_space=None, w_time=None, Z_init=None, init_positions=None,
-              max_outer=None, warn_name="tf_mixed_norm_solver"):
+              max_outer=None, warn_name="tf_mixed_norm_solver", screen_init=None):
     """Solve the (weighted) convex TF-MxNE problem.
 
     ``w_time`` is in the internal coefficient order, shape (n_positions, n_coefs).
     ``Z_init`` rows (internal layout) belong to ``init_positions``.
+    ``screen_init = (G^T M, nu, exact)``: the dual-norm screening of the
+    unweighted problem at ``R = M`` (as ``dual_norm_screened`` returns it, e.g.
+    from the computation of alpha_max), reused by the first outer iteration of
+    a cold, unweighted start instead of being recomputed.
     The result holds the dual point ``theta`` (a scaled residual, feasible for
     the dual of this problem) whose dual objective ``d_obj`` certifies ``gap``.
     """
@@ -217,13 +221,22 @@ def _tf_solve(M, G, alpha_space, alpha_time, frame, n_orient, maxit, tol, dgap_f
     best_gap, n_stall, stalled = np.inf, 0, False
     GtR_prev = nu_prev = None
     # max_outer inner solves; the gap is always evaluated at the returned iterate
+    reuse = (screen_init is not None and not len(A) and w_space is None
+             and w_time is None)
     for n_outer in range(1, max_outer + 2):
-        GtR = np.ascontiguousarray(G.T @ R)
         n_want = min(len(A) + 2 * max(n_grow, len(A)), n_pos)
-        # capped screening: the gap is then an upper bound (still a certificate)
-        nu_max, nu_rest, nu, exact = _engine.dual_norm_screened(
-            plan, GtR, n_orient, rho, w_space, w_time, n_want, alpha,
-            max(2 * n_want, 200), GtR_prev, nu_prev)
+        if reuse and n_outer == 1:
+            GtR = np.ascontiguousarray(screen_init[0], dtype=dtype)
+            nu = np.array(screen_init[1], dtype=np.float64)
+            exact = np.array(screen_init[2], dtype=bool)
+            nu_max = float(nu[exact].max(initial=0.0))
+            nu_rest = float(nu[~exact].max(initial=0.0))
+        else:
+            GtR = np.ascontiguousarray(G.T @ R)
+            # capped screening: the gap is then an upper bound (still a certificate)
+            nu_max, nu_rest, nu, exact = _engine.dual_norm_screened(
+                plan, GtR, n_orient, rho, w_space, w_time, n_want, alpha,
+                max(2 * n_want, 200), GtR_prev, nu_prev)
         nR2 = float(np.vdot(R, R))
         RM = float(np.vdot(R, M))
         if len(A):
@@ -511,7 +524,8 @@ def _reweights(frame, Z, n_orient):
 
 def _iterative_core(M, G, alpha_space, alpha_time, n_tfmxne_iter, frame, n_orient,
                     maxit, tol, dgap_freq, *, log_name="iterative_tf_mixed_norm_solver",
-                    max_outer=None, Z_init=None, init_positions=None, progress=None):
+                    max_outer=None, Z_init=None, init_positions=None, progress=None,
+                    screen_init=None):
     """Reweighted solves; returns (result on the final support, E, n_iter_done)."""
     n_pos = G.shape[1] // n_orient
     lc_all = _lipschitz(G, n_orient)
@@ -539,7 +553,8 @@ def _iterative_core(M, G, alpha_space, alpha_time, n_tfmxne_iter, frame, n_orien
         pos_prev = None if res is None else res.positions.copy()
         new = _tf_solve(M, Gk, alpha_space, alpha_time, frame, n_orient, maxit, tol,
                         dgap_freq, lc=lck, w_space=w_space, w_time=w_time, Z_init=z0,
-                        init_positions=p0, max_outer=max_outer, warn_name=log_name)
+                        init_positions=p0, max_outer=max_outer, warn_name=log_name,
+                        screen_init=screen_init if k == 0 else None)
         new.positions = positions[new.positions]  # back to indices into G
         res = new
         if progress is not None:
