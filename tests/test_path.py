@@ -35,10 +35,11 @@ def _same(a, b, rtol):
     assert np.linalg.norm(a.data - b.data) / np.linalg.norm(a.data) < rtol
 
 
-def test_path_equals_independent_solves(evoked, fwd, noise_cov):
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_path_equals_independent_solves(evoked, fwd, noise_cov, n_jobs):
     alphas = [95.0, 70.0, 50.0, 35.0]
     path = tfmxne.tf_mixed_norm_path(evoked, fwd, noise_cov, alphas=alphas,
-                                     l1_ratio=0.03, **KW)
+                                     l1_ratio=0.03, n_jobs=n_jobs, **KW)
     assert len(path) == 4
     assert [r.alpha for r in path] == sorted(alphas, reverse=True)
     n_act = [int(r.active_set.sum()) for r in path]
@@ -191,3 +192,26 @@ def test_dask_localcluster(evoked, fwd, noise_cov):
     for a, b in zip(local, remote):
         np.testing.assert_array_equal(a.active_set, b.active_set)
         np.testing.assert_allclose(a.X, b.X, rtol=1e-12, atol=0)
+
+
+def test_sure_parallel_paths_and_screen_reuse(evoked, fwd, noise_cov, monkeypatch):
+    """SURE's two paths in threads choose as in sequence; the screening computed
+    with alpha_max is reused only for the data it was computed on."""
+    monkeypatch.setattr(tfmxne.path, "AUTO_ALPHAS", np.array([70.0, 40.0, 20.0]))
+    kw = dict(alpha="sure", l1_ratio=0.03, tol=1e-8)
+    seen = []
+    orig = tfmxne.inverse._tf_solve
+
+    def spy(M, *a, screen_init=None, **k):
+        seen.append((M, screen_init is not None))
+        return orig(M, *a, screen_init=screen_init, **k)
+
+    monkeypatch.setattr(tfmxne.inverse, "_tf_solve", spy)
+    seq = tfmxne.solve(evoked, fwd, noise_cov, n_jobs=1, **kw)
+    # one cold start per path: the data's reuses the screening, the perturbed's not
+    reused = [r for _, r in seen]
+    assert sum(reused) == 1 and len(seen) == 6
+    par = tfmxne.solve(evoked, fwd, noise_cov, n_jobs=2, **kw)
+    assert par.alpha == seq.alpha
+    np.testing.assert_allclose(par.selection["values"], seq.selection["values"],
+                               rtol=1e-3)

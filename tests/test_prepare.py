@@ -97,3 +97,31 @@ def test_prepare_gain_errors(fwd_surf, info, noise_cov):
         with pytest.raises(ValueError) as out:
             prepare_gain(*args)
         assert str(out.value) == str(ref.value)
+
+
+@pytest.mark.parametrize("projs", ["active", "none", "mixed"])
+def test_residual_matches_mne(fwd_surf, evoked_full, noise_cov, projs):
+    """tfmxne's residual (one copy of the evoked) is MNE's ``_compute_residual``,
+    including the projection of the fit by the evoked's active projectors."""
+    from mne.inverse_sparse.mxne_inverse import _compute_residual
+
+    from tfmxne.inverse import _compute_residual as ours
+
+    ev = evoked_full.copy().crop(0.05, 0.1)
+    with ev.info._unlock():
+        if projs == "none":
+            ev.info["projs"] = []
+        elif projs == "mixed":
+            for p in ev.info["projs"][:2]:
+                p["active"] = False
+    fwd, _, info, _, _, _ = prepare_gain(fwd_surf, ev.info, noise_cov, True, 0.8,
+                                         "auto", None)
+    active = np.zeros(fwd["sol"]["data"].shape[1], bool)
+    active[[3, 4, 5, 300, 301, 302]] = True
+    X = 1e-8 * np.random.RandomState(0).randn(6, len(ev.times))
+    ref = _compute_residual(fwd, ev, X, active, info)
+    out = ours(fwd, ev, X, active, info)
+    assert out.ch_names == ref.ch_names and out.info["projs"] == ref.info["projs"]
+    np.testing.assert_allclose(out.data, ref.data, rtol=1e-12,
+                               atol=1e-12 * np.abs(ref.data).max())
+    assert not np.allclose(out.data, ev.copy().pick(info["ch_names"]).data)

@@ -309,9 +309,9 @@ def _prepare_data(fp, evoked, window, l1_ratio, wsize, tstep):
     p.sel = sel
     p.nave = ev.nave
     # the screening at R = M, in the units of the scaled gain (the epsilon norm
-    # is positively homogeneous); valid for this l1_ratio and dictionary only
+    # is positively homogeneous); valid for this M, l1_ratio and dictionary only
     GtM /= alpha_max
-    p.screen0 = (l1_ratio, tuple(np.atleast_1d(wsize)), tuple(np.atleast_1d(tstep)),
+    p.screen0 = (M, l1_ratio, tuple(np.atleast_1d(wsize)), tuple(np.atleast_1d(tstep)),
                  (GtM, nu / alpha_max, exact))
     return p
 
@@ -412,6 +412,26 @@ def _normal_component(X, active_idx, forward, n_orient):
     return out
 
 
+def _compute_residual(forward, evoked, X, active_set, info):
+    """MNE's residual (data minus the fit, the fit projected by the evoked's active
+    projectors) on the channels of ``info``, with one copy of the evoked instead
+    of MNE's two (the copies dominate the cost of a small solve, and hold the GIL)."""
+    from mne.proj import make_projector
+
+    ch_names = info["ch_names"]
+    row = {c: k for k, c in enumerate(forward["sol"]["row_names"])}
+    sel = [row[c] for c in ch_names]
+    residual = evoked.copy().pick(ch_names)
+    fit = forward["sol"]["data"][sel][:, active_set] @ X
+    active = [p for p in evoked.info["projs"] if p["active"]]
+    if active:
+        proj, ncomp, _ = make_projector(active, ch_names, bads=residual.info["bads"])
+        if ncomp:
+            fit = proj @ fit
+    residual.data -= fit
+    return residual
+
+
 def _make_estimate(X, active_set, forward, tmin, tstep, pick_ori):
     from mne.inverse_sparse.mxne_inverse import _make_sparse_stc
 
@@ -472,7 +492,8 @@ def solve(evoked, forward, noise_cov, loose="auto", depth=0.8, maxit=3000, tol=1
     dtype : numpy dtype
         float64 (default) or float32 for the iterations of the solver.
     n_jobs : int
-        Threads for a batch (-1: all cores).
+        Threads (-1: all cores) for a batch, or for the two paths of SURE
+        (data and perturbed data) in automatic selection.
     client : dask.distributed.Client | None
         Solve a batch on the workers of a Dask cluster.
     %(verbose)s
@@ -517,7 +538,8 @@ def solve(evoked, forward, noise_cov, loose="auto", depth=0.8, maxit=3000, tol=1
             _check_inputs(evoked, forward, noise_cov, alpha, 0.5, **o)
             alphas = [float(alpha)]
         return _path._select(evoked, forward, noise_cov, criterion, l1_ratio, o,
-                             alphas=alphas, return_residual=return_residual)
+                             alphas=alphas, return_residual=return_residual,
+                             n_jobs=n_jobs)
     alpha, l1_ratio, maxit, tol, n_tfmxne_iter, dgap_freq, wsize, tstep = _check_inputs(
         evoked, forward, noise_cov, alpha, l1_ratio, **o)
     p = _prepare(evoked, forward, noise_cov, loose, depth, weights, weights_min, pca,
@@ -530,8 +552,6 @@ def solve(evoked, forward, noise_cov, loose="auto", depth=0.8, maxit=3000, tol=1
 def _solve_prepared(p, alpha, l1_ratio, maxit, tol, debias, wsize, tstep, dgap_freq,
                     pick_ori, n_tfmxne_iter, return_residual, dtype, t0=None,
                     Z_init=None, init_positions=None, raise_empty=True, progress=None):
-    from mne.inverse_sparse.mxne_inverse import _compute_residual
-
     t0 = time.perf_counter() if t0 is None else t0
     M = p.M
     n_orient = p.n_orient
@@ -543,9 +563,9 @@ def _solve_prepared(p, alpha, l1_ratio, maxit, tol, debias, wsize, tstep, dgap_f
     G = np.asarray(p.gain, dtype=dtype)
     screen = None
     s0 = getattr(p, "screen0", None)
-    if s0 is not None and Z_init is None and s0[:3] == (
+    if s0 is not None and Z_init is None and s0[0] is M and s0[1:4] == (
             l1_ratio, tuple(np.atleast_1d(wsize)), tuple(np.atleast_1d(tstep))):
-        screen = s0[3]
+        screen = s0[4]
     logger.info("Using block coordinate descent with active set approach")
     if n_tfmxne_iter == 1:
         res = _tf_solve(Mc, G, alpha_space, alpha_time, frame, n_orient, maxit,

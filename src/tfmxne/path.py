@@ -62,9 +62,52 @@ def _validated(evoked, forward, noise_cov, alpha, l1_ratio, o):
     return _inv._check_inputs(evoked, forward, noise_cov, alpha, l1_ratio, **o)
 
 
+def _n_workers(n_jobs):
+    n_jobs = check_int(n_jobs, "n_jobs", -1)
+    if n_jobs == 0:
+        raise ValueError("n_jobs must be a positive integer or -1, got n_jobs=0")
+    return os.cpu_count() or 1 if n_jobs == -1 else n_jobs
+
+
+def _in_threads(tasks, n_workers):
+    """Run the callables ``tasks`` in ``n_workers`` threads (results in order).
+
+    The compiled core releases the GIL, so the threads are the parallelism:
+    BLAS is pinned to one thread for their duration (and the solver's own
+    per-solve pinning is skipped, as it is process-wide).
+    """
+    n_workers = min(n_workers, len(tasks))
+    if n_workers <= 1:
+        return [t() for t in tasks]
+    with threadpool_limits(1, user_api="blas"), _single_blas_scope():
+        with ThreadPoolExecutor(max_workers=n_workers) as ex:
+            futs = [ex.submit(t) for t in tasks]
+            return [f.result() for f in futs]
+
+
 def _path_on_prepared(p, alphas, l1_ratio, o, *, wsize, tstep, maxit, tol, dgap_freq,
-                      n_iter, return_residual=True, bar=None, dtype=np.float64):
-    """Solve along ``alphas`` (decreasing), warm-starting each from the previous."""
+                      n_iter, return_residual=True, bar=None, dtype=np.float64,
+                      n_workers=1):
+    """Solve along ``alphas`` (decreasing), warm-starting each from the previous.
+
+    With ``n_workers > 1`` the grid is dealt into that many interleaved chains
+    (alphas 0, n, 2n, ... in one, 1, n + 1, ... in the next), each warm-started
+    along itself and solved in its own thread.
+    """
+    if n_workers > 1 and len(alphas) > 1:
+        chains = [np.arange(c, len(alphas), n_workers)
+                  for c in range(min(n_workers, len(alphas)))]
+        kw = dict(wsize=wsize, tstep=tstep, maxit=maxit, tol=tol, dgap_freq=dgap_freq,
+                  n_iter=n_iter, return_residual=return_residual, bar=bar, dtype=dtype)
+        outs = _in_threads([
+            (lambda idx=idx: _path_on_prepared(p, np.asarray(alphas)[idx], l1_ratio, o,
+                                               **kw))
+            for idx in chains], len(chains))
+        results = [None] * len(alphas)
+        for idx, rs in zip(chains, outs):
+            for i, r in zip(idx, rs):
+                results[i] = r
+        return results
     results = []
     Z = pos = None
     for a in alphas:
@@ -100,7 +143,9 @@ def tf_mixed_norm_path(evoked, forward, noise_cov, alphas=None, l1_ratio=0.03,
     l1_ratio : float
         Share of the temporal penalty, in [0, 1].
     n_jobs : int
-        Unused for a single path (kept for symmetry with :func:`solve`).
+        Threads (-1: all cores). With more than one, the grid is dealt into
+        ``n_jobs`` interleaved chains, each warm-started along itself and
+        solved in its own thread (BLAS pinned to one thread per chain).
     client : dask.distributed.Client | None
         Run the path on a Dask worker instead of in this process.
     %(verbose)s
@@ -117,6 +162,7 @@ def tf_mixed_norm_path(evoked, forward, noise_cov, alphas=None, l1_ratio=0.03,
         ``active_set`` (no exception).
     """
     o = _defaults(options)
+    n_workers = _n_workers(n_jobs)
     if alphas is None:
         alphas = np.geomspace(90.0, 10.0, PATH_N_ALPHAS)
     alphas = np.atleast_1d(np.asarray(alphas, dtype=float))
@@ -127,7 +173,7 @@ def tf_mixed_norm_path(evoked, forward, noise_cov, alphas=None, l1_ratio=0.03,
     alphas = np.sort(alphas)[::-1]
     if client is not None:
         fut = client.submit(_path_task, evoked, forward, noise_cov, alphas, l1_ratio, o,
-                            pure=False)
+                            n_jobs, pure=False)
         return fut.result()
     _, l1_ratio, maxit, tol, n_iter, dgap_freq, wsize, tstep = _validated(
         evoked, forward, noise_cov, float(alphas[0]), l1_ratio, o)
@@ -139,14 +185,14 @@ def tf_mixed_norm_path(evoked, forward, noise_cov, alphas=None, l1_ratio=0.03,
     try:
         return _path_on_prepared(p, alphas, l1_ratio, o, wsize=wsize, tstep=tstep,
                                  maxit=maxit, tol=tol, dgap_freq=dgap_freq, n_iter=n_iter,
-                                 bar=bar)
+                                 bar=bar, n_workers=n_workers)
     finally:
         bar.close()
 
 
-def _path_task(evoked, forward, noise_cov, alphas, l1_ratio, o):
+def _path_task(evoked, forward, noise_cov, alphas, l1_ratio, o, n_jobs=1):
     return tf_mixed_norm_path(evoked, forward, noise_cov, alphas=alphas,
-                              l1_ratio=l1_ratio, verbose=False, **o)
+                              l1_ratio=l1_ratio, n_jobs=n_jobs, verbose=False, **o)
 
 
 # --------------------------------------------------------------------------
@@ -171,8 +217,13 @@ def _baseline_noise_var(p):
 
 
 def _select(evoked, forward, noise_cov, criterion, l1_ratio, o, alphas=None,
-            random_state=0, return_residual=True):
-    """Choose (alpha, l1_ratio) by SURE or the discrepancy principle."""
+            random_state=0, return_residual=True, n_jobs=1):
+    """Choose (alpha, l1_ratio) by SURE or the discrepancy principle.
+
+    With ``n_jobs > 1``, SURE's two paths (data and perturbed data) run in
+    parallel threads.
+    """
+    n_workers = _n_workers(n_jobs)
     if criterion not in ("sure", "discrepancy"):
         raise ValueError(
             "alpha must be a number in (0, 100), None, 'sure' or 'discrepancy', got "
@@ -197,7 +248,20 @@ def _select(evoked, forward, noise_cov, criterion, l1_ratio, o, alphas=None,
             sigma2 = noise_var = _noise_var(p)
             base_var = _baseline_noise_var(p)
             n_chan, n_times = p.M.shape
-            res = _path_on_prepared(p, alphas, l1, o, bar=bar, **kw)
+            if criterion == "sure":
+                eps = 2.0 * np.sqrt(sigma2) / n_chan ** 0.3
+                delta = rng.standard_normal(p.M.shape)
+                pe = _inv._Prepared()
+                pe.__dict__.update(p.__dict__)
+                pe.M = p.M + eps * delta
+                pe.screen0 = None  # alpha_max's screening is of the unperturbed data
+                res, res_e = _in_threads([
+                    lambda: _path_on_prepared(p, alphas, l1, o, bar=bar, **kw),
+                    lambda: _path_on_prepared(pe, alphas, l1, o, bar=bar,
+                                              **dict(kw, return_residual=False))],
+                    n_workers)
+            else:
+                res = _path_on_prepared(p, alphas, l1, o, bar=bar, **kw)
             paths.append(res)
             rn2 = np.array([r.residual_norm2 for r in res])
             if criterion == "discrepancy":
@@ -205,13 +269,6 @@ def _select(evoked, forward, noise_cov, criterion, l1_ratio, o, alphas=None,
                 target = n_chan * n_times * sigma2
                 values[i] = np.where(rn2 <= target, 0.0, rn2 - target)
             else:
-                eps = 2.0 * np.sqrt(sigma2) / n_chan ** 0.3
-                delta = rng.standard_normal(p.M.shape)
-                pe = _inv._Prepared()
-                pe.__dict__.update(p.__dict__)
-                pe.M = p.M + eps * delta
-                res_e = _path_on_prepared(pe, alphas, l1, o, bar=bar,
-                                          **dict(kw, return_residual=False))
                 for j, (r, re) in enumerate(zip(res, res_e)):
                     fit = _fit(p, r)
                     fit_e = _fit(pe, re)
@@ -274,9 +331,7 @@ def _check_batch(evokeds):
 def _solve_batch(evokeds, forward, noise_cov, alpha, l1_ratio, o, n_jobs, client,
                  return_residual, dtype):
     _check_batch(evokeds)
-    n_jobs = check_int(n_jobs, "n_jobs", -1)
-    if n_jobs == 0:
-        raise ValueError("n_jobs must be a positive integer or -1, got n_jobs=0")
+    n_workers = _n_workers(n_jobs)
     if client is not None:
         return _dask_batch(client, evokeds, forward, noise_cov, alpha, l1_ratio, o,
                            return_residual, dtype)
@@ -298,14 +353,8 @@ def _solve_batch(evokeds, forward, noise_cov, alpha, l1_ratio, o, n_jobs, client
         bar.update(1)
         return r
 
-    n_workers = os.cpu_count() if n_jobs == -1 else n_jobs
     try:
-        if n_workers == 1 or len(evokeds) == 1:
-            return [one(ev) for ev in evokeds]
-        # one BLAS thread per solve: the threads themselves are the parallelism
-        with threadpool_limits(1, user_api="blas"), _single_blas_scope():
-            with ThreadPoolExecutor(max_workers=n_workers) as ex:
-                return list(ex.map(one, evokeds))
+        return _in_threads([lambda ev=ev: one(ev) for ev in evokeds], n_workers)
     finally:
         bar.close()
 
