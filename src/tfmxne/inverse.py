@@ -4,8 +4,9 @@
 
 The preparation (channel selection, whitening with rank and PCA, depth
 weighting, loose orientation, weights, time window, alpha as a percentage of
-alpha_max) is MNE's own: tfmxne calls the same MNE 1.13 routines, so that only
-the solver differs.
+alpha_max) is MNE's: the same MNE 1.13 routines, except that the noise
+covariance is prepared once instead of three times (``_prepare.prepare_gain``,
+bit-identical to MNE's ``_prepare_gain``), so that only the solver differs.
 """
 
 import numbers

@@ -66,7 +66,7 @@ def _n_workers(n_jobs):
     n_jobs = check_int(n_jobs, "n_jobs", -1)
     if n_jobs == 0:
         raise ValueError("n_jobs must be a positive integer or -1, got n_jobs=0")
-    return os.cpu_count() or 1 if n_jobs == -1 else n_jobs
+    return (os.cpu_count() or 1) if n_jobs == -1 else n_jobs
 
 
 def _in_threads(tasks, n_workers):
