@@ -215,3 +215,21 @@ def test_sure_parallel_paths_and_screen_reuse(evoked, fwd, noise_cov, monkeypatc
     assert par.alpha == seq.alpha
     np.testing.assert_allclose(par.selection["values"], seq.selection["values"],
                                rtol=1e-3)
+
+
+def test_screen_reuse_same_solution(evoked, fwd, noise_cov):
+    """Starting the solve from alpha_max's screening changes the work, not the
+    answer: same support and estimate as a solve that recomputes it."""
+    from tfmxne import inverse as inv
+
+    fp = inv._prepare_forward_part(evoked.info, fwd, noise_cov, "auto", 0.8, None, 0.0,
+                                   True, None)
+    p = inv._prepare_data(fp, evoked, 0.02, 0.03, 64, 4)
+    args = (30.0, 0.03, 3000, 1e-8, False, 64, 4, 10, None, 1, False, np.float64)
+    with_reuse = inv._solve_prepared(p, *args)
+    p.screen0 = None
+    without = inv._solve_prepared(p, *args)
+    assert with_reuse.converged and without.converged
+    np.testing.assert_array_equal(with_reuse.active_set, without.active_set)
+    assert (np.linalg.norm(with_reuse.X - without.X) / np.linalg.norm(without.X)
+            < 1e-4)

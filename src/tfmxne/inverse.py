@@ -564,8 +564,10 @@ def _solve_prepared(p, alpha, l1_ratio, maxit, tol, debias, wsize, tstep, dgap_f
     G = np.asarray(p.gain, dtype=dtype)
     screen = None
     s0 = getattr(p, "screen0", None)
-    if s0 is not None and Z_init is None and s0[0] is M and s0[1:4] == (
-            l1_ratio, tuple(np.atleast_1d(wsize)), tuple(np.atleast_1d(tstep))):
+    # (float64 only: the screening is exact for the float64 gain)
+    if (s0 is not None and Z_init is None and np.dtype(dtype) == np.float64
+            and s0[0] is M and s0[1:4] == (
+                l1_ratio, tuple(np.atleast_1d(wsize)), tuple(np.atleast_1d(tstep)))):
         screen = s0[4]
     logger.info("Using block coordinate descent with active set approach")
     if n_tfmxne_iter == 1:
