@@ -253,8 +253,7 @@ def _select(evoked, forward, noise_cov, criterion, l1_ratio, o, alphas=None,
                 delta = rng.standard_normal(p.M.shape)
                 pe = _inv._Prepared()
                 pe.__dict__.update(p.__dict__)
-                pe.M = p.M + eps * delta
-                pe.screen0 = None  # alpha_max's screening is of the unperturbed data
+                pe.M = p.M + eps * delta  # (a new M: alpha_max's screen is not reused)
                 res, res_e = _in_threads([
                     lambda: _path_on_prepared(p, alphas, l1, o, bar=bar, **kw),
                     lambda: _path_on_prepared(pe, alphas, l1, o, bar=bar,

@@ -197,6 +197,19 @@ cdef inline int _frame_span(const tf_dict* d, int t, int n_len, int* lo,
     return base
 
 
+cdef inline void _folded_scratch(const tf_dict* d, floating* work, floating** ev,
+                                 floating** od, floating** re,
+                                 floating** im) noexcept nogil:
+    """Scratch layout shared by the folded analysis and synthesis of one
+    dictionary: even and odd halves of the frames (ns x (h + 1) each, within the
+    first ns x N entries), then real and imaginary parts (ns x nf each)."""
+    cdef Py_ssize_t ns = d.n_step, h = d.wsize // 2
+    ev[0] = work
+    od[0] = work + ns * (h + 1)
+    re[0] = work + ns * d.wsize
+    im[0] = re[0] + ns * d.n_freq
+
+
 cdef inline void _frames_plain(const tf_dict* d, const floating* xr, int T,
                                floating* zt, floating* work) noexcept nogil:
     """One dictionary, plain real DFT: windowed frames times (N, 2 nf)."""
@@ -225,11 +238,12 @@ cdef inline void _frames_folded(const tf_dict* d, const floating* xr, int T,
     cdef const floating* wa = <const floating*> d.wa
     cdef const floating* xt
     cdef const floating* wt
-    cdef floating* ev = work
-    cdef floating* od = work + <Py_ssize_t> ns * (h + 1)
-    cdef floating* re = work + <Py_ssize_t> ns * N
-    cdef floating* im = re + <Py_ssize_t> ns * nf
+    cdef floating* ev
+    cdef floating* od
+    cdef floating* re
+    cdef floating* im
     cdef floating a, b
+    _folded_scratch(d, work, &ev, &od, &re, &im)
     for t in range(ns):
         base = _frame_span(d, t, T, &lo, &hi)
         xt = xr + base
@@ -298,11 +312,12 @@ cdef inline void _synth_folded(const tf_dict* d, const floating* zt, floating* x
     cdef const floating* wsy = <const floating*> d.wsy
     cdef const floating* wt
     cdef floating* xt
-    cdef floating* ev = work
-    cdef floating* od = work + <Py_ssize_t> ns * (h + 1)
-    cdef floating* re = work + <Py_ssize_t> ns * N
-    cdef floating* im = re + <Py_ssize_t> ns * nf
+    cdef floating* ev
+    cdef floating* od
+    cdef floating* re
+    cdef floating* im
     cdef floating a, b
+    _folded_scratch(d, work, &ev, &od, &re, &im)
     for t in range(ns):
         for k in range(nf):
             re[t * nf + k] = zt[2 * (t * nf + k)]
