@@ -389,92 +389,82 @@ cdef double eps_norm_block(const tf_plan* p, const floating* Y, int n_orient, in
     ``wt`` the time weights of the position (``NULL``: all ones; a zero weight
     marks a coefficient held at zero, which the dual norm ignores).
     Solves ``sum_k c_k (y_k - rho nu w_k)_+^2 = ((1 - rho) w_s nu)^2``.
+    ``items``: scratch of ``n_coefs`` entries.
     """
-    cdef int q, o, n = 0, best_q = -1
-    cdef double a, w, c, key, best_key = -1.0, s_y2 = 0.0, lb, thr, k2
+    cdef int q, o, n = 0, best_i = -1
+    cdef double a, w, c, key, best_key = -1.0, s_y2 = 0.0, lb, k2
     cdef const floating* mult = <const floating*> p.mult
+    cdef const floating* y0
     cdef double re, im
     k2 = (1.0 - rho) * w_s
     k2 = k2 * k2
-    # first pass: magnitudes, the l2 case and the largest key
+    # one pass: magnitudes (one square root each), the l2 case and the largest key
     for q in range(p.n_coefs):
         if wt != NULL and wt[q] == 0:
             continue
         a = 0.0
+        y0 = Y + 2 * q
         for o in range(n_orient):
-            re = Y[<Py_ssize_t> o * ldy + 2 * q]
-            im = Y[<Py_ssize_t> o * ldy + 2 * q + 1]
+            re = y0[<Py_ssize_t> o * ldy]
+            im = y0[<Py_ssize_t> o * ldy + 1]
             a += re * re + im * im
         if a == 0.0:
             continue
         c = mult[q]
-        s_y2 += c * a
-        a = sqrt(a)
-        w = wt[q] if wt != NULL else 1.0
-        key = a / w
+        if wt != NULL:
+            w = wt[q]
+            key = sqrt(a) / w
+            c = c * w * w
+        else:
+            key = sqrt(a)
+        s_y2 += c * key * key
+        items[n].key = key
+        items[n].cw2 = c
         if key > best_key:
             best_key = key
-            best_q = q
-    if best_q < 0:
+            best_i = n
+        n += 1
+    if n == 0:
         return 0.0
     if rho <= 0.0:
         return sqrt(s_y2) / w_s
     if rho >= 1.0:
         return best_key
-    # lower bound on nu from the largest coefficient alone: prefilter
-    c = mult[best_q]
-    w = wt[best_q] if wt != NULL else 1.0
-    lb = sqrt(c) * best_key * w / ((1.0 - rho) * w_s + rho * sqrt(c) * w)
-    thr = rho * lb
-    for q in range(p.n_coefs):
-        if wt != NULL and wt[q] == 0:
-            continue
-        a = 0.0
-        for o in range(n_orient):
-            re = Y[<Py_ssize_t> o * ldy + 2 * q]
-            im = Y[<Py_ssize_t> o * ldy + 2 * q + 1]
-            a += re * re + im * im
-        if a == 0.0:
-            continue
-        a = sqrt(a)
-        w = wt[q] if wt != NULL else 1.0
-        key = a / w
-        if key <= thr:
-            continue
-        c = mult[q]
-        items[n].key = key
-        items[n].cy2 = c * a * a
-        items[n].cyw = c * a * w
-        items[n].cw2 = c * w * w
-        n += 1
+    # lower bound on nu from the largest coefficient alone
+    c = sqrt(items[best_i].cw2)
+    lb = c * best_key / ((1.0 - rho) * w_s + rho * c)
     return _eps_solve(items, n, rho, k2, lb)
 
 
 cdef double _eps_solve(eps_item* items, int n, double rho, double k2,
                        double nu) noexcept nogil:
-    """Root of f(nu) = sum_k c_k (y_k - rho nu w_k)_+^2 - k2 nu^2 (decreasing, convex).
+    """Root of f(nu) = sum_k cw2_k (key_k - rho nu)_+^2 - k2 nu^2 (decreasing, convex).
 
-    Newton on the convex, decreasing ``sqrt(sum_k c_k (y_k - rho nu w_k)_+^2)
+    Newton on the convex, decreasing ``sqrt(sum_k cw2_k (key_k - rho nu)_+^2)
     - sqrt(k2) nu`` from a lower bound ``nu`` (monotone from the left), compacting the
     active entries as nu grows; once the active set is that of the root, the
     root of its quadratic piece is returned exactly. Falls back to a sort of
     the entries (exact, O(n log n)) if Newton has not settled in 50 steps.
     """
     cdef int i, m, it
-    cdef double S_y2, S_yw, S_w2, A, B, disc, r, f, g, fp, kmin, b_next
+    cdef double S_y2, S_yw, S_w2, A, B, disc, r, f, g, fp, kmin, b_next, thr, kk, cc
     for it in range(50):
         # compact: keep entries active at nu
         m = 0
         S_y2 = S_yw = S_w2 = 0.0
         kmin = INFINITY
+        thr = rho * nu
         for i in range(n):
-            if items[i].key > rho * nu:
-                items[m] = items[i]
-                S_y2 += items[m].cy2
-                S_yw += items[m].cyw
-                S_w2 += items[m].cw2
-                if items[m].key < kmin:
-                    kmin = items[m].key
+            kk = items[i].key
+            if kk > thr:
+                cc = items[i].cw2
+                items[m].key = kk
+                items[m].cw2 = cc
+                S_w2 += cc
+                S_yw += cc * kk
+                S_y2 += cc * kk * kk
+                if kk < kmin:
+                    kmin = kk
                 m += 1
         n = m
         if n == 0:
@@ -506,9 +496,11 @@ cdef double _eps_solve(eps_item* items, int n, double rho, double k2,
     qsort(items, n, sizeof(eps_item), _cmp_desc)
     S_y2 = S_yw = S_w2 = 0.0
     for m in range(n):
-        S_y2 += items[m].cy2
-        S_yw += items[m].cyw
-        S_w2 += items[m].cw2
+        kk = items[m].key
+        cc = items[m].cw2
+        S_y2 += cc * kk * kk
+        S_yw += cc * kk
+        S_w2 += cc
         b_next = items[m + 1].key / rho if m + 1 < n else 0.0
         f = S_y2 - 2.0 * rho * b_next * S_yw + (rho * rho * S_w2 - k2) * b_next * b_next
         if f > 0.0 or m == n - 1:
@@ -672,7 +664,7 @@ def eps_norms(TFPlan plan, const floating[:, ::1] Y, int n_orient, double rho,
     cdef const tf_plan* p = &plan.plan
     cdef int n_pos = Y.shape[0] // n_orient, j
     cdef double[::1] out = np.zeros(n_pos)
-    cdef double[::1] scratch = np.empty(4 * max(p.n_coefs, 1))
+    cdef double[::1] scratch = np.empty(2 * max(p.n_coefs, 1))
     cdef eps_item* items = <eps_item*> &scratch[0]
     cdef const floating* wt_j
     cdef double ws_j
@@ -744,7 +736,7 @@ def dual_norm_screened(TFPlan plan, const floating[:, ::1] GtR, int n_orient,
     cdef cnp.ndarray ybuf = np.empty((n_orient, 2 * p.n_coefs), dtype=plan.dtype)
     cdef floating[:, ::1] Y = ybuf
     cdef floating[::1] work = np.empty(p.max_frames, dtype=plan.dtype)
-    cdef double[::1] scratch = np.empty(4 * max(p.n_coefs, 1))
+    cdef double[::1] scratch = np.empty(2 * max(p.n_coefs, 1))
     cdef eps_item* items = <eps_item*> &scratch[0]
     cdef unsigned char[::1] exact = np.zeros(n_pos, dtype=np.uint8)
     cdef const floating* wt_j
@@ -1189,7 +1181,7 @@ def bcd(TFPlan plan, const floating[:, ::1] GT, const floating[:, ::1] M,
     cdef tf_info info
     cdef int max_hist = maxit if maxit > 0 else 1
     cdef double[::1] hist = np.zeros(max_hist)
-    cdef double[::1] scratch = np.empty(4 * max(p.n_coefs, 1))
+    cdef double[::1] scratch = np.empty(2 * max(p.n_coefs, 1))
     if (GT.shape[0] != n_ws * n_orient or GT.shape[1] != n_chan or M.shape[1] != T
             or R.shape[0] != n_chan or R.shape[1] != T
             or X.shape[0] != n_ws * n_orient or X.shape[1] != T

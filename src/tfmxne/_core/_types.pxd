@@ -43,9 +43,10 @@ ctypedef struct tf_plan:
     tf_dict d[16]
 
 ctypedef struct eps_item:
+    # one coefficient of the epsilon norm: key = |y| / w (magnitude over its time
+    # weight) and cw2 = c w^2 (multiplicity times squared weight), from which
+    # c y^2 = cw2 key^2 and c y w = cw2 key
     double key
-    double cy2
-    double cyw
     double cw2
 
 ctypedef struct tf_info:
