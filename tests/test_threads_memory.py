@@ -157,3 +157,108 @@ def test_c_api_frees_all_scratch():
     gc.collect()
     growth = _malloc_in_use() - used0
     assert growth < 2048, f"malloc'd bytes grew by {growth} over 100 rounds"
+
+
+# --------------------------------------------------------------------------
+# threaded screening: same result as the sequential kernel, bit for bit
+# --------------------------------------------------------------------------
+def _screen_problem(n_orient, n_pos=700, n_times=64, seed=0):
+    from tfmxne._stft import TFFrame
+
+    rng = np.random.default_rng(seed)
+    frame = TFFrame(n_times, [16, 32], [4, 8])
+    scale = rng.lognormal(0.0, 1.0, n_pos).repeat(n_orient)[:, None]
+    GtR = np.ascontiguousarray(scale * rng.standard_normal((n_pos * n_orient, n_times)))
+    GtR_prev = np.ascontiguousarray(GtR + 0.05 * rng.standard_normal(GtR.shape))
+    w_space = rng.uniform(0.5, 2.0, n_pos)
+    w_time = rng.uniform(0.5, 2.0, (n_pos, frame.n_coefs))
+    w_time[rng.random(w_time.shape) < 0.1] = 0.0  # coefficients held at zero
+    return frame.plan, GtR, GtR_prev, w_space, w_time
+
+
+@pytest.mark.parametrize("n_thr", [2, 3])
+@pytest.mark.parametrize("n_orient", [1, 3])
+@pytest.mark.parametrize("rules", [
+    dict(),                                          # exact dual norm
+    dict(n_min=300, alpha=0.0, n_max=600),           # capped, working-set growth
+    dict(n_min=40, alpha=2.0, n_max=-1),             # stop below alpha
+    dict(n_min=0, alpha=1e9, n_max=-1),              # nothing to evaluate
+    dict(n_min=650, alpha=0.5, n_max=690),           # cap inside the last chunk
+])
+@pytest.mark.parametrize("extras", ["plain", "weights+tracking"])
+def test_threaded_screening_bitwise_equal(n_thr, n_orient, rules, extras):
+    from tfmxne._core import _engine
+    from tfmxne.solver import _dual_norm_screened
+
+    plan, GtR, GtR_prev, w_space, w_time = _screen_problem(n_orient)
+    rho = 0.2
+    ws = wt = prev = nu_prev = None
+    if extras != "plain":
+        ws, wt, prev = w_space, w_time, GtR_prev
+        nu_prev = _engine.dual_norm_screened(plan, prev, n_orient, rho, ws, wt)[2]
+    args = (rules.get("n_min", 0), rules.get("alpha", 0.0), rules.get("n_max", -1),
+            prev, nu_prev)
+    ref = _engine.dual_norm_screened(plan, GtR, n_orient, rho, ws, wt, *args)
+    got = _dual_norm_screened(plan, GtR, n_orient, rho, ws, wt, *args, n_thr=n_thr)
+    assert got[0] == ref[0] and got[1] == ref[1]
+    np.testing.assert_array_equal(got[2], ref[2])
+    np.testing.assert_array_equal(got[3], ref[3])
+    if not rules:  # the exact dual norm really was computed
+        exact_all = _engine.eps_norms(plan, np.ascontiguousarray(
+            _stft_internal(plan, GtR)), n_orient, rho, ws, wt)
+        assert got[0] == pytest.approx(exact_all.max(), rel=1e-13)
+
+
+def _stft_internal(plan, x):
+    from tfmxne._core import _engine
+
+    z = np.empty((x.shape[0], 2 * plan.n_coefs))
+    _engine.stft(plan, x, z, np.empty(plan.max_frames))
+    return z
+
+
+def test_threaded_gtr_and_thread_count():
+    from tfmxne._core import _engine
+    from tfmxne.solver import _gtr, _screen_threads, _single_blas_scope
+
+    rng = np.random.default_rng(3)
+    G = rng.standard_normal((40, 900))
+    R = rng.standard_normal((40, 50))
+    out = _gtr(G, R, 2)
+    assert out.flags.c_contiguous and out.shape == (900, 50)
+    np.testing.assert_allclose(out, G.T @ R, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(_gtr(np.asfortranarray(G), R, 3), G.T @ R,
+                               rtol=1e-12, atol=1e-12)
+    # the screening follows the caller's BLAS limit and stays serial in a batch
+    with threadpool_limits(1, user_api="blas"):
+        assert _screen_threads() == 1
+    with _single_blas_scope():
+        assert _screen_threads() == 1
+    assert 1 <= _screen_threads() <= (os.cpu_count() or 1)
+    plan = _screen_problem(1, n_pos=10)[0]
+    with pytest.raises(ValueError, match="out of range"):
+        _engine.screen_eval(plan, np.zeros((10, 64)), 1, 0.2, None, None,
+                            np.array([0, 10], dtype=np.intp), np.ones(10),
+                            np.zeros(10, np.uint8))
+    with pytest.raises(ValueError, match="inconsistent"):
+        _engine.screen_bounds(plan, np.zeros((10, 64)), 1, 0.2, np.ones(9))
+
+
+def test_solve_with_screening_threads_matches_one_thread():
+    rng = np.random.default_rng(5)
+    n_chan, n_pos, n_times, n_orient = 30, 400, 64, 3
+    G = rng.standard_normal((n_chan, n_pos * n_orient))
+    X = np.zeros((n_pos * n_orient, n_times))
+    t = np.arange(n_times)
+    for k, j in enumerate(rng.choice(n_pos, 3, replace=False)):
+        X[j * n_orient + k] = np.sin(2 * np.pi * t / (6 + 3 * k)) * np.hanning(n_times)
+    M = G @ X + 0.05 * rng.standard_normal((n_chan, n_times))
+    amax = tfmxne.norm_epsilon_inf(G, M, 0.1, n_orient, 16, 4)
+    kw = dict(wsize=16, tstep=4, n_orient=n_orient, maxit=500, tol=1e-8, debias=False)
+    X2, act2, _ = tfmxne.tf_mixed_norm_solver(M, G, 0.3 * amax * 0.9, 0.3 * amax * 0.1,
+                                              **kw)
+    with threadpool_limits(1, user_api="blas"):
+        X1, act1, _ = tfmxne.tf_mixed_norm_solver(M, G, 0.3 * amax * 0.9,
+                                                  0.3 * amax * 0.1, **kw)
+    np.testing.assert_array_equal(act1, act2)
+    np.testing.assert_allclose(X2, X1, rtol=1e-8, atol=1e-10 * np.abs(X1).max())

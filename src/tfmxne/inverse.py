@@ -30,10 +30,12 @@ from ._validation import (
 from .solver import (
     _cols,
     _debias,
+    _dual_norm_screened,
+    _gtr,
     _iterative_core,
+    _screen_threads,
     _tf_solve,
 )
-from ._core import _engine
 
 
 class NoActiveSourcesError(Exception):
@@ -276,8 +278,10 @@ def _alpha_max(gain, M, n_orient, l1_ratio, wsize, tstep):
     which the first outer iteration of a solve would otherwise recompute.
     """
     frame = TFFrame(M.shape[1], wsize, tstep, dtype=np.float64)
-    GtM = np.ascontiguousarray(gain.T @ M)
-    nu_max, _, nu, exact = _engine.dual_norm_screened(frame.plan, GtM, n_orient, l1_ratio)
+    n_thr = _screen_threads()
+    GtM = _gtr(gain, M, n_thr)
+    nu_max, _, nu, exact = _dual_norm_screened(frame.plan, GtM, n_orient, l1_ratio,
+                                               n_thr=n_thr)
     return nu_max * 0.01, (GtM, nu, exact)
 
 

@@ -21,7 +21,9 @@ positions that violate the optimality conditions most.
 """
 
 import contextlib
+import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from mne.utils import logger, verbose, warn
@@ -89,11 +91,146 @@ def _inner_blas_limit():
     batch, where BLAS is pinned already."""
     if _BATCH_DEPTH[0] > 0:
         return contextlib.nullcontext()
-    if not _CONTROLLER:  # cached: a fresh threadpool_limits costs ~0.5 ms per use
+    return _controller().limit(limits=1, user_api="blas")
+
+
+#: Screening evaluates exact dual norms in threads only for problems with at
+#: least this many positions; its first chunk holds this many per thread, and
+#: chunks double up to 8 times that (a hand-off costs ~0.1 ms, one exact
+#: evaluation ~50 us).
+SCREEN_CHUNK = 32
+#: Most threads used for the exact dual-norm evaluations.
+SCREEN_MAX_THREADS = 4
+_SCREEN_POOL = []
+
+
+def _controller():
+    if not _CONTROLLER:  # cached: a fresh ThreadpoolController costs ~0.5 ms
         from threadpoolctl import ThreadpoolController
 
         _CONTROLLER.append(ThreadpoolController())
-    return _CONTROLLER[0].limit(limits=1, user_api="blas")
+    return _CONTROLLER[0]
+
+
+def _screen_threads():
+    """Threads for the exact dual-norm evaluations of a screening: as many as
+    BLAS may use now (so ``threadpoolctl`` limits set by the caller apply), at
+    most the CPUs and ``SCREEN_MAX_THREADS``; one inside a batch, whose solves
+    already run in parallel."""
+    if _BATCH_DEPTH[0] > 0:
+        return 1
+    libs = _controller().select(user_api="blas").lib_controllers
+    n = min((lib.num_threads for lib in libs), default=1)
+    return max(1, min(n, os.cpu_count() or 1, SCREEN_MAX_THREADS))
+
+
+def _screen_pool():
+    with _BATCH_LOCK:
+        if not _SCREEN_POOL:
+            _SCREEN_POOL.append(ThreadPoolExecutor(
+                SCREEN_MAX_THREADS - 1, thread_name_prefix="tfmxne-screen"))
+    return _SCREEN_POOL[0]
+
+
+def _dual_norm_screened(plan, GtR, n_orient, rho, w_space=None, w_time=None,
+                        n_min=0, alpha=0.0, n_max=-1, GtR_prev=None, nu_prev=None,
+                        n_thr=None):
+    """:func:`_engine.dual_norm_screened` with its exact evaluations in threads.
+
+    Same result, bit for bit: positions sorted by decreasing bound are evaluated
+    chunk by chunk, each chunk split over the threads (without the GIL), then
+    the sequential stopping rules are replayed over the chunk in order; the
+    evaluations past the stopping point (at most one chunk) are discarded.
+    ``n_thr``: threads (default :func:`_screen_threads`).
+    """
+    n_thr = _screen_threads() if n_thr is None else n_thr
+    n_pos = GtR.shape[0] // n_orient
+    if n_thr < 2 or n_pos < 4 * SCREEN_CHUNK * n_thr:
+        return _engine.dual_norm_screened(plan, GtR, n_orient, rho, w_space, w_time,
+                                          n_min, alpha, n_max, GtR_prev, nu_prev)
+    edges = np.linspace(0, n_pos, n_thr + 1).astype(int)
+
+    def bounds(lo, hi):
+        rows = slice(lo * n_orient, hi * n_orient)
+        return _engine.screen_bounds(
+            plan, GtR[rows], n_orient, rho,
+            None if w_space is None else w_space[lo:hi],
+            None if w_time is None else w_time[lo:hi],
+            None if GtR_prev is None or nu_prev is None else GtR_prev[rows],
+            None if GtR_prev is None or nu_prev is None else nu_prev[lo:hi])
+
+    best = rest = 0.0
+    n_eval = k = 0
+    size = SCREEN_CHUNK * n_thr
+    no_stop = (np.iinfo(np.int32).max, -np.inf, -1)  # n_min, alpha, n_max
+    done = False
+    # the STFT products are small: one BLAS thread each, no BLAS pool contending
+    with _inner_blas_limit():
+        futures = [_screen_pool().submit(bounds, lo, hi)
+                   for lo, hi in zip(edges[1:-1], edges[2:])]
+        ub = np.concatenate([bounds(edges[0], edges[1])]
+                            + [f.result() for f in futures])
+        order = np.argsort(-ub, kind="stable").astype(np.intp)
+        nu = ub.copy()
+        exact = np.zeros(n_pos, dtype=np.uint8)
+        while k < n_pos and not done:
+            end = min(n_pos, k + size)
+            if n_max >= 0:
+                end = min(end, k + max(n_max - n_eval, 1))
+            chunk = order[k:end]
+            # bounds at or below these thresholds stop the loop for sure
+            floor = max(alpha, 0.0, best if n_eval >= n_min else 0.0)
+            chunk = chunk[:int(np.count_nonzero(ub[chunk] > floor))]
+            if len(chunk):
+                parts = [np.ascontiguousarray(chunk[i::n_thr]) for i in range(n_thr)]
+                futures = [_screen_pool().submit(
+                    _engine.screen_eval, plan, GtR, n_orient, rho, w_space, w_time,
+                    part, nu, exact, *no_stop) for part in parts[1:] if len(part)]
+                _engine.screen_eval(plan, GtR, n_orient, rho, w_space, w_time,
+                                    parts[0], nu, exact, *no_stop)
+                for f in futures:
+                    f.result()
+            # replay the sequential rules (as in ``screen_eval``) over the chunk
+            for i, j in enumerate(order[k:end]):
+                u = ub[j]
+                stop = u <= 0.0
+                if not stop and (u <= alpha or (u <= best and n_eval >= n_min)
+                                 or (0 <= n_max <= n_eval)):
+                    rest, stop = u, True
+                if stop:
+                    undo = order[k + i:end]
+                    nu[undo] = ub[undo]
+                    exact[undo] = 0
+                    done = True
+                    break
+                n_eval += 1
+                best = max(best, nu[j])
+            k = end
+            size = min(2 * size, 8 * SCREEN_CHUNK * n_thr)
+    return best, rest, nu, exact.astype(bool)
+
+
+def _gtr(G, R, n_thr=None):
+    """``G^T R`` (C-contiguous) computed by ``n_thr`` threads over column blocks,
+    each with one BLAS thread: no BLAS thread pool is left spinning on the cores
+    the screening threads need next."""
+    n_thr = _screen_threads() if n_thr is None else n_thr
+    n_src = G.shape[1]
+    if n_thr < 2 or n_src < 4 * SCREEN_CHUNK * n_thr:
+        return np.ascontiguousarray(G.T @ R)
+    out = np.empty((n_src, R.shape[1]), dtype=np.result_type(G, R))
+    edges = np.linspace(0, n_src, n_thr + 1).astype(int)
+
+    def part(lo, hi):
+        np.matmul(G[:, lo:hi].T, R, out=out[lo:hi])
+
+    with _inner_blas_limit():
+        futures = [_screen_pool().submit(part, lo, hi)
+                   for lo, hi in zip(edges[1:-1], edges[2:])]
+        part(edges[0], edges[1])
+        for f in futures:
+            f.result()
+    return out
 
 
 _MAXIT = 1  # status of an inner solve that hit its epoch cap
@@ -172,9 +309,22 @@ class _SolveResult:
                  "n_iter", "n_outer", "converged", "status", "nu_max")
 
 
-def _tf_solve(M, G, alpha_space, alpha_time, frame, n_orient, maxit, tol, dgap_freq,
-              *, lc=None, w_space=None, w_time=None, Z_init=None, init_positions=None,
-              max_outer=None, warn_name="tf_mixed_norm_solver", screen_init=None):
+def _tf_solve(*args, **kwargs):
+    """Solve the (weighted) convex TF-MxNE problem (see :func:`_tf_solve_impl`).
+
+    With several threads available the full-size work of the outer loop
+    (``G^T R`` and the exact dual norms) runs in the screening threads, BLAS
+    pinned to one thread for the whole solve.
+    """
+    n_thr = _screen_threads()
+    with _inner_blas_limit() if n_thr > 1 else contextlib.nullcontext():
+        return _tf_solve_impl(*args, n_thr=n_thr, **kwargs)
+
+
+def _tf_solve_impl(M, G, alpha_space, alpha_time, frame, n_orient, maxit, tol,
+                   dgap_freq, *, lc=None, w_space=None, w_time=None, Z_init=None,
+                   init_positions=None, max_outer=None,
+                   warn_name="tf_mixed_norm_solver", screen_init=None, n_thr=1):
     """Solve the (weighted) convex TF-MxNE problem.
 
     ``w_time`` is in the internal coefficient order, shape (n_positions, n_coefs).
@@ -185,6 +335,7 @@ def _tf_solve(M, G, alpha_space, alpha_time, frame, n_orient, maxit, tol, dgap_f
     a cold, unweighted start instead of being recomputed.
     The result holds the dual point ``theta`` (a scaled residual, feasible for
     the dual of this problem) whose dual objective ``d_obj`` certifies ``gap``.
+    ``n_thr``: threads of the screening and of ``G^T R``.
     """
     dtype = frame.dtype
     plan = frame.plan
@@ -240,11 +391,11 @@ def _tf_solve(M, G, alpha_space, alpha_time, frame, n_orient, maxit, tol, dgap_f
             nu_max = float(nu[exact].max(initial=0.0))
             nu_rest = float(nu[~exact].max(initial=0.0))
         else:
-            GtR = np.ascontiguousarray(G.T @ R)
+            GtR = _gtr(G, R, n_thr)
             # capped screening: the gap is then an upper bound (still a certificate)
-            nu_max, nu_rest, nu, exact = _engine.dual_norm_screened(
+            nu_max, nu_rest, nu, exact = _dual_norm_screened(
                 plan, GtR, n_orient, rho, w_space, w_time, n_want, alpha,
-                max(2 * n_want, 200), GtR_prev, nu_prev)
+                max(2 * n_want, 200), GtR_prev, nu_prev, n_thr)
         nR2 = float(np.vdot(R, R))
         RM = float(np.vdot(R, M))
         if len(A):
@@ -260,9 +411,9 @@ def _tf_solve(M, G, alpha_space, alpha_time, frame, n_orient, maxit, tol, dgap_f
         if (p_obj - max(best_d, d_obj) >= tol and nu_rest > max(nu_max, alpha)
                 and p_obj - max(best_d, d_opt) < tol):
             # the cap left positions unproven: finish the exact dual norm
-            nu_max, nu_rest, nu, exact = _engine.dual_norm_screened(
+            nu_max, nu_rest, nu, exact = _dual_norm_screened(
                 plan, GtR, n_orient, rho, w_space, w_time, n_want, alpha, -1,
-                GtR_prev, nu_prev)
+                GtR_prev, nu_prev, n_thr)
             d_obj, scal = _dual_objective(nR2, RM, max(nu_max, nu_rest), alpha)
         # bounds of this residual tighten the screening of the next one
         GtR_prev, nu_prev = GtR, nu
@@ -669,7 +820,7 @@ def norm_epsilon_inf(G, R, l1_ratio, n_orient, wsize=64, tstep=4, w_space=None,
     GtR = np.ascontiguousarray(G.T @ R)
     wt = frame.from_mne_weights(w_time) if w_time is not None else None
     ws = None if w_space is None else np.ascontiguousarray(w_space, dtype=np.float64)
-    return _engine.dual_norm_screened(frame.plan, GtR, int(n_orient), l1_ratio, ws, wt)[0]
+    return _dual_norm_screened(frame.plan, GtR, int(n_orient), l1_ratio, ws, wt)[0]
 
 
 def dgap_l21l1(M, G, Z, active_set, alpha_space, alpha_time, wsize, tstep, n_orient,
@@ -694,7 +845,7 @@ def dgap_l21l1(M, G, Z, active_set, alpha_space, alpha_time, wsize, tstep, n_ori
     ws = np.ones(len(l21)) if w_space is None else np.asarray(w_space)[act_pos]
     p_obj = 0.5 * float(np.sum(R**2)) + alpha_space * float(l21 @ ws) + \
         alpha_time * float(l1.sum())
-    nu = _engine.dual_norm_screened(
+    nu = _dual_norm_screened(
         frame.plan, np.ascontiguousarray(G.T @ R), n_orient,
         alpha_time / (alpha_space + alpha_time),
         None if w_space is None else np.ascontiguousarray(w_space, dtype=np.float64),

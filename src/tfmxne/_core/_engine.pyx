@@ -694,6 +694,115 @@ def penalties(TFPlan plan, const floating[:, ::1] Z, int n_orient,
     return np.asarray(l21), np.asarray(l1)
 
 
+def screen_bounds(TFPlan plan, const floating[:, ::1] GtR, int n_orient, double rho,
+                  const floating[::1] w_space=None, const floating[:, ::1] w_time=None,
+                  const floating[:, ::1] GtR_prev=None, const double[::1] nu_prev=None):
+    """Cheap upper bound on the epsilon norm of Phi(GtR_j) for every position.
+
+    First phase of :func:`dual_norm_screened` (see there for ``GtR_prev`` and
+    ``nu_prev``); no STFT is computed.
+    """
+    cdef const tf_plan* p = &plan.plan
+    cdef int T = p.n_times
+    cdef int n_pos = GtR.shape[0] // n_orient, j, k, q
+    cdef double[::1] ub = np.zeros(n_pos)
+    cdef double[::1] csum = np.empty(T + 1)
+    cdef double w_min, ws_j, ubd
+    cdef floating[:, ::1] dbuf = np.empty((n_orient, T), dtype=plan.dtype)
+    cdef bint track = GtR_prev is not None and nu_prev is not None
+    cdef Py_ssize_t r0
+    if GtR.shape[1] != T or (track and (
+            GtR_prev.shape[0] != GtR.shape[0] or GtR_prev.shape[1] != T
+            or nu_prev.shape[0] != n_pos)) or (
+            w_space is not None and w_space.shape[0] != n_pos) or (
+            w_time is not None and (w_time.shape[0] != n_pos
+                                    or w_time.shape[1] != p.n_coefs)):
+        raise ValueError("screen_bounds: inconsistent buffer sizes")
+    with nogil:
+        for j in range(n_pos):
+            ws_j = w_space[j] if w_space is not None else 1.0
+            w_min = 1.0
+            if w_time is not None:
+                w_min = INFINITY
+                for q in range(p.n_coefs):
+                    if w_time[j, q] > 0 and w_time[j, q] < w_min:
+                        w_min = w_time[j, q]
+                if w_min == INFINITY:
+                    ub[j] = 0.0   # every coefficient is held at zero
+                    continue
+            ub[j] = eps_upper_bound(p, &GtR[j * n_orient, 0], n_orient, T, ws_j,
+                                    w_min, rho, &csum[0])
+            if track and nu_prev[j] < ub[j]:
+                r0 = <Py_ssize_t> j * n_orient
+                for q in range(n_orient):
+                    for k in range(T):
+                        dbuf[q, k] = GtR[r0 + q, k] - GtR_prev[r0 + q, k]
+                ubd = nu_prev[j] + eps_upper_bound(p, &dbuf[0, 0], n_orient, T, ws_j,
+                                                   w_min, rho, &csum[0])
+                if ubd < ub[j]:
+                    ub[j] = ubd
+    return np.asarray(ub)
+
+
+def screen_eval(TFPlan plan, const floating[:, ::1] GtR, int n_orient, double rho,
+                const floating[::1] w_space, const floating[:, ::1] w_time,
+                const Py_ssize_t[::1] order, double[::1] nu, unsigned char[::1] exact,
+                int n_min=0, double alpha=0.0, Py_ssize_t n_max=-1):
+    """Exact epsilon norms along ``order`` until a stopping rule; second phase of
+    :func:`dual_norm_screened`.
+
+    ``nu`` holds the upper bounds on entry, ``order`` visits positions by
+    decreasing bound; each evaluated position gets its exact value in ``nu`` and
+    ``exact[j] = 1``. Only the entries listed in ``order`` are read or written,
+    so calls on disjoint orders may run in parallel threads on shared arrays
+    (the GIL is released). Returns ``(best, rest)``: the largest exact value
+    and the largest bound left unevaluated along ``order``.
+    """
+    cdef const tf_plan* p = &plan.plan
+    cdef int T = p.n_times
+    cdef int n_pos = GtR.shape[0] // n_orient, j, n_eval = 0
+    cdef Py_ssize_t k
+    cdef double best = 0.0, rest = 0.0, ub_j, ws_j
+    cdef floating[:, ::1] Y = np.empty((n_orient, 2 * p.n_coefs), dtype=plan.dtype)
+    cdef floating[::1] work = np.empty(p.max_frames, dtype=plan.dtype)
+    cdef double[::1] scratch = np.empty(2 * max(p.n_coefs, 1))
+    cdef eps_item* items = <eps_item*> &scratch[0]
+    cdef const floating* wt_j
+    if GtR.shape[1] != T or nu.shape[0] != n_pos or exact.shape[0] != n_pos or (
+            w_space is not None and w_space.shape[0] != n_pos) or (
+            w_time is not None and (w_time.shape[0] != n_pos
+                                    or w_time.shape[1] != p.n_coefs)):
+        raise ValueError("screen_eval: inconsistent buffer sizes")
+    for k in range(order.shape[0]):
+        if order[k] < 0 or order[k] >= n_pos:
+            raise ValueError("screen_eval: position index out of range")
+    with nogil:
+        for k in range(order.shape[0]):
+            j = <int> order[k]
+            ub_j = nu[j]
+            if ub_j <= 0.0:
+                break
+            # below alpha: neither a violator nor a change of the dual scaling;
+            # below best: no change of the scaling, still a candidate violator
+            if ub_j <= alpha or (ub_j <= best and n_eval >= n_min):
+                rest = ub_j
+                break
+            if n_max >= 0 and n_eval >= n_max:
+                rest = ub_j
+                break
+            stft_rows(p, &GtR[j * n_orient, 0], n_orient, T, &Y[0, 0],
+                      2 * p.n_coefs, &work[0])
+            wt_j = &w_time[j, 0] if w_time is not None else NULL
+            ws_j = w_space[j] if w_space is not None else 1.0
+            nu[j] = eps_norm_block(p, &Y[0, 0], n_orient, 2 * p.n_coefs, wt_j,
+                                   ws_j, rho, items)
+            exact[j] = 1
+            n_eval += 1
+            if nu[j] > best:
+                best = nu[j]
+    return best, rest
+
+
 def dual_norm_screened(TFPlan plan, const floating[:, ::1] GtR, int n_orient,
                        double rho, const floating[::1] w_space=None,
                        const floating[:, ::1] w_time=None, int n_min=0,
@@ -727,81 +836,17 @@ def dual_norm_screened(TFPlan plan, const floating[:, ::1] GtR, int n_orient,
     exact : ndarray of bool
         Which entries of ``nu`` are exact.
     """
-    cdef const tf_plan* p = &plan.plan
-    cdef int T = p.n_times
-    cdef int n_pos = GtR.shape[0] // n_orient, j, k, q, n_eval = 0
-    cdef double[::1] ub = np.zeros(n_pos)
-    cdef double[::1] csum = np.empty(T + 1)
-    cdef double best = 0.0, w_min, ws_j
-    cdef cnp.ndarray ybuf = np.empty((n_orient, 2 * p.n_coefs), dtype=plan.dtype)
-    cdef floating[:, ::1] Y = ybuf
-    cdef floating[::1] work = np.empty(p.max_frames, dtype=plan.dtype)
-    cdef double[::1] scratch = np.empty(2 * max(p.n_coefs, 1))
-    cdef eps_item* items = <eps_item*> &scratch[0]
-    cdef unsigned char[::1] exact = np.zeros(n_pos, dtype=np.uint8)
-    cdef const floating* wt_j
-    cdef Py_ssize_t[::1] order
-    cdef floating[:, ::1] dbuf = np.empty((n_orient, T), dtype=plan.dtype)
-    cdef bint track = GtR_prev is not None and nu_prev is not None
-    cdef double ubd
-    cdef Py_ssize_t r0
-    if GtR.shape[1] != T or (track and (
-            GtR_prev.shape[0] != GtR.shape[0] or GtR_prev.shape[1] != T
-            or nu_prev.shape[0] != n_pos)):
-        raise ValueError("dual_norm_screened: inconsistent buffer sizes")
+    cdef int n_pos = GtR.shape[0] // n_orient
     if n_pos == 0:
+        if GtR.shape[1] != plan.plan.n_times:
+            raise ValueError("dual_norm_screened: inconsistent buffer sizes")
         return 0.0, 0.0, np.zeros(0), np.zeros(0, bool)
-    with nogil:
-        for j in range(n_pos):
-            ws_j = w_space[j] if w_space is not None else 1.0
-            w_min = 1.0
-            if w_time is not None:
-                w_min = INFINITY
-                for q in range(p.n_coefs):
-                    if w_time[j, q] > 0 and w_time[j, q] < w_min:
-                        w_min = w_time[j, q]
-                if w_min == INFINITY:
-                    ub[j] = 0.0   # every coefficient is held at zero
-                    continue
-            ub[j] = eps_upper_bound(p, &GtR[j * n_orient, 0], n_orient, T, ws_j,
-                                    w_min, rho, &csum[0])
-            if track and nu_prev[j] < ub[j]:
-                r0 = <Py_ssize_t> j * n_orient
-                for q in range(n_orient):
-                    for k in range(T):
-                        dbuf[q, k] = GtR[r0 + q, k] - GtR_prev[r0 + q, k]
-                ubd = nu_prev[j] + eps_upper_bound(p, &dbuf[0, 0], n_orient, T, ws_j,
-                                                   w_min, rho, &csum[0])
-                if ubd < ub[j]:
-                    ub[j] = ubd
-    order = np.argsort(-np.asarray(ub), kind="stable").astype(np.intp)
-    nu = np.asarray(ub).copy()
-    cdef double[::1] nu_v = nu
-    cdef double rest = 0.0
-    with nogil:
-        for k in range(n_pos):
-            j = order[k]
-            if ub[j] <= 0.0:
-                break
-            # below alpha: neither a violator nor a change of the dual scaling;
-            # below best: no change of the scaling, still a candidate violator
-            if ub[j] <= alpha or (ub[j] <= best and n_eval >= n_min):
-                rest = ub[j]
-                break
-            if n_max >= 0 and n_eval >= n_max:
-                rest = ub[j]
-                break
-            stft_rows(p, &GtR[j * n_orient, 0], n_orient, T, &Y[0, 0],
-                      2 * p.n_coefs, &work[0])
-            wt_j = &w_time[j, 0] if w_time is not None else NULL
-            ws_j = w_space[j] if w_space is not None else 1.0
-            nu_v[j] = eps_norm_block(p, &Y[0, 0], n_orient, 2 * p.n_coefs, wt_j,
-                                     ws_j, rho, items)
-            exact[j] = 1
-            n_eval += 1
-            if nu_v[j] > best:
-                best = nu_v[j]
-    return best, rest, nu, np.asarray(exact).astype(bool)
+    nu = screen_bounds(plan, GtR, n_orient, rho, w_space, w_time, GtR_prev, nu_prev)
+    order = np.argsort(-nu, kind="stable").astype(np.intp)
+    exact = np.zeros(n_pos, dtype=np.uint8)
+    best, rest = screen_eval(plan, GtR, n_orient, rho, w_space, w_time, order, nu,
+                             exact, n_min, alpha, n_max)
+    return best, rest, nu, exact.astype(bool)
 
 
 # --------------------------------------------------------------------------
