@@ -262,3 +262,69 @@ def test_solve_with_screening_threads_matches_one_thread():
                                                   0.3 * amax * 0.1, **kw)
     np.testing.assert_array_equal(act1, act2)
     np.testing.assert_allclose(X2, X1, rtol=1e-8, atol=1e-10 * np.abs(X1).max())
+
+
+# --------------------------------------------------------------------------
+# two-thread sweep of the block coordinate descent
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("n_orient", [1, 3])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_two_thread_sweep_matches_sequential(n_orient, dtype, weighted):
+    from tfmxne._core import _engine
+    from tfmxne._stft import TFFrame
+    from tfmxne.solver import _block_grams, _cross_grams, _lipschitz
+
+    rng = np.random.default_rng(11)
+    n_chan, n_ws, T = 20, 15, 48
+    G = rng.standard_normal((n_chan, n_ws * n_orient)).astype(dtype)
+    GT = np.ascontiguousarray(G.T)
+    X_true = np.zeros((n_ws * n_orient, T))
+    X_true[[0, 2 * n_orient, 7 * n_orient, 11 * n_orient]] = rng.standard_normal((4, T))
+    M = (G @ X_true + 0.1 * rng.standard_normal((n_chan, T))).astype(dtype)
+    frame = TFFrame(T, [16, 8], [4, 2], dtype=dtype)
+    plan = frame.plan
+    lc = _lipschitz(G.astype(np.float64), n_orient).astype(dtype)
+    lc[4] = 0.0  # a block the sweep skips: the cross Grams must skip it too
+    grams = _block_grams(GT, n_orient)
+    amax = tfmxne.norm_epsilon_inf(G.astype(np.float64), M.astype(np.float64), 0.2,
+                                   n_orient, [16, 8], [4, 2])
+    w_s = rng.uniform(0.5, 1.5, n_ws).astype(dtype) if weighted else None
+    w_t = (rng.uniform(0.5, 1.5, (n_ws, frame.n_coefs)).astype(dtype)
+           if weighted else None)
+    out = []
+    for n_thr in (1, 2):
+        R = M.copy()
+        X = np.zeros((n_ws * n_orient, T), dtype)
+        Z = np.zeros((n_ws * n_orient, 2 * frame.n_coefs), dtype)
+        act = np.zeros(n_ws, np.uint8)
+        work = np.empty(_engine.work_size(plan, n_orient), dtype)
+        xg = _cross_grams(GT, n_orient, lc) if n_thr > 1 else None
+        r = _engine.bcd(plan, GT, M, R, X, Z, act, lc, w_s, w_t, 0.05 * amax * 0.8,
+                        0.05 * amax * 0.2, n_orient, 40, 0.0, 10, work, 0, None, 0,
+                        grams, 1, 0, xg, n_thr)
+        assert r[0] in (0, 1) and r[1] == 40
+        # the residual stays M - G X, the skipped block stays zero
+        np.testing.assert_allclose(R, M - G @ X, atol=1e-4 if dtype == np.float32
+                                   else 1e-12)
+        assert not X[4 * n_orient:5 * n_orient].any()
+        out.append((X, act, r[3]))
+    (X1, a1, p1), (X2, a2, p2) = out
+    np.testing.assert_array_equal(a1, a2)
+    assert a1.sum() >= 2  # several blocks really were updated
+    rtol = 1e-4 if dtype == np.float32 else 1e-10
+    assert p2 == pytest.approx(p1, rel=rtol)
+    np.testing.assert_allclose(X2, X1, rtol=rtol, atol=rtol * np.abs(X1).max())
+
+
+def test_cross_grams_follow_the_visit_order():
+    from tfmxne.solver import _cross_grams
+
+    rng = np.random.default_rng(2)
+    GT = rng.standard_normal((5 * 2, 7))
+    lc = np.array([1.0, 0.0, 2.0, 1.0, 0.0])
+    xg = _cross_grams(GT, 2, lc)
+    B = GT.reshape(5, 2, 7)
+    np.testing.assert_array_equal(xg[[0, 1, 4]], 0.0)  # first visit, skipped blocks
+    np.testing.assert_allclose(xg[2], B[2] @ B[0].T)
+    np.testing.assert_allclose(xg[3], B[3] @ B[2].T)

@@ -283,6 +283,19 @@ def _lipschitz(G, n_orient):
     return np.linalg.eigvalsh(gram)[:, -1]
 
 
+def _cross_grams(GT, n_orient, lc):
+    """``G_j^T G_i`` (n_ws, n_orient, n_orient) for each block ``j`` of a working
+    set and the block ``i`` the sweep visits just before it (``lc > 0``); zero
+    for the first visited block. Used by the two-thread sweep of the engine."""
+    n_ws = GT.shape[0] // n_orient
+    B = GT.reshape(n_ws, n_orient, -1)
+    vis = np.flatnonzero(np.asarray(lc) > 0)
+    out = np.zeros((n_ws, n_orient, n_orient), dtype=GT.dtype)
+    if len(vis) > 1:
+        out[vis[1:]] = np.einsum("jac,jbc->jab", B[vis[1:]], B[vis[:-1]])
+    return out
+
+
 def _block_grams(GT, n_orient):
     """(n_ws, n_orient, n_orient) Gram matrices G_j^T G_j from rows of G^T."""
     Gb = GT.reshape(-1, n_orient, GT.shape[1])
@@ -470,6 +483,9 @@ def _tf_solve_impl(M, G, alpha_space, alpha_time, frame, n_orient, maxit, tol,
             tol_in = max(tol_in, INNER_GAP_FRAC * gap)
         grams = _block_grams(GT, n_orient)
         lc_ws = lc[ws]
+        # two-thread sweeps: helper thread for the sensor-space products
+        xgram = _cross_grams(GT, n_orient, lc_ws) if n_thr > 1 and N_INNER == 1 \
+            else None
         ws_w = w_space[ws] if w_space is not None else None
         wt_w = w_time[ws] if w_time is not None else None
         gap_start = INNER_GAP_START if tol_in > tol * INNER_TOL_RATIO else 0
@@ -481,7 +497,7 @@ def _tf_solve_impl(M, G, alpha_space, alpha_time, frame, n_orient, maxit, tol,
             st, it, g_in, p_in, d_in, n_act, hist, n_acc = _engine.bcd(
                 plan, GT, M, R, Xws, Zws, act, lc_ws, ws_w, wt_w, alpha_space,
                 alpha_time, n_orient, n_plain, tol_in, dgap_freq, work, 0, None, 0,
-                grams, N_INNER, gap_start)
+                grams, N_INNER, gap_start, xgram, n_thr)
             if st == _MAXIT and n_plain < maxit:
                 n_a = int(act.sum())
                 cap_rows = n_orient * max(min(n_ws, 2 * n_a + 8), 1)
@@ -490,7 +506,7 @@ def _tf_solve_impl(M, G, alpha_space, alpha_time, frame, n_orient, maxit, tol,
                 st, it2, g_in, p_in, d_in, n_act, hist2, n_acc = _engine.bcd(
                     plan, GT, M, R, Xws, Zws, act, lc_ws, ws_w, wt_w, alpha_space,
                     alpha_time, n_orient, maxit - n_plain, tol_in, dgap_freq, work,
-                    ANDERSON_K, snap, cap_rows, grams, N_INNER, 0)
+                    ANDERSON_K, snap, cap_rows, grams, N_INNER, 0, xgram, n_thr)
                 del snap
                 it += it2
                 hist = np.concatenate([hist, hist2])

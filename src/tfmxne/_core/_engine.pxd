@@ -30,4 +30,5 @@ cdef void bcd_solve(const tf_plan* p, int n_ws, int n_orient, int n_chan,
                     int dgap_freq, floating* work, eps_item* items,
                     double* obj_hist, int max_hist, tf_info* info,
                     int anderson_k, floating* snap, Py_ssize_t cap_rows,
-                    const floating* gram, int n_inner, int gap_start) noexcept nogil
+                    const floating* gram, int n_inner, int gap_start,
+                    const floating* xgram, floating* pipe) noexcept nogil

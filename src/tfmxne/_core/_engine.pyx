@@ -33,6 +33,37 @@ from ._blas cimport gemm_rm, dot
 
 cnp.import_array()
 
+cdef extern from "_threads.h" nogil:
+    ctypedef int tfx_thread   # opaque (pthread_t); only passed through
+    int tfx_thread_start(tfx_thread* t, void* (*f)(void*) noexcept nogil, void* arg)
+    int tfx_thread_join(tfx_thread t)
+    void tfx_yield()
+    long tfx_load(const long* p)
+    void tfx_store(long* p, long v)
+
+
+ctypedef struct pipe_ctx:
+    # shared state of the two-thread sweep (see bcd_solve); counters are
+    # published with release and read with acquire order
+    const void* GT
+    void* R
+    const void* lc
+    const void* xgram
+    void* gbuf          # 2 slots of n_orient * T: G_j^T R / lc_j of the next visits
+    void* dxbuf         # 2 slots of n_orient * T: X_new - X_old of the last visits
+    int n_ws
+    int n_orient
+    int n_chan
+    int T
+    int n_vis           # blocks visited per epoch (lc > 0)
+    int is_double
+    long epoch_go       # epochs started by the main thread
+    long helper_done    # epochs finished by the helper (last R update included)
+    long g_ready        # visits whose gradient is published
+    long dx_done        # visits whose update is published
+    long quit
+    int dx_zero[2]      # the update of the visit in that slot is zero
+
 MAX_DICTS = TFX_MAX_DICTS
 #: Smallest window computed with the folded (half-product) real DFT; below it
 #: the plain DFT is faster (two small products cost more than one).
@@ -1033,6 +1064,145 @@ cdef bint _anderson(const tf_plan* p, int n_ws, int n_orient, int n_chan, int n_
     return True
 
 
+cdef inline void _wait_at_least(long* p, long v) noexcept nogil:
+    """Spin until the counter at p reaches v (yielding the CPU now and then)."""
+    cdef int spins = 0
+    while tfx_load(p) < v:
+        spins += 1
+        if spins >= 64:
+            tfx_yield()
+            spins = 0
+
+
+cdef void _helper_epoch(pipe_ctx* c, long e, const floating* GT, floating* R,
+                        const floating* lc, const floating* xg, floating* gb,
+                        const floating* dxb) noexcept nogil:
+    """Helper side of one two-thread epoch: the sensor-space products.
+
+    For each visited block j (visit k): g_k = G_j^T R / lc_j with R lacking only
+    the update of the previous visit, then corrected by the 3 x 3 cross Gram
+    ``G_j^T G_prev`` once that update is published (exact: R - G_prev dX), then R
+    itself is updated while the main thread works on block j.
+    """
+    cdef int j, prev = -1, no = c.n_orient, nc = c.n_chan, T = c.T, pz = 1
+    cdef long k = e * c.n_vis
+    cdef Py_ssize_t blk = <Py_ssize_t> no * T
+    cdef floating* g
+    cdef const floating* dx = dxb
+    for j in range(c.n_ws):
+        if lc[j] <= 0:
+            continue
+        g = gb + (k & 1) * blk
+        gemm_rm(False, False, no, T, nc, <floating> (1.0 / lc[j]),
+                GT + <Py_ssize_t> j * no * nc, nc, R, T, <floating> 0.0, g, T)
+        pz = 1
+        if prev >= 0:
+            _wait_at_least(&c.dx_done, k)
+            pz = c.dx_zero[(k - 1) & 1]
+            dx = dxb + ((k - 1) & 1) * blk
+            if not pz:
+                gemm_rm(False, False, no, T, no, <floating> (-1.0 / lc[j]),
+                        xg + <Py_ssize_t> j * no * no, no, dx, T, <floating> 1.0, g, T)
+        tfx_store(&c.g_ready, k + 1)
+        if prev >= 0 and not pz:
+            gemm_rm(True, False, nc, T, no, <floating> -1.0,
+                    GT + <Py_ssize_t> prev * no * nc, nc, dx, T, <floating> 1.0, R, T)
+        prev = j
+        k += 1
+    if prev >= 0:
+        _wait_at_least(&c.dx_done, k)
+        if not c.dx_zero[(k - 1) & 1]:
+            gemm_rm(True, False, nc, T, no, <floating> -1.0,
+                    GT + <Py_ssize_t> prev * no * nc, nc, dxb + ((k - 1) & 1) * blk,
+                    T, <floating> 1.0, R, T)
+    tfx_store(&c.helper_done, e + 1)
+
+
+cdef void* _helper_main(void* arg) noexcept nogil:
+    """Helper thread: one helper epoch per epoch started, until told to quit."""
+    cdef pipe_ctx* c = <pipe_ctx*> arg
+    cdef long e = 0
+    cdef int spins
+    while True:
+        spins = 0
+        while tfx_load(&c.epoch_go) <= e and not tfx_load(&c.quit):
+            spins += 1
+            if spins >= 64:
+                tfx_yield()
+                spins = 0
+        if tfx_load(&c.epoch_go) <= e:
+            break
+        if c.is_double:
+            _helper_epoch(c, e, <const double*> c.GT, <double*> c.R,
+                          <const double*> c.lc, <const double*> c.xgram,
+                          <double*> c.gbuf, <const double*> c.dxbuf)
+        else:
+            _helper_epoch(c, e, <const float*> c.GT, <float*> c.R,
+                          <const float*> c.lc, <const float*> c.xgram,
+                          <float*> c.gbuf, <const float*> c.dxbuf)
+        e += 1
+    return NULL
+
+
+cdef int _main_epoch(const tf_plan* p, pipe_ctx* c, long e, int n_ws, int n_orient,
+                     floating* X, floating* Z, unsigned char* active,
+                     const floating* lc, const floating* wsp, const floating* wt,
+                     double alpha_s, double alpha_t, floating* Y, floating* xnew,
+                     floating* frames, const floating* gb,
+                     floating* dxb) noexcept nogil:
+    """Main side of one two-thread epoch: STFT, prox and ISTFT of each block from
+    the gradient the helper publishes; returns whether the support changed."""
+    cdef int j, o, T = p.n_times, K2 = 2 * p.n_coefs, changed = 0
+    cdef long k = e * c.n_vis
+    cdef Py_ssize_t r0, blk = <Py_ssize_t> n_orient * T
+    cdef const floating* gtr
+    cdef floating* dx
+    cdef double lcj, thr_s, thr_t, v, dn
+    cdef bint nz
+    tfx_store(&c.epoch_go, e + 1)
+    for j in range(n_ws):
+        lcj = lc[j]
+        if lcj <= 0:
+            continue
+        _wait_at_least(&c.g_ready, k + 1)
+        gtr = gb + (k & 1) * blk
+        dx = dxb + (k & 1) * blk
+        r0 = <Py_ssize_t> j * n_orient
+        thr_s = alpha_s * (wsp[j] if wsp != NULL else 1.0) / lcj
+        thr_t = alpha_t / lcj
+        dn = 0.0
+        if active[j] or sqrt(dot(<int> blk, gtr, gtr)) > thr_s:
+            stft_rows(p, gtr, n_orient, T, Y, K2, frames)
+            if active[j]:
+                for o in range(n_orient * K2):
+                    Y[o] += Z[r0 * K2 + o]
+            nz = prox_block(p, Y, n_orient, K2,
+                            wt + <Py_ssize_t> j * p.n_coefs if wt != NULL else NULL,
+                            thr_t, thr_s)
+            if nz:
+                if not active[j]:
+                    changed = 1
+                istft_rows(p, Y, n_orient, K2, xnew, T, T, frames)
+                memcpy(Z + r0 * K2, Y, n_orient * K2 * sizeof(floating))
+                active[j] = 1
+            else:
+                if active[j]:
+                    changed = 1
+                memset(Z + r0 * K2, 0, n_orient * K2 * sizeof(floating))
+                memset(xnew, 0, blk * sizeof(floating))
+                active[j] = 0
+            for o in range(blk):
+                v = xnew[o] - X[r0 * T + o]
+                X[r0 * T + o] = xnew[o]
+                dx[o] = <floating> v
+                dn += v * v
+        c.dx_zero[k & 1] = dn == 0.0
+        tfx_store(&c.dx_done, k + 1)
+        k += 1
+    _wait_at_least(&c.helper_done, e + 1)
+    return changed
+
+
 cdef void bcd_solve(const tf_plan* p, int n_ws, int n_orient, int n_chan,
                     const floating* GT, const floating* M, floating* R,
                     floating* X, floating* Z, unsigned char* active,
@@ -1041,7 +1211,8 @@ cdef void bcd_solve(const tf_plan* p, int n_ws, int n_orient, int n_chan,
                     int dgap_freq, floating* work, eps_item* items,
                     double* obj_hist, int max_hist, tf_info* info,
                     int anderson_k, floating* snap, Py_ssize_t cap_rows,
-                    const floating* gram, int n_inner, int gap_start) noexcept nogil:
+                    const floating* gram, int n_inner, int gap_start,
+                    const floating* xgram, floating* pipe) noexcept nogil:
     """Block coordinate descent on a working set until the gap < tol.
 
     GT: (n_ws * n_orient, n_chan) rows of G^T; M, R: (n_chan, T);
@@ -1053,7 +1224,61 @@ cdef void bcd_solve(const tf_plan* p, int n_ws, int n_orient, int n_chan,
     entries + room for a small Gram matrix) while at most cap_rows rows are active.
     The gap is first evaluated after ``gap_start`` epochs, then after intervals
     that double up to ``dgap_freq`` (loose inner tolerances are met early).
+
+    Two threads (``xgram`` and ``pipe`` not NULL, one prox step per visit): a
+    helper thread computes ``G_j^T R`` and the residual updates while this one
+    does the STFT, prox and ISTFT of the previous block. ``xgram``
+    ((n_ws, n_orient, n_orient)): ``G_j^T G_i`` with ``i`` the block visited
+    before ``j``; ``pipe``: 4 * n_orient * T entries. The iterates equal the
+    sequential sweep's up to rounding (the gradient of a block is corrected by
+    the cross Gram instead of recomputed). Falls back to one thread if the
+    helper cannot start.
     """
+    cdef pipe_ctx ctx
+    cdef pipe_ctx* c = NULL
+    cdef tfx_thread th
+    cdef int j, n_vis = 0
+    if xgram != NULL and pipe != NULL and n_inner == 1:
+        for j in range(n_ws):
+            if lc[j] > 0:
+                n_vis += 1
+    if n_vis >= 2:
+        memset(&ctx, 0, sizeof(pipe_ctx))
+        ctx.GT = GT
+        ctx.R = R
+        ctx.lc = lc
+        ctx.xgram = xgram
+        ctx.gbuf = pipe
+        ctx.dxbuf = pipe + 2 * <Py_ssize_t> n_orient * p.n_times
+        ctx.n_ws = n_ws
+        ctx.n_orient = n_orient
+        ctx.n_chan = n_chan
+        ctx.T = p.n_times
+        ctx.n_vis = n_vis
+        ctx.is_double = floating is double
+        if tfx_thread_start(&th, _helper_main, &ctx) == 0:
+            c = &ctx
+    _bcd_loop(p, n_ws, n_orient, n_chan, GT, M, R, X, Z, active, lc, wsp, wt,
+              alpha_s, alpha_t, maxit, tol, dgap_freq, work, items, obj_hist,
+              max_hist, info, anderson_k, snap, cap_rows, gram, n_inner, gap_start,
+              c, pipe)
+    if c != NULL:
+        tfx_store(&ctx.quit, 1)
+        tfx_thread_join(th)
+
+
+cdef void _bcd_loop(const tf_plan* p, int n_ws, int n_orient, int n_chan,
+                    const floating* GT, const floating* M, floating* R,
+                    floating* X, floating* Z, unsigned char* active,
+                    const floating* lc, const floating* wsp, const floating* wt,
+                    double alpha_s, double alpha_t, int maxit, double tol,
+                    int dgap_freq, floating* work, eps_item* items,
+                    double* obj_hist, int max_hist, tf_info* info,
+                    int anderson_k, floating* snap, Py_ssize_t cap_rows,
+                    const floating* gram, int n_inner, int gap_start,
+                    pipe_ctx* c, floating* pipe) noexcept nogil:
+    """The epochs of :c:func:`bcd_solve` (two-thread sweeps when ``c``)."""
+
     cdef int T = p.n_times, K2 = 2 * p.n_coefs, it, j, o
     cdef int n_snap = 0, n_act = 0, n_act_prev = -1, changed = 0
     cdef floating* snapZ = snap
@@ -1081,66 +1306,71 @@ cdef void bcd_solve(const tf_plan* p, int n_ws, int n_orient, int n_chan,
     next_gap = gap_start if 0 < gap_start < dgap_freq else dgap_freq
     for it in range(maxit):
         changed = 0
-        for j in range(n_ws):
-            lcj = lc[j]
-            if lcj <= 0:
-                continue
-            GTj = GT + <Py_ssize_t> j * n_orient * n_chan
-            r0 = <Py_ssize_t> j * n_orient
-            thr_s = alpha_s * (wsp[j] if wsp != NULL else 1.0) / lcj
-            thr_t = alpha_t / lcj
-            # gtr = G_j^T R / lc_j
-            gemm_rm(False, False, n_orient, T, n_chan, <floating> (1.0 / lcj),
-                    GTj, n_chan, R, T, <floating> 0.0, gtr, T)
-            if not active[j]:
-                nrm = dot(n_orient * T, gtr, gtr)
-                if sqrt(nrm) <= thr_s:
-                    continue   # exact: the prox of Phi(gtr) is zero
-            # a few proximal gradient steps on this block (its own 3 x 3 Gram
-            # keeps gtr exact without touching the sensors), then one update of R
-            memcpy(xold, X + r0 * T, n_orient * T * sizeof(floating))
-            d0 = 0.0
-            for s_in in range(n_inner):
-                stft_rows(p, gtr, n_orient, T, Y, K2, frames)
-                if active[j]:
-                    for o in range(n_orient * K2):
-                        Y[o] += Z[r0 * K2 + o]
-                nz = prox_block(p, Y, n_orient, K2,
-                                wt + <Py_ssize_t> j * p.n_coefs if wt != NULL else NULL,
-                                thr_t, thr_s)
-                if nz:
-                    if not active[j]:
-                        changed = 1
-                    istft_rows(p, Y, n_orient, K2, xnew, T, T, frames)
-                    memcpy(Z + r0 * K2, Y, blk * sizeof(floating))
-                    active[j] = 1
-                else:
+        if c != NULL:
+            changed = _main_epoch(p, c, it, n_ws, n_orient, X, Z, active, lc, wsp, wt,
+                                  alpha_s, alpha_t, Y, xnew, frames, pipe,
+                                  pipe + 2 * <Py_ssize_t> n_orient * T)
+        else:
+            for j in range(n_ws):
+                lcj = lc[j]
+                if lcj <= 0:
+                    continue
+                GTj = GT + <Py_ssize_t> j * n_orient * n_chan
+                r0 = <Py_ssize_t> j * n_orient
+                thr_s = alpha_s * (wsp[j] if wsp != NULL else 1.0) / lcj
+                thr_t = alpha_t / lcj
+                # gtr = G_j^T R / lc_j
+                gemm_rm(False, False, n_orient, T, n_chan, <floating> (1.0 / lcj),
+                        GTj, n_chan, R, T, <floating> 0.0, gtr, T)
+                if not active[j]:
+                    nrm = dot(n_orient * T, gtr, gtr)
+                    if sqrt(nrm) <= thr_s:
+                        continue   # exact: the prox of Phi(gtr) is zero
+                # a few proximal gradient steps on this block (its own 3 x 3 Gram
+                # keeps gtr exact without touching the sensors), then one update of R
+                memcpy(xold, X + r0 * T, n_orient * T * sizeof(floating))
+                d0 = 0.0
+                for s_in in range(n_inner):
+                    stft_rows(p, gtr, n_orient, T, Y, K2, frames)
                     if active[j]:
-                        changed = 1
-                    memset(Z + r0 * K2, 0, blk * sizeof(floating))
-                    memset(xnew, 0, n_orient * T * sizeof(floating))
-                    active[j] = 0
-                # xnew <- dX = new - X_j ; X_j <- new ; gtr -= Gram_j dX / lc_j
-                dn = 0.0
+                        for o in range(n_orient * K2):
+                            Y[o] += Z[r0 * K2 + o]
+                    nz = prox_block(p, Y, n_orient, K2,
+                                    wt + <Py_ssize_t> j * p.n_coefs if wt != NULL else NULL,
+                                    thr_t, thr_s)
+                    if nz:
+                        if not active[j]:
+                            changed = 1
+                        istft_rows(p, Y, n_orient, K2, xnew, T, T, frames)
+                        memcpy(Z + r0 * K2, Y, blk * sizeof(floating))
+                        active[j] = 1
+                    else:
+                        if active[j]:
+                            changed = 1
+                        memset(Z + r0 * K2, 0, blk * sizeof(floating))
+                        memset(xnew, 0, n_orient * T * sizeof(floating))
+                        active[j] = 0
+                    # xnew <- dX = new - X_j ; X_j <- new ; gtr -= Gram_j dX / lc_j
+                    dn = 0.0
+                    for o in range(n_orient * T):
+                        nrm = xnew[o] - X[r0 * T + o]
+                        X[r0 * T + o] = xnew[o]
+                        xnew[o] = <floating> nrm
+                        dn += nrm * nrm
+                    gemm_rm(False, False, n_orient, T, n_orient, <floating> (-1.0 / lcj),
+                            gram + <Py_ssize_t> j * n_orient * n_orient, n_orient,
+                            xnew, T, <floating> 1.0, gtr, T)
+                    if not nz:
+                        break
+                    if s_in == 0:
+                        d0 = dn
+                    elif dn <= 1e-2 * d0:
+                        break
+                # xold <- X_old - X_new ; R += G_j (X_old - X_new)
                 for o in range(n_orient * T):
-                    nrm = xnew[o] - X[r0 * T + o]
-                    X[r0 * T + o] = xnew[o]
-                    xnew[o] = <floating> nrm
-                    dn += nrm * nrm
-                gemm_rm(False, False, n_orient, T, n_orient, <floating> (-1.0 / lcj),
-                        gram + <Py_ssize_t> j * n_orient * n_orient, n_orient,
-                        xnew, T, <floating> 1.0, gtr, T)
-                if not nz:
-                    break
-                if s_in == 0:
-                    d0 = dn
-                elif dn <= 1e-2 * d0:
-                    break
-            # xold <- X_old - X_new ; R += G_j (X_old - X_new)
-            for o in range(n_orient * T):
-                xold[o] = xold[o] - X[r0 * T + o]
-            gemm_rm(True, False, n_chan, T, n_orient, <floating> 1.0, GTj, n_chan,
-                    xold, T, <floating> 1.0, R, T)
+                    xold[o] = xold[o] - X[r0 * T + o]
+                gemm_rm(True, False, n_chan, T, n_orient, <floating> 1.0, GTj, n_chan,
+                        xold, T, <floating> 1.0, R, T)
         if anderson_k > 0:
             n_act = 0
             for j in range(n_ws):
@@ -1215,8 +1445,12 @@ def bcd(TFPlan plan, const floating[:, ::1] GT, const floating[:, ::1] M,
         double alpha_space, double alpha_time, int n_orient, int maxit,
         double tol, int dgap_freq, floating[::1] work, int anderson_k=0,
         floating[::1] snap=None, Py_ssize_t cap_rows=0,
-        const floating[:, :, ::1] gram=None, int n_inner=1, int gap_start=0):
+        const floating[:, :, ::1] gram=None, int n_inner=1, int gap_start=0,
+        const floating[:, :, ::1] xgram=None, int n_threads=1):
     """Run :c:func:`bcd_solve` on a working set; arrays are updated in place.
+
+    ``n_threads >= 2`` with ``xgram`` (cross Grams, see ``bcd_solve``) and
+    ``n_inner == 1``: two-thread sweeps.
 
     Returns ``(status, n_iter, gap, p_obj, d_obj, n_active, obj_history)``.
     """
@@ -1239,8 +1473,14 @@ def bcd(TFPlan plan, const floating[:, ::1] GT, const floating[:, ::1] M,
             or gram is None or gram.shape[0] != n_ws or gram.shape[1] != n_orient
             or gram.shape[2] != n_orient or n_inner < 1
             or (anderson_k > 0 and (snap is None or snap.shape[0] < snap_size(
-                plan, anderson_k, cap_rows, n_chan)))):
+                plan, anderson_k, cap_rows, n_chan)))
+            or (xgram is not None and (xgram.shape[0] != n_ws
+                                       or xgram.shape[1] != n_orient
+                                       or xgram.shape[2] != n_orient))):
         return (TFX_BAD_ARG, 0, np.inf, np.inf, -np.inf, 0, np.zeros(0), (0, 0))
+    cdef floating[::1] pipe = None
+    if n_threads >= 2 and xgram is not None and n_inner == 1 and n_ws >= 2:
+        pipe = np.empty(4 * n_orient * T, dtype=plan.dtype)
     memset(&info, 0, sizeof(tf_info))
     if n_ws == 0:
         return (TFX_OK, 0, 0.0, 0.5 * float(np.sum(np.square(M))),
@@ -1254,7 +1494,9 @@ def bcd(TFPlan plan, const floating[:, ::1] GT, const floating[:, ::1] M,
                   <eps_item*> &scratch[0], &hist[0], max_hist, &info,
                   anderson_k if snap is not None else 0,
                   &snap[0] if snap is not None else NULL, cap_rows, &gram[0, 0, 0],
-                  n_inner, gap_start)
+                  n_inner, gap_start,
+                  &xgram[0, 0, 0] if pipe is not None else NULL,
+                  &pipe[0] if pipe is not None else NULL)
     return (info.status, info.n_iter, info.gap, info.p_obj, info.d_obj,
             info.n_active, np.asarray(hist)[:info.n_obj].copy(),
             (info.n_accel_try, info.n_accel))
