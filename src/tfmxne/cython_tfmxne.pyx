@@ -454,7 +454,7 @@ cdef int _solve(const tfx_plan_t* plan, const floating* M, const floating* G,
         cap_rows = o * max(min(n_new, 2 * n_A + 8), 1)
         n_snap = ((ANDERSON_K + 2) * cap_rows * (K2 + T)
                   + (ANDERSON_K + 1) * <Py_ssize_t> n_chan * T
-                  + 2 * (ANDERSON_K + 1) * (ANDERSON_K + 1) + 64)
+                  + 4 * (ANDERSON_K + 1) * (ANDERSON_K + 1) + 64)
         snap = <floating*> malloc(n_snap * sizeof(floating))
         if (Znew == NULL or Xnew == NULL or GT == NULL or lc == NULL or gram == NULL
                 or work == NULL or snap == NULL):

@@ -982,15 +982,21 @@ cdef bint _anderson(const tf_plan* p, int n_ws, int n_orient, int n_chan, int n_
     cdef Py_ssize_t sZ = cap_rows * K2, sX = cap_rows * T
     cdef double v, tot, pen_cur, pen_acc, l21, l1, nR_acc, nR_cur
     cdef double* c = gram + K * K
+    cdef floating* gf = <floating*> (gram + K * K + K)
     cdef floating* za
     cdef floating* zb
-    # Gram matrix of the successive differences of Z
+    # successive differences of Z in place (slot a <- Z_{a+1} - Z_a, slot K keeps
+    # the latest iterate), then their Gram matrix in one BLAS product
+    for a in range(K):
+        za = snapZ + a * sZ
+        zb = za + sZ
+        for i in range(nz):
+            za[i] = zb[i] - za[i]
+    gemm_rm(False, True, K, K, <int> nz, <floating> 1.0, snapZ, <int> sZ, snapZ,
+            <int> sZ, <floating> 0.0, gf, K)
     for a in range(K):
         for b in range(a, K):
-            v = 0.0
-            for i in range(nz):
-                v += (<double> snapZ[(a + 1) * sZ + i] - snapZ[a * sZ + i]) * \
-                     (<double> snapZ[(b + 1) * sZ + i] - snapZ[b * sZ + i])
+            v = 0.5 * (<double> gf[a * K + b] + gf[b * K + a])
             gram[a * K + b] = v
             gram[b * K + a] = v
     v = 0.0
@@ -1010,11 +1016,15 @@ cdef bint _anderson(const tf_plan* p, int n_ws, int n_orient, int n_chan, int n_
         return False
     for a in range(K):
         c[a] /= tot
-    # extrapolated Z (active rows, compact) and its penalty
+    # extrapolated Z (active rows, compact) and its penalty:
+    # sum_a c_a Z_{a+1} = Z_K - sum_{b >= 1} (c_0 + ... + c_{b-1}) (Z_{b+1} - Z_b)
+    for b in range(1, K):
+        c[K + b] = c[K + b - 1] + c[b - 1] if b > 1 else c[0]
+    zb = snapZ + K * sZ
     for i in range(nz):
-        v = 0.0
-        for a in range(K):
-            v += c[a] * snapZ[(a + 1) * sZ + i]
+        v = zb[i]
+        for b in range(1, K):
+            v -= c[K + b] * snapZ[b * sZ + i]
         accZ[i] = <floating> v
     pen_acc = 0.0
     pen_cur = 0.0
@@ -1435,7 +1445,7 @@ def snap_size(TFPlan plan, int anderson_k, Py_ssize_t cap_rows, int n_chan):
     K2 = 2 * plan.n_coefs
     return ((anderson_k + 2) * cap_rows * (K2 + plan.n_times)
             + (anderson_k + 1) * n_chan * plan.n_times
-            + 2 * (anderson_k + 1) ** 2 + 64)
+            + 4 * (anderson_k + 1) ** 2 + 64)
 
 
 def bcd(TFPlan plan, const floating[:, ::1] GT, const floating[:, ::1] M,
