@@ -99,6 +99,10 @@ def _inner_blas_limit():
 #: chunks double up to 8 times that (a hand-off costs ~0.1 ms, one exact
 #: evaluation ~50 us).
 SCREEN_CHUNK = 32
+#: Smallest working set swept by two threads (block coordinate descent with a
+#: helper thread for the sensor-space products); smaller ones cost more in
+#: hand-offs than they save.
+PIPE_MIN_BLOCKS = 16
 #: Most threads used for the exact dual-norm evaluations.
 SCREEN_MAX_THREADS = 4
 _SCREEN_POOL = []
@@ -484,8 +488,8 @@ def _tf_solve_impl(M, G, alpha_space, alpha_time, frame, n_orient, maxit, tol,
         grams = _block_grams(GT, n_orient)
         lc_ws = lc[ws]
         # two-thread sweeps: helper thread for the sensor-space products
-        xgram = _cross_grams(GT, n_orient, lc_ws) if n_thr > 1 and N_INNER == 1 \
-            else None
+        xgram = _cross_grams(GT, n_orient, lc_ws) \
+            if n_thr > 1 and N_INNER == 1 and n_ws >= PIPE_MIN_BLOCKS else None
         ws_w = w_space[ws] if w_space is not None else None
         wt_w = w_time[ws] if w_time is not None else None
         gap_start = INNER_GAP_START if tol_in > tol * INNER_TOL_RATIO else 0

@@ -1074,6 +1074,47 @@ cdef bint _anderson(const tf_plan* p, int n_ws, int n_orient, int n_chan, int n_
     return True
 
 
+cdef inline double _prox_step(const tf_plan* p, int j, int n_orient,
+                              const floating* gtr, floating* X, floating* Z,
+                              unsigned char* active, const floating* wt, double thr_t,
+                              double thr_s, floating* Y, floating* xnew,
+                              floating* frames, floating* dx, int* changed,
+                              bint* nz) noexcept nogil:
+    """One proximal gradient step on block j from ``gtr = G_j^T R / lc_j``.
+
+    Z_j, X_j and active[j] are updated (``changed`` set if the support moved),
+    ``dx <- X_j new - X_j old`` (``dx`` may be ``xnew``); returns ``||dx||^2``.
+    """
+    cdef int o, T = p.n_times, K2 = 2 * p.n_coefs
+    cdef Py_ssize_t r0 = <Py_ssize_t> j * n_orient, blk = <Py_ssize_t> n_orient * T
+    cdef double v, dn = 0.0
+    stft_rows(p, gtr, n_orient, T, Y, K2, frames)
+    if active[j]:
+        for o in range(n_orient * K2):
+            Y[o] += Z[r0 * K2 + o]
+    nz[0] = prox_block(p, Y, n_orient, K2,
+                       wt + <Py_ssize_t> j * p.n_coefs if wt != NULL else NULL,
+                       thr_t, thr_s)
+    if nz[0]:
+        if not active[j]:
+            changed[0] = 1
+        istft_rows(p, Y, n_orient, K2, xnew, T, T, frames)
+        memcpy(Z + r0 * K2, Y, n_orient * K2 * sizeof(floating))
+        active[j] = 1
+    else:
+        if active[j]:
+            changed[0] = 1
+        memset(Z + r0 * K2, 0, n_orient * K2 * sizeof(floating))
+        memset(xnew, 0, blk * sizeof(floating))
+        active[j] = 0
+    for o in range(blk):
+        v = xnew[o] - X[r0 * T + o]
+        X[r0 * T + o] = xnew[o]
+        dx[o] = <floating> v
+        dn += v * v
+    return dn
+
+
 cdef inline void _wait_at_least(long* p, long v) noexcept nogil:
     """Spin until the counter at p reaches v (yielding the CPU now and then)."""
     cdef int spins = 0
@@ -1162,12 +1203,12 @@ cdef int _main_epoch(const tf_plan* p, pipe_ctx* c, long e, int n_ws, int n_orie
                      floating* dxb) noexcept nogil:
     """Main side of one two-thread epoch: STFT, prox and ISTFT of each block from
     the gradient the helper publishes; returns whether the support changed."""
-    cdef int j, o, T = p.n_times, K2 = 2 * p.n_coefs, changed = 0
+    cdef int j, T = p.n_times, changed = 0
     cdef long k = e * c.n_vis
-    cdef Py_ssize_t r0, blk = <Py_ssize_t> n_orient * T
+    cdef Py_ssize_t blk = <Py_ssize_t> n_orient * T
     cdef const floating* gtr
     cdef floating* dx
-    cdef double lcj, thr_s, thr_t, v, dn
+    cdef double lcj, thr_s, thr_t, dn
     cdef bint nz
     tfx_store(&c.epoch_go, e + 1)
     for j in range(n_ws):
@@ -1177,35 +1218,12 @@ cdef int _main_epoch(const tf_plan* p, pipe_ctx* c, long e, int n_ws, int n_orie
         _wait_at_least(&c.g_ready, k + 1)
         gtr = gb + (k & 1) * blk
         dx = dxb + (k & 1) * blk
-        r0 = <Py_ssize_t> j * n_orient
         thr_s = alpha_s * (wsp[j] if wsp != NULL else 1.0) / lcj
         thr_t = alpha_t / lcj
         dn = 0.0
         if active[j] or sqrt(dot(<int> blk, gtr, gtr)) > thr_s:
-            stft_rows(p, gtr, n_orient, T, Y, K2, frames)
-            if active[j]:
-                for o in range(n_orient * K2):
-                    Y[o] += Z[r0 * K2 + o]
-            nz = prox_block(p, Y, n_orient, K2,
-                            wt + <Py_ssize_t> j * p.n_coefs if wt != NULL else NULL,
-                            thr_t, thr_s)
-            if nz:
-                if not active[j]:
-                    changed = 1
-                istft_rows(p, Y, n_orient, K2, xnew, T, T, frames)
-                memcpy(Z + r0 * K2, Y, n_orient * K2 * sizeof(floating))
-                active[j] = 1
-            else:
-                if active[j]:
-                    changed = 1
-                memset(Z + r0 * K2, 0, n_orient * K2 * sizeof(floating))
-                memset(xnew, 0, blk * sizeof(floating))
-                active[j] = 0
-            for o in range(blk):
-                v = xnew[o] - X[r0 * T + o]
-                X[r0 * T + o] = xnew[o]
-                dx[o] = <floating> v
-                dn += v * v
+            dn = _prox_step(p, j, n_orient, gtr, X, Z, active, wt, thr_t, thr_s, Y,
+                            xnew, frames, dx, &changed, &nz)
         c.dx_zero[k & 1] = dn == 0.0
         tfx_store(&c.dx_done, k + 1)
         k += 1
@@ -1247,48 +1265,7 @@ cdef void bcd_solve(const tf_plan* p, int n_ws, int n_orient, int n_chan,
     cdef pipe_ctx ctx
     cdef pipe_ctx* c = NULL
     cdef tfx_thread th
-    cdef int j, n_vis = 0
-    if xgram != NULL and pipe != NULL and n_inner == 1:
-        for j in range(n_ws):
-            if lc[j] > 0:
-                n_vis += 1
-    if n_vis >= 2:
-        memset(&ctx, 0, sizeof(pipe_ctx))
-        ctx.GT = GT
-        ctx.R = R
-        ctx.lc = lc
-        ctx.xgram = xgram
-        ctx.gbuf = pipe
-        ctx.dxbuf = pipe + 2 * <Py_ssize_t> n_orient * p.n_times
-        ctx.n_ws = n_ws
-        ctx.n_orient = n_orient
-        ctx.n_chan = n_chan
-        ctx.T = p.n_times
-        ctx.n_vis = n_vis
-        ctx.is_double = floating is double
-        if tfx_thread_start(&th, _helper_main, &ctx) == 0:
-            c = &ctx
-    _bcd_loop(p, n_ws, n_orient, n_chan, GT, M, R, X, Z, active, lc, wsp, wt,
-              alpha_s, alpha_t, maxit, tol, dgap_freq, work, items, obj_hist,
-              max_hist, info, anderson_k, snap, cap_rows, gram, n_inner, gap_start,
-              c, pipe)
-    if c != NULL:
-        tfx_store(&ctx.quit, 1)
-        tfx_thread_join(th)
-
-
-cdef void _bcd_loop(const tf_plan* p, int n_ws, int n_orient, int n_chan,
-                    const floating* GT, const floating* M, floating* R,
-                    floating* X, floating* Z, unsigned char* active,
-                    const floating* lc, const floating* wsp, const floating* wt,
-                    double alpha_s, double alpha_t, int maxit, double tol,
-                    int dgap_freq, floating* work, eps_item* items,
-                    double* obj_hist, int max_hist, tf_info* info,
-                    int anderson_k, floating* snap, Py_ssize_t cap_rows,
-                    const floating* gram, int n_inner, int gap_start,
-                    pipe_ctx* c, floating* pipe) noexcept nogil:
-    """The epochs of :c:func:`bcd_solve` (two-thread sweeps when ``c``)."""
-
+    cdef int n_vis = 0
     cdef int T = p.n_times, K2 = 2 * p.n_coefs, it, j, o
     cdef int n_snap = 0, n_act = 0, n_act_prev = -1, changed = 0
     cdef floating* snapZ = snap
@@ -1310,6 +1287,26 @@ cdef void _bcd_loop(const tf_plan* p, int n_ws, int n_orient, int n_chan,
     cdef const floating* GTj
     info.status = TFX_MAXIT
     info.n_obj = 0
+    if xgram != NULL and pipe != NULL and n_inner == 1:
+        for j in range(n_ws):
+            if lc[j] > 0:
+                n_vis += 1
+    if n_vis >= 2:
+        memset(&ctx, 0, sizeof(pipe_ctx))
+        ctx.GT = GT
+        ctx.R = R
+        ctx.lc = lc
+        ctx.xgram = xgram
+        ctx.gbuf = pipe
+        ctx.dxbuf = pipe + 2 * <Py_ssize_t> n_orient * T
+        ctx.n_ws = n_ws
+        ctx.n_orient = n_orient
+        ctx.n_chan = n_chan
+        ctx.T = T
+        ctx.n_vis = n_vis
+        ctx.is_double = floating is double
+        if tfx_thread_start(&th, _helper_main, &ctx) == 0:
+            c = &ctx
     rho = alpha_t / (alpha_s + alpha_t) if alpha_s + alpha_t > 0 else 0.0
     if dgap_freq <= 0:
         dgap_freq = maxit
@@ -1341,32 +1338,9 @@ cdef void _bcd_loop(const tf_plan* p, int n_ws, int n_orient, int n_chan,
                 memcpy(xold, X + r0 * T, n_orient * T * sizeof(floating))
                 d0 = 0.0
                 for s_in in range(n_inner):
-                    stft_rows(p, gtr, n_orient, T, Y, K2, frames)
-                    if active[j]:
-                        for o in range(n_orient * K2):
-                            Y[o] += Z[r0 * K2 + o]
-                    nz = prox_block(p, Y, n_orient, K2,
-                                    wt + <Py_ssize_t> j * p.n_coefs if wt != NULL else NULL,
-                                    thr_t, thr_s)
-                    if nz:
-                        if not active[j]:
-                            changed = 1
-                        istft_rows(p, Y, n_orient, K2, xnew, T, T, frames)
-                        memcpy(Z + r0 * K2, Y, blk * sizeof(floating))
-                        active[j] = 1
-                    else:
-                        if active[j]:
-                            changed = 1
-                        memset(Z + r0 * K2, 0, blk * sizeof(floating))
-                        memset(xnew, 0, n_orient * T * sizeof(floating))
-                        active[j] = 0
                     # xnew <- dX = new - X_j ; X_j <- new ; gtr -= Gram_j dX / lc_j
-                    dn = 0.0
-                    for o in range(n_orient * T):
-                        nrm = xnew[o] - X[r0 * T + o]
-                        X[r0 * T + o] = xnew[o]
-                        xnew[o] = <floating> nrm
-                        dn += nrm * nrm
+                    dn = _prox_step(p, j, n_orient, gtr, X, Z, active, wt, thr_t,
+                                    thr_s, Y, xnew, frames, xnew, &changed, &nz)
                     gemm_rm(False, False, n_orient, T, n_orient, <floating> (-1.0 / lcj),
                             gram + <Py_ssize_t> j * n_orient * n_orient, n_orient,
                             xnew, T, <floating> 1.0, gtr, T)
@@ -1405,7 +1379,7 @@ cdef void _bcd_loop(const tf_plan* p, int n_ws, int n_orient, int n_chan,
             if not isfinite(nR2):
                 info.status = TFX_NONFINITE
                 info.n_iter = it + 1
-                return
+                break
             ws_primal(p, n_ws, n_orient, Z, active, wsp, wt, alpha_s, alpha_t, &pen)
             p_obj = 0.5 * nR2 + pen
             nu = ws_dual_norm(p, n_ws, n_orient, n_chan, GT, R, wsp, wt, rho, gtr, Y,
@@ -1433,6 +1407,9 @@ cdef void _bcd_loop(const tf_plan* p, int n_ws, int n_orient, int n_chan,
     info.n_active = 0
     for j in range(n_ws):
         info.n_active += active[j]
+    if c != NULL:
+        tfx_store(&ctx.quit, 1)
+        tfx_thread_join(th)
 
 
 def work_size(TFPlan plan, int n_orient):
