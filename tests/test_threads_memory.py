@@ -328,3 +328,28 @@ def test_cross_grams_follow_the_visit_order():
     np.testing.assert_array_equal(xg[[0, 1, 4]], 0.0)  # first visit, skipped blocks
     np.testing.assert_allclose(xg[2], B[2] @ B[0].T)
     np.testing.assert_allclose(xg[3], B[3] @ B[2].T)
+
+
+def _child_screen(n_orient):
+    from tfmxne.solver import _dual_norm_screened
+
+    plan, GtR = _screen_problem(n_orient)[:2]
+    return _dual_norm_screened(plan, GtR, n_orient, 0.2, n_thr=2)[0]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_screening_threads_work_in_a_forked_child():
+    """A child forked after the parent used the screening threads must not queue
+    work for the parent's threads (which it does not have): it would hang."""
+    import multiprocessing as mp
+    import warnings
+
+    from tfmxne.solver import _SCREEN_POOL
+
+    ref = _child_screen(3)  # the parent's pool exists from here on
+    assert _SCREEN_POOL
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads
+        with mp.get_context("fork").Pool(1) as pool:
+            got = pool.apply_async(_child_screen, (3,)).get(timeout=120)
+    assert got == ref

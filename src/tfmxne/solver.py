@@ -136,6 +136,19 @@ def _screen_pool():
     return _SCREEN_POOL[0]
 
 
+def _after_fork_in_child():
+    """Threads do not survive ``fork``: the child gets a fresh pool (the
+    parent's would queue work for threads that do not exist) and free locks."""
+    global _BATCH_LOCK
+    _SCREEN_POOL.clear()
+    _BATCH_LOCK = threading.Lock()
+    _BATCH_DEPTH[0] = 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _dual_norm_screened(plan, GtR, n_orient, rho, w_space=None, w_time=None,
                         n_min=0, alpha=0.0, n_max=-1, GtR_prev=None, nu_prev=None,
                         n_thr=None):
