@@ -136,6 +136,14 @@ def _screen_pool():
     return _SCREEN_POOL[0]
 
 
+def _in_pool(fn, arg_lists):
+    """``[fn(*a) for a in arg_lists]``, the first call in this thread and the
+    others in the screening pool (``fn`` releases the GIL); results in order."""
+    futures = [_screen_pool().submit(fn, *a) for a in arg_lists[1:]]
+    first = fn(*arg_lists[0])
+    return [first] + [f.result() for f in futures]
+
+
 def _after_fork_in_child():
     """Threads do not survive ``fork``: the child gets a fresh pool (the
     parent's would queue work for threads that do not exist) and free locks."""
@@ -183,10 +191,7 @@ def _dual_norm_screened(plan, GtR, n_orient, rho, w_space=None, w_time=None,
     done = False
     # the STFT products are small: one BLAS thread each, no BLAS pool contending
     with _inner_blas_limit():
-        futures = [_screen_pool().submit(bounds, lo, hi)
-                   for lo, hi in zip(edges[1:-1], edges[2:])]
-        ub = np.concatenate([bounds(edges[0], edges[1])]
-                            + [f.result() for f in futures])
+        ub = np.concatenate(_in_pool(bounds, list(zip(edges[:-1], edges[1:]))))
         order = np.argsort(-ub, kind="stable").astype(np.intp)
         nu = ub.copy()
         exact = np.zeros(n_pos, dtype=np.uint8)
@@ -200,13 +205,9 @@ def _dual_norm_screened(plan, GtR, n_orient, rho, w_space=None, w_time=None,
             chunk = chunk[:int(np.count_nonzero(ub[chunk] > floor))]
             if len(chunk):
                 parts = [np.ascontiguousarray(chunk[i::n_thr]) for i in range(n_thr)]
-                futures = [_screen_pool().submit(
-                    _engine.screen_eval, plan, GtR, n_orient, rho, w_space, w_time,
-                    part, nu, exact, *no_stop) for part in parts[1:] if len(part)]
-                _engine.screen_eval(plan, GtR, n_orient, rho, w_space, w_time,
-                                    parts[0], nu, exact, *no_stop)
-                for f in futures:
-                    f.result()
+                _in_pool(_engine.screen_eval, [
+                    (plan, GtR, n_orient, rho, w_space, w_time, part, nu, exact, *no_stop)
+                    for part in parts if len(part)])
             # replay the sequential rules (as in ``screen_eval``) over the chunk
             for i, j in enumerate(order[k:end]):
                 u = ub[j]
@@ -242,11 +243,7 @@ def _gtr(G, R, n_thr=None):
         np.matmul(G[:, lo:hi].T, R, out=out[lo:hi])
 
     with _inner_blas_limit():
-        futures = [_screen_pool().submit(part, lo, hi)
-                   for lo, hi in zip(edges[1:-1], edges[2:])]
-        part(edges[0], edges[1])
-        for f in futures:
-            f.result()
+        _in_pool(part, list(zip(edges[:-1], edges[1:])))
     return out
 
 
