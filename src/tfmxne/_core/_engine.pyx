@@ -241,6 +241,24 @@ cdef inline void _folded_scratch(const tf_dict* d, floating* work, floating** ev
     im[0] = re[0] + ns * d.n_freq
 
 
+cdef inline void _interleave(const floating* re, const floating* im, floating* z,
+                            Py_ssize_t n) noexcept nogil:
+    """z[2 i] = re[i], z[2 i + 1] = im[i] (one flat loop the compiler vectorises)."""
+    cdef Py_ssize_t i
+    for i in range(n):
+        z[2 * i] = re[i]
+        z[2 * i + 1] = im[i]
+
+
+cdef inline void _deinterleave(const floating* z, floating* re, floating* im,
+                              Py_ssize_t n) noexcept nogil:
+    """Inverse of :func:`_interleave`."""
+    cdef Py_ssize_t i
+    for i in range(n):
+        re[i] = z[2 * i]
+        im[i] = z[2 * i + 1]
+
+
 cdef inline void _frames_plain(const tf_dict* d, const floating* xr, int T,
                                floating* zt, floating* work) noexcept nogil:
     """One dictionary, plain real DFT: windowed frames times (N, 2 nf)."""
@@ -300,10 +318,7 @@ cdef inline void _frames_folded(const tf_dict* d, const floating* xr, int T,
     gemm_rm(False, False, ns, nf, h - 1, <floating> 1.0, od, h - 1,
             <const floating*> d.fa + <Py_ssize_t> (h + 1) * nf, nf,
             <floating> 0.0, im, nf)
-    for t in range(ns):
-        for k in range(nf):
-            zt[2 * (t * nf + k)] = re[t * nf + k]
-            zt[2 * (t * nf + k) + 1] = im[t * nf + k]
+    _interleave(re, im, zt, <Py_ssize_t> ns * nf)
 
 
 cdef void stft_rows(const tf_plan* p, const floating* x, int n_rows, int ldx,
@@ -349,10 +364,7 @@ cdef inline void _synth_folded(const tf_dict* d, const floating* zt, floating* x
     cdef floating* im
     cdef floating a, b
     _folded_scratch(d, work, &ev, &od, &re, &im)
-    for t in range(ns):
-        for k in range(nf):
-            re[t * nf + k] = zt[2 * (t * nf + k)]
-            im[t * nf + k] = zt[2 * (t * nf + k) + 1]
+    _deinterleave(zt, re, im, <Py_ssize_t> ns * nf)
     gemm_rm(False, False, ns, h + 1, nf, <floating> 1.0, re, nf,
             <const floating*> d.fs, h + 1, <floating> 0.0, ev, h + 1)
     gemm_rm(False, False, ns, h - 1, nf, <floating> 1.0, im, nf,
@@ -547,45 +559,74 @@ cdef double _eps_solve(eps_item* items, int n, double rho, double k2,
 # --------------------------------------------------------------------------
 # Prox and penalty of one block
 # --------------------------------------------------------------------------
+cdef enum:
+    PROX_CHUNK = 256   # coefficients per pass of prox_block (stack scratch)
+
+
 cdef bint prox_block(const tf_plan* p, floating* Y, int n_orient, int ldy,
                      const floating* wt, double thr_t, double thr_s) noexcept nogil:
     """In place: TF soft-threshold (per coefficient, across orientations) then
-    group shrink (weighted l2 over the block). Returns whether Y is non-zero."""
-    cdef int q, o
-    cdef double a, t, sh, acc = 0.0, nrm
+    group shrink (weighted l2 over the block). Returns whether Y is non-zero.
+
+    Chunks of PROX_CHUNK coefficients, branch-free passes (magnitudes, shrink
+    factors, scaling) so that the compiler vectorises them; the factor
+    ``1 - t / max(a, t)`` is ``1 - t / a`` above the threshold and exactly 0
+    at or below it."""
+    cdef double a2[PROX_CHUNK]
+    cdef double sh[PROX_CHUNK]
+    cdef int q0, nq, q, o, K2 = 2 * p.n_coefs
+    cdef double a, t, den, s, one, keep, acc = 0.0, nrm
     cdef const floating* mult = <const floating*> p.mult
+    cdef floating* yo
     cdef Py_ssize_t i
-    for q in range(p.n_coefs):
-        a = 0.0
-        for o in range(n_orient):
-            i = <Py_ssize_t> o * ldy + 2 * q
-            a += <double> Y[i] * Y[i] + <double> Y[i + 1] * Y[i + 1]
+    q0 = 0
+    while q0 < p.n_coefs:
+        nq = PROX_CHUNK if p.n_coefs - q0 > PROX_CHUNK else p.n_coefs - q0
+        # squared magnitude of each coefficient across orientations
+        yo = Y + 2 * q0
+        for q in range(nq):
+            a2[q] = <double> yo[2 * q] * yo[2 * q] + <double> yo[2 * q + 1] * yo[2 * q + 1]
+        for o in range(1, n_orient):
+            yo = Y + <Py_ssize_t> o * ldy + 2 * q0
+            for q in range(nq):
+                a2[q] += <double> yo[2 * q] * yo[2 * q] + <double> yo[2 * q + 1] * yo[2 * q + 1]
+        # soft-threshold factors
         if wt != NULL:
-            if wt[q] == 0:
-                sh = 0.0
-            else:
-                t = thr_t * wt[q]
-                a = sqrt(a)
-                sh = 1.0 - t / a if a > t else 0.0
+            for q in range(nq):
+                a = sqrt(a2[q])
+                t = thr_t * wt[q0 + q]
+                den = a if a > t else t
+                # den == 0 only if t == 0: divide by 1; a zero weight zeroes the
+                # coefficient (selects of constants: the loop stays branch-free)
+                one = 1.0 if den == 0.0 else 0.0
+                keep = 1.0 if wt[q0 + q] != 0 else 0.0
+                sh[q] = (1.0 - t / (den + one)) * keep
+        elif thr_t > 0.0:
+            for q in range(nq):
+                a = sqrt(a2[q])
+                den = a if a > thr_t else thr_t
+                sh[q] = 1.0 - thr_t / den
         else:
-            a = sqrt(a)
-            sh = 1.0 - thr_t / a if a > thr_t else 0.0
-        if sh != 1.0:
-            for o in range(n_orient):
-                i = <Py_ssize_t> o * ldy + 2 * q
-                Y[i] = <floating> (Y[i] * sh)
-                Y[i + 1] = <floating> (Y[i + 1] * sh)
-        if sh > 0.0:
-            acc += mult[q] * a * a * sh * sh
+            for q in range(nq):
+                sh[q] = 1.0
+        for q in range(nq):
+            acc += mult[q0 + q] * a2[q] * sh[q] * sh[q]
+        for o in range(n_orient):
+            yo = Y + <Py_ssize_t> o * ldy + 2 * q0
+            for q in range(nq):
+                yo[2 * q] = <floating> (yo[2 * q] * sh[q])
+                yo[2 * q + 1] = <floating> (yo[2 * q + 1] * sh[q])
+        q0 += nq
     nrm = sqrt(acc)
     if nrm <= thr_s:
         for o in range(n_orient):
-            memset(Y + <Py_ssize_t> o * ldy, 0, 2 * p.n_coefs * sizeof(floating))
+            memset(Y + <Py_ssize_t> o * ldy, 0, K2 * sizeof(floating))
         return False
-    sh = 1.0 - thr_s / nrm
+    s = 1.0 - thr_s / nrm
     for o in range(n_orient):
-        for q in range(2 * p.n_coefs):
-            Y[<Py_ssize_t> o * ldy + q] = <floating> (Y[<Py_ssize_t> o * ldy + q] * sh)
+        yo = Y + <Py_ssize_t> o * ldy
+        for i in range(K2):
+            yo[i] = <floating> (yo[i] * s)
     return True
 
 
@@ -661,9 +702,17 @@ cdef double eps_upper_bound(const tf_plan* p, const floating* x, int n_orient, i
 # --------------------------------------------------------------------------
 # Python-facing entry points (thin: buffers in, nogil loops)
 # --------------------------------------------------------------------------
+cdef _check_precision(TFPlan plan, bint is_double, str name):
+    """The buffers' precision must be the plan's (its tables are read as such)."""
+    if bool(plan.plan.is_double) != is_double:
+        raise ValueError(f"{name}: {'float64' if is_double else 'float32'} buffers "
+                         f"with a {plan.dtype} plan")
+
+
 def stft(TFPlan plan, const floating[:, ::1] x, floating[:, ::1] z,
          floating[::1] work):
     """z[r] = Phi(x[r]) (internal layout)."""
+    _check_precision(plan, floating is double, "stft")
     cdef const tf_plan* p = &plan.plan
     if x.shape[1] != p.n_times or z.shape[1] != 2 * p.n_coefs or \
             z.shape[0] != x.shape[0] or work.shape[0] < p.max_frames:
@@ -678,6 +727,7 @@ def stft(TFPlan plan, const floating[:, ::1] x, floating[:, ::1] z,
 def istft(TFPlan plan, const floating[:, ::1] z, floating[:, ::1] x,
           floating[::1] work):
     """x[r] = PhiT(z[r]) (internal layout); x may be shorter than n_times."""
+    _check_precision(plan, floating is double, "istft")
     cdef const tf_plan* p = &plan.plan
     if z.shape[1] != 2 * p.n_coefs or z.shape[0] != x.shape[0] or \
             work.shape[0] < p.max_frames:
@@ -692,6 +742,7 @@ def istft(TFPlan plan, const floating[:, ::1] z, floating[:, ::1] x,
 def eps_norms(TFPlan plan, const floating[:, ::1] Y, int n_orient, double rho,
               const floating[::1] w_space=None, const floating[:, ::1] w_time=None):
     """Epsilon norm of each position from its coefficients (internal layout)."""
+    _check_precision(plan, floating is double, "eps_norms")
     cdef const tf_plan* p = &plan.plan
     cdef int n_pos = Y.shape[0] // n_orient, j
     cdef double[::1] out = np.zeros(n_pos)
@@ -710,9 +761,37 @@ def eps_norms(TFPlan plan, const floating[:, ::1] Y, int n_orient, double rho,
     return np.asarray(out)
 
 
+def prox(TFPlan plan, floating[:, ::1] Y, int n_orient, double thr_t, double thr_s,
+         const floating[:, ::1] w_time=None):
+    """In place L21 + L1 prox of each position's coefficients (internal layout).
+
+    ``thr_t``: time threshold (times ``w_time[j]`` per coefficient if given, a
+    zero weight zeroing the coefficient); ``thr_s``: group threshold. Returns
+    the mask of positions left non-zero.
+    """
+    _check_precision(plan, floating is double, "prox")
+    cdef const tf_plan* p = &plan.plan
+    cdef int n_pos, j
+    if n_orient < 1 or Y.shape[0] % n_orient or Y.shape[1] != 2 * p.n_coefs:
+        raise ValueError("prox: inconsistent buffer sizes")
+    n_pos = Y.shape[0] // n_orient
+    if w_time is not None and (w_time.shape[0] != n_pos or w_time.shape[1] != p.n_coefs):
+        raise ValueError("prox: w_time must have shape (n_positions, n_coefs)")
+    cdef unsigned char[::1] nz = np.zeros(n_pos, dtype=np.uint8)
+    if n_pos == 0:
+        return np.zeros(0, dtype=bool)
+    with nogil:
+        for j in range(n_pos):
+            nz[j] = prox_block(p, &Y[j * n_orient, 0], n_orient, <int> Y.shape[1],
+                               &w_time[j, 0] if w_time is not None else NULL,
+                               thr_t, thr_s)
+    return np.asarray(nz).astype(bool)
+
+
 def penalties(TFPlan plan, const floating[:, ::1] Z, int n_orient,
               const floating[:, ::1] w_time=None):
     """Per-position weighted l2 norms and (time-weighted) l1 norms."""
+    _check_precision(plan, floating is double, "penalties")
     cdef const tf_plan* p = &plan.plan
     cdef int n_pos = Z.shape[0] // n_orient, j
     cdef double[::1] l21 = np.zeros(n_pos)
@@ -733,6 +812,7 @@ def screen_bounds(TFPlan plan, const floating[:, ::1] GtR, int n_orient, double 
     First phase of :func:`dual_norm_screened` (see there for ``GtR_prev`` and
     ``nu_prev``); no STFT is computed.
     """
+    _check_precision(plan, floating is double, "screen_bounds")
     cdef const tf_plan* p = &plan.plan
     cdef int T = p.n_times
     cdef int n_pos = GtR.shape[0] // n_orient, j, k, q
@@ -789,6 +869,7 @@ def screen_eval(TFPlan plan, const floating[:, ::1] GtR, int n_orient, double rh
     (the GIL is released). Returns ``(best, rest)``: the largest exact value
     and the largest bound left unevaluated along ``order``.
     """
+    _check_precision(plan, floating is double, "screen_eval")
     cdef const tf_plan* p = &plan.plan
     cdef int T = p.n_times
     cdef int n_pos = GtR.shape[0] // n_orient, j, n_eval = 0
@@ -867,6 +948,7 @@ def dual_norm_screened(TFPlan plan, const floating[:, ::1] GtR, int n_orient,
     exact : ndarray of bool
         Which entries of ``nu`` are exact.
     """
+    _check_precision(plan, floating is double, "dual_norm_screened")
     cdef int n_pos = GtR.shape[0] // n_orient
     if n_pos == 0:
         if GtR.shape[1] != plan.plan.n_times:
@@ -1441,6 +1523,7 @@ def bcd(TFPlan plan, const floating[:, ::1] GT, const floating[:, ::1] M,
 
     Returns ``(status, n_iter, gap, p_obj, d_obj, n_active, obj_history)``.
     """
+    _check_precision(plan, floating is double, "bcd")
     cdef const tf_plan* p = &plan.plan
     cdef int n_ws = active.shape[0], n_chan = M.shape[0], T = p.n_times
     cdef int K2 = 2 * p.n_coefs
