@@ -498,7 +498,8 @@ cdef int _solve(const tfx_plan_t* plan, const floating* M, const floating* G,
                   <const floating*> NULL, <const floating*> NULL, alpha_s, alpha_t,
                   maxit, tol * INNER_TOL_RATIO, DGAP_FREQ, work, items, hist, maxit,
                   &inner, ANDERSON_K, snap, cap_rows, gram, N_INNER, 0,
-                  <const floating*> NULL, <floating*> NULL)
+                  <const floating*> NULL, <floating*> NULL, <floating*> NULL,
+                  <double*> NULL)
         info.n_iter += inner.n_iter
         free(GT)
         free(lc)

@@ -31,4 +31,5 @@ cdef void bcd_solve(const tf_plan* p, int n_ws, int n_orient, int n_chan,
                     double* obj_hist, int max_hist, tf_info* info,
                     int anderson_k, floating* snap, Py_ssize_t cap_rows,
                     const floating* gram, int n_inner, int gap_start,
-                    const floating* xgram, floating* pipe) noexcept nogil
+                    const floating* xgram, floating* pipe, floating* rprev,
+                    double* extrap) noexcept nogil

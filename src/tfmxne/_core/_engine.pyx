@@ -965,23 +965,61 @@ def dual_norm_screened(TFPlan plan, const floating[:, ::1] GtR, int n_orient,
 # --------------------------------------------------------------------------
 # Block coordinate descent on a working set
 # --------------------------------------------------------------------------
+cdef enum:
+    N_EXTRAP = 4   # extrapolation steps t = 1, 2, 4, 8 tried at each gap evaluation
+
+
 cdef double ws_dual_norm(const tf_plan* p, int n_ws, int n_orient, int n_chan,
-                         const floating* GT, const floating* R, const floating* wsp,
-                         const floating* wt, double rho, floating* gtr, floating* Y,
-                         floating* frames, eps_item* items) noexcept nogil:
-    cdef int j, T = p.n_times, K2 = 2 * p.n_coefs
-    cdef double nu, best = 0.0
+                         const floating* GT, const floating* R, const floating* dR,
+                         const floating* wsp, const floating* wt, double rho,
+                         floating* gtr, floating* Y, floating* gd, floating* Yd,
+                         floating* frames, eps_item* items, double* nu_t) noexcept nogil:
+    """Dual norm of ``G_ws^T R`` over the working set (returned) and, if ``dR`` is
+    not NULL, of ``G_ws^T (R + t dR)`` for ``t = 2^k``, ``k < N_EXTRAP`` (``nu_t``).
+
+    ``gd``: n_orient * T and ``Yd``: 2 * n_orient * 2 K entries of scratch (the
+    coefficients of ``dR`` and the extrapolated ones); STFT is linear, so one
+    extra STFT per block serves every ``t``."""
+    cdef int j, k, T = p.n_times, K2 = 2 * p.n_coefs
+    cdef Py_ssize_t i, nb = <Py_ssize_t> n_orient * K2
+    cdef double nu, best = 0.0, t, w_s
+    cdef floating* Yt = Yd + nb
+    cdef const floating* wt_j
+    for k in range(N_EXTRAP):
+        nu_t[k] = 0.0
     for j in range(n_ws):
         gemm_rm(False, False, n_orient, T, n_chan, <floating> 1.0,
                 GT + <Py_ssize_t> j * n_orient * n_chan, n_chan, R, T,
                 <floating> 0.0, gtr, T)
         stft_rows(p, gtr, n_orient, T, Y, K2, frames)
-        nu = eps_norm_block(p, Y, n_orient, K2,
-                            wt + <Py_ssize_t> j * p.n_coefs if wt != NULL else NULL,
-                            wsp[j] if wsp != NULL else 1.0, rho, items)
+        wt_j = wt + <Py_ssize_t> j * p.n_coefs if wt != NULL else NULL
+        w_s = wsp[j] if wsp != NULL else 1.0
+        nu = eps_norm_block(p, Y, n_orient, K2, wt_j, w_s, rho, items)
         if nu > best:
             best = nu
+        if dR == NULL:
+            continue
+        gemm_rm(False, False, n_orient, T, n_chan, <floating> 1.0,
+                GT + <Py_ssize_t> j * n_orient * n_chan, n_chan, dR, T,
+                <floating> 0.0, gd, T)
+        stft_rows(p, gd, n_orient, T, Yd, K2, frames)
+        for k in range(N_EXTRAP):
+            t = <double> (1 << k)
+            for i in range(nb):
+                Yt[i] = <floating> (Y[i] + t * Yd[i])
+            nu = eps_norm_block(p, Yt, n_orient, K2, wt_j, w_s, rho, items)
+            if nu > nu_t[k]:
+                nu_t[k] = nu
     return best
+
+
+cdef inline double _scaled_dual(double nR2, double RM, double nu, double alpha) noexcept nogil:
+    """Dual objective of ``s R``, ``s = min(1, alpha / nu)`` (``nu``: dual norm of
+    ``G^T R``), from ``||R||^2`` and ``<R, M>``."""
+    cdef double scal = 1.0
+    if nu > alpha:
+        scal = alpha / nu
+    return scal * RM - 0.5 * scal * scal * nR2
 
 
 cdef void ws_primal(const tf_plan* p, int n_ws, int n_orient, const floating* Z,
@@ -1322,7 +1360,8 @@ cdef void bcd_solve(const tf_plan* p, int n_ws, int n_orient, int n_chan,
                     double* obj_hist, int max_hist, tf_info* info,
                     int anderson_k, floating* snap, Py_ssize_t cap_rows,
                     const floating* gram, int n_inner, int gap_start,
-                    const floating* xgram, floating* pipe) noexcept nogil:
+                    const floating* xgram, floating* pipe, floating* rprev,
+                    double* extrap) noexcept nogil:
     """Block coordinate descent on a working set until the gap < tol.
 
     GT: (n_ws * n_orient, n_chan) rows of G^T; M, R: (n_chan, T);
@@ -1343,6 +1382,16 @@ cdef void bcd_solve(const tf_plan* p, int n_ws, int n_orient, int n_chan,
     sequential sweep's up to rounding (the gradient of a block is corrected by
     the cross Gram instead of recomputed). Falls back to one thread if the
     helper cannot start.
+
+    Dual extrapolation (``rprev``: n_chan * T entries, ``extrap``: 2 doubles,
+    both not NULL): BCD residuals converge linearly, so at each gap evaluation
+    the dual points ``R + t (R - R_prev)`` (``R_prev``: the residual at the
+    previous evaluation, t = 1, 2, 4, 8), rescaled to feasibility, are scored
+    beside ``R``; the best dual objective counts. ``extrap[0]`` is the state of
+    ``rprev`` (0: empty, 1: R at the last evaluation, 2: ``R - R_prev`` of the
+    last evaluation, left on return for the caller's own certificate) and is
+    carried from call to call; ``extrap[1]`` returns the ``t`` of the best point
+    of the last evaluation (0: ``R`` itself).
     """
     cdef pipe_ctx ctx
     cdef pipe_ctx* c = NULL
@@ -1362,7 +1411,14 @@ cdef void bcd_solve(const tf_plan* p, int n_ws, int n_orient, int n_chan,
     cdef floating* xnew = Y + n_orient * K2
     cdef floating* xold = xnew + n_orient * T
     cdef floating* frames = xold + n_orient * T
+    # (within the work size: 3 n_o (T + 2 K) + max_frames)
+    cdef floating* Yd = frames + p.max_frames
     cdef double rho, lcj, thr_s, thr_t, nrm, nR2, pen, nu, scal, d_obj, d0, dn
+    cdef double RM, dRM, RdR, ndR2, te, alpha = alpha_s + alpha_t
+    cdef double nu_t[N_EXTRAP]
+    cdef int ek, rstate = 0
+    cdef Py_ssize_t ir, nr = <Py_ssize_t> n_chan * T
+    cdef const floating* dR = NULL
     cdef int s_in, next_gap
     cdef double best_d = -INFINITY, gap = INFINITY, p_obj = INFINITY
     cdef bint nz
@@ -1390,6 +1446,13 @@ cdef void bcd_solve(const tf_plan* p, int n_ws, int n_orient, int n_chan,
         if tfx_thread_start(&th, _helper_main, &ctx) == 0:
             c = &ctx
     rho = alpha_t / (alpha_s + alpha_t) if alpha_s + alpha_t > 0 else 0.0
+    if rprev != NULL and extrap != NULL:
+        rstate = <int> extrap[0]
+        if rstate == 2:   # R - R_prev left by the previous call, whose last
+            # evaluation was at the current R: that is the previous residual now
+            memcpy(rprev, R, nr * sizeof(floating))
+            rstate = 1
+        extrap[1] = 0.0
     if dgap_freq <= 0:
         dgap_freq = maxit
     next_gap = gap_start if 0 < gap_start < dgap_freq else dgap_freq
@@ -1464,16 +1527,36 @@ cdef void bcd_solve(const tf_plan* p, int n_ws, int n_orient, int n_chan,
                 break
             ws_primal(p, n_ws, n_orient, Z, active, wsp, wt, alpha_s, alpha_t, &pen)
             p_obj = 0.5 * nR2 + pen
-            nu = ws_dual_norm(p, n_ws, n_orient, n_chan, GT, R, wsp, wt, rho, gtr, Y,
-                              frames, items)
-            scal = 1.0
-            if nu > alpha_s + alpha_t:
-                scal = (alpha_s + alpha_t) / nu
-            # d_obj = (s - s^2 / 2) ||R||^2 + s <R, M - R>
-            d_obj = (scal - 0.5 * scal * scal) * nR2 + scal * (dot(n_chan * T, R, M) - nR2)
+            dR = NULL
+            if rstate >= 1:   # rprev <- R - R_prev
+                for ir in range(nr):
+                    rprev[ir] = R[ir] - rprev[ir]
+                dR = rprev
+            nu = ws_dual_norm(p, n_ws, n_orient, n_chan, GT, R, dR, wsp, wt, rho, gtr,
+                              Y, xnew, Yd, frames, items, nu_t)
+            RM = dot(<int> nr, R, M)
+            d_obj = _scaled_dual(nR2, RM, nu, alpha)
             if d_obj > best_d:
                 best_d = d_obj
+            if dR != NULL:
+                extrap[1] = 0.0
+                dRM = dot(<int> nr, dR, M)
+                RdR = dot(<int> nr, R, dR)
+                ndR2 = dot(<int> nr, dR, dR)
+                for ek in range(N_EXTRAP):
+                    te = <double> (1 << ek)
+                    d_obj = _scaled_dual(nR2 + 2.0 * te * RdR + te * te * ndR2,
+                                         RM + te * dRM, nu_t[ek], alpha)
+                    if d_obj > best_d:
+                        best_d = d_obj
+                        extrap[1] = te
             gap = p_obj - best_d
+            if rprev != NULL and extrap != NULL:
+                if dR != NULL and (gap < tol or it == maxit - 1):
+                    rstate = 2    # keep R - R_prev for the caller
+                else:
+                    memcpy(rprev, R, nr * sizeof(floating))
+                    rstate = 1
             if info.n_obj < max_hist:
                 obj_hist[info.n_obj] = p_obj
                 info.n_obj += 1
@@ -1486,6 +1569,8 @@ cdef void bcd_solve(const tf_plan* p, int n_ws, int n_orient, int n_chan,
     info.gap = gap
     info.p_obj = p_obj
     info.d_obj = best_d
+    if rprev != NULL and extrap != NULL:
+        extrap[0] = rstate
     info.n_active = 0
     for j in range(n_ws):
         info.n_active += active[j]
@@ -1515,11 +1600,14 @@ def bcd(TFPlan plan, const floating[:, ::1] GT, const floating[:, ::1] M,
         double tol, int dgap_freq, floating[::1] work, int anderson_k=0,
         floating[::1] snap=None, Py_ssize_t cap_rows=0,
         const floating[:, :, ::1] gram=None, int n_inner=1, int gap_start=0,
-        const floating[:, :, ::1] xgram=None, int n_threads=1):
+        const floating[:, :, ::1] xgram=None, int n_threads=1,
+        floating[:, ::1] rprev=None, double[::1] extrap=None):
     """Run :c:func:`bcd_solve` on a working set; arrays are updated in place.
 
     ``n_threads >= 2`` with ``xgram`` (cross Grams, see ``bcd_solve``) and
-    ``n_inner == 1``: two-thread sweeps.
+    ``n_inner == 1``: two-thread sweeps. ``rprev`` ((n_chan, T)) and ``extrap``
+    (2 doubles, ``extrap[0] = 0`` at the start of a solve): dual extrapolation,
+    state carried between calls (see ``bcd_solve``).
 
     Returns ``(status, n_iter, gap, p_obj, d_obj, n_active, obj_history)``.
     """
@@ -1546,14 +1634,18 @@ def bcd(TFPlan plan, const floating[:, ::1] GT, const floating[:, ::1] M,
                 plan, anderson_k, cap_rows, n_chan)))
             or (xgram is not None and (xgram.shape[0] != n_ws
                                        or xgram.shape[1] != n_orient
-                                       or xgram.shape[2] != n_orient))):
-        return (TFX_BAD_ARG, 0, np.inf, np.inf, -np.inf, 0, np.zeros(0), (0, 0))
+                                       or xgram.shape[2] != n_orient))
+            or (rprev is None) != (extrap is None)
+            or (rprev is not None and (rprev.shape[0] != n_chan or rprev.shape[1] != T
+                                       or extrap.shape[0] < 2
+                                       or extrap[0] not in (0.0, 1.0, 2.0)))):
+        return (<int> TFX_BAD_ARG, 0, np.inf, np.inf, -np.inf, 0, np.zeros(0), (0, 0))
     cdef floating[::1] pipe = None
     if n_threads >= 2 and xgram is not None and n_inner == 1 and n_ws >= 2:
         pipe = np.empty(4 * n_orient * T, dtype=plan.dtype)
     memset(&info, 0, sizeof(tf_info))
     if n_ws == 0:
-        return (TFX_OK, 0, 0.0, 0.5 * float(np.sum(np.square(M))),
+        return (<int> TFX_OK, 0, 0.0, 0.5 * float(np.sum(np.square(M))),
                 0.5 * float(np.sum(np.square(M))), 0, np.zeros(0), (0, 0))
     with nogil:
         bcd_solve(p, n_ws, n_orient, n_chan, &GT[0, 0], &M[0, 0], &R[0, 0],
@@ -1566,7 +1658,9 @@ def bcd(TFPlan plan, const floating[:, ::1] GT, const floating[:, ::1] M,
                   &snap[0] if snap is not None else NULL, cap_rows, &gram[0, 0, 0],
                   n_inner, gap_start,
                   &xgram[0, 0, 0] if pipe is not None else NULL,
-                  &pipe[0] if pipe is not None else NULL)
+                  &pipe[0] if pipe is not None else NULL,
+                  &rprev[0, 0] if rprev is not None else NULL,
+                  &extrap[0] if extrap is not None else NULL)
     return (info.status, info.n_iter, info.gap, info.p_obj, info.d_obj,
             info.n_active, np.asarray(hist)[:info.n_obj].copy(),
             (info.n_accel_try, info.n_accel))
