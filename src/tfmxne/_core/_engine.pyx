@@ -1391,7 +1391,8 @@ cdef void bcd_solve(const tf_plan* p, int n_ws, int n_orient, int n_chan,
     ``rprev`` (0: empty, 1: R at the last evaluation, 2: ``R - R_prev`` of the
     last evaluation, left on return for the caller's own certificate) and is
     carried from call to call; ``extrap[1]`` returns the ``t`` of the best point
-    of the last evaluation (0: ``R`` itself).
+    of the last evaluation (0: ``R`` itself). An evaluation where no candidate
+    beats ``R`` skips the candidates at the next one.
     """
     cdef pipe_ctx ctx
     cdef pipe_ctx* c = NULL
@@ -1417,6 +1418,8 @@ cdef void bcd_solve(const tf_plan* p, int n_ws, int n_orient, int n_chan,
     cdef double RM, dRM, RdR, ndR2, te, alpha = alpha_s + alpha_t
     cdef double nu_t[N_EXTRAP]
     cdef int ek, rstate = 0
+    cdef bint ext_skip = False, ext_won = False
+    cdef double d_plain
     cdef Py_ssize_t ir, nr = <Py_ssize_t> n_chan * T
     cdef const floating* dR = NULL
     cdef int s_in, next_gap
@@ -1528,10 +1531,11 @@ cdef void bcd_solve(const tf_plan* p, int n_ws, int n_orient, int n_chan,
             ws_primal(p, n_ws, n_orient, Z, active, wsp, wt, alpha_s, alpha_t, &pen)
             p_obj = 0.5 * nR2 + pen
             dR = NULL
-            if rstate >= 1:   # rprev <- R - R_prev
+            if rstate >= 1 and not ext_skip:   # rprev <- R - R_prev
                 for ir in range(nr):
                     rprev[ir] = R[ir] - rprev[ir]
                 dR = rprev
+            ext_skip = False
             nu = ws_dual_norm(p, n_ws, n_orient, n_chan, GT, R, dR, wsp, wt, rho, gtr,
                               Y, xnew, Yd, frames, items, nu_t)
             RM = dot(<int> nr, R, M)
@@ -1540,6 +1544,7 @@ cdef void bcd_solve(const tf_plan* p, int n_ws, int n_orient, int n_chan,
                 best_d = d_obj
             if dR != NULL:
                 extrap[1] = 0.0
+                d_plain = d_obj
                 dRM = dot(<int> nr, dR, M)
                 RdR = dot(<int> nr, R, dR)
                 ndR2 = dot(<int> nr, dR, dR)
@@ -1550,6 +1555,12 @@ cdef void bcd_solve(const tf_plan* p, int n_ws, int n_orient, int n_chan,
                     if d_obj > best_d:
                         best_d = d_obj
                         extrap[1] = te
+                    if d_obj > d_plain:
+                        ext_won = True
+                # not better than R itself (e.g. after Anderson jumps): skip the
+                # candidates at the next evaluation (half the cost where useless)
+                ext_skip = not ext_won
+                ext_won = False
             gap = p_obj - best_d
             if rprev != NULL and extrap != NULL:
                 if dR != NULL and (gap < tol or it == maxit - 1):
