@@ -366,8 +366,8 @@ def _tf_solve_impl(M, G, alpha_space, alpha_time, frame, n_orient, maxit, tol,
     from the computation of alpha_max), reused by the first outer iteration of
     a cold, unweighted start instead of being recomputed.
     The result holds the dual point ``theta`` (a scaled residual, possibly
-    extrapolated (``DUAL_EXTRAP``), feasible for
-    the dual of this problem) whose dual objective ``d_obj`` certifies ``gap``.
+    extrapolated, see ``DUAL_EXTRAP``; feasible for the dual of this problem)
+    whose dual objective ``d_obj`` certifies ``gap``.
     ``n_thr``: threads of the screening and of ``G^T R``.
     """
     dtype = frame.dtype
