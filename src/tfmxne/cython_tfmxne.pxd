@@ -79,7 +79,7 @@ Scratch memory (who owns it)
   ``malloc`` and free it before returning (every path, including errors). Peak
   scratch is about ``n_sources * n_times`` (the correlations ``G^T R``) plus the
   working set: ``n_ws * n_orient * (n_chan + n_times + 2 * n_coefs)`` with
-  ``n_ws`` the working-set size, plus ``n_chan * n_times`` and the Anderson
+  ``n_ws`` the working-set size, plus ``2 * n_chan * n_times`` and the Anderson
   snapshots of the working set, in elements of the precision.
 
 Solver
@@ -90,9 +90,10 @@ the ``n_orient`` rows of position ``j``; norms count negative frequencies) with
 the algorithm of ``tfmxne.tf_mixed_norm_solver`` (``debias=False``): a working
 set grown from the positions violating the optimality conditions most, an inner
 block coordinate descent on it (same compiled kernel, ``maxit`` epochs at most
-per inner solve, Anderson acceleration) and, at every outer iteration, the
-duality gap of the FULL problem with the exact dual norm over ALL positions (no
-screening). It stops when that gap is ``< tol`` (``TFX_OK``), or with
+per inner solve, Anderson acceleration, dual extrapolation) and, at every outer
+iteration, the duality gap of the FULL problem with the exact dual norm over ALL
+positions (no screening), at the rescaled residual and, when the inner solve's
+best dual point was the extrapolated residual ``R + t (R - R_prev)``, at that one. It stops when that gap is ``< tol`` (``TFX_OK``), or with
 ``TFX_MAXIT`` after 100 outer iterations or when no position violates the
 optimality conditions while the gap is still open (rounding floor: ``tol`` below
 the precision of the objectives). ``X_out = PhiT(Z)``. ``info`` (may be ``NULL``)

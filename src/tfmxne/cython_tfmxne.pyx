@@ -274,12 +274,14 @@ cdef int _solve(const tfx_plan_t* plan, const floating* M, const floating* G,
     cdef int T, K2, n_pos, o = n_orient, j, i, k, a, b, c, r, n_ws = 0, n_new
     cdef int n_A, n_cand, n_add, n_grow = WS_START, outer, status = TFX_MAXIT
     cdef Py_ssize_t cap_rows, n_snap, n_work
-    cdef double alpha, rho, nR2, pen, l21, l1, nu_max, scal, d_obj, v
+    cdef double alpha, rho, nR2, pen, l21, l1, nu_max, scal, d_obj, v, te, nu_x, nR2x
     cdef double best_d = -INFINITY, gap = INFINITY, p_obj = INFINITY
+    cdef double extrap[2]
     cdef bint fail = False
     # persistent scratch
     cdef floating* R = NULL
     cdef floating* GtR = NULL
+    cdef floating* rprev = NULL   # dual extrapolation: R - R_prev of the inner solve
     cdef floating* lc_all = NULL
     cdef floating* gram_all = NULL
     cdef floating* Y = NULL
@@ -340,6 +342,9 @@ cdef int _solve(const tfx_plan_t* plan, const floating* M, const floating* G,
         return TFX_NONFINITE
 
     R = <floating*> malloc(<Py_ssize_t> n_chan * T * sizeof(floating))
+    rprev = <floating*> malloc(<Py_ssize_t> n_chan * T * sizeof(floating))
+    extrap[0] = 0.0
+    extrap[1] = 0.0
     GtR = <floating*> malloc(<Py_ssize_t> n_src * T * sizeof(floating))
     lc_all = <floating*> malloc(n_pos * sizeof(floating))
     gram_all = <floating*> malloc(<Py_ssize_t> n_pos * o * o * sizeof(floating))
@@ -355,7 +360,7 @@ cdef int _solve(const tfx_plan_t* plan, const floating* M, const floating* G,
     act = <unsigned char*> malloc(n_pos)
     act_new = <unsigned char*> malloc(n_pos)
     hist = <double*> malloc(maxit * sizeof(double))
-    if (R == NULL or GtR == NULL or lc_all == NULL or gram_all == NULL or Y == NULL
+    if (R == NULL or rprev == NULL or GtR == NULL or lc_all == NULL or gram_all == NULL or Y == NULL
             or frames == NULL or items == NULL or nu == NULL or eig == NULL
             or cand == NULL or in_ws == NULL or ws == NULL or ws_new == NULL
             or act == NULL or act_new == NULL or hist == NULL):
@@ -406,6 +411,25 @@ cdef int _solve(const tfx_plan_t* plan, const floating* M, const floating* G,
         d_obj = (scal - 0.5 * scal * scal) * nR2 + scal * (dot(n_chan * T, R, M) - nR2)
         if d_obj > best_d:
             best_d = d_obj
+        if extrap[0] == 2 and extrap[1] > 0 and p_obj - best_d >= tol:
+            # the inner solve's best dual point was R + t (R - R_prev): certify it
+            # on all positions (GtR <- GtR + t G^T (R - R_prev); nu[] keeps R's)
+            te = extrap[1]
+            gemm_rm(True, False, n_src, T, n_chan, <floating> te, G, n_src, rprev, T,
+                    <floating> 1.0, GtR, T)
+            nu_x = 0.0
+            for j in range(n_pos):
+                stft_rows(p, GtR + <Py_ssize_t> j * o * T, o, T, Y, K2, frames)
+                v = eps_norm_block(p, Y, o, K2, <const floating*> NULL, 1.0, rho, items)
+                if v > nu_x:
+                    nu_x = v
+            nR2x = (nR2 + 2.0 * te * dot(n_chan * T, R, rprev)
+                    + te * te * dot(n_chan * T, rprev, rprev))
+            scal = 1.0 if nu_x <= alpha else alpha / nu_x
+            d_obj = (scal * (dot(n_chan * T, R, M) + te * dot(n_chan * T, rprev, M))
+                     - 0.5 * scal * scal * nR2x)
+            if isfinite(d_obj) and d_obj > best_d:
+                best_d = d_obj
         gap = p_obj - best_d
         if gap < tol:
             status = TFX_OK
@@ -494,12 +518,13 @@ cdef int _solve(const tfx_plan_t* plan, const floating* M, const floating* G,
         n_ws = n_new
         # ---- inner block coordinate descent (R stays M - G_ws X_ws)
         memset(&inner, 0, sizeof(tf_info))
+        extrap[0] = 0.0   # a new inner solve: no previous residual yet
+        extrap[1] = 0.0
         bcd_solve(p, n_ws, o, n_chan, GT, M, R, Xws, Zws, act, lc,
                   <const floating*> NULL, <const floating*> NULL, alpha_s, alpha_t,
                   maxit, tol * INNER_TOL_RATIO, DGAP_FREQ, work, items, hist, maxit,
                   &inner, ANDERSON_K, snap, cap_rows, gram, N_INNER, 0,
-                  <const floating*> NULL, <floating*> NULL, <floating*> NULL,
-                  <double*> NULL)
+                  <const floating*> NULL, <floating*> NULL, rprev, extrap)
         info.n_iter += inner.n_iter
         free(GT)
         free(lc)
@@ -535,6 +560,7 @@ cdef int _solve(const tfx_plan_t* plan, const floating* M, const floating* G,
     info.p_obj = p_obj
     info.d_obj = best_d
     free(R)
+    free(rprev)
     free(GtR)
     free(lc_all)
     free(gram_all)
