@@ -23,6 +23,7 @@ from ._core._engine cimport (
     istft_rows,
     eps_norm_block,
     penalty_block,
+    scaled_dual,
     bcd_solve,
 )
 
@@ -212,6 +213,23 @@ cdef int _cmp_cand(const void* a, const void* b) noexcept nogil:
     return (x.idx > y.idx) - (x.idx < y.idx)
 
 
+cdef double _dual_norms(const tf_plan* p, const floating* GtR, int n_pos, int o,
+                       double rho, floating* Y, floating* frames, eps_item* items,
+                       double* nu) noexcept nogil:
+    """Max over positions of the epsilon norm of Phi(GtR_j) (unweighted), each
+    stored in ``nu`` unless it is NULL."""
+    cdef int j, T = p.n_times, K2 = 2 * p.n_coefs
+    cdef double v, best = 0.0
+    for j in range(n_pos):
+        stft_rows(p, GtR + <Py_ssize_t> j * o * T, o, T, Y, K2, frames)
+        v = eps_norm_block(p, Y, o, K2, <const floating*> NULL, 1.0, rho, items)
+        if nu != NULL:
+            nu[j] = v
+        if v > best:
+            best = v
+    return best
+
+
 cdef double _max_eig_sym(double* A, int n) noexcept nogil:
     """Largest eigenvalue of a small symmetric matrix (cyclic Jacobi, in place)."""
     cdef int sweep, p, q, k
@@ -274,7 +292,7 @@ cdef int _solve(const tfx_plan_t* plan, const floating* M, const floating* G,
     cdef int T, K2, n_pos, o = n_orient, j, i, k, a, b, c, r, n_ws = 0, n_new
     cdef int n_A, n_cand, n_add, n_grow = WS_START, outer, status = TFX_MAXIT
     cdef Py_ssize_t cap_rows, n_snap, n_work
-    cdef double alpha, rho, nR2, pen, l21, l1, nu_max, scal, d_obj, v, te, nu_x, nR2x
+    cdef double alpha, rho, nR2, RM, pen, l21, l1, nu_max, d_obj, te
     cdef double best_d = -INFINITY, gap = INFINITY, p_obj = INFINITY
     cdef double extrap[2]
     cdef bint fail = False
@@ -389,12 +407,7 @@ cdef int _solve(const tfx_plan_t* plan, const floating* M, const floating* G,
         # ---- full-problem duality gap at the current iterate (exact dual norm)
         gemm_rm(True, False, n_src, T, n_chan, <floating> 1.0, G, n_src, R, T,
                 <floating> 0.0, GtR, T)
-        nu_max = 0.0
-        for j in range(n_pos):
-            stft_rows(p, GtR + <Py_ssize_t> j * o * T, o, T, Y, K2, frames)
-            nu[j] = eps_norm_block(p, Y, o, K2, <const floating*> NULL, 1.0, rho, items)
-            if nu[j] > nu_max:
-                nu_max = nu[j]
+        nu_max = _dual_norms(p, GtR, n_pos, o, rho, Y, frames, items, nu)
         nR2 = dot(n_chan * T, R, R)
         if not isfinite(nR2) or not isfinite(nu_max):
             status = TFX_NONFINITE
@@ -407,8 +420,8 @@ cdef int _solve(const tfx_plan_t* plan, const floating* M, const floating* G,
                               <const floating*> NULL, &l21, &l1)
                 pen += alpha_s * l21 + alpha_t * l1
         p_obj = 0.5 * nR2 + pen
-        scal = 1.0 if nu_max <= alpha else alpha / nu_max
-        d_obj = (scal - 0.5 * scal * scal) * nR2 + scal * (dot(n_chan * T, R, M) - nR2)
+        RM = dot(n_chan * T, R, M)
+        d_obj = scaled_dual(nR2, RM, nu_max, alpha)
         if d_obj > best_d:
             best_d = d_obj
         if extrap[0] == 2 and extrap[1] > 0 and p_obj - best_d >= tol:
@@ -417,17 +430,11 @@ cdef int _solve(const tfx_plan_t* plan, const floating* M, const floating* G,
             te = extrap[1]
             gemm_rm(True, False, n_src, T, n_chan, <floating> te, G, n_src, rprev, T,
                     <floating> 1.0, GtR, T)
-            nu_x = 0.0
-            for j in range(n_pos):
-                stft_rows(p, GtR + <Py_ssize_t> j * o * T, o, T, Y, K2, frames)
-                v = eps_norm_block(p, Y, o, K2, <const floating*> NULL, 1.0, rho, items)
-                if v > nu_x:
-                    nu_x = v
-            nR2x = (nR2 + 2.0 * te * dot(n_chan * T, R, rprev)
-                    + te * te * dot(n_chan * T, rprev, rprev))
-            scal = 1.0 if nu_x <= alpha else alpha / nu_x
-            d_obj = (scal * (dot(n_chan * T, R, M) + te * dot(n_chan * T, rprev, M))
-                     - 0.5 * scal * scal * nR2x)
+            d_obj = scaled_dual(
+                nR2 + 2.0 * te * dot(n_chan * T, R, rprev)
+                + te * te * dot(n_chan * T, rprev, rprev),
+                RM + te * dot(n_chan * T, rprev, M),
+                _dual_norms(p, GtR, n_pos, o, rho, Y, frames, items, NULL), alpha)
             if isfinite(d_obj) and d_obj > best_d:
                 best_d = d_obj
         gap = p_obj - best_d

@@ -22,6 +22,7 @@ cdef bint prox_block(const tf_plan* p, floating* Y, int n_orient, int ldy,
                      const floating* wt, double thr_t, double thr_s) noexcept nogil
 cdef void penalty_block(const tf_plan* p, const floating* Z, int n_orient, int ldz,
                         const floating* wt, double* l21, double* l1) noexcept nogil
+cdef double scaled_dual(double nR2, double RM, double nu, double alpha) noexcept nogil
 cdef void bcd_solve(const tf_plan* p, int n_ws, int n_orient, int n_chan,
                     const floating* GT, const floating* M, floating* R,
                     floating* X, floating* Z, unsigned char* active,

@@ -1013,7 +1013,7 @@ cdef double ws_dual_norm(const tf_plan* p, int n_ws, int n_orient, int n_chan,
     return best
 
 
-cdef inline double _scaled_dual(double nR2, double RM, double nu, double alpha) noexcept nogil:
+cdef double scaled_dual(double nR2, double RM, double nu, double alpha) noexcept nogil:
     """Dual objective of ``s R``, ``s = min(1, alpha / nu)`` (``nu``: dual norm of
     ``G^T R``), from ``||R||^2`` and ``<R, M>``."""
     cdef double scal = 1.0
@@ -1414,11 +1414,11 @@ cdef void bcd_solve(const tf_plan* p, int n_ws, int n_orient, int n_chan,
     cdef floating* frames = xold + n_orient * T
     # (within the work size: 3 n_o (T + 2 K) + max_frames)
     cdef floating* Yd = frames + p.max_frames
-    cdef double rho, lcj, thr_s, thr_t, nrm, nR2, pen, nu, scal, d_obj, d0, dn
+    cdef double rho, lcj, thr_s, thr_t, nrm, nR2, pen, nu, d_obj, d0, dn
     cdef double RM, dRM, RdR, ndR2, te, alpha = alpha_s + alpha_t
     cdef double nu_t[N_EXTRAP]
     cdef int ek, rstate = 0
-    cdef bint ext_skip = False, ext_won = False
+    cdef bint ext_skip = False
     cdef double d_plain
     cdef Py_ssize_t ir, nr = <Py_ssize_t> n_chan * T
     cdef const floating* dR = NULL
@@ -1539,28 +1539,27 @@ cdef void bcd_solve(const tf_plan* p, int n_ws, int n_orient, int n_chan,
             nu = ws_dual_norm(p, n_ws, n_orient, n_chan, GT, R, dR, wsp, wt, rho, gtr,
                               Y, xnew, Yd, frames, items, nu_t)
             RM = dot(<int> nr, R, M)
-            d_obj = _scaled_dual(nR2, RM, nu, alpha)
+            d_obj = scaled_dual(nR2, RM, nu, alpha)
             if d_obj > best_d:
                 best_d = d_obj
             if dR != NULL:
                 extrap[1] = 0.0
                 d_plain = d_obj
+                # not better than R itself (e.g. after Anderson jumps): skip the
+                # candidates at the next evaluation (half the cost where useless)
+                ext_skip = True
                 dRM = dot(<int> nr, dR, M)
                 RdR = dot(<int> nr, R, dR)
                 ndR2 = dot(<int> nr, dR, dR)
                 for ek in range(N_EXTRAP):
                     te = <double> (1 << ek)
-                    d_obj = _scaled_dual(nR2 + 2.0 * te * RdR + te * te * ndR2,
+                    d_obj = scaled_dual(nR2 + 2.0 * te * RdR + te * te * ndR2,
                                          RM + te * dRM, nu_t[ek], alpha)
                     if d_obj > best_d:
                         best_d = d_obj
                         extrap[1] = te
                     if d_obj > d_plain:
-                        ext_won = True
-                # not better than R itself (e.g. after Anderson jumps): skip the
-                # candidates at the next evaluation (half the cost where useless)
-                ext_skip = not ext_won
-                ext_won = False
+                        ext_skip = False
             gap = p_obj - best_d
             if rprev != NULL and extrap != NULL:
                 if dR != NULL and (gap < tol or it == maxit - 1):
