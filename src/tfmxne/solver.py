@@ -55,7 +55,8 @@ ANDERSON_START = 20
 #: Max proximal gradient steps per block visit (the block Gram keeps extra
 #: steps cheap); one measured fastest on the benchmark problems.
 N_INNER = 1
-#: Inner solves stop at this fraction of the outer tolerance...
+#: Inner solves on a growing working set stop at this fraction of the outer
+#: tolerance at the least...
 INNER_TOL_RATIO = 0.1
 #: ...or, while the working set is still incomplete, at this fraction of the
 #: current gap of the full problem (as celer does): early working sets are only
@@ -65,6 +66,14 @@ INNER_GAP_FRAC = 0.3
 #: then doubles up to ``dgap_freq``); a complete working set is checked every
 #: ``dgap_freq`` epochs.
 INNER_GAP_START = 3
+#: Inner solves on a complete working set (no position outside it violated the
+#: optimality conditions) stop at this fraction of tol instead: the full gap
+#: then equals the working set's unless the solve makes an outside position
+#: violate, and going on to tol / 10 only bought the slow tail's epochs (5 mm
+#: grid, alpha 30: the last inner solve 170 -> 30 epochs; the path up to the
+#: first complete working set is unchanged. Same-process A/B on 13 cases,
+#: best of 3: 48.3 -> 41.8 s).
+COMPLETE_TOL_RATIO = 0.25
 
 _BATCH_DEPTH = [0]
 _BATCH_LOCK = threading.Lock()
@@ -263,8 +272,11 @@ _STATUS = {0: "converged", _MAXIT: "iteration cap reached", 2: "non-finite value
 def _check_problem(M, G, n_orient, alpha_space, alpha_time, maxit, tol, dgap_freq,
                    wsize, tstep, dtype=np.float64):
     n_orient = check_int(n_orient, "n_orient", 1)
-    M = check_real_array(M, "M", 2, dtype=dtype)
-    G = check_real_array(G, "G", 2, dtype=dtype)
+    # one internal layout, C order (a copy of an F-ordered or strided input): the
+    # full products G^T R, hence the iterates, are the same bits whatever the
+    # caller's layout
+    M = np.ascontiguousarray(check_real_array(M, "M", 2, dtype=dtype))
+    G = np.ascontiguousarray(check_real_array(G, "G", 2, dtype=dtype))
     if M.shape[0] != G.shape[0]:
         raise ValueError(
             f"M and G must have the same number of rows (sensors), got M.shape={M.shape} "
@@ -516,10 +528,13 @@ def _tf_solve_impl(M, G, alpha_space, alpha_time, frame, n_orient, maxit, tol,
         act = np.zeros(n_ws, np.uint8)
         act[pos_in_ws] = 1
         R = np.ascontiguousarray(R)
-        # working set complete (nothing new violates): solve to the final precision
+        # growing working set: loose target; complete (nothing new violates):
+        # close the gap below tol with some margin for the outer certificate
         tol_in = tol * INNER_TOL_RATIO
         if n_ws > len(A):
             tol_in = max(tol_in, INNER_GAP_FRAC * gap)
+        else:
+            tol_in = tol * COMPLETE_TOL_RATIO
         grams = _block_grams(GT, n_orient)
         lc_ws = lc[ws]
         # two-thread sweeps: helper thread for the sensor-space products
@@ -527,7 +542,8 @@ def _tf_solve_impl(M, G, alpha_space, alpha_time, frame, n_orient, maxit, tol,
             if n_thr > 1 and N_INNER == 1 and n_ws >= PIPE_MIN_BLOCKS else None
         ws_w = w_space[ws] if w_space is not None else None
         wt_w = w_time[ws] if w_time is not None else None
-        gap_start = INNER_GAP_START if tol_in > tol * INNER_TOL_RATIO else 0
+        gap_start = INNER_GAP_START if tol_in > tol * INNER_TOL_RATIO and n_ws > len(A) \
+            else 0
         n_plain = min(maxit, ANDERSON_START) if ANDERSON_K else maxit
         if extrap is not None:
             extrap[:] = 0.0   # a new inner solve: no previous residual yet
@@ -646,8 +662,6 @@ def _solver_core(M, G, alpha_space, alpha_time, wsize, tstep, n_orient, maxit, t
         _check_problem(M, G, n_orient, alpha_space, alpha_time, maxit, tol, dgap_freq,
                        wsize, tstep, dtype=dtype)
     frame = TFFrame(M.shape[1], wsize, tstep, dtype=dtype)
-    M = np.ascontiguousarray(M)
-    G = np.asfortranarray(G) if G.flags.f_contiguous else np.ascontiguousarray(G)
     logger.info("Using block coordinate descent with active set approach")
     res = _tf_solve(M, G, alpha_space, alpha_time, frame, n_orient, maxit, tol,
                     dgap_freq, max_outer=max_outer)
@@ -707,7 +721,9 @@ def tf_mixed_norm_solver(M, G, alpha_space, alpha_time, wsize=64, tstep=4, n_ori
     Notes
     -----
     The outer loop is capped at :data:`MAX_OUTER_ITER` working-set iterations;
-    reaching the cap emits a ``RuntimeWarning`` with the gap reached.
+    reaching the cap emits a ``RuntimeWarning`` with the gap reached. ``M`` and
+    ``G`` are used in C order (an F-ordered ``G`` is copied), so the result does
+    not depend on the caller's memory layout.
     """
     for name, val in (("debias", debias), ("return_gap", return_gap)):
         if not isinstance(val, bool | np.bool_):
