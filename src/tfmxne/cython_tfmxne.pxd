@@ -93,7 +93,8 @@ block coordinate descent on it (same compiled kernel, ``maxit`` epochs at most
 per inner solve, Anderson acceleration, dual extrapolation) and, at every outer
 iteration, the duality gap of the FULL problem with the exact dual norm over ALL
 positions (no screening), at the rescaled residual and, when the inner solve's
-best dual point was the extrapolated residual ``R + t (R - R_prev)``, at that one. It stops when that gap is ``< tol`` (``TFX_OK``), or with
+best dual point was the extrapolated residual ``R + t (R - R_prev)``, at that one.
+It stops when that gap is ``< tol`` (``TFX_OK``), or with
 ``TFX_MAXIT`` after 100 outer iterations or when no position violates the
 optimality conditions while the gap is still open (rounding floor: ``tol`` below
 the precision of the objectives). ``X_out = PhiT(Z)``. ``info`` (may be ``NULL``)

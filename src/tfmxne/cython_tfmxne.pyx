@@ -378,8 +378,8 @@ cdef int _solve(const tfx_plan_t* plan, const floating* M, const floating* G,
     act = <unsigned char*> malloc(n_pos)
     act_new = <unsigned char*> malloc(n_pos)
     hist = <double*> malloc(maxit * sizeof(double))
-    if (R == NULL or rprev == NULL or GtR == NULL or lc_all == NULL or gram_all == NULL or Y == NULL
-            or frames == NULL or items == NULL or nu == NULL or eig == NULL
+    if (R == NULL or rprev == NULL or GtR == NULL or lc_all == NULL or gram_all == NULL
+            or Y == NULL or frames == NULL or items == NULL or nu == NULL or eig == NULL
             or cand == NULL or in_ws == NULL or ws == NULL or ws_new == NULL
             or act == NULL or act_new == NULL or hist == NULL):
         status = TFX_NO_MEMORY

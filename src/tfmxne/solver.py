@@ -528,13 +528,15 @@ def _tf_solve_impl(M, G, alpha_space, alpha_time, frame, n_orient, maxit, tol,
         act = np.zeros(n_ws, np.uint8)
         act[pos_in_ws] = 1
         R = np.ascontiguousarray(R)
-        # growing working set: loose target; complete (nothing new violates):
-        # close the gap below tol with some margin for the outer certificate
-        tol_in = tol * INNER_TOL_RATIO
+        # growing working set: loose target, an early first gap check while it is
+        # loose; complete (nothing new violates): close the gap below tol with
+        # some margin for the outer certificate
         if n_ws > len(A):
-            tol_in = max(tol_in, INNER_GAP_FRAC * gap)
+            tol_in = max(tol * INNER_TOL_RATIO, INNER_GAP_FRAC * gap)
+            gap_start = INNER_GAP_START if tol_in > tol * INNER_TOL_RATIO else 0
         else:
             tol_in = tol * COMPLETE_TOL_RATIO
+            gap_start = 0
         grams = _block_grams(GT, n_orient)
         lc_ws = lc[ws]
         # two-thread sweeps: helper thread for the sensor-space products
@@ -542,8 +544,6 @@ def _tf_solve_impl(M, G, alpha_space, alpha_time, frame, n_orient, maxit, tol,
             if n_thr > 1 and N_INNER == 1 and n_ws >= PIPE_MIN_BLOCKS else None
         ws_w = w_space[ws] if w_space is not None else None
         wt_w = w_time[ws] if w_time is not None else None
-        gap_start = INNER_GAP_START if tol_in > tol * INNER_TOL_RATIO and n_ws > len(A) \
-            else 0
         n_plain = min(maxit, ANDERSON_START) if ANDERSON_K else maxit
         if extrap is not None:
             extrap[:] = 0.0   # a new inner solve: no previous residual yet
