@@ -8,8 +8,6 @@ runs), never in the repository.
 """
 
 import os
-import pickle
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -44,20 +42,6 @@ def cache_dir(tmp_path_factory):
         Path(env).mkdir(parents=True, exist_ok=True)
         return Path(env)
     return tmp_path_factory.mktemp("tfmxne-cache")
-
-
-def cached(cache_dir, name, fun):
-    """Compute ``fun()`` once per cache folder (pickle)."""
-    path = Path(cache_dir) / f"{name}.pkl"
-    if path.exists():
-        with open(path, "rb") as f:
-            return pickle.load(f)
-    out = fun()
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as f:
-        pickle.dump(out, f)
-    tmp.replace(path)
-    return out
 
 
 @pytest.fixture(scope="session")
@@ -134,3 +118,9 @@ def fwd_mixed(sample_path, cache_dir):
 @pytest.fixture(scope="session")
 def fwd_discrete(sample_path, cache_dir):
     return _make_fwd(sample_path, cache_dir, "discrete")
+
+
+@pytest.fixture(scope="session")
+def fwd_vol7(sample_path, cache_dir):
+    """The 7 mm grid of the benchmarks (4371 positions; minutes to compute)."""
+    return _make_fwd(sample_path, cache_dir, "vol7.0")

@@ -2,10 +2,7 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """Epsilon norm (dual of the TF-MxNE penalty) against an independent bisection."""
 
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(__file__))
 
 import numpy as np
 import pytest

@@ -4,10 +4,7 @@
 ``R``; checked against an independent NumPy dual objective, and the solver's
 certificate stays a certificate."""
 
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(__file__))
 
 import numpy as np
 import pytest

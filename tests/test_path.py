@@ -87,17 +87,26 @@ def test_batch_identical_to_one_by_one(evoked, fwd, noise_cov):
         np.testing.assert_array_equal(a.active_set, b.active_set)
         np.testing.assert_array_equal(a.X, b.X)
         np.testing.assert_array_equal(a.X, c.X)
-    # BLAS threads left at their default in the batch: the preparation's products
-    # round differently with two BLAS threads, which moves the stopping point
-    # within the tolerance. Both are certified: their objectives differ by at most
-    # the larger gap. The estimates agree to a few 1e-3 relative (measured up to
-    # 1.5e-3: these loose-orientation surface positions are near-degenerate)
+    # BLAS threads left at their default: the batch's solves run serially in
+    # their threads while a single solve pipelines its sweeps over two threads,
+    # so the iterates (not the problem) differ. The preparation is the same
+    # bits (BLAS thread count and all), so both are certified on one problem:
+    # P* lies in [P_a - gap_a, P_a] and in [P_b - gap_b, P_b], hence
+    # |P_a - P_b| <= max(gap_a, gap_b), up to the rounding of evaluating each
+    # primal (a sum of M.size squares: M.size * eps relative).
+    single2 = [tfmxne.solve(ev, fwd, noise_cov, **kw) for ev in evs]
     batch2 = tfmxne.solve(evs, fwd, noise_cov, n_jobs=2, **kw)
-    for a, b in zip(single, batch2):
+    for a, b in zip(single2, batch2):
+        np.testing.assert_array_equal(a._M, b._M)
         np.testing.assert_array_equal(a.active_set, b.active_set)
-        assert b.converged
-        assert abs(a.objective[-1] - b.objective[-1]) <= max(a.gap, b.gap)
-        assert np.linalg.norm(a.X - b.X) / np.linalg.norm(a.X) < 1e-2
+        assert a.converged and b.converged
+        assert max(a.gap, b.gap) <= a.tol
+        rounding = a._M.size * np.finfo(float).eps * abs(a.objective[-1])
+        assert abs(a.objective[-1] - b.objective[-1]) <= max(a.gap, b.gap) + rounding
+    # with one BLAS thread in one run and two in the other, the preparations
+    # themselves round differently (the whitener's eigendecomposition of an
+    # ill-conditioned covariance: about 1e-8 relative on the gain), so those two
+    # problems are not equal and their objectives need not agree within the gaps
     with pytest.raises(ValueError, match="channels"):
         tfmxne.solve([evoked, evoked.copy().pick("meg")], fwd, noise_cov, **kw)
 

@@ -2,11 +2,8 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """STFT / ISTFT: equality with MNE, tight frame, multi-dictionary frame, cost."""
 
-import os
-import sys
 import tracemalloc
 
-sys.path.insert(0, os.path.dirname(__file__))
 
 import numpy as np
 import pytest
