@@ -22,7 +22,7 @@ HERE = Path(__file__).resolve().parent
 
 # forward recipes of shared/data/sample/README.md
 FWD_KINDS = {
-    "surf": dict(kind="surface", pos=None, n_pos=516),
+    "surf": dict(kind="surface", pos=None, n_pos=508),
     "vol7": dict(kind="volume", pos=7.0, n_pos=4371),
     "vol5": dict(kind="volume", pos=5.0, n_pos=11942),
 }

@@ -15,13 +15,22 @@ process's total wall time (interpreter start, imports, data loading, call).
 Cases (sample data, 'Left Auditory', cropped to -0.05..0.3 s = 211 samples unless
 said; alpha=40, l1_ratio=0.03, tol=1e-4, wsize=64, tstep=4):
 
-  a  surf        surface, 516 positions, loose='auto'
+  a  surf        surface, 508 positions, loose='auto'
   b  vol7        7 mm volume grid, 4371 positions, loose=1
   c  vol5        5 mm volume grid, 11942 positions, loose=1
   d  long        whole evoked resampled to 1801.8 Hz (1263 samples), surface
   e  multi       wsize=[16, 64], tstep=[4, 4], n_tfmxne_iter=10, alpha=30,
                  l1_ratio=0.05, surface
   f  vol7-tight  7 mm volume grid at tol=1e-8
+
+Each case also runs a reference worker: tfmxne at tol=1e-10 (``--ref-tol``),
+the *converged optimum* (certified by its duality gap; exact debiasing, which
+is MNE's debiasing problem solved to its minimiser). Every worker records the
+debiasing scaling it applied (MNE's ``compute_bias``, tfmxne's ``_debias``),
+so one call gives both the debiased estimate and the estimate before
+debiasing; the report prints the four relative distances to the optimum
+(MNE / tfmxne, with and without debiasing), ``||est - opt|| / ||opt||`` on the
+union of the active vertices.
 
 then a scaling table on the surface source space: time vs n_times (the whole
 evoked, 421 samples at 600.6 Hz, resampled to 200, 500, 1000, 2000 samples) and
@@ -62,7 +71,7 @@ BASE = dict(fwd="surf", crop=DEFAULT_CROP, resample=None, n_times=None, src_step
             loose="auto", alpha=40.0, l1_ratio=0.03, tol=1e-4, wsize=64, tstep=4,
             n_tfmxne_iter=1)
 CASES = {
-    "a": dict(name="surf", desc="surface, 516 positions, loose='auto'"),
+    "a": dict(name="surf", desc="surface, 508 positions, loose='auto'"),
     "b": dict(name="vol7", desc="7 mm volume, 4371 positions, loose=1",
               fwd="vol7", loose=1.0),
     "c": dict(name="vol5", desc="5 mm volume, 11942 positions, loose=1",
@@ -123,6 +132,9 @@ def run_worker(args):
     kw = dict(alpha=spec["alpha"], l1_ratio=spec["l1_ratio"], tol=spec["tol"],
               loose=spec["loose"], wsize=spec["wsize"], tstep=spec["tstep"],
               n_tfmxne_iter=spec["n_tfmxne_iter"])
+    if args.impl == "ref":
+        kw.update(tol=args.ref_tol, maxit=100000)
+    scalings = _record_debiasing(args.impl)
     info = dict(impl=args.impl, spec=spec, t_load=t_load, n_times=len(evoked.times),
                 sfreq=float(evoked.info["sfreq"]), n_positions=int(fwd["nsource"]),
                 timeout=args.timeout, pid=os.getpid(), env=bu.environment())
@@ -169,10 +181,42 @@ def run_worker(args):
         verts = stc.vertices if isinstance(stc.vertices, list) else [stc.vertices]
         keys = np.concatenate([np.c_[np.full(len(v), h), v]
                                for h, v in enumerate(verts)]).astype(np.int64)
-        np.savez(out.with_suffix(".npz"), keys=keys, data=np.asarray(stc.data))
+        data = np.asarray(stc.data)
+        # the estimate before debiasing: the debiasing scaling is one factor per
+        # position (tied over orientations), applied before the components are
+        # combined, so it divides each row of the estimate
+        nodebias = data
+        if scalings:
+            d = np.asarray(scalings[-1], dtype=float)
+            if len(d) % len(keys) == 0 and len(d) > 0:
+                d_pos = d[::len(d) // len(keys)]
+                nodebias = data / d_pos.reshape((-1,) + (1,) * (data.ndim - 1))
+            info["debias_mean_scaling"] = float(np.mean(d))
+        np.savez(out.with_suffix(".npz"), keys=keys, data=data, nodebias=nodebias)
         info["n_active"] = int(len(keys))
         info["stc_type"] = type(stc).__name__
     _write_json(out, info)
+
+
+def _record_debiasing(impl):
+    """Wrap the implementation's debiasing step to record the scaling it applies
+    (one call per solve; its cost is unchanged)."""
+    scalings = []
+    if impl == "mne":
+        from mne.inverse_sparse import mxne_optim as mod
+        name = "compute_bias"
+    else:
+        import tfmxne.inverse as mod
+        name = "_debias"
+    original = getattr(mod, name)
+
+    def wrapper(*a, **k):
+        d = original(*a, **k)
+        scalings.append(np.array(d, dtype=float))
+        return d
+
+    setattr(mod, name, wrapper)
+    return scalings
 
 
 # ===========================================================================
@@ -203,6 +247,8 @@ class Runner:
                "--spec", json.dumps(spec), "--out", str(out), "--timeout", f"{timeout:g}"]
         if self.args.data:
             cmd += ["--data", self.args.data]
+        if impl == "ref":
+            cmd += ["--ref-tol", f"{self.args.ref_tol:g}"]
         if self.args.tracemalloc:
             cmd.append("--tracemalloc")
         print(f"  [{label}] {impl:<6} ... ", end="", flush=True)
@@ -263,6 +309,32 @@ def compare(res_m, res_t):
     out.update(same_vertices=False, common=len(sm & st), union=len(union),
                rel_diff_union=float(np.linalg.norm(ut - um) / ref)
                if ref > 0 and um.shape == ut.shape else None)
+    return out
+
+
+def _on_union(ka, da, kb, db):
+    """Two estimates on the union of their vertices (zeros where inactive)."""
+    union = sorted({tuple(k) for k in ka.tolist()} | {tuple(k) for k in kb.tolist()})
+    idx = {k: i for i, k in enumerate(union)}
+    out = []
+    for keys, data in ((ka, da), (kb, db)):
+        u = np.zeros((len(union),) + data.shape[1:])
+        u[[idx[tuple(k)] for k in keys.tolist()]] = data
+        out.append(u)
+    return out
+
+
+def distances(res, res_ref):
+    """Relative distances of ``res`` to the optimum ``res_ref``, with and
+    without debiasing: ``||est - opt|| / ||opt||`` on the union of vertices."""
+    if not (res.get("_npz") and res_ref.get("_npz")):
+        return None
+    a, b = np.load(res["_npz"]), np.load(res_ref["_npz"])
+    out = {}
+    for field in ("data", "nodebias"):
+        ua, ub = _on_union(a["keys"], a[field], b["keys"], b[field])
+        nb = np.linalg.norm(ub)
+        out[field] = float(np.linalg.norm(ua - ub) / nb) if nb > 0 else None
     return out
 
 
@@ -356,11 +428,17 @@ def run_cases(args, runner, case_ids):
             res_m = runner.run("mne", spec, tmo, cid)
         sp, lower = _speedup(res_m, res_t)
         comp = compare(res_m, res_t)
+        dist = None
+        if not args.no_ref:
+            res_r = runner.run("ref", spec, args.tfmxne_timeout, f"{cid} optimum")
+            dist = {impl: distances(r, res_r) for impl, r in (("mne", res_m),
+                                                             ("tfmxne", res_t))}
         results.append(dict(id=cid, name=name, desc=CASES[cid]["desc"], spec=spec,
                             n_times=res_t.get("n_times"),
                             n_positions=res_t.get("n_positions"),
                             mne=res_m, tfmxne=res_t, speedup=sp,
-                            speedup_is_lower_bound=lower, comparison=comp))
+                            speedup_is_lower_bound=lower, comparison=comp,
+                            distances=dist))
     return results
 
 
@@ -438,6 +516,29 @@ CASE_HEADER = ["case", "positions", "samples", "MNE", "tfmxne", "speedup",
                "peak RSS MB (M/T)", "+call MB (M/T)", "active (M/T)", "agreement",
                "process s (M/T)"]
 SCALE_HEADER = ["size", "MNE", "tfmxne", "speedup", "active (M/T)"]
+DIST_HEADER = ["case", "MNE debiased", "tfmxne debiased", "MNE no debias",
+               "tfmxne no debias", "closer"]
+
+
+def _dist_rows(results):
+    def f(d, impl, field):
+        v = (d or {}).get(impl) or {}
+        return f"{v[field]:.1e}" if v.get(field) is not None else "-"
+
+    rows = []
+    for r in results:
+        d = r.get("distances")
+        if not d:
+            continue
+        closer = []
+        for field in ("data", "nodebias"):
+            m, t = (d.get("mne") or {}).get(field), (d.get("tfmxne") or {}).get(field)
+            closer.append("-" if m is None or t is None else
+                          ("tfmxne" if t <= m else "MNE"))
+        rows.append([f"({r['id']}) {r['name']}", f(d, "mne", "data"),
+                     f(d, "tfmxne", "data"), f(d, "mne", "nodebias"),
+                     f(d, "tfmxne", "nodebias"), " / ".join(closer)])
+    return rows
 
 
 def _scale_rows(pts, axis):
@@ -485,6 +586,11 @@ def report(results, scaling, markdown):
     if results:
         print("\n### End-to-end cases\n" if markdown else "\n== end-to-end cases ==")
         printer(CASE_HEADER, _case_rows(results))
+        rows = _dist_rows(results)
+        if rows:
+            title = "Distance to the converged optimum (tfmxne at --ref-tol)"
+            print(f"\n### {title}\n" if markdown else f"\n== {title.lower()} ==")
+            printer(DIST_HEADER, rows)
         if not markdown:
             for r in results:
                 for impl in IMPLS:
@@ -540,6 +646,10 @@ def parse_args(argv=None):
                     help="total MNE seconds in the scaling table (default 300; 60 "
                          "with --quick)")
     ap.add_argument("--no-mne", action="store_true", help="time tfmxne only")
+    ap.add_argument("--no-ref", action="store_true",
+                    help="skip the converged-optimum reference runs (no distances)")
+    ap.add_argument("--ref-tol", type=float, default=1e-10,
+                    help="tolerance of the converged-optimum reference (default 1e-10)")
     ap.add_argument("--blas-threads", type=int, default=None,
                     help="set OMP/OPENBLAS/MKL_NUM_THREADS of the workers (default: "
                          "library default, all cores)")
@@ -557,7 +667,7 @@ def parse_args(argv=None):
     ap.add_argument("--data", default=None, help="sample data folder")
     # hidden worker mode
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--impl", choices=IMPLS, help=argparse.SUPPRESS)
+    ap.add_argument("--impl", choices=IMPLS + ("ref",), help=argparse.SUPPRESS)
     ap.add_argument("--spec", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     ap.add_argument("--timeout", type=float, default=600.0, help=argparse.SUPPRESS)
