@@ -209,13 +209,13 @@ def _occluded(points, depth, tri_xy, tri_depth):
     a, b, c = tri_xy[:, 0], tri_xy[:, 1], tri_xy[:, 2]
     v0, v1 = b - a, c - a
     den = v0[:, 0] * v1[:, 1] - v1[:, 0] * v0[:, 1]
-    ok = np.abs(den) > 1e-12
+    ok = np.abs(den) > 1e-12  # triangles seen edge-on hide nothing
+    den = np.where(ok, den, 1.0)
     hidden = np.zeros(len(points), bool)
     for i, (q, dq) in enumerate(zip(points, depth)):
         w = q - a
-        with np.errstate(divide="ignore", invalid="ignore"):
-            u = (w[:, 0] * v1[:, 1] - v1[:, 0] * w[:, 1]) / den
-            v = (v0[:, 0] * w[:, 1] - w[:, 0] * v0[:, 1]) / den
+        u = (w[:, 0] * v1[:, 1] - v1[:, 0] * w[:, 1]) / den
+        v = (v0[:, 0] * w[:, 1] - w[:, 0] * v0[:, 1]) / den
         inside = ok & (u >= 0) & (v >= 0) & (u + v <= 1)
         if inside.any():
             d = ((1 - u - v) * tri_depth[:, 0] + u * tri_depth[:, 1]
@@ -235,7 +235,10 @@ def plot_brain(estimate, forward, *, views=("left", "top", "right"), colors=None
     position (``forward['source_rr']``) whose area is proportional to its peak
     amplitude; sources hidden by the surface in a view (in a sulcus, or
     below the top of the brain) are drawn as open circles. A lateral view shows
-    one hemisphere and leaves out the sources of the other.
+    one hemisphere and leaves out the sources of the other. Each marker is a
+    scatter collection labelled ``'<space> <vertex>'`` (as the first words of
+    the time-course labels of :func:`plot_tfmxne`), with gid ``'visible'`` or
+    ``'hidden'``.
 
     Parameters
     ----------
@@ -344,12 +347,15 @@ def plot_brain(estimate, forward, *, views=("left", "top", "right"), colors=None
             hidden = np.zeros(len(rows), bool)
             hidden[shown] = _occluded(pxy[shown], pdepth[shown], xy[tris], tri_depth)
             for k in shown:
+                label = f"{rows[k]['space']} {rows[k]['vertex']}"
                 if hidden[k]:
                     ax.scatter(pxy[k, 0], pxy[k, 1], s=sizes[k], facecolors="none",
-                               edgecolors=[colors[k]], linewidths=2.0, zorder=3)
+                               edgecolors=[colors[k]], linewidths=2.0, zorder=3,
+                               label=label, gid="hidden")
                 else:
                     ax.scatter(pxy[k, 0], pxy[k, 1], s=sizes[k], c=[colors[k]],
-                               edgecolors="k", linewidths=0.8, zorder=4)
+                               edgecolors="k", linewidths=0.8, zorder=4, label=label,
+                               gid="visible")
         ax.set_xlim(-half, half)
         ax.set_ylim(-half, half)
         ax.set_aspect("equal")
