@@ -183,7 +183,8 @@ def _surfaces(forward):
     out = []
     for s in forward["src"]:
         tris = s.get("tris")
-        if s["type"] == "surf" and tris is not None and len(tris) and s.get("rr") is not None:
+        if (s["type"] == "surf" and tris is not None and len(tris)
+                and s.get("rr") is not None):
             out.append((_space_label(s), np.asarray(s["rr"], float),
                         np.asarray(tris, int)))
     return out
@@ -225,7 +226,8 @@ def _occluded(points, depth, tri_xy, tri_depth):
 
 
 def plot_brain(estimate, forward, *, views=("left", "top", "right"), colors=None,
-               max_size=_MARKER_AREA, axes=None, title=None, fname=None, dpi=100, show=False):
+               max_size=_MARKER_AREA, axes=None, title=None, fname=None, dpi=100,
+               show=False):
     """Draw the active sources on the triangulated cortical surfaces.
 
     The surfaces are those of the forward's own surface source spaces
@@ -307,7 +309,6 @@ def plot_brain(estimate, forward, *, views=("left", "top", "right"), colors=None
 
     all_rr = np.concatenate([v for _, v, _ in surfaces])
     centre = 0.5 * (all_rr.min(axis=0) + all_rr.max(axis=0))
-    half = 0.5 * float(np.ptp(all_rr, axis=0).max()) * 1.04
     pos = np.array([r["pos"] for r in rows]).reshape(-1, 3)
     amp = np.abs(np.array([r["amplitude"] for r in rows], float))
     sizes = max_size * amp / amp.max() if len(amp) and amp.max() > 0 else amp
@@ -356,8 +357,11 @@ def plot_brain(estimate, forward, *, views=("left", "top", "right"), colors=None
                     ax.scatter(pxy[k, 0], pxy[k, 1], s=sizes[k], c=[colors[k]],
                                edgecolors="k", linewidths=0.8, zorder=4, label=label,
                                gid="visible")
-        ax.set_xlim(-half, half)
-        ax.set_ylim(-half, half)
+        # tight around the surfaces shown (each panel has its own scale)
+        lo, hi = xy.min(axis=0), xy.max(axis=0)
+        pad = 0.03 * float(np.ptp(all_rr, axis=0).max())
+        ax.set_xlim(lo[0] - pad, hi[0] + pad)
+        ax.set_ylim(lo[1] - pad, hi[1] + pad)
         ax.set_aspect("equal")
         ax.set_axis_off()
         ax.set_title(name, fontsize=9)
@@ -508,7 +512,8 @@ def plot_tfmxne(result, evoked=None, noise_cov=None, *, max_sources=8, fmax=100.
     if gof["post"] is not None:
         text += f", {100 * gof['post']:.1f} % (t > 0)"
     if n_pos:
-        text += f",\n{100 * gof['peak']:.1f} % at the peak of the fit ({t_peak:.0f} ms, dashed)"
+        text += (f",\n{100 * gof['peak']:.1f} % at the peak of the fit ({t_peak:.0f} ms, "
+                 "dashed)")
     ax_r.text(0.99, 0.97, text, ha="right", va="top", transform=ax_r.transAxes,
               fontsize=8, bbox=dict(facecolor="w", edgecolor="none", alpha=0.8))
 
@@ -518,7 +523,7 @@ def plot_tfmxne(result, evoked=None, noise_cov=None, *, max_sources=8, fmax=100.
                                    width_ratios=[1.0] * len(brain_views) + [0.75])
         axes_b = [fig.add_subplot(sub[0, i]) for i in range(len(brain_views))]
         plot_brain(est, forward, views=brain_views, colors=colors, axes=axes_b)
-        _brain_key(fig.add_subplot(sub[0, -1]), est, forward, colors)
+        _brain_key(fig.add_subplot(sub[0, -1]), est, forward)
 
     # 3. source time courses
     ax_s = fig.add_subplot(gs[row_s, :])
@@ -581,7 +586,7 @@ def plot_tfmxne(result, evoked=None, noise_cov=None, *, max_sources=8, fmax=100.
     return fig
 
 
-def _brain_key(ax, estimate, forward, colors):
+def _brain_key(ax, estimate, forward):
     """Legend of the brain panels: marker sizes and open/filled markers."""
     rows = source_table(estimate, forward)
     amp = np.abs([r["amplitude"] for r in rows])
@@ -593,8 +598,9 @@ def _brain_key(ax, estimate, forward, colors):
     ref = [top, top / 2, top / 5]
     for i, a in enumerate(ref):
         y = 0.86 - 0.13 * i
-        ax.scatter([0.12], [y], s=max(_MARKER_AREA * a / top, 0.04 * _MARKER_AREA), c="0.6", edgecolors="k",
-                   linewidths=0.8, transform=ax.transAxes, clip_on=False)
+        ax.scatter([0.12], [y], s=max(_MARKER_AREA * a / top, 0.04 * _MARKER_AREA),
+                   c="0.6", edgecolors="k", linewidths=0.8, transform=ax.transAxes,
+                   clip_on=False)
         ax.text(0.25, y, f"{1e9 * a:.0f} nAm", va="center", fontsize=8,
                 transform=ax.transAxes)
     ax.text(0.0, 0.47, "marker area: peak amplitude\nfilled: visible in this view\n"
