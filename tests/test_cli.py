@@ -20,8 +20,14 @@ import pytest
 
 import tfmxne
 from tfmxne import cli
+from tfmxne.datasets import sample
 
 TIMEOUT = 300
+# issue 17: TF-MxNE sources of 'Left Auditory' on the corrected geometry, in head
+# coordinates (mm); the demo must find one within 20 mm of a left and of a right one
+AUDITORY_LEFT = np.array([[-60.0, -5.0, 71.0], [-54.0, 6.0, 66.0]])
+AUDITORY_RIGHT = np.array([[49.0, 9.0, 78.0]])
+NEAR_MM = 20.0
 # a small, quick problem for `tfmxne run` (a few seconds)
 RUN_PARAMS = dict(alpha=60.0, l1_ratio=0.05, n_tfmxne_iter=2)
 RUN_CROP = (0.05, 0.15)
@@ -89,24 +95,68 @@ def run_result(files, tmp_path_factory):
 # --------------------------------------------------------------------------
 # demo
 # --------------------------------------------------------------------------
+def _report_sources(out):
+    """The rows of the report's source table: (hemi, vertex, pos_mm, ms, nAm)."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if "peak (nAm)" in line) + 1
+    rows = []
+    for line in lines[start:]:
+        if not line.strip() or line.strip().startswith("..."):
+            break
+        f = line.split()
+        rows.append((f[0], int(f[1]), np.array(f[2:5], float), float(f[5]), float(f[6])))
+    return rows
+
+
+def _near(rows, hemi, targets):
+    return any(h == hemi and np.linalg.norm(targets - pos, axis=1).min() <= NEAR_MM
+               for h, _, pos, _, _ in rows)
+
+
 def test_demo_report_and_figure(tmp_path):
+    """The README's demo: 2-20 sources, in both auditory cortices, and a figure."""
     from matplotlib.image import imread
 
     fig = tmp_path / "demo.png"
     proc = tfmxne_cmd("demo", "--out", fig, module="tfmxne")  # python -m tfmxne
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    for text in ("active source", "vertex", "peak (ms)", "peak (nAm)",
-                 "explained variance", "duality gap", "converged", "time:"):
+    for text in ("active source", "hemi", "vertex", "peak (ms)", "peak (nAm)",
+                 "alpha=80 % of alpha_max", "alpha is fixed", "explained variance",
+                 "after the stimulus (t > 0)", "at the peak of the fitted response",
+                 "over the whole window", "an average of 3 trials",
+                 "duality gap", "converged", "time:"):
         assert text in out, (text, out)
-    assert " lh " in out or " rh " in out
     assert "Traceback" not in proc.stderr
+    rows = _report_sources(out)
+    n = int(out.split(" active source")[0].split("\n")[-1])
+    assert 2 <= n <= 20 and len(rows) == n, out
+    assert _near(rows, "lh", AUDITORY_LEFT), out
+    assert _near(rows, "rh", AUDITORY_RIGHT), out
     assert fig.is_file()
     img = imread(fig)
     h, w = img.shape[:2]
     assert w > 800 and h > 600, img.shape
     assert img[..., :3].std() > 0.05  # not blank
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.png"]
+
+
+@pytest.mark.parametrize("alpha", sample.DEMO_ALPHA_RANGE)
+def test_demo_alpha_range(alpha):
+    """The stated range of the demo's alpha keeps a source in each auditory cortex."""
+    import mne
+
+    from tfmxne.viz import source_table
+
+    evoked, forward, noise_cov = sample.load()
+    evoked.crop(*sample.DEMO_CROP)
+    params = dict(sample.DEMO_PARAMS, alpha=alpha)
+    with mne.use_log_level("warning"):
+        stc = tfmxne.tf_mixed_norm(evoked, forward, noise_cov, **params)
+    rows = [(r["space"], r["vertex"], 1e3 * r["pos"], 0, 0)
+            for r in source_table(stc, forward)]
+    assert 2 <= len(rows) <= 20
+    assert _near(rows, "lh", AUDITORY_LEFT) and _near(rows, "rh", AUDITORY_RIGHT)
 
 
 @pytest.mark.slow
@@ -315,14 +365,44 @@ def test_run_warns_when_not_converged(files, tmp_path, capsys):
     assert (tmp_path / "nc-lh.stc").is_file() and (tmp_path / "nc-res-ave.fif").is_file()
 
 
-def test_run_missing_output_dir(files, tmp_path):
-    proc = tfmxne_cmd("run", "--evoked", files / "sample-ave.fif", "--condition", "0",
-                      "--forward", files / "sample-fwd.fif", "--cov",
-                      files / "sample-cov.fif", "--out", tmp_path / "nodir" / "x")
-    assert proc.returncode == 2
-    assert error_lines(proc) == [
-        f"tfmxne: error: the directory of --out does not exist: {tmp_path / 'nodir'}"]
-    assert list(tmp_path.iterdir()) == []
+def _quick_run(files, out, *extra):
+    return [str(a) for a in (
+        "run", "--evoked", files / "sample-ave.fif", "--condition", "Left Auditory",
+        "--forward", files / "sample-fwd.fif", "--cov", files / "sample-cov.fif",
+        "--tmin", RUN_CROP[0], "--tmax", RUN_CROP[1], "--alpha", RUN_PARAMS["alpha"],
+        "--l1-ratio", RUN_PARAMS["l1_ratio"], "--no-figure", "--quiet", "--out", out,
+        *extra)]
+
+
+def test_run_creates_output_dir(files, tmp_path, capsys):
+    """`--out results/subject01` (the README's example) on a fresh machine."""
+    out = tmp_path / "nonexistent_dir" / "deeper" / "sub01"
+    assert cli.main(_quick_run(files, out)) == 0, capsys.readouterr().err
+    assert out.parent.is_dir()
+    names = sorted(p.name for p in out.parent.iterdir())
+    assert {"sub01-lh.stc", "sub01-rh.stc", "sub01-res-ave.fif"} <= set(names), names
+    assert not [n for n in names if n.startswith(".")]
+    # relative to the working directory, as in the README
+    cwd = os.getcwd()
+    try:
+        os.chdir(tmp_path)
+        assert cli.main(_quick_run(files, "results/subject01")) == 0
+    finally:
+        os.chdir(cwd)
+    assert (tmp_path / "results" / "subject01-lh.stc").is_file()
+
+
+def test_run_output_dir_not_created_on_failure(files, tmp_path, capsys):
+    out = tmp_path / "nodir" / "x"
+    assert cli.main(_quick_run(files, out, "--alpha", "99.99")) == 2
+    assert "No active dipoles found" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # nothing created
+    (tmp_path / "afile").write_text("")
+    assert cli.main(_quick_run(files, tmp_path / "afile" / "sub" / "x")) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert err == [f"tfmxne: error: cannot create the directory of --out "
+                   f"({tmp_path / 'afile' / 'sub'}): {tmp_path / 'afile'} is not a "
+                   "directory"]
 
 
 # --------------------------------------------------------------------------

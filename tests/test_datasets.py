@@ -50,12 +50,46 @@ def test_load_contents():
     assert evoked.times[0] == pytest.approx(-0.1, abs=2e-3)
     assert evoked.times[-1] == pytest.approx(0.4, abs=2e-3)
     assert len(evoked.ch_names) == 366
-    assert forward["nsource"] == 516
+    assert evoked.nave == 3
+    # oct4: 258 positions per hemisphere, 254 of them more than 5 mm inside the
+    # inner skull (mindist=5)
+    assert forward["nsource"] == 508
+    assert [len(s["vertno"]) for s in forward["src"]] == [254, 254]
     assert forward["src"].kind == "surface"
-    assert forward["sol"]["data"].shape == (366, 3 * 516)
+    assert forward["sol"]["data"].shape == (366, 3 * 508)
     assert forward["sol"]["row_names"] == evoked.ch_names
     assert noise_cov.ch_names == evoked.ch_names
     assert np.all(np.isfinite(evoked.data)) and np.abs(evoked.data).max() > 0
+
+
+def test_forward_geometry():
+    """Positions in metres on the cortex, and the surfaces the demo draws."""
+    from mne.io.constants import FIFF
+    from scipy.spatial import cKDTree
+
+    _, forward, _ = sample.load()
+    assert forward["coord_frame"] == FIFF.FIFFV_COORD_HEAD
+    rr = forward["source_rr"]
+    for s, hemi_sign in zip(forward["src"], (-1, 1)):
+        assert s["coord_frame"] == FIFF.FIFFV_COORD_HEAD
+        # the decimated cortical surface of the source space, in full
+        assert s["np"] == len(s["rr"]) == 1026
+        assert s["ntri"] == len(s["tris"]) == 2048
+        assert s["tris"].min() == 0 and s["tris"].max() == s["np"] - 1
+        # a closed surface: every edge is shared by exactly two triangles
+        edges = np.sort(s["tris"][:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
+        _, counts = np.unique(edges, axis=0, return_counts=True)
+        assert np.all(counts == 2)
+        # a hemisphere is 60-200 mm long in each direction and on its side
+        extent = np.ptp(s["rr"], axis=0)
+        assert np.all((extent > 0.06) & (extent < 0.2)), extent
+        assert hemi_sign * np.median(s["rr"][:, 0]) > 0.02
+    # the source positions are the used vertices of the surfaces
+    np.testing.assert_array_equal(
+        rr, np.concatenate([s["rr"][s["vertno"]] for s in forward["src"]]))
+    # oct4 spacing: nearest neighbours about 1 cm apart, not 1000 times closer
+    d, _ = cKDTree(rr).query(rr, k=2)
+    assert 0.005 < np.median(d[:, 1]) < 0.015, np.median(d[:, 1])
 
 
 def test_load_returns_fresh_objects():
@@ -122,3 +156,7 @@ def test_make_sample_reproduces(tmp_path):
     np.testing.assert_allclose(fwd["sol"]["data"], forward["sol"]["data"], rtol=1e-5,
                                atol=1e-6 * np.abs(forward["sol"]["data"]).max())
     np.testing.assert_allclose(fwd["source_rr"], forward["source_rr"])
+    for s_new, s_old in zip(fwd["src"], forward["src"]):
+        np.testing.assert_array_equal(s_new["vertno"], s_old["vertno"])
+        np.testing.assert_array_equal(s_new["tris"], s_old["tris"])
+        np.testing.assert_allclose(s_new["rr"], s_old["rr"])

@@ -38,8 +38,8 @@ EXIT_USAGE = 2  # the user can fix it: bad arguments, files, parameter values
 
 PROG = "tfmxne"
 
-# defaults of the demo (the regularisation of MNE's TF-MxNE example)
-DEMO_CROP = (-0.05, 0.3)
+# defaults of `tfmxne run` (the regularisation of MNE's TF-MxNE example); the
+# demo's fixed parameters are tfmxne.datasets.sample.DEMO_PARAMS
 DEFAULT_ALPHA = 40.0
 DEFAULT_L1_RATIO = 0.03
 MAX_TABLE_ROWS = 20
@@ -136,18 +136,18 @@ def _condition(text):
     return int(text) if text.strip().lstrip("-").isdigit() else text
 
 
-def _add_solver_options(parser):
+def _add_solver_options(parser, alpha=DEFAULT_ALPHA, l1_ratio=DEFAULT_L1_RATIO):
     g = parser.add_argument_group(
         "TF-MxNE parameters (those of mne.inverse_sparse.tf_mixed_norm)")
-    g.add_argument("--alpha", type=_float_in(0, 100, True, True), default=DEFAULT_ALPHA,
+    g.add_argument("--alpha", type=_float_in(0, 100, True, True), default=alpha,
                    metavar="A",
                    help="regularisation in percent of alpha_max, in (0, 100): larger "
-                        f"gives fewer active sources (default: {DEFAULT_ALPHA:g})")
-    g.add_argument("--l1-ratio", type=_float_in(0, 1), default=DEFAULT_L1_RATIO,
+                        f"gives fewer active sources (default: {alpha:g})")
+    g.add_argument("--l1-ratio", type=_float_in(0, 1), default=l1_ratio,
                    metavar="R",
                    help="share of the temporal (L1) penalty in [0, 1]: larger gives "
                         "sparser time-frequency content (default: "
-                        f"{DEFAULT_L1_RATIO:g})")
+                        f"{l1_ratio:g})")
     g.add_argument("--wsize", type=_int_min(4), nargs="+", default=[64], metavar="N",
                    help="STFT window length(s) in samples, multiples of 4; several "
                         "values build a multi-scale dictionary (default: 64)")
@@ -226,6 +226,7 @@ def build_parser():
         The parser, with the sub-commands ``demo`` and ``run``.
     """
     import tfmxne
+    from tfmxne.datasets.sample import DEMO_CROP, DEMO_PARAMS
 
     parser = _ArgumentParser(
         prog=PROG,
@@ -241,10 +242,13 @@ def build_parser():
     demo = sub.add_parser(
         "demo", help="TF-MxNE on the bundled sample data (report and figure)",
         description="Run TF-MxNE on the sample data shipped with tfmxne (MNE's "
-                    "'sample' subject, 'Left Auditory', MEG + EEG, surface source "
-                    "space of 516 positions), print a report of the active sources "
-                    "and write a figure: whitened data and residual, source time "
-                    "courses and their time-frequency maps.")
+                    "'sample' subject, 'Left Auditory' averaged over 3 trials, MEG + "
+                    "EEG, oct4 cortical source space of 508 positions), print a "
+                    "report of the active sources and the goodness of fit, and write "
+                    "a figure: whitened data and residual, the sources on the "
+                    "cortical surfaces, their time courses and time-frequency maps. "
+                    f"alpha is fixed at {DEMO_PARAMS['alpha']:g} for this data set "
+                    "(one source in each auditory cortex); change it with --alpha.")
     demo.add_argument("--out", default="tfmxne-demo.png", metavar="FIG.png",
                       help="figure file; the format follows the extension "
                            "(default: tfmxne-demo.png)")
@@ -252,7 +256,8 @@ def build_parser():
                       help=f"start of the time window, s (default: {DEMO_CROP[0]})")
     demo.add_argument("--tmax", type=float, default=DEMO_CROP[1],
                       help=f"end of the time window, s (default: {DEMO_CROP[1]})")
-    _add_solver_options(demo)
+    _add_solver_options(demo, alpha=DEMO_PARAMS["alpha"],
+                        l1_ratio=DEMO_PARAMS["l1_ratio"])
     _add_common_options(demo, "--out")
     demo.set_defaults(func=_cmd_demo)
 
@@ -280,7 +285,8 @@ def build_parser():
     g.add_argument("--cov", required=True, metavar="FILE",
                    help="noise covariance (FIF, e.g. *-cov.fif)")
     g.add_argument("--out", required=True, metavar="BASENAME",
-                   help="base name of the output files (its directory must exist)")
+                   help="base name of the output files, for example "
+                        "results/subject01 (the directory is created if needed)")
     g.add_argument("--dipoles", action="store_true",
                    help="also write the active sources as dipoles, one file per "
                         "source (BASENAME-dipNN.dip or .bdip)")
@@ -670,7 +676,7 @@ def _space_label(s):
     return lab(s)
 
 
-def format_report(result, evoked, forward, params, title):
+def format_report(result, evoked, forward, params, title, notes=()):
     """The text report of a TF-MxNE result.
 
     Parameters
@@ -685,6 +691,8 @@ def format_report(result, evoked, forward, params, title):
         The solver parameters (for the header).
     title : str
         First line.
+    notes : sequence of str
+        Lines printed after the parameters (for example why they were chosen).
 
     Returns
     -------
@@ -693,7 +701,7 @@ def format_report(result, evoked, forward, params, title):
     """
     from mne.io.constants import FIFF
 
-    from .viz import source_table
+    from .viz import goodness_of_fit, source_table
 
     frames = {FIFF.FIFFV_COORD_HEAD: "head", FIFF.FIFFV_COORD_MRI: "MRI"}
     frame = frames.get(int(forward["coord_frame"]), "forward's")
@@ -703,6 +711,7 @@ def format_report(result, evoked, forward, params, title):
     n = len(rows)
     wsize, tstep = params["wsize"], params["tstep"]
     w = max([5] + [len(r["space"]) for r in rows])
+    space = "hemi" if rows and all(r["space"] in ("lh", "rh") for r in rows) else "space"
     lines = [
         title,
         f"  data: {len(result.residual.ch_names) if result.residual is not None else '?'} "
@@ -713,6 +722,7 @@ def format_report(result, evoked, forward, params, title):
         f"  alpha={params['alpha']:g} % of alpha_max, l1_ratio={params['l1_ratio']:g}, "
         f"wsize={wsize}, tstep={tstep}, n_tfmxne_iter={params['n_tfmxne_iter']}",
     ]
+    lines += [f"  {note}" for note in notes]
     spread = float(np.ptp(np.asarray(forward["source_rr"]), axis=0).max())
     if forward["nsource"] > 1 and spread < 1e-3:
         lines.append(
@@ -722,7 +732,7 @@ def format_report(result, evoked, forward, params, title):
         "",
         f"{n} active source{'s' if n != 1 else ''} (position in mm, {frame} coordinates; "
         "strongest first):",
-        f"  {'space':>{w}} {'vertex':>7} {'x':>7} {'y':>7} {'z':>7} {'peak (ms)':>10} "
+        f"  {space:>{w}} {'vertex':>7} {'x':>7} {'y':>7} {'z':>7} {'peak (ms)':>10} "
         f"{'peak (nAm)':>11}",
     ]
     rows = sorted(rows, key=lambda r: -abs(r["amplitude"]))
@@ -733,13 +743,36 @@ def format_report(result, evoked, forward, params, title):
     if n > MAX_TABLE_ROWS:
         lines.append(f"  ... and {n - MAX_TABLE_ROWS} more")
     conv = "converged" if result.converged else "NOT converged (raise --maxit or --tol)"
+    nave = evoked.nave if params.get("pca", True) and evoked.nave else None
+    gof = goodness_of_fit(result, nave=nave)
+    parts = []
+    if gof["post"] is not None:
+        parts.append(f"{100 * gof['post']:.1f} % after the stimulus (t > 0)")
+    if n:
+        parts.append(f"{100 * gof['peak']:.1f} % at the peak of the fitted response "
+                     f"({1e3 * gof['peak_time']:.0f} ms)")
+    parts.append(f"{100 * gof['whole']:.1f} % over the whole window")
+    lines += ["", "explained variance (whitened data, as the solver fits them):"]
+    lines += _wrap(", ".join(parts))
+    if nave is not None and gof.get("noise_post") is not None:
+        text = (f"The evoked response is an average of {evoked.nave} trial"
+                f"{'s' if evoked.nave != 1 else ''}, so its whitened data are noisy: "
+                f"noise alone is expected to make up {100 * min(gof['noise_post'], 1):.0f}"
+                " % of their energy after the stimulus")
+        if n and gof.get("noise_peak") is not None:
+            text += f" ({100 * min(gof['noise_peak'], 1):.0f} % at the peak)"
+        lines += _wrap(text + ", which a good fit leaves in the residual.")
     lines += [
-        "",
-        f"explained variance: {100 * result.explained_variance:.1f} % (whitened data)",
         f"duality gap: {result.gap:.3g} (tolerance {result.tol:.3g}): {conv}",
         f"time: {result.elapsed:.2f} s ({result.n_iter} block coordinate descent epochs)",
     ]
     return "\n".join(lines)
+
+
+def _wrap(text, width=88):
+    import textwrap
+
+    return textwrap.wrap(text, width=width, initial_indent="  ", subsequent_indent="  ")
 
 
 @contextlib.contextmanager
@@ -769,11 +802,23 @@ def _commit(staged, out_dir):
 
 
 def _check_out_dir(path, what):
+    """The directory of an output path, checked (it is created when writing)."""
     d = Path(path).parent if Path(path).parent != Path("") else Path(".")
-    if not d.is_dir():
-        raise CLIError(f"the directory of {what} does not exist: {d}")
-    if not os.access(d, os.W_OK):
-        raise CLIError(f"the directory of {what} is not writable: {d}")
+    if d.is_dir():
+        if not os.access(d, os.W_OK):
+            raise CLIError(f"the directory of {what} is not writable: {d}")
+        return d
+    # created later, once the solve has succeeded: its nearest existing
+    # ancestor must be a writable directory
+    existing = d
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise CLIError(f"cannot create the directory of {what} ({d}): {existing} is "
+                       "not a directory")
+    if not os.access(existing, os.W_OK):
+        raise CLIError(f"cannot create the directory of {what} ({d}): {existing} is "
+                       "not writable")
     return d
 
 
@@ -809,11 +854,18 @@ def _cmd_demo(args):
     fig_dir = _check_out_dir(args.out, "--out") if args.figure else None
     evoked, forward, noise_cov = sample.load()
     _crop(evoked, args.tmin, args.tmax)
+    notes = []
+    if params["alpha"] == sample.DEMO_PARAMS["alpha"]:
+        notes = [f"alpha is fixed for this data set: from {sample.DEMO_ALPHA_RANGE[0]:g} "
+                 f"to {sample.DEMO_ALPHA_RANGE[1]:g} the estimate keeps one source in",
+                 "each auditory cortex (the automatic choice, alpha='sure', is not "
+                 "used yet)"]
     return _run_and_report(
         args, evoked, forward, noise_cov, params,
         title=f"tfmxne demo: TF-MxNE on MNE's sample data ('{evoked.comment}', "
               f"MEG + EEG, N={evoked.nave})",
-        out_dir=fig_dir, figure=Path(args.out).name if args.figure else None)
+        out_dir=fig_dir, figure=Path(args.out).name if args.figure else None,
+        notes=notes)
 
 
 def _cmd_run(args):
@@ -857,16 +909,17 @@ def _cmd_run(args):
 
 
 def _run_and_report(args, evoked, forward, noise_cov, params, title, out_dir, figure,
-                    base=None):
+                    base=None, notes=()):
     quiet = args.quiet
     result = _solve(evoked, forward, noise_cov, params, args, quiet)
-    report = format_report(result, evoked, forward, params, title)
+    report = format_report(result, evoked, forward, params, title, notes=notes)
     extra = []
     if args.compare_mne:
         extra = _compare_mne(evoked, forward, noise_cov, params, args, result)
     written = []
     if out_dir is not None and (figure is not None or base is not None):
         try:
+            Path(out_dir).mkdir(parents=True, exist_ok=True)
             with _staging(out_dir) as tmp:
                 if base is not None:
                     _write_estimates(result, tmp / base, args)

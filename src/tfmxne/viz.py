@@ -13,7 +13,7 @@ import sys
 
 import numpy as np
 
-__all__ = ["plot_tfmxne", "source_table"]
+__all__ = ["goodness_of_fit", "plot_brain", "plot_tfmxne", "source_table"]
 
 _HEMI = {101: "lh", 102: "rh"}  # FIFFV_MNE_SURF_LEFT_HEMI, FIFFV_MNE_SURF_RIGHT_HEMI
 
@@ -105,6 +105,273 @@ def source_table(estimate, forward):
     return rows
 
 
+def goodness_of_fit(result, nave=None):
+    """Explained variance of a TF-MxNE fit, where the response is and overall.
+
+    Computed on the whitened data the solver fitted (``M``, after the tapers
+    of ``window``) and its fit ``G X``: the explained variance
+    ``1 - ||M - G X||^2 / ||M||^2`` over the whole window, over the
+    post-stimulus samples (``t > 0``) and at the peak of the fitted response
+    (the sample where ``||G X(t)||^2``, the global field power of the fit, is
+    largest).
+
+    Parameters
+    ----------
+    result : TFMxNEResult
+        The output of :func:`tfmxne.solve`.
+    nave : int | None
+        Number of trials averaged in the evoked response. When given, the
+        share of the whitened data's energy that the noise alone is expected to
+        account for is also returned: the whitened noise of an average of
+        ``nave`` trials has variance ``1 / nave`` in each of the ``rank``
+        whitened (PCA) channels, so ``rank / nave`` per sample. Exact for
+        ``pca=True`` (the default), where the whitened data have ``rank`` rows.
+
+    Returns
+    -------
+    gof : dict
+        ``'whole'``, ``'post'`` and ``'peak'`` (explained variances, fractions;
+        ``'post'`` is ``None`` without post-stimulus samples), ``'peak_time'``
+        (s), and with ``nave`` ``'noise_post'`` and ``'noise_peak'`` (expected
+        noise energy over the data energy, post-stimulus and at the peak).
+    """
+    M = np.asarray(result._M, dtype=np.float64)
+    F = np.asarray(result._gain_active, dtype=np.float64) @ np.asarray(result.X)
+    if F.shape != M.shape:  # no active source
+        F = np.zeros_like(M)
+    R = M - F
+    times = np.asarray(result.times)
+    m2 = np.sum(M * M, axis=0)
+    r2 = np.sum(R * R, axis=0)
+
+    def ev(sel):
+        den = float(m2[sel].sum())
+        return 1.0 - float(r2[sel].sum()) / den if den > 0 else 0.0
+
+    post = times > 0
+    i_peak = int(np.argmax(np.sum(F * F, axis=0)))
+    out = dict(whole=ev(slice(None)), post=ev(post) if post.any() else None,
+               peak=ev(slice(i_peak, i_peak + 1)), peak_time=float(times[i_peak]))
+    if nave is not None:
+        if not nave > 0:
+            raise ValueError(f"nave must be a positive number, got {nave!r}")
+        noise = M.shape[0] / float(nave)  # expected ||noise(t)||^2 per sample
+        out["noise_post"] = (noise * int(post.sum()) / float(m2[post].sum())
+                             if post.any() and m2[post].sum() > 0 else None)
+        out["noise_peak"] = noise / float(m2[i_peak]) if m2[i_peak] > 0 else None
+    return out
+
+
+# --------------------------------------------------------------------------
+# sources on the cortical surface
+# --------------------------------------------------------------------------
+# orthographic views in the forward's frame (head or MRI: x right, y anterior,
+# z up): screen right, screen up, towards the viewer (right-handed)
+_VIEWS = {
+    "left": ((0, -1, 0), (0, 0, 1), (-1, 0, 0), "left hemisphere, lateral", "lh"),
+    "right": ((0, 1, 0), (0, 0, 1), (1, 0, 0), "right hemisphere, lateral", "rh"),
+    "top": ((1, 0, 0), (0, 1, 0), (0, 0, 1), "top (anterior up)", None),
+    "front": ((-1, 0, 0), (0, 0, 1), (0, 1, 0), "front", None),
+    "back": ((1, 0, 0), (0, 0, 1), (0, -1, 0), "back", None),
+}
+_MARKER_AREA = 400.0  # points^2, the strongest source of a brain panel
+_OCCLUSION_TOL = 3e-3  # m: a source this far behind the surface drawn over it is hidden
+
+
+def _surfaces(forward):
+    """(label, vertices, triangles) of each triangulated surface source space."""
+    out = []
+    for s in forward["src"]:
+        tris = s.get("tris")
+        if (s["type"] == "surf" and tris is not None and len(tris)
+                and s.get("rr") is not None):
+            out.append((_space_label(s), np.asarray(s["rr"], float),
+                        np.asarray(tris, int)))
+    return out
+
+
+def _source_colors(estimate):
+    """One colour per row of the estimate: the colour cycle by decreasing peak."""
+    from matplotlib import rcParams
+
+    cycle = rcParams["axes.prop_cycle"].by_key().get("color", ["C0"])
+    data = np.asarray(estimate.data)
+    if data.ndim == 3:
+        data = np.linalg.norm(data, axis=1)
+    order = np.argsort(-np.max(np.abs(data), axis=1), kind="stable")
+    colors = [None] * len(order)
+    for rank, k in enumerate(order):
+        colors[k] = cycle[rank % len(cycle)]
+    return colors
+
+
+def _occluded(points, depth, tri_xy, tri_depth):
+    """Whether each projected point lies behind a projected triangle (by depth)."""
+    a, b, c = tri_xy[:, 0], tri_xy[:, 1], tri_xy[:, 2]
+    v0, v1 = b - a, c - a
+    den = v0[:, 0] * v1[:, 1] - v1[:, 0] * v0[:, 1]
+    ok = np.abs(den) > 1e-12  # triangles seen edge-on hide nothing
+    den = np.where(ok, den, 1.0)
+    hidden = np.zeros(len(points), bool)
+    for i, (q, dq) in enumerate(zip(points, depth)):
+        w = q - a
+        u = (w[:, 0] * v1[:, 1] - v1[:, 0] * w[:, 1]) / den
+        v = (v0[:, 0] * w[:, 1] - w[:, 0] * v0[:, 1]) / den
+        inside = ok & (u >= 0) & (v >= 0) & (u + v <= 1)
+        if inside.any():
+            d = ((1 - u - v) * tri_depth[:, 0] + u * tri_depth[:, 1]
+                 + v * tri_depth[:, 2])[inside]
+            hidden[i] = bool(np.any(d > dq + _OCCLUSION_TOL))
+    return hidden
+
+
+def plot_brain(estimate, forward, *, views=("left", "top", "right"), colors=None,
+               max_size=_MARKER_AREA, axes=None, title=None, fname=None, dpi=100,
+               show=False):
+    """Draw the active sources on the triangulated cortical surfaces.
+
+    The surfaces are those of the forward's own surface source spaces
+    (``forward['src'][i]['rr']`` and ``['tris']``, in the forward's coordinate
+    frame), drawn with matplotlib in orthographic views and shaded by the
+    angle of each triangle to the viewer. Each active source is a disc at its
+    position (``forward['source_rr']``) whose area is proportional to its peak
+    amplitude; sources hidden by the surface in a view (in a sulcus, or
+    below the top of the brain) are drawn as open circles. A lateral view shows
+    one hemisphere and leaves out the sources of the other. Each marker is a
+    scatter collection labelled ``'<space> <vertex>'`` (as the first words of
+    the time-course labels of :func:`plot_tfmxne`), with gid ``'visible'`` or
+    ``'hidden'``.
+
+    Parameters
+    ----------
+    estimate : SourceEstimate | VectorSourceEstimate | MixedSourceEstimate
+        A sparse source estimate computed with ``forward``.
+    forward : Forward
+        Its forward solution, with at least one triangulated surface source
+        space.
+    views : sequence of str
+        Viewpoints, among ``'left'``, ``'right'`` (lateral), ``'top'``,
+        ``'front'`` and ``'back'``; one panel each.
+    colors : list | None
+        One matplotlib colour per active source, in the order of the
+        estimate's rows. ``None``: the colour cycle by decreasing peak amplitude,
+        as the time courses of :func:`plot_tfmxne`.
+    max_size : float
+        Marker area (points^2) of the strongest source.
+    axes : list of Axes | None
+        One axes per view to draw in; ``None``: a new figure.
+    title : str | None
+        Figure title (only for a new figure).
+    fname : path-like | None
+        Save the figure there (format from the extension).
+    dpi : int
+        Resolution (dots per inch).
+    show : bool
+        Show the figure (with an interactive backend).
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        The figure.
+    """
+    plt = _pyplot()
+    from matplotlib.collections import PolyCollection
+
+    views = [views] if isinstance(views, str) else list(views)
+    bad = [v for v in views if v not in _VIEWS]
+    if not views or bad:
+        raise ValueError(f"views must be a non-empty sequence of {sorted(_VIEWS)}, got "
+                         f"{views!r}")
+    surfaces = _surfaces(forward)
+    if not surfaces:
+        raise ValueError(
+            "the forward has no triangulated surface source space to draw (volume "
+            "or discrete source spaces only, or surfaces without 'tris')")
+    rows = source_table(estimate, forward)
+    if colors is None:
+        colors = _source_colors(estimate)
+    colors = list(colors)
+    if len(colors) != len(rows):
+        raise ValueError(f"colors must give one colour per active source ({len(rows)}), "
+                         f"got {len(colors)}")
+    if axes is None:
+        fig, axes = plt.subplots(1, len(views), figsize=(3.6 * len(views), 3.4),
+                                 dpi=dpi, squeeze=False)
+        axes = list(axes[0])
+        if title is not None:
+            fig.suptitle(title)
+    else:
+        axes = list(np.ravel(axes))
+        if len(axes) != len(views):
+            raise ValueError(f"axes must have one axes per view ({len(views)}), got "
+                             f"{len(axes)}")
+        fig = axes[0].figure
+
+    all_rr = np.concatenate([v for _, v, _ in surfaces])
+    centre = 0.5 * (all_rr.min(axis=0) + all_rr.max(axis=0))
+    pos = np.array([r["pos"] for r in rows]).reshape(-1, 3)
+    amp = np.abs(np.array([r["amplitude"] for r in rows], float))
+    sizes = max_size * amp / amp.max() if len(amp) and amp.max() > 0 else amp
+    sizes = np.maximum(sizes, 0.04 * max_size)
+    draw_order = np.argsort(-sizes, kind="stable")  # small markers on top
+
+    for ax, view in zip(axes, views):
+        h, v, d = (np.asarray(x, float) for x in _VIEWS[view][:3])
+        name, hemi = _VIEWS[view][3:]
+        # a lateral view shows its hemisphere and the sources outside the other
+        keep = [k for k, (lab, _, _) in enumerate(surfaces) if hemi in (None, lab)]
+        if not keep:  # no such hemisphere: show everything
+            keep = list(range(len(surfaces)))
+        other = {lab for lab, _, _ in surfaces} - {surfaces[k][0] for k in keep}
+        rr = np.concatenate([surfaces[k][1] for k in keep])
+        offsets = np.cumsum([0] + [len(surfaces[k][1]) for k in keep[:-1]])
+        tris = np.concatenate([surfaces[k][2] + o for k, o in zip(keep, offsets)])
+        # shading from vertex normals (area-weighted), smoother than facets
+        fn = np.cross(rr[tris[:, 1]] - rr[tris[:, 0]], rr[tris[:, 2]] - rr[tris[:, 0]])
+        vn = np.zeros_like(rr)
+        for j in range(3):
+            np.add.at(vn, tris[:, j], fn)
+        vn /= np.maximum(np.linalg.norm(vn, axis=1, keepdims=True), 1e-30)
+        light = np.abs(vn @ d)[tris].mean(axis=1)
+        xy = (rr - centre) @ np.stack([h, v], axis=1)
+        depth = (rr - centre) @ d
+        tri_depth = depth[tris]
+        order = np.argsort(tri_depth.mean(axis=1), kind="stable")  # far first
+        shade = 0.32 + 0.6 * light[order]
+        fc = np.repeat(shade[:, None], 3, axis=1)
+        ax.add_collection(PolyCollection(xy[tris[order]], facecolors=fc, edgecolors=fc,
+                                         linewidths=0.2, zorder=1))
+        shown = [k for k in draw_order if rows[k]["space"] not in other]
+        if shown:
+            pxy = (pos - centre) @ np.stack([h, v], axis=1)
+            pdepth = (pos - centre) @ d
+            hidden = np.zeros(len(rows), bool)
+            hidden[shown] = _occluded(pxy[shown], pdepth[shown], xy[tris], tri_depth)
+            for k in shown:
+                label = f"{rows[k]['space']} {rows[k]['vertex']}"
+                if hidden[k]:
+                    ax.scatter(pxy[k, 0], pxy[k, 1], s=sizes[k], facecolors="none",
+                               edgecolors=[colors[k]], linewidths=2.0, zorder=3,
+                               label=label, gid="hidden")
+                else:
+                    ax.scatter(pxy[k, 0], pxy[k, 1], s=sizes[k], c=[colors[k]],
+                               edgecolors="k", linewidths=0.8, zorder=4, label=label,
+                               gid="visible")
+        # tight around the surfaces shown (each panel has its own scale)
+        lo, hi = xy.min(axis=0), xy.max(axis=0)
+        pad = 0.03 * float(np.ptp(all_rr, axis=0).max())
+        ax.set_xlim(lo[0] - pad, hi[0] + pad)
+        ax.set_ylim(lo[1] - pad, hi[1] + pad)
+        ax.set_aspect("equal")
+        ax.set_axis_off()
+        ax.set_title(name, fontsize=9)
+    if fname is not None:
+        fig.savefig(fname, dpi=dpi)
+    if show:
+        plt.show()
+    return fig
+
+
 # --------------------------------------------------------------------------
 # figure
 # --------------------------------------------------------------------------
@@ -120,14 +387,19 @@ def _whiten(evoked, residual, noise_cov):
 
 
 def plot_tfmxne(result, evoked=None, noise_cov=None, *, max_sources=8, fmax=100.0,
-                forward=None, title=None, fname=None, dpi=100, show=False):
-    """Plot a TF-MxNE result: data, residual, source time courses, TF maps.
+                forward=None, brain_views=("left", "top", "right"), title=None,
+                fname=None, dpi=100, show=False):
+    """Plot a TF-MxNE result: data, residual, sources on the brain, time courses.
 
-    The figure has three parts: a butterfly plot of the whitened sensor data next
-    to the whitened residual (same scale, in units of noise standard deviation),
-    the time courses of the active sources (nAm), and for each active source
-    the magnitude of its STFT coefficients (first dictionary, frequency against
-    time).
+    The figure has four parts: a butterfly plot of the whitened sensor data next
+    to the whitened residual (same scale, in units of noise standard deviation)
+    with the explained variance (whole window, post-stimulus, at the peak of
+    the fit: :func:`goodness_of_fit`); the active sources on the cortical
+    surfaces (:func:`plot_brain`, when ``forward`` has triangulated surface
+    source spaces); the time courses of the active sources (nAm); and for each
+    of the strongest sources the magnitude of its STFT coefficients (first
+    dictionary, frequency against time). A source has the same colour in every
+    panel.
 
     Parameters
     ----------
@@ -145,7 +417,11 @@ def plot_tfmxne(result, evoked=None, noise_cov=None, *, max_sources=8, fmax=100.
         Highest frequency shown in the time-frequency maps (Hz; clipped to
         Nyquist).
     forward : Forward | None
-        When given, the sources are labelled with their positions (mm).
+        When given, the sources are labelled with their positions (mm) and
+        drawn on the cortical surfaces of its source spaces.
+    brain_views : sequence of str
+        Viewpoints of the brain panels (see :func:`plot_brain`); empty: no
+        brain panels.
     title : str | None
         Figure title (default: a summary of the result).
     fname : path-like | None
@@ -192,38 +468,70 @@ def plot_tfmxne(result, evoked=None, noise_cov=None, *, max_sources=8, fmax=100.
         Mw = np.asarray(result._M)
         Rw = Mw - np.asarray(result._gain_active) @ np.asarray(result.X)
 
+    colors = _source_colors(est)
+    gof = goodness_of_fit(result)
+    t_peak = 1e3 * gof["peak_time"]
+    brain_views = [brain_views] if isinstance(brain_views, str) else list(brain_views)
+    brain = bool(forward is not None and brain_views and _surfaces(forward)
+                 and n_pos > 0)
+
     n_cols = 4
     n_tf_rows = int(np.ceil(n_tf / n_cols)) if n_tf else 0
-    height = 7.0 + 2.4 * n_tf_rows
+    ratios = [3.0] + ([3.8] if brain else []) + [3.0] + [2.4] * n_tf_rows
+    height = sum(ratios) + 1.0 + 0.55 * (len(ratios) - 1)
     fig = plt.figure(figsize=(14, height), dpi=dpi)
-    gs = gridspec.GridSpec(2 + n_tf_rows, n_cols, figure=fig,
-                           height_ratios=[3.0, 3.0] + [2.4] * n_tf_rows,
+    gs = gridspec.GridSpec(len(ratios), n_cols, figure=fig, height_ratios=ratios,
                            hspace=0.55, wspace=0.3, left=0.06, right=0.97,
                            top=1.0 - 0.8 / height, bottom=0.75 / height)
-    colors = plt.rcParams["axes.prop_cycle"].by_key().get("color", ["C0"])
+    row_s = 2 if brain else 1
+    row_tf = row_s + 1
 
     # 1. butterfly: data and residual
     ax_d = fig.add_subplot(gs[0, :2])
     ax_r = fig.add_subplot(gs[0, 2:], sharey=ax_d)
     lim = float(np.max(np.abs(Mw))) if Mw.size else 1.0
     for ax, arr, name in ((ax_d, Mw, "whitened data"), (ax_r, Rw, "whitened residual")):
-        ax.plot(times_ms, arr.T, color="k", lw=0.4, alpha=0.35)
+        ax.plot(times_ms, arr.T, color="0.55", lw=0.4, alpha=0.3)
         ax.axhline(0, color="0.5", lw=0.5)
+        # root mean square over channels: the response stands out of the noise
+        ax.plot(times_ms, np.sqrt(np.mean(arr ** 2, axis=0)), color="k", lw=1.6,
+                label="RMS over channels")
+        if n_pos:
+            ax.axvline(t_peak, color="0.3", lw=0.8, ls="--")
         ax.set_title(f"{name} ({arr.shape[0]} channels)")
         ax.set_xlabel("time (ms)")
         ax.set_xlim(times_ms[0], times_ms[-1])
+    if n_pos:
+        fit = Mw - Rw
+        ax_d.plot(times_ms, np.sqrt(np.mean(fit ** 2, axis=0)), color="k", lw=1.2,
+                  ls=":", label="RMS of the fit")
+    ax_d.legend(fontsize=8, loc="lower right")
     ax_d.set_ylabel("noise SD")
     ax_d.set_ylim(-1.05 * lim, 1.05 * lim)
-    ev_pct = 100.0 * float(result.explained_variance)
-    ax_r.text(0.99, 0.97, f"explained variance {ev_pct:.1f} %", ha="right", va="top",
-              transform=ax_r.transAxes, fontsize=9)
+    text = f"explained variance: {100 * gof['whole']:.1f} % (whole window)"
+    if gof["post"] is not None:
+        text += f", {100 * gof['post']:.1f} % (t > 0)"
+    if n_pos:
+        text += (f",\n{100 * gof['peak']:.1f} % at the peak of the fit ({t_peak:.0f} ms, "
+                 "dashed)")
+    ax_r.text(0.99, 0.97, text, ha="right", va="top", transform=ax_r.transAxes,
+              fontsize=8, bbox=dict(facecolor="w", edgecolor="none", alpha=0.8))
 
-    # 2. source time courses
-    ax_s = fig.add_subplot(gs[1, :])
-    for rank, k in enumerate(order):
-        ax_s.plot(times_ms, 1e9 * data[k], color=colors[rank % len(colors)], lw=1.2,
-                  label=labels[k])
+    # 2. the sources on the cortical surfaces
+    if brain:
+        sub = gs[1, :].subgridspec(1, len(brain_views) + 1, wspace=0.02,
+                                   width_ratios=[1.0] * len(brain_views) + [0.75])
+        axes_b = [fig.add_subplot(sub[0, i]) for i in range(len(brain_views))]
+        plot_brain(est, forward, views=brain_views, colors=colors, axes=axes_b)
+        _brain_key(fig.add_subplot(sub[0, -1]), est, forward)
+
+    # 3. source time courses
+    ax_s = fig.add_subplot(gs[row_s, :])
+    for k in order:
+        ax_s.plot(times_ms, 1e9 * data[k], color=colors[k], lw=1.2, label=labels[k])
     ax_s.axhline(0, color="0.5", lw=0.5)
+    if n_pos:
+        ax_s.axvline(t_peak, color="0.3", lw=0.8, ls="--")
     ax_s.set_xlim(times_ms[0], times_ms[-1])
     ax_s.set_xlabel("time (ms)")
     ax_s.set_ylabel("amplitude (nAm)")
@@ -245,7 +553,7 @@ def plot_tfmxne(result, evoked=None, noise_cov=None, *, max_sources=8, fmax=100.
     t0 = times_ms[0]
     t1 = t0 + 1e3 * n_steps * tstep / sfreq
     for i, k in enumerate(shown):
-        ax = fig.add_subplot(gs[2 + i // n_cols, i % n_cols])
+        ax = fig.add_subplot(gs[row_tf + i // n_cols, i % n_cols])
         power = 0.0
         for o in range(n_orient):
             c = result.tf_coefs_of(k * n_orient + o)[0]
@@ -256,7 +564,7 @@ def plot_tfmxne(result, evoked=None, noise_cov=None, *, max_sources=8, fmax=100.
                        interpolation="nearest")
         ax.set_xlim(times_ms[0], times_ms[-1])
         ax.set_ylim(0.0, (n_f - 0.5) * df)
-        ax.set_title(labels[k], fontsize=9, color=colors[i % len(colors)])
+        ax.set_title(labels[k], fontsize=9, color=colors[k])
         if i % n_cols == 0:
             ax.set_ylabel("frequency (Hz)")
         ax.set_xlabel("time (ms)", fontsize=8)
@@ -276,6 +584,28 @@ def plot_tfmxne(result, evoked=None, noise_cov=None, *, max_sources=8, fmax=100.
     if show:
         plt.show()
     return fig
+
+
+def _brain_key(ax, estimate, forward):
+    """Legend of the brain panels: marker sizes and open/filled markers."""
+    rows = source_table(estimate, forward)
+    amp = np.abs([r["amplitude"] for r in rows])
+    ax.set_axis_off()
+    top = float(amp.max()) if len(amp) else 0.0
+    if top <= 0:
+        return
+    # the sizes plot_brain gives to 100 %, 50 % and 20 % of the largest peak
+    ref = [top, top / 2, top / 5]
+    for i, a in enumerate(ref):
+        y = 0.86 - 0.13 * i
+        ax.scatter([0.12], [y], s=max(_MARKER_AREA * a / top, 0.04 * _MARKER_AREA),
+                   c="0.6", edgecolors="k", linewidths=0.8, transform=ax.transAxes,
+                   clip_on=False)
+        ax.text(0.25, y, f"{1e9 * a:.0f} nAm", va="center", fontsize=8,
+                transform=ax.transAxes)
+    ax.text(0.0, 0.47, "marker area: peak amplitude\nfilled: visible in this view\n"
+            "open: below the surface\n(in a sulcus, or seen from\nabove)\n"
+            "colours: as the time courses", va="top", fontsize=8, transform=ax.transAxes)
 
 
 def _labels(estimate, forward):

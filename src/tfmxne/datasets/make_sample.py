@@ -14,7 +14,10 @@ It writes, from the MNE ``sample`` subject files (BSD-3-Clause, see
   (None, 0), MEG and EEG channels only, cropped to -0.1..0.4 s;
 * ``sample_audvis-cov.fif.gz``: the noise covariance (MEG and EEG channels);
 * ``sample-oct4-fwd.fif.gz``: the surface forward solution (oct4 source space,
-  516 positions, free orientation, MEG + EEG, three-layer BEM, ``mindist=5``).
+  508 positions once ``mindist=5`` drops those within 5 mm of the inner skull,
+  free orientation, MEG + EEG, three-layer BEM). The forward file keeps the
+  source space's triangulated surfaces (1026 vertices and 2048 triangles per
+  hemisphere), which the demo's figure draws.
 """
 
 import argparse
@@ -22,11 +25,9 @@ import sys
 import time
 from pathlib import Path
 
+from .sample import CONDITION, COV_FNAME, EVOKED_FNAME, FWD_FNAME
+
 DATA_DIR = Path(__file__).resolve().parent / "data"
-EVOKED_FNAME = "sample_audvis-ave.fif.gz"
-COV_FNAME = "sample_audvis-cov.fif.gz"
-FWD_FNAME = "sample-oct4-fwd.fif.gz"
-CONDITION = "Left Auditory"
 TMIN, TMAX = -0.1, 0.4
 
 
