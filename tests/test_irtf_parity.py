@@ -34,7 +34,7 @@ from tfmxne import solver as tsolver
 from tfmxne._stft import TFFrame
 
 TOL = 1e-12
-N_ITER = 200  # a cap the loop does not reach (it stops after 41 / 69 here)
+N_ITER = 200  # a cap the loop does not reach (it stops after 40-70 here)
 KW = dict(alpha=30.0, l1_ratio=0.05, wsize=[16, 64], tstep=[4, 4], depth=0.9,
           tol=TOL, n_tfmxne_iter=N_ITER, maxit=100000)
 RTOL = 10 * np.sqrt(TOL)
