@@ -1,0 +1,259 @@
+# Authors: The tfmxne developers
+# SPDX-License-Identifier: BSD-3-Clause
+"""Sensitivity of irTF-MxNE's reweighting stop, MNE against tfmxne (a table).
+
+Both implementations reweight with ``w = 1 / (2 sqrt(.))`` of the previous
+coefficients and stop reweighting when the support is unchanged and
+``max |Z_k - Z_(k-1)| < tol ||M||^2`` (complex STFT coefficients in MNE's
+layout and scale). This script follows both iterates, reweighting by
+reweighting, by recording every weighted solve (MNE's
+``_tf_mixed_norm_solver_bcd_active_set`` and tfmxne's ``_tf_solve`` are wrapped
+for the duration of a call), and prints:
+
+* ``k``: reweightings done by MNE / tfmxne;
+* ``min d/thr``: over the reweightings with an unchanged support, the smallest
+  ratio of the coefficient change to the stopping threshold (below 1 the loop
+  stops; close to 1 is the knife edge where two correct implementations may
+  stop one reweighting apart);
+* ``rel``: relative difference of the two source estimates;
+* ``worst k``: the largest relative distance between the two iterates at the
+  same reweighting (max |Z_mne - Z_tf| / max |Z_mne|);
+* ``1 more``: relative change of tfmxne's estimate made by one more
+  reweighting after the last one (what stopping one reweighting apart costs);
+* ``to fixed pt``: relative distance of tfmxne's estimate to its own answer
+  with the reweighting loop converged (tol 1e-12, up to 300 reweightings).
+
+Then the "converged" section runs both with ``tol=1e-12`` and up to 300
+reweightings (the loop stops by its own rule) and compares.
+
+Usage: ``python benchmarks/irtf_sensitivity.py [--full]`` (``--full`` adds
+noisy variants, more alphas and a slower converged case; MNE runs with one
+BLAS thread, as it is much faster so).
+"""
+
+import argparse
+import contextlib
+import time
+import warnings
+from pathlib import Path
+
+import mne
+import numpy as np
+from mne.inverse_sparse import mxne_optim
+from threadpoolctl import threadpool_limits
+
+import tfmxne
+from tfmxne import solver as tsolver
+
+BASE = dict(l1_ratio=0.05, wsize=[16, 64], tstep=[4, 4], depth=0.9, debias=False,
+            maxit=100000)
+
+
+def _sample_path():
+    here = Path(__file__).resolve().parent
+    for cand in (here.parent.parent / "shared" / "data" / "sample",
+                 here.parent / ".." / "shared" / "data" / "sample"):
+        if (cand / "sample-ave.fif.gz").exists():
+            return cand.resolve()
+    raise SystemExit("shared sample data not found (../shared/data/sample)")
+
+
+@contextlib.contextmanager
+def _record_mne(log):
+    orig = mxne_optim._tf_mixed_norm_solver_bcd_active_set
+    state = {"mask": None}
+
+    def wrapped(M, G, *args, **kwargs):
+        out = orig(M, G, *args, **kwargs)
+        X, Z, as_, _, _ = out
+        if state["mask"] is None:  # first solve: the whole gain
+            state["mask"] = np.ones(G.shape[1], bool)
+        mask = state["mask"].copy()
+        mask[mask] = as_
+        state["mask"] = mask
+        log.append(dict(Z=Z.copy(), X=X.copy(), mask=mask, thr=kwargs["tol"]))
+        return out
+
+    mxne_optim._tf_mixed_norm_solver_bcd_active_set = wrapped
+    try:
+        yield
+    finally:
+        mxne_optim._tf_mixed_norm_solver_bcd_active_set = orig
+
+
+@contextlib.contextmanager
+def _record_tf(log):
+    orig = tsolver._tf_solve
+
+    def wrapped(M, G, a_s, a_t, frame, n_orient, maxit, tol, *args, **kwargs):
+        res = orig(M, G, a_s, a_t, frame, n_orient, maxit, tol, *args, **kwargs)
+        log.append(dict(res=res, frame=frame, n_orient=n_orient, thr=tol,
+                        n_src=G.shape[1]))
+        return res
+
+    tsolver._tf_solve = wrapped
+    try:
+        yield
+    finally:
+        tsolver._tf_solve = orig
+
+
+def _tf_steps(log):
+    n_src = log[0]["n_src"]
+    steps = []
+    for e in log:  # positions were mapped back to the full gain by the loop
+        res = e["res"]
+        mask = np.zeros(n_src, bool)
+        mask[tsolver._cols(res.positions, e["n_orient"])] = True
+        steps.append(dict(Z=e["frame"].to_mne(res.Z), X=np.asarray(res.X), mask=mask,
+                          thr=e["thr"]))
+    return steps
+
+
+def _changes(steps):
+    """max |Z_k - Z_(k-1)| per reweighting (nan where the support changed)."""
+    out = []
+    for a, b in zip(steps[:-1], steps[1:]):
+        same = np.array_equal(a["mask"], b["mask"])
+        out.append(float(np.abs(b["Z"] - a["Z"]).max()) if same else np.nan)
+    return np.array(out)
+
+
+def run_mne(evoked, fwd, cov, **kw):
+    log = []
+    with threadpool_limits(1), warnings.catch_warnings(), _record_mne(log):
+        warnings.simplefilter("ignore")
+        t0 = time.perf_counter()
+        stc = mne.inverse_sparse.tf_mixed_norm(evoked, fwd, cov, verbose=False, **kw)
+        return stc, log, time.perf_counter() - t0
+
+
+def run_tf(evoked, fwd, cov, **kw):
+    log = []
+    with warnings.catch_warnings(), _record_tf(log):
+        warnings.simplefilter("ignore")
+        t0 = time.perf_counter()
+        stc = tfmxne.tf_mixed_norm(evoked, fwd, cov, verbose=False, **kw)
+        return stc, _tf_steps(log), time.perf_counter() - t0
+
+
+def _rel(a, b):
+    if len(a.data) != len(b.data) or not all(
+            np.array_equal(x, y) for x, y in zip(a.vertices, b.vertices)):
+        return np.inf  # different supports
+    return float(np.linalg.norm(a.data - b.data) / np.linalg.norm(a.data))
+
+
+def _subset(fwd, step):
+    if step == 1:
+        return fwd
+    verts = [s["vertno"][::step] for s in fwd["src"]]
+    stc = mne.SourceEstimate(np.zeros((sum(map(len, verts)), 1)), verts, 0, 1,
+                             subject="sample")
+    return mne.forward.restrict_forward_to_stc(fwd, stc)
+
+
+def _evoked(path, cond, noise, seed, tmin, tmax, cov):
+    ev = mne.read_evokeds(path / "sample-ave.fif.gz", condition=cond,
+                          baseline=(None, 0), verbose=False)
+    for i in range(noise):  # noise drawn from the noise covariance (/ sqrt(nave))
+        ev = mne.simulation.add_noise(ev.copy(), cov, iir_filter=None,
+                                      random_state=seed + i, verbose=False)
+    return ev.crop(tmin, tmax)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--full", action="store_true")
+    args = parser.parse_args()
+    mne.set_log_level("WARNING")
+    path = _sample_path()
+    info = mne.read_evokeds(path / "sample-ave.fif.gz", condition=0, verbose=False).info
+    src = mne.read_source_spaces(path / "sample-oct4-src.fif.gz", verbose=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fwd = mne.make_forward_solution(
+            info, str(path / "sample-trans.fif"), src,
+            str(path / "sample-320-320-320-bem-sol.fif"), mindist=5.0, verbose=False)
+    cov = mne.read_cov(path / "sample-cov.fif", verbose=False)
+
+    conds = ["Left Auditory", "Left visual"]
+    grid = [(c, 0, a) for c in conds for a in (30.0, 45.0)]
+    if args.full:
+        grid = [(c, n, a) for c in conds for n in (0, 1, 3) for a in (20.0, 30.0, 45.0)]
+    print("irTF-MxNE, wsize=[16, 64], tstep=[4, 4], n_tfmxne_iter=5, depth=0.9, "
+          "l1_ratio=0.05, tol=1e-8, debias=False; surface (508 positions, loose 0.2), "
+          "0.05-0.15 s; noise n: n draws from the noise covariance added")
+    head = (f"{'case':<24}{'n_act':>6}{'k':>6}{'min d/thr':>11}{'rel':>10}"
+            f"{'worst k':>10}{'1 more':>10}{'to fixed pt':>13}{'t mne/tf (s)':>14}")
+    print(head)
+    print("-" * len(head))
+    for cond, noise, alpha in grid:
+        ev = _evoked(path, cond, noise, 0, 0.05, 0.15, cov)
+        kw = dict(BASE, alpha=alpha, tol=1e-8, n_tfmxne_iter=5)
+        stc_m, log_m, t_m = run_mne(ev, fwd, cov, **kw)
+        stc_t, log_t, t_t = run_tf(ev, fwd, cov, **kw)
+        d = _changes(log_t)
+        d_ok = d[np.isfinite(d)]
+        margin = d_ok.min() / log_t[0]["thr"] if len(d_ok) else np.nan
+        worst = max((np.abs(a["Z"] - b["Z"]).max() / np.abs(a["Z"]).max()
+                     if np.array_equal(a["mask"], b["mask"]) else np.inf)
+                    for a, b in zip(log_m, log_t))
+        more = run_tf(ev, fwd, cov, **dict(kw, n_tfmxne_iter=len(log_t) + 1))[0]
+        conv = run_tf(ev, fwd, cov, **dict(kw, tol=1e-12, n_tfmxne_iter=300))[0]
+        name = f"{cond[5:]} n{noise} a{alpha:.0f}"
+        print(f"{name:<24}{len(stc_t.data):>6}{len(log_m):>3}/{len(log_t):<2}"
+              f"{margin:>11.2g}{_rel(stc_m, stc_t):>10.1e}{worst:>10.1e}"
+              f"{_rel(stc_t, more):>10.1e}{_rel(conv, stc_t):>13.1e}"
+              f"{t_m:>8.1f}/{t_t:<5.1f}", flush=True)
+
+    print("\nPer reweighting, 'Left visual', alpha 30, tol=1e-8, n_tfmxne_iter=30: "
+          "change / threshold on each side, distance of the two iterates")
+    ev = _evoked(path, "Left visual", 0, 0, 0.05, 0.15, cov)
+    kw = dict(BASE, alpha=30.0, tol=1e-8, n_tfmxne_iter=30)
+    stc_m, log_m, _ = run_mne(ev, fwd, cov, **kw)
+    stc_t, log_t, _ = run_tf(ev, fwd, cov, **kw)
+    dm = np.r_[np.nan, _changes(log_m)] / log_m[0]["thr"]
+    dt = np.r_[np.nan, _changes(log_t)] / log_t[0]["thr"]
+    head = f"{'k':>4}{'d/thr mne':>12}{'d/thr tf':>12}{'max dZ/max Z':>14}{'rel X_k':>10}"
+    print(head)
+    print("-" * len(head))
+    for k in range(max(len(log_m), len(log_t))):
+        a = log_m[k] if k < len(log_m) else None
+        b = log_t[k] if k < len(log_t) else None
+        dz = rx = np.nan
+        if a is not None and b is not None and np.array_equal(a["mask"], b["mask"]):
+            dz = np.abs(a["Z"] - b["Z"]).max() / np.abs(a["Z"]).max()
+            rx = np.linalg.norm(a["X"] - b["X"]) / np.linalg.norm(a["X"])
+        print(f"{k + 1:>4}{dm[k] if k < len(dm) else np.nan:>12.3g}"
+              f"{dt[k] if k < len(dt) else np.nan:>12.3g}{dz:>14.1e}{rx:>10.1e}")
+    print(f"final estimates: {len(log_m)} / {len(log_t)} reweightings, "
+          f"rel {_rel(stc_m, stc_t):.1e}")
+
+    print("\nConverged reweighting: tol=1e-12 (gap of every solve and the stopping "
+          "threshold), n_tfmxne_iter=300 (cap not reached), every 4th vertex")
+    head = (f"{'case':<24}{'k mne/tf':>10}{'last d/thr':>14}{'rel':>10}"
+            f"{'worst k':>10}{'t mne/tf (s)':>14}")
+    print(head)
+    print("-" * len(head))
+    conv_cases = [("Left visual", 30.0)]
+    if args.full:
+        conv_cases.append(("Left Auditory", 30.0))
+    fwd4 = _subset(fwd, 4)
+    for cond, alpha in conv_cases:
+        ev = _evoked(path, cond, 0, 0, 0.05, 0.15, cov)
+        kw = dict(BASE, alpha=alpha, tol=1e-12, n_tfmxne_iter=300)
+        stc_m, log_m, t_m = run_mne(ev, fwd4, cov, **kw)
+        stc_t, log_t, t_t = run_tf(ev, fwd4, cov, **kw)
+        last = "/".join(f"{_changes(lg)[-1] / lg[0]['thr']:.2g}" for lg in (log_m, log_t))
+        worst = max((np.abs(a["Z"] - b["Z"]).max() / np.abs(a["Z"]).max()
+                     if np.array_equal(a["mask"], b["mask"]) else np.inf)
+                    for a, b in zip(log_m, log_t))
+        name = f"{cond[5:]} a{alpha:.0f}"
+        print(f"{name:<24}{len(log_m):>5}/{len(log_t):<4}{last:>14}"
+              f"{_rel(stc_m, stc_t):>10.1e}{worst:>10.1e}{t_m:>8.1f}/{t_t:<5.1f}",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
