@@ -414,22 +414,26 @@ def pickers(eps_grid=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5), gammas=(10, 30, 100, 300)):
 
 
 def summarize(cases, markdown=False):
+    """Per criterion and (source extent, nave): success rate, mean spurious
+    positions, mean chosen alpha per number of sources; then the median
+    localisation error, mean time-course correlation (nave 10 and 60) and time."""
     with_paths = [c for c in cases if "rows" in c]
     picks = pickers() if with_paths else {}
     for n in sorted({k for c in cases for k in c["crit"]}):
         picks[n] = (lambda c, n=n: c["crit"].get(n))
     groups = sorted({(c.get("extent", 0.0), c["nave"]) for c in cases})
     nsrcs = sorted({c["n_src"] for c in cases})
-    head = ["criterion"] + [f"{'point' if ex == 0 else f'{ex:g} mm patch'}, nave {nv}"
-                            for ex, nv in groups]
-    print("\nper cell: success rate (all sources within 20 mm, <= 2 spurious per "
-          "source) | mean spurious | median error (mm) | mean corr | mean alpha "
-          f"for {'/'.join(map(str, nsrcs))} sources | mean time (s)")
+    head = (["criterion"]
+            + [f"{'point' if ex == 0 else f'{ex:g} mm'}, nave {nv}" for ex, nv in groups]
+            + ["err mm / corr (nave 10, 60)", "time s"])
+    print("\ncell: success rate (every source within 20 mm, <= 2 spurious positions "
+          "per source) . mean spurious positions . mean alpha for "
+          f"{'/'.join(map(str, nsrcs))} sources")
     if markdown:
         print("| " + " | ".join(head) + " |")
         print("| " + " | ".join("---" for _ in head) + " |")
     for name, pick in picks.items():
-        cells = []
+        cells, errs, corrs, tms = [], [], [], []
         for ex, nv in groups:
             evs = [(c, pick(c)) for c in cases
                    if (c.get("extent", 0.0), c["nave"]) == (ex, nv)
@@ -440,17 +444,19 @@ def summarize(cases, markdown=False):
                 continue
             succ = np.mean([e["success"] for _, e in evs])
             spur = np.mean([e["spurious"] for _, e in evs])
-            err = np.median([x for _, e in evs for x in e["err_mm"]])
-            corr = np.mean([x for _, e in evs for x in e["corr"]])
             al = "/".join(
                 f"{np.mean([e['alpha'] for c, e in evs if c['n_src'] == ns]):.0f}"
                 if any(c["n_src"] == ns for c, _ in evs) else "-" for ns in nsrcs)
-            tm = [e["time"] for _, e in evs if "time" in e]
-            if not tm and name in ("sure",):
-                tm = [c["t_path"] for c, _ in evs]
-            cell = (f"{succ:.0%} ({len(evs)}) / {spur:.1f} / {err:.0f} / {corr:.2f} / "
-                    f"{al}" + (f" / {np.mean(tm):.1f}" if tm else ""))
-            cells.append(cell)
+            if nv >= 10:
+                errs += [x for _, e in evs for x in e["err_mm"]]
+                corrs += [x for _, e in evs for x in e["corr"]]
+            tms += [e["time"] for _, e in evs if "time" in e]
+            if name == "sure":
+                tms += [c["t_path"] for c, _ in evs]
+            n = f" ({len(evs)})" if len(evs) < 8 else ""
+            cells.append(f"{succ:.0%}{n} . {spur:.1f} . {al}")
+        cells.append(f"{np.median(errs):.0f} / {np.mean(corrs):.2f}" if errs else "-")
+        cells.append(f"{np.mean(tms):.1f}" if tms else "-")
         if markdown:
             print(f"| {name} | " + " | ".join(cells) + " |")
         else:

@@ -184,12 +184,27 @@ def test_discrepancy_stops_at_its_answer(simulated, noise_cov):
     for crit in ("discrepancy", "model-discrepancy"):
         res = tfmxne.solve(sim, fwd, noise_cov, alpha=crit, **kw)
         sel = res.selection
-        j = int(np.flatnonzero(sel["alphas"] == sel["alpha"])[0])
-        v = sel["values"][0]
-        assert sel["n_solves"] == j + 1
-        assert np.all(np.isnan(v[j + 1:])) and not np.any(np.isnan(v[:j + 1]))
+        alphas, v = sel["alphas"], sel["values"][0]
+        solved = ~np.isnan(v)
+        j = int(solved.sum()) - 1
+        assert solved[:j + 1].all() and not solved[j + 1:].any()
+        # grid level j is the first where the residual meets the target
         assert v[j] <= 1.0 and np.all((v[:j] > 1.0) | (sel["n_active"][0, :j] == 0))
-        assert res.residual_norm2 == pytest.approx(v[j] * sel["target"])
+        # then the refinement between alphas[j - 1] and alphas[j], walked down:
+        # the answer is its first point meeting the target, else alphas[j]
+        ra = sel["refined_alphas"]
+        rv = sel["refined_values"][0] if len(ra) else np.zeros(0)
+        assert sel["n_solves"] == j + 1 + len(ra)
+        if j > 0:
+            assert np.all((ra < alphas[j - 1]) & (ra > alphas[j]))
+            assert np.all(np.diff(ra) < 0)
+        meet = np.flatnonzero((rv <= 1.0) & (sel["refined_n_active"][0] > 0))
+        if len(meet):
+            assert list(meet) == [len(ra) - 1] and sel["alpha"] == ra[-1]
+        else:
+            assert sel["alpha"] == alphas[j]
+            assert len(ra) == (tfmxne.path.AUTO_REFINE if j > 0 else 0)
+        assert res.residual_norm2 <= sel["target"]
         chosen[crit] = sel
     # the model-error target lies between the noise energy and the data energy
     md = chosen["model-discrepancy"]
@@ -216,9 +231,14 @@ def test_l1_ratio_none_walks_levels_together(evoked, fwd, noise_cov, monkeypatch
     solved = ~np.isnan(sel["values"])
     assert np.all(solved == solved[0])  # same levels for every l1_ratio
     j = int(solved[0].sum()) - 1
-    assert sel["alpha"] == sel["alphas"][j]
     i = int(np.flatnonzero(sel["l1_ratios"] == res.l1_ratio)[0])
-    if sel["stopped_early"] or sel["values"][i, j] <= 1.0:
+    if sel["alpha"] != sel["alphas"][j]:  # found by the refinement above level j
+        k = len(sel["refined_alphas"]) - 1
+        assert sel["alpha"] == sel["refined_alphas"][k]
+        meet = (sel["refined_values"][:, k] <= 1.0) & (sel["refined_n_active"][:, k] > 0)
+        assert meet[i]
+        assert sel["refined_n_active"][i, k] == sel["refined_n_active"][meet, k].min()
+    elif sel["stopped_early"] or sel["values"][i, j] <= 1.0:
         meet = (sel["values"][:, j] <= 1.0) & (sel["n_active"][:, j] > 0)
         assert meet[i] and sel["n_active"][i, j] == sel["n_active"][meet, j].min()
         assert not np.any((sel["values"][:, :j] <= 1.0) & (sel["n_active"][:, :j] > 0))
@@ -374,6 +394,7 @@ def test_default_alpha_two_sources_model_error(two_sources_model_error, fwd_surf
     assert np.all(err < 0.02), err
     assert spurious <= 4, spurious
     # the walk stopped at its answer: nothing below the chosen alpha was solved
-    j = int(np.flatnonzero(sel["alphas"] == sel["alpha"])[0])
-    assert sel["n_solves"] == len(sel["l1_ratios"]) * (j + 1)
+    j = int((~np.isnan(sel["values"][0])).sum()) - 1
+    assert sel["alphas"][j] <= sel["alpha"] and sel["stopped_early"]
+    assert sel["n_solves"] == len(sel["l1_ratios"]) * (j + 1 + len(sel["refined_alphas"]))
     assert np.all(np.isnan(sel["values"][:, j + 1:]))

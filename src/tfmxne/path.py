@@ -27,7 +27,10 @@ AUTO_L1_RATIOS = (0.01, 0.03, 0.1, 0.3)
 CRITERIA = ("model-discrepancy", "sure", "discrepancy", "bic")
 #: Relative forward-model error assumed by 'model-discrepancy' (chosen on the
 #: simulation study of benchmarks/bench_alpha_study.py, never on recordings).
-MODEL_ERROR = 0.3
+MODEL_ERROR = 0.4
+#: Points solved between the last grid alpha without a hit and the first with
+#: one, by the discrepancy criteria (geometric; the answer is the first hit).
+AUTO_REFINE = 2
 #: Penalty per active position of 'bic', in units of log(n_chan * n_times)
 #: (simulation study).
 BIC_PENALTY = 300.0
@@ -335,8 +338,12 @@ def _select_discrepancy(evoked, fp, criterion, l1_grid, alphas, o, kw, n_workers
     most the target (ties between l1_ratios: fewest active positions, then
     lowest residual). All l1_ratios walk the grid together, level by level,
     warm-started; the first level where one meets the target *is* the answer,
-    so no smaller alpha is solved: the stop is exact, not a truncation. If no
-    level meets it, the smallest alpha is returned (lowest residual / target).
+    so no smaller alpha is solved: the stop is exact, not a truncation. Then
+    ``AUTO_REFINE`` geometric points between that level and the one above are
+    walked down the same way (from the solutions above), so that the answer
+    is the largest alpha meeting the target to a finer step than the grid's.
+    If no level meets it, the smallest alpha is returned (lowest residual /
+    target).
     """
     eps = MODEL_ERROR if criterion == "model-discrepancy" else 0.0
     wsize, tstep = kw["wsize"], kw["tstep"]
@@ -365,41 +372,70 @@ def _select_discrepancy(evoked, fp, criterion, l1_grid, alphas, o, kw, n_workers
         bar.update(1)
         return r
 
+    def level(a):
+        """Solve every l1_ratio at alpha ``a``; the hits (sparsest first)."""
+        nonlocal n_solves
+        res = _in_threads([lambda i=i: one(i, a) for i in range(n_l1)], n_workers)
+        n_solves += n_l1 * kw["n_iter"]
+        hits = []
+        for i, r in enumerate(res):
+            last[i] = r
+            if _n_positions(preps[i], r):
+                warm[i] = (r._res.Z, r._res.positions)
+                if r.residual_norm2 <= target:
+                    hits.append((_n_positions(preps[i], r), r.residual_norm2, i))
+        return res, hits
+
+    refined = []
     try:
         for j, a in enumerate(alphas):
-            res = _in_threads([lambda i=i: one(i, a) for i in range(n_l1)], n_workers)
-            n_solves += n_l1 * kw["n_iter"]
-            hits = []
+            warm_prev = list(warm)
+            res, hits = level(a)
             for i, r in enumerate(res):
-                last[i] = r
                 n_active[i, j] = _n_positions(preps[i], r)
                 values[i, j] = r.residual_norm2 / target
-                if n_active[i, j]:
-                    warm[i] = (r._res.Z, r._res.positions)
-                    if r.residual_norm2 <= target:
-                        hits.append((n_active[i, j], r.residual_norm2, i))
             logger.info(f"alpha {a:.3g}: residual / target "
                         + " ".join(f"{v:.3g}" for v in values[:, j]))
             if hits:
                 i = min(hits)[2]
-                chosen = (i, j, res[i])
+                chosen = (i, float(a), res[i])
                 break
+        if chosen is not None and j > 0 and AUTO_REFINE > 0:
+            # the answer lies between the grid's alphas[j - 1] (no hit) and
+            # alphas[j]: walk AUTO_REFINE geometric points between them, from
+            # the solutions at alphas[j - 1]; the first with a hit is the answer
+            warm = warm_prev
+            ratio = alphas[j] / alphas[j - 1]
+            for m in range(1, AUTO_REFINE + 1):
+                a = float(alphas[j - 1] * ratio ** (m / (AUTO_REFINE + 1)))
+                res, hits = level(a)
+                refined.append((a, [r.residual_norm2 / target for r in res],
+                                [_n_positions(preps[i], r) for i, r in enumerate(res)]))
+                if hits:
+                    i = min(hits)[2]
+                    chosen = (i, a, res[i])
+                    break
     finally:
         bar.close()
     if chosen is None:
         j = n_a - 1
         cand = [i for i in range(n_l1) if n_active[i, j] > 0] or list(range(n_l1))
         i = min(cand, key=lambda i: values[i, j])
-        chosen = (i, j, last[i])
-    i, j, r = chosen
+        chosen = (i, float(alphas[j]), last[i])
+    i, a, r = chosen
     r.selection = dict(criterion=criterion, alphas=np.asarray(alphas),
                        l1_ratios=np.asarray(l1_grid), values=values, n_active=n_active,
-                       alpha=float(alphas[j]), l1_ratio=float(l1_grid[i]),
+                       refined_alphas=np.array([x[0] for x in refined]),
+                       refined_values=np.reshape([x[1] for x in refined],
+                                                 (-1, n_l1)).T,
+                       refined_n_active=np.reshape([x[2] for x in refined],
+                                                   (-1, n_l1)).T.astype(int),
+                       alpha=a, l1_ratio=float(l1_grid[i]),
                        noise_var=_noise_var(p0), noise_energy=noise, data_energy=m2,
                        target=target, model_error=eps,
                        baseline_noise_var=_baseline_noise_var(p0), n_solves=n_solves,
                        stopped_early=bool(j < n_a - 1))
-    logger.info(f"Selected alpha={alphas[j]:.4g} l1_ratio={l1_grid[i]} ({criterion}, "
+    logger.info(f"Selected alpha={a:.4g} l1_ratio={l1_grid[i]} ({criterion}, "
                 f"{n_solves} solves)")
     return r
 
