@@ -18,9 +18,11 @@ Noise is drawn from the shared noise covariance at the level of an average of
 surface forward (mindist 5 mm) with tfmxne's default options.
 
 For each case the data path is solved once over ``tfmxne.path.AUTO_ALPHAS``
-(l1_ratio 0.03) and every path-based criterion is evaluated on it (with its
-constants swept); SURE, SURE on the reweighted problem and the default are run
-end to end with :func:`tfmxne.solve` (timed). Per criterion: success rate
+(l1_ratio 0.03), with SURE's perturbed path, and every path-based criterion is
+evaluated on it (with its constants swept); SURE on the reweighted problem
+(seed 0 of point sources only) and the default (``alpha=None, l1_ratio=None``)
+are run end to end with :func:`tfmxne.solve` (timed, the default also against
+one solve at its choice). Per criterion: success rate
 (every true source has an estimated position within 20 mm and at most 2
 spurious positions per true source), localisation error, spurious positions,
 time-course correlation, chosen alpha, time.
