@@ -228,21 +228,27 @@ def _check_weights(weights, forward):
 # --------------------------------------------------------------------------
 # preparation
 # --------------------------------------------------------------------------
-def _window_evoked(evoked, window):
-    """Taper both ends with half Hanning windows (copy), without MNE's 0 bug."""
+def _taper(n, sfreq, window):
+    """The weights of :func:`_window_evoked` (ones where ``window`` is None)."""
+    taper = np.ones(n)
+    if window is None:
+        return taper
     if isinstance(window, numbers.Real):
         lsize = rsize = float(window)
     else:
         lsize, rsize = window
-    evoked = evoked.copy()
-    sfreq = float(evoked.info["sfreq"])
     nl, nr = int(lsize * sfreq), int(rsize * sfreq)
-    n = len(evoked.times)
-    taper = np.ones(n)
     if nl > 0:
         taper[:nl] = np.hanning(2 * nl)[:nl]
     if nr > 0:
         taper[n - nr:] = np.hanning(2 * nr)[nr:]
+    return taper
+
+
+def _window_evoked(evoked, window):
+    """Taper both ends with half Hanning windows (copy), without MNE's 0 bug."""
+    evoked = evoked.copy()
+    taper = _taper(len(evoked.times), float(evoked.info["sfreq"]), window)
     evoked.data *= taper[None, :]
     return evoked
 
@@ -313,6 +319,7 @@ def _prepare_data(fp, evoked, window, l1_ratio, wsize, tstep):
     p.alpha_max = alpha_max
     p.sel = sel
     p.nave = ev.nave
+    p.taper = _taper(len(ev.times), float(ev.info["sfreq"]), window)
     # the screening at R = M, in the units of the scaled gain (the epsilon norm
     # is positively homogeneous); valid for this M, l1_ratio and dictionary only
     GtM /= alpha_max
@@ -481,17 +488,29 @@ def solve(evoked, forward, noise_cov, loose="auto", depth=0.8, maxit=3000, tol=1
         The noise covariance.
     loose, depth, maxit, tol, weights, weights_min, pca, debias, wsize, tstep, window, dgap_freq, rank, pick_ori, n_tfmxne_iter
         As in :func:`tf_mixed_norm`.
-    alpha : float | None | 'sure' | 'discrepancy'
-        Regularisation in percent of alpha_max. ``'sure'`` (what ``None``
-        means): minimise Stein's unbiased risk estimate (finite-difference Monte
-        Carlo degrees of freedom, Deledalle et al. 2014, as MNE's
-        ``mixed_norm(alpha='sure')``) along a warm-started grid
-        (``tfmxne.path.AUTO_ALPHAS``); ``'discrepancy'``: the largest alpha of
-        that grid whose whitened residual energy is at most the expected noise
-        energy ``rank * n_times / nave``.
+    alpha : float | None | str
+        Regularisation in percent of alpha_max, or a criterion that chooses it
+        on a warm-started grid (``tfmxne.path.AUTO_ALPHAS``, 90 to 5 percent of
+        alpha_max); ``result.selection`` holds the curve and the choice.
+        ``'model-discrepancy'`` (what ``None`` means): the largest alpha whose
+        whitened residual energy is at most the expected noise energy plus
+        ``tfmxne.path.MODEL_ERROR**2`` times the data energy beyond it (the
+        share of the signal a forward model in error cannot fit); the grid is
+        walked down and stops at the answer. ``'discrepancy'``: the same with
+        noise only (``rank * n_times / nave``). ``'sure'``: minimise Stein's
+        unbiased risk estimate (finite-difference Monte Carlo degrees of
+        freedom, Deledalle et al. 2014, as MNE's ``mixed_norm(alpha='sure')``;
+        with ``n_tfmxne_iter > 1``, on the reweighted problem). ``'bic'``: an
+        information criterion on the debiased fit,
+        ``N log(RSS / N) + tfmxne.path.BIC_PENALTY * k log N`` (k active
+        positions, N = rank * n_times). The full grid is solved for 'sure'
+        and 'bic'. ``benchmarks/README.md`` compares them on simulations with
+        forward-model error.
     l1_ratio : float | None
         Share of the temporal penalty; ``None``: chosen by the same criterion
-        over ``tfmxne.path.AUTO_L1_RATIOS``.
+        over ``tfmxne.path.AUTO_L1_RATIOS`` (for the discrepancy criteria, all
+        l1_ratios walk the alpha grid together and the first level where one
+        meets the target decides; ties: fewest active positions).
     return_residual : bool
         Compute the residual evoked (default True).
     dtype : numpy dtype
@@ -533,11 +552,8 @@ def solve(evoked, forward, noise_cov, loose="auto", depth=0.8, maxit=3000, tol=1
         return _path._solve_batch([evoked], forward, noise_cov, alpha, l1_ratio, o, 1,
                                   client, return_residual, dtype)[0]
     if auto:
-        criterion = "sure" if alpha is None or not isinstance(alpha, str) else alpha
-        if isinstance(alpha, str) and alpha not in ("sure", "discrepancy"):
-            raise ValueError(
-                "alpha must be a number in (0, 100), None, 'sure' or 'discrepancy', "
-                f"got alpha={alpha!r}")
+        criterion = (_path.CRITERIA[0] if alpha is None or not isinstance(alpha, str)
+                     else _path._check_criterion(alpha))
         alphas = None
         if alpha is not None and not isinstance(alpha, str):
             _check_inputs(evoked, forward, noise_cov, alpha, 0.5, **o)
@@ -688,10 +704,11 @@ def tf_mixed_norm(evoked, forward, noise_cov, loose="auto", depth=0.8, maxit=300
         Also return the residual evoked.
     return_as_dipoles : bool
         Return a list of :class:`mne.Dipole` instead of a source estimate.
-    alpha : float | None | 'sure' | 'discrepancy'
+    alpha : float | None | str
         Regularisation in (0, 100), in percent of alpha_max. ``None`` (MNE
-        crashes there) selects it automatically by SURE, as ``'sure'``; see
-        :func:`tfmxne.solve` for the criteria.
+        crashes there) selects it automatically, as ``'model-discrepancy'``;
+        ``'sure'``, ``'discrepancy'`` and ``'bic'`` are the other criteria;
+        see :func:`tfmxne.solve`.
     l1_ratio : float | None
         Share of the temporal (L1) penalty in [0, 1]; ``None``: selected by the
         same criterion over a small grid.

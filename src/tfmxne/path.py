@@ -23,6 +23,17 @@ from .solver import _single_blas_scope
 AUTO_ALPHAS = np.geomspace(90.0, 5.0, 12)
 #: l1_ratio values tried when ``l1_ratio=None``.
 AUTO_L1_RATIOS = (0.01, 0.03, 0.1, 0.3)
+#: Criteria of automatic selection; the first is what ``alpha=None`` means.
+CRITERIA = ("model-discrepancy", "sure", "discrepancy", "bic")
+#: Relative forward-model error assumed by 'model-discrepancy' (chosen on the
+#: simulation study of benchmarks/bench_alpha_study.py, never on recordings).
+MODEL_ERROR = 0.4
+#: Points solved between the last grid alpha without a hit and the first with
+#: one, by the discrepancy criteria (geometric; the answer is the first hit).
+AUTO_REFINE = 2
+#: Penalty per active position of 'bic', in units of log(n_chan * n_times)
+#: (simulation study).
+BIC_PENALTY = 300.0
 #: Number of default path values (like scikit-learn's lasso_path: from 90 % to 10 %).
 PATH_N_ALPHAS = 10
 
@@ -207,6 +218,13 @@ def _noise_var(p):
     return 1.0 / max(float(p.nave), 1.0)
 
 
+def _noise_energy(p):
+    """Expected energy of the whitened noise in ``p.M``: sigma^2 n_chan sum(taper^2)."""
+    taper = getattr(p, "taper", None)
+    n_eff = p.M.shape[1] if taper is None else float(np.sum(taper ** 2))
+    return _noise_var(p) * p.M.shape[0] * n_eff
+
+
 def _baseline_noise_var(p):
     """Whitened noise variance measured on the pre-stimulus baseline (or None)."""
     times = p.evoked.times
@@ -216,18 +234,24 @@ def _baseline_noise_var(p):
     return float(np.mean(p.M[:, base] ** 2))
 
 
+def _check_criterion(criterion):
+    if not isinstance(criterion, str) or criterion not in CRITERIA:
+        raise ValueError(
+            "alpha must be a number in (0, 100), None or one of "
+            f"{', '.join(repr(c) for c in CRITERIA)}, got alpha={criterion!r}")
+    return criterion
+
+
 def _select(evoked, forward, noise_cov, criterion, l1_ratio, o, alphas=None,
             random_state=0, return_residual=True, n_jobs=1):
-    """Choose (alpha, l1_ratio) by SURE or the discrepancy principle.
+    """Choose (alpha, l1_ratio) by one of ``CRITERIA`` (see :func:`tfmxne.solve`).
 
-    With ``n_jobs > 1``, SURE's two paths (data and perturbed data) run in
+    With ``n_jobs > 1``, the paths of the l1_ratio grid ('model-discrepancy',
+    'discrepancy') or SURE's two paths (data and perturbed data) run in
     parallel threads.
     """
     n_workers = _n_workers(n_jobs)
-    if criterion not in ("sure", "discrepancy"):
-        raise ValueError(
-            "alpha must be a number in (0, 100), None, 'sure' or 'discrepancy', got "
-            f"alpha={criterion!r}")
+    _check_criterion(criterion)
     l1_grid = AUTO_L1_RATIOS if l1_ratio is None else (l1_ratio,)
     _, _, maxit, tol, n_iter, dgap_freq, wsize, tstep = _validated(
         evoked, forward, noise_cov, 50.0, l1_grid[0], o)
@@ -235,11 +259,15 @@ def _select(evoked, forward, noise_cov, criterion, l1_ratio, o, alphas=None,
     fp = _inv._prepare_forward_part(evoked.info, forward, noise_cov, o["loose"],
                                     o["depth"], o["weights"], o["weights_min"], o["pca"],
                                     o["rank"])
-    rng = np.random.default_rng(random_state)
-    values = np.full((len(l1_grid), len(alphas)), np.inf)
-    paths = []
     kw = dict(wsize=wsize, tstep=tstep, maxit=maxit, tol=tol, dgap_freq=dgap_freq,
               n_iter=n_iter, return_residual=return_residual)
+    if criterion in ("model-discrepancy", "discrepancy"):
+        return _select_discrepancy(evoked, fp, criterion, l1_grid, alphas, o, kw,
+                                   n_workers)
+    rng = np.random.default_rng(random_state)
+    values = np.full((len(l1_grid), len(alphas)), np.inf)
+    n_active = np.zeros((len(l1_grid), len(alphas)), int)
+    paths = []
     bar = _progress(len(l1_grid) * len(alphas) * (2 if criterion == "sure" else 1),
                     f"alpha selection ({criterion})")
     try:
@@ -262,45 +290,154 @@ def _select(evoked, forward, noise_cov, criterion, l1_ratio, o, alphas=None,
             else:
                 res = _path_on_prepared(p, alphas, l1, o, bar=bar, **kw)
             paths.append(res)
-            rn2 = np.array([r.residual_norm2 for r in res])
-            if criterion == "discrepancy":
-                # the residual energy expected from noise alone
-                target = n_chan * n_times * sigma2
-                values[i] = np.where(rn2 <= target, 0.0, rn2 - target)
-            else:
+            n_active[i] = [_n_positions(p, r) for r in res]
+            if criterion == "sure":
                 for j, (r, re) in enumerate(zip(res, res_e)):
                     fit = _fit(p, r)
                     fit_e = _fit(pe, re)
                     dof = float(np.sum((fit_e - fit) * delta)) / eps
                     values[i, j] = (r.residual_norm2 - n_chan * n_times * sigma2
                                     + 2.0 * sigma2 * dof)
+            else:  # bic
+                N = float(n_chan * n_times)
+                for j, r in enumerate(res):
+                    if n_active[i, j]:
+                        values[i, j] = (N * np.log(r.residual_norm2 / N)
+                                        + BIC_PENALTY * n_active[i, j] * np.log(N))
             logger.info(f"l1_ratio {l1}: {criterion} "
                         + " ".join(f"{a:.3g}:{v:.4g}" for a, v in zip(alphas, values[i])))
     finally:
         bar.close()
-    if criterion == "discrepancy":
-        # largest alpha meeting the target; l1_ratio: sparsest such model
-        best = None
-        for i in range(len(l1_grid)):
-            ok = np.flatnonzero(values[i] == 0.0)
-            j = ok[0] if len(ok) else len(alphas) - 1
-            r = paths[i][j]
-            key = (r.active_set.sum() == 0, r.active_set.sum(), r.residual_norm2)
-            if r.active_set.sum() and (best is None or key < best[0]):
-                best = (key, i, j)
-        if best is None:
-            i, j = 0, len(alphas) - 1
-        else:
-            _, i, j = best
-    else:
-        i, j = np.unravel_index(np.argmin(values), values.shape)
+    i, j = np.unravel_index(np.argmin(values), values.shape)
     chosen = paths[i][j]
     chosen.selection = dict(criterion=criterion, alphas=np.asarray(alphas),
                             l1_ratios=np.asarray(l1_grid), values=values,
-                            alpha=float(alphas[j]), l1_ratio=float(l1_grid[i]),
-                            noise_var=noise_var, baseline_noise_var=base_var)
+                            n_active=n_active, alpha=float(alphas[j]),
+                            l1_ratio=float(l1_grid[i]), noise_var=noise_var,
+                            baseline_noise_var=base_var,
+                            n_solves=len(l1_grid) * len(alphas)
+                            * (2 if criterion == "sure" else 1) * n_iter,
+                            stopped_early=False)
     logger.info(f"Selected alpha={alphas[j]:.4g} l1_ratio={l1_grid[i]} ({criterion})")
     return chosen
+
+
+def _n_positions(p, r):
+    """Active source positions of a path result."""
+    return int(len(r._res.positions)) if r._res is not None else 0
+
+
+def _select_discrepancy(evoked, fp, criterion, l1_grid, alphas, o, kw, n_workers):
+    """Discrepancy principle, walked down the grid and stopped at its answer.
+
+    The target is the expected energy of the whitened noise, raised for
+    'model-discrepancy' by ``MODEL_ERROR**2`` times the energy of the data
+    beyond the noise (the part of the signal a forward model in error by that
+    relative amount cannot fit). The choice is the largest alpha of the grid at
+    which some l1_ratio has a non-empty estimate whose residual energy is at
+    most the target (ties between l1_ratios: fewest active positions, then
+    lowest residual). All l1_ratios walk the grid together, level by level,
+    warm-started; the first level where one meets the target *is* the answer,
+    so no smaller alpha is solved: the stop is exact, not a truncation. Then
+    ``AUTO_REFINE`` geometric points between that level and the one above are
+    walked down the same way (from the solutions above), so that the answer
+    is the largest alpha meeting the target to a finer step than the grid's.
+    If no level meets it, the smallest alpha is returned (lowest residual /
+    target).
+    """
+    eps = MODEL_ERROR if criterion == "model-discrepancy" else 0.0
+    wsize, tstep = kw["wsize"], kw["tstep"]
+    preps = [_inv._prepare_data(fp, evoked, o["window"], l1, wsize, tstep)
+             for l1 in l1_grid]
+    p0 = preps[0]
+    noise = _noise_energy(p0)
+    m2 = float(np.sum(p0.M ** 2))
+    target = noise + eps ** 2 * max(m2 - noise, 0.0)
+    n_l1, n_a = len(l1_grid), len(alphas)
+    values = np.full((n_l1, n_a), np.nan)  # residual energy / target
+    n_active = np.full((n_l1, n_a), -1)
+    warm = [(None, None)] * n_l1
+    last = [None] * n_l1
+    kw = dict(kw)
+    bar = _progress(n_l1 * n_a, f"alpha selection ({criterion})")
+    chosen = None
+    n_solves = 0
+
+    def one(i, a):
+        Z, pos = warm[i]
+        r = _inv._solve_prepared(
+            preps[i], float(a), l1_grid[i], kw["maxit"], kw["tol"], o["debias"], wsize,
+            tstep, kw["dgap_freq"], o["pick_ori"], kw["n_iter"], kw["return_residual"],
+            np.float64, Z_init=Z, init_positions=pos, raise_empty=False)
+        bar.update(1)
+        return r
+
+    def level(a):
+        """Solve every l1_ratio at alpha ``a``; the hits (sparsest first)."""
+        nonlocal n_solves
+        res = _in_threads([lambda i=i: one(i, a) for i in range(n_l1)], n_workers)
+        n_solves += n_l1 * kw["n_iter"]
+        hits = []
+        for i, r in enumerate(res):
+            last[i] = r
+            if _n_positions(preps[i], r):
+                warm[i] = (r._res.Z, r._res.positions)
+                if r.residual_norm2 <= target:
+                    hits.append((_n_positions(preps[i], r), r.residual_norm2, i))
+        return res, hits
+
+    refined = []
+    try:
+        for j, a in enumerate(alphas):
+            warm_prev = list(warm)
+            res, hits = level(a)
+            for i, r in enumerate(res):
+                n_active[i, j] = _n_positions(preps[i], r)
+                values[i, j] = r.residual_norm2 / target
+            logger.info(f"alpha {a:.3g}: residual / target "
+                        + " ".join(f"{v:.3g}" for v in values[:, j]))
+            if hits:
+                i = min(hits)[2]
+                chosen = (i, float(a), res[i])
+                break
+        if chosen is not None and j > 0 and AUTO_REFINE > 0:
+            # the answer lies between the grid's alphas[j - 1] (no hit) and
+            # alphas[j]: walk AUTO_REFINE geometric points between them, from
+            # the solutions at alphas[j - 1]; the first with a hit is the answer
+            warm = warm_prev
+            ratio = alphas[j] / alphas[j - 1]
+            for m in range(1, AUTO_REFINE + 1):
+                a = float(alphas[j - 1] * ratio ** (m / (AUTO_REFINE + 1)))
+                res, hits = level(a)
+                refined.append((a, [r.residual_norm2 / target for r in res],
+                                [_n_positions(preps[i], r) for i, r in enumerate(res)]))
+                if hits:
+                    i = min(hits)[2]
+                    chosen = (i, a, res[i])
+                    break
+    finally:
+        bar.close()
+    if chosen is None:
+        j = n_a - 1
+        cand = [i for i in range(n_l1) if n_active[i, j] > 0] or list(range(n_l1))
+        i = min(cand, key=lambda i: values[i, j])
+        chosen = (i, float(alphas[j]), last[i])
+    i, a, r = chosen
+    r.selection = dict(criterion=criterion, alphas=np.asarray(alphas),
+                       l1_ratios=np.asarray(l1_grid), values=values, n_active=n_active,
+                       refined_alphas=np.array([x[0] for x in refined]),
+                       refined_values=np.reshape([x[1] for x in refined],
+                                                 (-1, n_l1)).T,
+                       refined_n_active=np.reshape([x[2] for x in refined],
+                                                   (-1, n_l1)).T.astype(int),
+                       alpha=a, l1_ratio=float(l1_grid[i]),
+                       noise_var=_noise_var(p0), noise_energy=noise, data_energy=m2,
+                       target=target, model_error=eps,
+                       baseline_noise_var=_baseline_noise_var(p0), n_solves=n_solves,
+                       stopped_early=bool(j < n_a - 1))
+    logger.info(f"Selected alpha={a:.4g} l1_ratio={l1_grid[i]} ({criterion}, "
+                f"{n_solves} solves)")
+    return r
 
 
 def _fit(p, r):

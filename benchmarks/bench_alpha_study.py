@@ -1,0 +1,475 @@
+# Authors: The tfmxne developers
+# SPDX-License-Identifier: BSD-3-Clause
+"""Simulation study of the automatic choice of alpha, with forward-model error.
+
+Not part of CI. One to three focal sources with transient oscillatory time
+courses are simulated on the shared oct-4 cortical surface with a *different*
+forward model than the one used for the reconstruction:
+
+* positions jittered by 3 mm (random, non-outward directions) and orientations tilted by
+  about 15 degrees (a discrete source space, fixed orientations),
+* a co-registration error (2 mm translation, 1 degree rotation of the
+  head-to-MRI transform),
+* a three-layer BEM with another skull conductivity (0.0125 S/m instead of
+  0.006 S/m).
+
+Noise is drawn from the shared noise covariance at the level of an average of
+``nave`` = 3, 10 or 60 trials. The reconstruction uses the shared oct-4
+surface forward (mindist 5 mm) with tfmxne's default options.
+
+For each case the data path is solved once over ``tfmxne.path.AUTO_ALPHAS``
+(l1_ratio 0.03), with SURE's perturbed path, and every path-based criterion is
+evaluated on it (with its constants swept); SURE on the reweighted problem
+(seed 0 of point sources only) and the default (``alpha=None, l1_ratio=None``)
+are run end to end with :func:`tfmxne.solve` (timed, the default also against
+one solve at its choice). Per criterion: success rate
+(every true source has an estimated position within 20 mm and at most 2
+spurious positions per true source), localisation error, spurious positions,
+time-course correlation, chosen alpha, time.
+
+Usage::
+
+    python benchmarks/bench_alpha_study.py [--quick] [--seeds N] [--out FILE]
+    python benchmarks/bench_alpha_study.py --summarize FILE   # the table again
+    python benchmarks/bench_alpha_study.py --real [default,sure,...]  # sample data
+
+Results go to ``$TFMXNE_BENCH_CACHE/alpha-study.json`` (default under /tmp).
+"""
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _bench_utils import cache_dir, find_sample, get_forward, read_cov  # noqa: E402
+
+L1 = 0.03
+TMIN, TMAX = -0.05, 0.3
+HIT_MM = 20.0
+MIN_SEP_MM = 30.0
+
+
+def model_error_forward(sample, fwd_surf, info, seed=0):
+    """Forward of jittered positions/orientations, shifted trans, other BEM."""
+    import mne
+
+    fname = cache_dir() / f"alpha-study-sim{seed}-fwd.fif"
+    if fname.exists():
+        fwd = mne.read_forward_solution(fname, verbose=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return mne.convert_forward_solution(fwd, surf_ori=True, force_fixed=True,
+                                                verbose=False)
+    rng = np.random.default_rng(1000 + seed)
+    rr, nn = [], []
+    for s in fwd_surf["src"]:  # MRI coordinates
+        rr.append(s["rr"][s["vertno"]])
+        nn.append(s["nn"][s["vertno"]])
+    rr, nn = np.concatenate(rr), np.concatenate(nn)
+    if fwd_surf["src"][0]["coord_frame"] != mne.io.constants.FIFF.FIFFV_COORD_MRI:
+        head_mri = mne.transforms.invert_transform(fwd_surf["mri_head_t"])
+        rr = mne.transforms.apply_trans(head_mri, rr)
+        nn = mne.transforms.apply_trans(head_mri, nn, move=False)
+    # random directions, but never outwards (the positions lie 5+ mm inside the
+    # inner skull, which the forward model requires)
+    d = rng.standard_normal(rr.shape)
+    u = rr - rr.mean(axis=0)
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    d -= np.maximum(np.sum(d * u, axis=1, keepdims=True), 0.0) * u
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    rr = rr + 0.003 * d
+    t = rng.standard_normal(nn.shape)
+    t -= np.sum(t * nn, axis=1, keepdims=True) * nn
+    t /= np.linalg.norm(t, axis=1, keepdims=True)
+    nn = nn + np.tan(np.deg2rad(15.0)) * t
+    nn /= np.linalg.norm(nn, axis=1, keepdims=True)
+    src = mne.setup_volume_source_space(None, pos=dict(rr=rr, nn=nn), verbose=False)
+    trans = mne.read_trans(sample / "sample-trans.fif")
+    ax = rng.standard_normal(3)
+    ax /= np.linalg.norm(ax)
+    ang = np.deg2rad(1.0)
+    K = np.array([[0, -ax[2], ax[1]], [ax[2], 0, -ax[0]], [-ax[1], ax[0], 0]])
+    R = np.eye(3) + np.sin(ang) * K + (1 - np.cos(ang)) * K @ K
+    sh = rng.standard_normal(3)
+    sh *= 0.002 / np.linalg.norm(sh)
+    T = trans["trans"].copy()
+    T[:3, :3] = R @ T[:3, :3]
+    T[:3, 3] = T[:3, 3] + sh
+    trans2 = mne.transforms.Transform(trans["from"], trans["to"], T)
+    surfs = mne.read_bem_surfaces(sample / "sample-320-320-320-bem-sol.fif",
+                                  verbose=False)
+    for s in surfs:
+        if s["id"] == 3:  # skull
+            s["sigma"] = 0.0125
+    bem = mne.make_bem_solution(surfs, verbose=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fwd = mne.make_forward_solution(info, trans2, src, bem, mindist=0.0,
+                                        verbose=False)
+        fwd = mne.convert_forward_solution(fwd, surf_ori=True, force_fixed=True,
+                                           verbose=False)
+    assert fwd["nsource"] == fwd_surf["nsource"], fwd["nsource"]
+    mne.write_forward_solution(fname, fwd, overwrite=True, verbose=False)
+    return mne.convert_forward_solution(fwd, surf_ori=True, force_fixed=True,
+                                        verbose=False)
+
+
+def gabor(times, rng):
+    f = rng.uniform(5.0, 20.0)
+    t0 = rng.uniform(0.05, 0.2)
+    w = rng.uniform(0.015, 0.04)
+    ph = rng.uniform(0, 2 * np.pi)
+    return np.exp(-0.5 * ((times - t0) / w) ** 2) * np.cos(2 * np.pi * f * (times - t0)
+                                                           + ph)
+
+
+def make_case(ev0, fwd_sim, cov, nave, n_src, seed, W, extent=0.0):
+    """Sources with whitened single-trial energies of 5-15 % of N each (the
+    real 'Left Auditory' response: about 17 % of N above the noise).
+
+    With ``extent`` (mm) > 0, each source is a patch: every position of the
+    simulation forward within ``extent`` of the centre, with its own
+    orientation, carries the same time course.
+    """
+    import mne
+
+    rng = np.random.default_rng(seed)
+    rr = fwd_sim["source_rr"]
+    idx = []
+    while len(idx) < n_src:
+        k = int(rng.integers(len(rr)))
+        if all(np.linalg.norm(rr[k] - rr[j]) * 1e3 > MIN_SEP_MM for j in idx):
+            idx.append(k)
+    times = ev0.times
+    Gs = fwd_sim["sol"]["data"]
+    G = np.stack([Gs[:, np.linalg.norm(rr - rr[k], axis=1) * 1e3 <= extent].sum(axis=1)
+                  if extent > 0 else Gs[:, k] for k in idx], axis=1)
+    S = np.array([gabor(times, rng) for _ in idx])
+    N = W.shape[0] * len(times)
+    for t in range(len(idx)):
+        e = np.sum((W @ np.outer(G[:, t], S[t])) ** 2)
+        S[t] *= np.sqrt(rng.uniform(0.05, 0.15) * N / e)
+    ev = ev0.copy()
+    ev.data = G @ S
+    c = cov.copy()
+    c["data"] = c["data"] / nave
+    ev = mne.simulation.add_noise(ev, c, random_state=seed, verbose=False)
+    ev.nave = nave
+    return ev, rr[idx], S
+
+
+def data_and_sure_paths(sim, fwd, cov, seed):
+    """The data path and SURE's perturbed path (as tfmxne.path._select does)."""
+    from tfmxne import inverse as inv
+    from tfmxne import path as tpath
+
+    o = tpath._defaults({})
+    fp = inv._prepare_forward_part(sim.info, fwd, cov, o["loose"], o["depth"], None,
+                                   0.0, True, None)
+    p = inv._prepare_data(fp, sim, o["window"], L1, 64, 4)
+    kw = dict(wsize=64, tstep=4, maxit=o["maxit"], tol=o["tol"], dgap_freq=10, n_iter=1)
+    path = tpath._path_on_prepared(p, tpath.AUTO_ALPHAS, L1, o, **kw)
+    sigma2 = tpath._noise_var(p)
+    n_chan = p.M.shape[0]
+    eps = 2.0 * np.sqrt(sigma2) / n_chan ** 0.3
+    delta = np.random.default_rng(0).standard_normal(p.M.shape)
+    pe = inv._Prepared()
+    pe.__dict__.update(p.__dict__)
+    pe.M = p.M + eps * delta
+    path_e = tpath._path_on_prepared(pe, tpath.AUTO_ALPHAS, L1, o,
+                                     **dict(kw, return_residual=False))
+    sure = []
+    for r, re in zip(path, path_e):
+        dof = float(np.sum((tpath._fit(pe, re) - tpath._fit(p, r)) * delta)) / eps
+        sure.append(r.residual_norm2 - p.M.size * sigma2 + 2.0 * sigma2 * dof)
+    return path, sure
+
+
+def evaluate(r, fwd, true_rr, S):
+    """Localisation, spurious positions and time-course correlation of one estimate."""
+    n_or = 3 if r.active_set.size == 3 * fwd["nsource"] else 1
+    pos = np.flatnonzero(r.active_set.reshape(-1, n_or).any(axis=1))
+    out = dict(n_active=int(len(pos)), alpha=float(r.alpha), l1_ratio=float(r.l1_ratio))
+    if len(pos) == 0:
+        out.update(err_mm=[np.inf] * len(true_rr), spurious=0, corr=[0.0] * len(true_rr),
+                   success=False)
+        return out
+    est_rr = fwd["source_rr"][pos]
+    D = np.linalg.norm(est_rr[:, None] - true_rr[None], axis=2) * 1e3
+    err = D.min(axis=0)
+    spurious = int(np.sum(D.min(axis=1) > HIT_MM))
+    Xp = r.X.reshape(len(pos), n_or, -1)
+    corr = []
+    for t in range(len(true_rr)):
+        k = int(np.argmin(D[:, t]))
+        u = np.linalg.svd(Xp[k], full_matrices=False)[2][0]
+        corr.append(float(abs(np.corrcoef(u, S[t])[0, 1])))
+    out.update(err_mm=err.tolist(), spurious=spurious, corr=corr,
+               success=bool(np.all(err <= HIT_MM) and spurious <= 2 * len(true_rr)))
+    return out
+
+
+def path_stats(path, nave):
+    """What the path-based criteria need from each solve of the data path."""
+    rows = []
+    for r in path:
+        n_or = 3 if r.active_set.size % 3 == 0 and r._res is not None and \
+            getattr(r._res, "positions", None) is not None else 1
+        rows.append(dict(alpha=float(r.alpha), rss=float(r.residual_norm2),
+                         rss_ls=_rss_ls(r),
+                         k_pos=int(len(r._res.positions)) if r._res is not None else 0,
+                         k_coef=int(np.count_nonzero(r.tf_coefs)), n_or=n_or))
+    return rows
+
+
+def _rss_ls(r):
+    """Residual energy of the least-squares refit on the active positions."""
+    G = r._gain_active
+    if G.shape[1] == 0:
+        return float(np.sum(r._M ** 2))
+    Q = np.linalg.qr(G)[0]
+    return float(np.sum((r._M - Q @ (Q.T @ r._M)) ** 2))
+
+
+def choose_model_discrepancy(rows, N, nave, m2, eps):
+    s2 = 1.0 / nave
+    target = N * s2 + eps ** 2 * max(m2 - N * s2, 0.0)
+    for j, row in enumerate(rows):
+        if row["k_pos"] and row["rss"] <= target:
+            return j
+    return len(rows) - 1
+
+
+def choose_bic(rows, N, gamma, key):
+    vals = [N * np.log(row["rss"] / N) + gamma * row[key] * np.log(N)
+            if row["k_pos"] else np.inf for row in rows]
+    return int(np.argmin(vals))
+
+
+def _end_to_end(case, e2e, sim, fwd, cov, true_rr, S, seed, args):
+    """Criteria run through :func:`tfmxne.solve` (timed)."""
+    import tfmxne
+
+    extent = case["extent"]
+    for name in e2e:
+        if name == "sure-irl" and (seed >= args.irl_seeds or extent > 0):
+            continue
+        kw = dict(l1_ratio=L1, verbose=False)
+        if name == "default":
+            kw = dict(alpha=None, l1_ratio=None, verbose=False)
+        elif name == "sure-irl":
+            kw.update(alpha="sure", n_tfmxne_iter=3)
+        else:
+            kw.update(alpha=name)
+        t0 = time.perf_counter()
+        r = tfmxne.solve(sim, fwd, cov, **kw)
+        dt = time.perf_counter() - t0
+        ev = evaluate(r, fwd, true_rr, S)
+        ev["time"] = dt
+        if name == "default":
+            t0 = time.perf_counter()
+            tfmxne.solve(sim, fwd, cov, alpha=r.alpha, l1_ratio=r.l1_ratio,
+                         verbose=False)
+            ev["t_one"] = time.perf_counter() - t0
+            ev["n_solves"] = r.selection.get("n_solves")
+        case["crit"][name] = ev
+
+
+AUDITORY_MM = {"left": [(-60.0, -5.0, 71.0), (-54.0, 6.0, 66.0)],
+               "right": [(49.0, 9.0, 78.0)]}
+
+
+def real_data(criteria):
+    """The automatic choice on the shared recordings (a check, not a tuning)."""
+    import mne
+    import tfmxne
+
+    sample = find_sample()
+    cov = read_cov(sample)
+    fwd = get_forward(sample, "surf")
+    for cond in ("Left Auditory", "Left visual"):
+        ev = mne.read_evokeds(sample / "sample-ave.fif.gz", condition=cond,
+                              baseline=(None, 0), verbose=False).crop(TMIN, TMAX)
+        for crit in criteria:
+            t0 = time.perf_counter()
+            r = tfmxne.solve(ev, fwd, cov, alpha=None if crit == "default" else crit,
+                             verbose=False)
+            t = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            tfmxne.solve(ev, fwd, cov, alpha=r.alpha, l1_ratio=r.l1_ratio, verbose=False)
+            t1 = time.perf_counter() - t0
+            pos = np.flatnonzero(r.active_set.reshape(-1, 3).any(axis=1))
+            rr = fwd["source_rr"][pos] * 1e3
+            hits = {side: min(float(np.min(np.linalg.norm(rr - np.array(p), axis=1)))
+                              for p in pts) for side, pts in AUDITORY_MM.items()}
+            print(f"{cond:14s} {crit:18s} alpha {r.alpha:5.1f} l1_ratio {r.l1_ratio:<5g}"
+                  f" {len(pos):4d} positions; nearest to left/right auditory "
+                  f"{hits['left']:.0f}/{hits['right']:.0f} mm; {t:.2f} s = "
+                  f"{t / t1:.1f} x one solve ({t1:.2f} s), "
+                  f"{r.selection['n_solves']} solves", flush=True)
+
+
+def main():
+    import mne
+    from tfmxne import path as tpath  # noqa: F401
+
+    mne.set_log_level("WARNING")
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="2 seeds, nave 10 and 60")
+    ap.add_argument("--seeds", type=int, default=8)
+    ap.add_argument("--naves", default="3,10,60")
+    ap.add_argument("--nsrc", default="1,2,3")
+    ap.add_argument("--end-to-end", default="sure-irl,default",
+                    help="criteria run end to end with tfmxne.solve")
+    ap.add_argument("--extent", default="0,10",
+                    help="source extents (mm) to simulate: 0 = point sources")
+    ap.add_argument("--irl-seeds", type=int, default=1,
+                    help="SURE on the reweighted problem only for seeds below this")
+    ap.add_argument("--no-paths", action="store_true",
+                    help="only the end-to-end runs (same cases)")
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    if args.quick:
+        args.seeds, args.naves = 2, "10,60"
+    naves = [int(x) for x in args.naves.split(",")]
+    nsrcs = [int(x) for x in args.nsrc.split(",")]
+    e2e = [x for x in args.end_to_end.split(",") if x]
+    extents = [float(x) for x in args.extent.split(",")]
+    sample = find_sample()
+    cov = read_cov(sample)
+    fwd = get_forward(sample, "surf")
+    ev0 = mne.read_evokeds(sample / "sample-ave.fif.gz", condition="Left Auditory",
+                           baseline=(None, 0), verbose=False).crop(TMIN, TMAX)
+    ev0 = ev0.pick(["meg", "eeg"], exclude="bads")
+    fwd_sim = model_error_forward(sample, fwd, ev0.info)
+    ev0 = ev0.pick(fwd_sim["sol"]["row_names"])
+    from tfmxne import inverse as inv
+    fp = inv._prepare_forward_part(ev0.info, fwd, cov, "auto", 0.8, None, 0.0, True,
+                                   None)
+    gi = list(fp.gain_info["ch_names"])
+    W = fp.whitener[:, [gi.index(c) for c in ev0.ch_names]]
+    out_file = Path(args.out) if args.out else cache_dir() / "alpha-study.json"
+    cases = []
+    t_start = time.perf_counter()
+    for nave, extent in [(nv, ex) for ex in extents for nv in naves]:
+        for n_src in nsrcs:
+            for seed in range(args.seeds):
+                sim, true_rr, S = make_case(ev0, fwd_sim, cov, nave, n_src,
+                                            seed=1 + 100 * n_src + seed, W=W,
+                                            extent=extent)
+                case = dict(nave=nave, n_src=n_src, seed=seed, crit={}, extent=extent,
+                            nAm=(np.abs(S).max(axis=1) * 1e9).tolist())
+                if args.no_paths:
+                    _end_to_end(case, e2e, sim, fwd, cov, true_rr, S, seed, args)
+                    cases.append(case)
+                    out_file.write_text(json.dumps(cases))
+                    continue
+                t0 = time.perf_counter()
+                path, sure = data_and_sure_paths(sim, fwd, cov, seed)
+                case["t_path"] = time.perf_counter() - t0
+                p = path[0]
+                N = int(p._M.size)
+                m2 = float(np.sum(p._M ** 2))
+                case["snr"] = m2 / (N / nave)  # whitened energy / expected noise energy
+                case["rows"] = path_stats(path, nave)
+                for row, v in zip(case["rows"], sure):
+                    row["sure"] = v
+                case["evals"] = [evaluate(r, fwd, true_rr, S) for r in path]
+                case["N"], case["m2"] = N, m2
+                _end_to_end(case, e2e, sim, fwd, cov, true_rr, S, seed, args)
+                cases.append(case)
+                print(f"extent {extent:g} nave {nave:3d} n_src {n_src} seed {seed}: snr {case['snr']:.1f} "
+                      f"path {case['t_path']:.1f} s "
+                      + " ".join(f"{k}: a={v['alpha']:.3g} n={v['n_active']} "
+                                 f"ok={int(v['success'])}" for k, v in case["crit"].items()),
+                      flush=True)
+                out_file.write_text(json.dumps(cases))
+    print(f"total {time.perf_counter() - t_start:.0f} s; results in {out_file}")
+    summarize(cases)
+
+
+def choose_sure(rows):
+    return int(np.argmin([row["sure"] for row in rows]))
+
+
+def pickers(eps_grid=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5), gammas=(10, 30, 100, 300)):
+    """Criterion name -> function of a case giving the evaluation it chooses.
+
+    'discrepancy' is model-discrepancy with no model error; SURE is evaluated on
+    the same data path with its own perturbed path (tfmxne's estimator, one
+    probe); the end-to-end runs (``c["crit"]``) are added by name.
+    """
+    out = {"sure": lambda c: c["evals"][choose_sure(c["rows"])]}
+    for eps in eps_grid:
+        name = "discrepancy" if eps == 0 else f"model-discrepancy {eps:g}"
+        out[name] = (lambda c, eps=eps: c["evals"][
+            choose_model_discrepancy(c["rows"], c["N"], c["nave"], c["m2"], eps)])
+    for g in gammas:
+        out[f"bic {g:g}"] = (lambda c, g=g: c["evals"][
+            choose_bic(c["rows"], c["N"], g, "k_pos")])
+    return out
+
+
+def summarize(cases, markdown=False):
+    """Per criterion and (source extent, nave): success rate, mean spurious
+    positions, mean chosen alpha per number of sources; then the median
+    localisation error, mean time-course correlation (nave 10 and 60) and time."""
+    with_paths = [c for c in cases if "rows" in c]
+    picks = pickers() if with_paths else {}
+    for n in sorted({k for c in cases for k in c["crit"]}):
+        picks[n] = (lambda c, n=n: c["crit"].get(n))
+    groups = sorted({(c.get("extent", 0.0), c["nave"]) for c in cases})
+    nsrcs = sorted({c["n_src"] for c in cases})
+    head = (["criterion"]
+            + [f"{'point' if ex == 0 else f'{ex:g} mm'}, nave {nv}" for ex, nv in groups]
+            + ["err mm / corr (nave 10, 60)", "time s"])
+    print("\ncell: success rate (every source within 20 mm, <= 2 spurious positions "
+          "per source) . mean spurious positions . mean alpha for "
+          f"{'/'.join(map(str, nsrcs))} sources")
+    if markdown:
+        print("| " + " | ".join(head) + " |")
+        print("| " + " | ".join("---" for _ in head) + " |")
+    for name, pick in picks.items():
+        cells, errs, corrs, tms = [], [], [], []
+        for ex, nv in groups:
+            evs = [(c, pick(c)) for c in cases
+                   if (c.get("extent", 0.0), c["nave"]) == (ex, nv)
+                   and ("rows" in c or name in c["crit"])]
+            evs = [(c, e) for c, e in evs if e is not None]
+            if not evs:
+                cells.append("-")
+                continue
+            succ = np.mean([e["success"] for _, e in evs])
+            spur = np.mean([e["spurious"] for _, e in evs])
+            al = "/".join(
+                f"{np.mean([e['alpha'] for c, e in evs if c['n_src'] == ns]):.0f}"
+                if any(c["n_src"] == ns for c, _ in evs) else "-" for ns in nsrcs)
+            if nv >= 10:
+                errs += [x for _, e in evs for x in e["err_mm"]]
+                corrs += [x for _, e in evs for x in e["corr"]]
+            tms += [e["time"] for _, e in evs if "time" in e]
+            if name == "sure":
+                tms += [c["t_path"] for c, _ in evs]
+            n = f" ({len(evs)})" if len(evs) < 8 else ""
+            cells.append(f"{succ:.0%}{n} . {spur:.1f} . {al}")
+        cells.append(f"{np.median(errs):.0f} / {np.mean(corrs):.2f}" if errs else "-")
+        cells.append(f"{np.mean(tms):.1f}" if tms else "-")
+        if markdown:
+            print(f"| {name} | " + " | ".join(cells) + " |")
+        else:
+            print(f"{name:22s} " + " | ".join(cells))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--summarize":
+        summarize(sum((json.loads(Path(f).read_text()) for f in sys.argv[2:]), []),
+                  markdown=True)
+    elif len(sys.argv) > 1 and sys.argv[1] == "--real":
+        real_data(sys.argv[2].split(",") if len(sys.argv) > 2 else ["default"])
+    else:
+        main()
