@@ -128,11 +128,8 @@ def test_solve_epochs(evoked, fwd, noise_cov):
 
 @pytest.fixture(scope="module")
 def simulated(evoked_full, fwd_vol, noise_cov):
-    """One known dipole (a 10 Hz burst) on the 15 mm grid + real-covariance noise.
-
-    The grid (not the shared surface space, whose 516 positions all lie within
-    0.2 mm of each other) makes the 2 cm localisation check meaningful.
-    """
+    """One known dipole (a 10 Hz burst) on the 15 mm grid + real-covariance noise
+    (a small volume problem; the two-source test below uses the surface)."""
     ev = evoked_full.copy().crop(-0.1, 0.3).pick(["meg", "eeg"], exclude="bads")
     fwd = mne.pick_channels_forward(fwd_vol, ev.ch_names, ordered=True)
     ev = ev.pick(fwd["sol"]["row_names"])
