@@ -141,11 +141,13 @@ def _check_inputs(evoked, forward, noise_cov, alpha, l1_ratio, *, loose, depth, 
             "evoked, forward and noise_cov have no good channels in common (evoked: "
             f"{len(evoked.ch_names)} channels, forward: {forward['nchan']}, noise_cov: "
             f"{len(noise_cov.ch_names)})")
-    n_drop = sum(c not in common for c in evoked.ch_names
+    # (channels in neither, such as stim or EOG, are not data channels)
+    fwd_cov = set(forward["sol"]["row_names"]) | set(noise_cov.ch_names)
+    n_drop = sum(c in fwd_cov and c not in common for c in evoked.ch_names
                  if c not in evoked.info["bads"])
     if n_drop:
-        logger.info(f"    {n_drop} good channels of the evoked are absent from the "
-                    "forward or noise_cov and are not used")
+        logger.info(f"    {n_drop} good channels of the evoked are in the forward or in "
+                    "noise_cov but not in both, and are not used (as MNE)")
     cov_idx = [noise_cov.ch_names.index(c) for c in good]
     if not np.any(var[cov_idx] > 0):
         raise ValueError(
