@@ -359,6 +359,39 @@ def _():
     return tfmn(forward=f, pick_ori="vector", loose=0.0)
 
 
+def _fixed():
+    return S.mne.convert_forward_solution(S.fwd, surf_ori=True, force_fixed=True,
+                                          verbose=False)
+
+
+row(T, "fixed-orientation forward, loose=0.5", "loose")(
+    lambda: tfmn(forward=_fixed(), loose=0.5))
+row(T, "fixed-orientation forward, loose='auto'", "loose")(
+    lambda: tfmn(forward=_fixed()))
+row(T, "fixed-orientation forward, loose=0", expect="accept")(
+    lambda: tfmn(forward=_fixed(), loose=0))
+row(T, "alpha=np.float32(40)", expect="accept")(lambda: tfmn(alpha=np.float32(40)))
+row(T, "l1_ratio=0.0 (no temporal penalty)", expect="accept")(lambda: tfmn(l1_ratio=0.0))
+row(T, "l1_ratio=1.0 (no spatial penalty)", expect="accept")(
+    lambda: tfmn(l1_ratio=1.0, alpha=20.0))
+
+
+@row(T, "noise_cov with its channels in reverse order", expect="accept")
+def _():
+    c = S.cov.copy()
+    order = c.ch_names[::-1]
+    return tfmn(noise_cov=c.pick_channels(order, ordered=True, verbose=False))
+
+
+row(T, "window=True", "window")(lambda: tfmn(window=True))
+
+
+@row(T, "weights: VolSourceEstimate (surface forward)", "weights")
+def _():
+    return tfmn(weights=S.mne.VolSourceEstimate(np.ones((S.n_pos, 1)),
+                                                [np.arange(S.n_pos)], 0.0, 1.0))
+
+
 row(T, "pick_ori='normal', return_as_dipoles=True", "pick_ori")(
     lambda: tfmn(pick_ori="normal", return_as_dipoles=True))
 for _w in (10.0, (0.15, 0.15), -0.01, (0.02,), "foo", np.nan, (0.02, np.inf)):
@@ -440,6 +473,67 @@ row(SV, "evoked=[evoked, None] (batch with a non-Evoked)", "evoked")(
     lambda: solve(evoked=[S.evoked(), None]))
 row(SV, "n_jobs='foo' (batch of two)", "n_jobs")(
     lambda: solve(evoked=[S.evoked(), S.evoked()], n_jobs="foo"))
+
+@row(SV, "batch of two evokeds with different sampling rates", "sampling rate")
+def _():
+    ev2 = S.evoked().resample(300.0, verbose=False)
+    return solve(evoked=[S.evoked(), ev2])
+
+
+@row(SV, "batch of two evokeds with different channels", "channels")
+def _():
+    return solve(evoked=[S.evoked(), S.evoked().pick("meg")])
+
+
+# ---- tfmxne.path ----------------------------------------------------------
+P = "tf_mixed_norm_path / solve_epochs"
+
+
+def path(**kw):
+    import tfmxne
+
+    args = dict(alphas=[60.0, 40.0], l1_ratio=0.03, wsize=16, tstep=4, maxit=200,
+                tol=1e-4)
+    args.update(kw)
+    return tfmxne.tf_mixed_norm_path(S.evoked(), S.fwd, S.cov, verbose=False, **args)
+
+
+def _epochs(n=2, data=None):
+    ev = S.evoked()
+    d = np.repeat(ev.data[None], n, axis=0) if data is None else data
+    return S.mne.EpochsArray(d, ev.info, tmin=ev.times[0], verbose=False)
+
+
+def epochs(ep=None, **kw):
+    import tfmxne
+
+    args = dict(BASE)
+    args.update(kw)
+    ep = _epochs() if ep is None else None if ep is _NONE else ep
+    return tfmxne.solve_epochs(ep, S.fwd, S.cov,
+                               verbose=False, **args)
+
+
+row(P, "path: baseline (alphas=[60, 40])", expect="accept")(lambda: path())
+for _a in ("foo", [], [150.0], [np.nan], [[40.0]], [0.0]):
+    row(P, f"path: alphas={_a!r}", "alphas")(lambda a=_a: path(alphas=a))
+row(P, "path: l1_ratio=2", "l1_ratio")(lambda: path(l1_ratio=2.0))
+row(P, "path: unknown option foo=1", "foo")(lambda: path(foo=1))
+row(P, "path: n_jobs=0", "n_jobs")(lambda: path(n_jobs=0))
+row(P, "path: depth='foo'", "depth")(lambda: path(depth="foo"))
+row(P, "path: debias='yes'", "debias")(lambda: path(debias="yes"))
+row(P, "solve_epochs: baseline (2 epochs)", expect="accept")(lambda: epochs())
+row(P, "solve_epochs: epochs=None", "epochs")(lambda: epochs(ep=_NONE))
+row(P, "solve_epochs: an Evoked instead of Epochs", "epochs")(
+    lambda: epochs(ep=S.evoked()))
+row(P, "solve_epochs: NaN in one epoch", "evoked")(
+    lambda: epochs(ep=_epochs(data=_set(np.repeat(S.evoked().data[None], 2, 0),
+                                        (1, 3, 5), np.nan))))
+row(P, "solve_epochs: unknown option foo=1", "foo")(lambda: epochs(foo=1))
+row(P, "solve_epochs: dtype='foo'", "dtype")(lambda: epochs(dtype="foo"))
+row(P, "solve_epochs: return_residual='yes'", "return_residual")(
+    lambda: epochs(return_residual="yes"))
+
 
 # ---- array solvers --------------------------------------------------------
 A = "tf_mixed_norm_solver"
@@ -684,6 +778,8 @@ Setup of the runs:
   free orientation, {n_chan} channels), computed once and cached in a temporary
   folder; every call uses `alpha=40, l1_ratio=0.03, wsize=16, tstep=4,
   maxit=200, tol=1e-4` unless the row changes one of them.
+* `tf_mixed_norm_path`: the same data and options with `alphas=[60, 40]`;
+  `solve_epochs`: an `EpochsArray` of two copies of that evoked.
 * array solvers: `M` (10, 32) and `G` (10, 12) standard normal (seed 0),
   `alpha_space=2, alpha_time=0.5, wsize=16, tstep=4` (and `n_tfmxne_iter=2`
   for the iterative solver) unless the row changes them; `norm_epsilon_inf`,
@@ -695,8 +791,7 @@ and `tfmxne.inverse._check_inputs` / `_check_depth_rank_loose` /
 `_check_weights` (MNE objects). All of it runs before any heavy work (no
 whitening, no forward preparation, no solve).
 
-Not covered yet: `tfmxne.tf_mixed_norm_path` and `tfmxne.solve_epochs`
-(module `tfmxne.path`), and the command line (`tfmxne.cli`).
+Not covered: the command line (`tfmxne.cli`).
 
 A row is *clear* when it raises a `ValueError` or `TypeError` whose message
 names the parameter of the row (for channel mismatches: the word "channels").

@@ -152,3 +152,17 @@ def test_solve_options(evoked, fwd_surf, noise_cov, no_prepare, kw, exc, name):
         with pytest.raises(_Reached):
             tfmxne.solve(evoked, fwd_surf, noise_cov, alpha=40.0, l1_ratio=0.03,
                          dtype=dtype, verbose=False)
+
+
+@pytest.mark.parametrize("loose", ["auto", 0.5, 1.0, {"surface": 0.2}, True])
+def test_fixed_forward_needs_loose_zero(evoked, fwd_surf, noise_cov, no_prepare, loose):
+    import mne
+
+    fixed = mne.convert_forward_solution(fwd_surf, surf_ori=True, force_fixed=True,
+                                         verbose=False)
+    with pytest.raises(ValueError, match="loose") as info:
+        _call(evoked, fixed, noise_cov, loose=loose)
+    assert repr(loose) in str(info.value)
+    for ok in (0, 0.0, {"surface": 0.0}):
+        with pytest.raises(_Reached):
+            _call(evoked, fixed, noise_cov, loose=ok)

@@ -95,6 +95,13 @@ def _check_inputs(evoked, forward, noise_cov, alpha, l1_ratio, *, loose, depth, 
             "pick_ori='vector' cannot be combined with a fixed orientation forward "
             "solution.")
     _check_depth_rank_loose(depth, rank, loose)
+    if is_fixed_orient(forward):
+        vals = list(loose.values()) if isinstance(loose, dict) else [loose]
+        if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) and v == 0
+                   for v in vals):
+            raise ValueError(
+                "loose must be 0 with a fixed-orientation forward solution (it has no "
+                f"tangential components to weight), got loose={loose!r}")
     # data checks
     data = evoked.data
     if data.ndim != 2 or data.shape[1] < 2:
