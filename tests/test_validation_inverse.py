@@ -101,9 +101,16 @@ def _set(a, idx, v):
 
 
 def test_valid_covariances_pass_the_checks(evoked, fwd_surf, noise_cov, no_prepare):
-    """The sample covariance, its diagonal and a MEG-zero block reach the solve."""
+    """Valid covariances (full, diagonal, projected, a zero block) pass."""
+    from mne.proj import make_projector
+
     zero_meg = _cov_with(noise_cov, lambda d: _zero(d, slice(0, 306)))
-    for cov in (noise_cov, noise_cov.copy().as_diag(), zero_meg):
+    # rank deficient (the evoked's SSP and average reference applied): eigenvalues
+    # zero up to rounding, some of them slightly negative
+    proj = make_projector(evoked.info["projs"], noise_cov.ch_names)[0]
+    projected = _cov_with(noise_cov, lambda d: proj @ d @ proj.T)
+    assert np.linalg.eigvalsh(projected.data).min() < 0
+    for cov in (noise_cov, noise_cov.copy().as_diag(), zero_meg, projected):
         with pytest.raises(_Reached):
             _call(evoked, fwd_surf, cov)
 
@@ -137,6 +144,10 @@ def test_bad_weights_dtype(evoked, fwd_surf, noise_cov, no_prepare, weights, exc
     with pytest.raises(exc, match="weights") as info:
         _call(evoked, fwd_surf, noise_cov, weights=w)
     assert value in str(info.value)
+    # real arrays of any numeric dtype (and masks) stay accepted
+    for ok in (np.ones(n, int), np.ones(n, np.float32), np.ones(n, bool), [1.0] * n):
+        with pytest.raises(_Reached):
+            _call(evoked, fwd_surf, noise_cov, weights=ok)
 
 
 @pytest.mark.parametrize("kw, exc, name", [

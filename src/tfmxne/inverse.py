@@ -276,7 +276,8 @@ def _check_weights(weights, forward):
         w = np.asarray(weights)
         if np.iscomplexobj(w):
             raise ValueError(f"weights must be real valued, got dtype {w.dtype}")
-        if not (np.issubdtype(w.dtype, np.floating) or np.issubdtype(w.dtype, np.integer)):
+        if not (np.issubdtype(w.dtype, np.floating) or np.issubdtype(w.dtype, np.integer)
+                or w.dtype == bool):
             raise TypeError(
                 f"weights must be a real numeric array, got {_short(weights)}")
         w = w.astype(float)
