@@ -136,3 +136,50 @@ def test_dgap_l21l1_bad_inputs():
         tfmxne.dgap_l21l1(M, G[:, 0], Z, act, 1.0, 0.5, 16, 4, 1)
     with pytest.raises(ValueError, match=re.escape("wsize")):
         tfmxne.dgap_l21l1(M, G, Z, act, 1.0, 0.5, 18, 2, 1)
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None])
+def test_iterative_debias_bool(value):
+    M, G = _data()
+    with pytest.raises(TypeError, match="debias") as info:
+        _call("iterative", M, G, debias=value)
+    assert repr(value) in str(info.value)
+    with pytest.raises(TypeError, match="return_gap"):
+        _call("tf", M, G, return_gap=value)
+
+
+def test_norm_epsilon_inf_bad_inputs():
+    M, G = _data()
+    with pytest.raises(ValueError, match="n_orient=4"):
+        tfmxne.norm_epsilon_inf(G, M, 0.2, 4, 16, 4)
+    with pytest.raises(ValueError, match="n_orient=0"):
+        tfmxne.norm_epsilon_inf(G, M, 0.2, 0, 16, 4)
+    with pytest.raises(ValueError, match=r"R and G .*G\.shape=\(5, 6\)"):
+        tfmxne.norm_epsilon_inf(G[:-1], M, 0.2, 1, 16, 4)
+
+
+def test_dgap_l21l1_bad_shapes_and_alphas():
+    M, G = _data()
+    Z = np.zeros((0, 9 * 8), complex)
+    act = np.zeros(N_SRC, bool)
+    with pytest.raises(ValueError, match="alpha_space=-1.0"):
+        tfmxne.dgap_l21l1(M, G, Z, act, -1.0, 0.5, 16, 4, 1)
+    with pytest.raises(ValueError, match=r"active_set.*\(6,\)"):
+        tfmxne.dgap_l21l1(M, G, Z, act[:-1], 1.0, 0.5, 16, 4, 1)
+    with pytest.raises(ValueError, match=r"Z must have one row per active source \(0\)"):
+        tfmxne.dgap_l21l1(M, G, np.zeros((2, 9 * 8), complex), act, 1.0, 0.5, 16, 4, 1)
+    with pytest.raises(ValueError, match="M and G"):
+        tfmxne.dgap_l21l1(M, G[:-1], Z, act, 1.0, 0.5, 16, 4, 1)
+
+
+def test_stft_istft_bad_inputs():
+    M, _ = _data()
+    with pytest.raises(ValueError, match=r"wsize=\[16, 8\]"):
+        tfmxne.stft(M, [16, 8], [4, 2], verbose=False)
+    X = tfmxne.stft(M, 16, 4, verbose=False)
+    with pytest.raises(ValueError, match=r"X must have an odd number of rows.*got 8"):
+        tfmxne.istft(X[:, :8], 4)
+    with pytest.raises(TypeError, match="Tx"):
+        tfmxne.istft(X, 4, "foo")
+    # numpy integers and integral floats stay accepted for Tx
+    assert tfmxne.istft(X, 4, np.int64(N_TIMES)).shape == M.shape

@@ -13,7 +13,7 @@ import numpy as np
 from mne.utils import logger, verbose
 
 from ._core import _engine
-from ._validation import check_wsize_tstep
+from ._validation import _short, check_int, check_wsize_tstep
 
 
 @lru_cache(maxsize=64)
@@ -123,6 +123,10 @@ def stft(x, wsize, tstep=None, verbose=None):
         Complex STFT coefficients, ``n_step = ceil(n_times / tstep)``.
     """
     x = _as_signals(x)
+    if np.ndim(wsize) != 0 or (tstep is not None and np.ndim(tstep) != 0):
+        raise ValueError(
+            "stft takes one window: wsize and tstep must be integers, got "
+            f"wsize={_short(wsize)}, tstep={_short(tstep)}")
     if tstep is None:
         tstep = int(wsize) // 2 if float(wsize) == int(wsize) else wsize
     (wsize,), (tstep,) = check_wsize_tstep(wsize, tstep)
@@ -165,7 +169,8 @@ def istft(X, tstep=None, Tx=None):
     signal_shape = X.shape[:-2]
     if n_win % 2 == 0 or n_win < 3:
         raise ValueError(
-            f"The number of rows of the STFT matrix must be odd and >= 3, got {n_win}."
+            "X must have an odd number of rows (wsize / 2 + 1) >= 3 (the STFT "
+            f"matrix), got {n_win} rows (X.shape={X.shape})."
         )
     wsize = 2 * (n_win - 1)
     if tstep is None:
@@ -190,7 +195,7 @@ def istft(X, tstep=None, Tx=None):
     T = n_step * tstep
     if Tx is None:
         Tx = T
-    Tx = int(Tx)
+    Tx = check_int(Tx, "Tx")
     if Tx < 0:
         raise ValueError(f"Tx must be non-negative, got Tx={Tx}")
     off = (wsize - tstep) // 2

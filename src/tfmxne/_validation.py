@@ -126,3 +126,10 @@ def check_wsize_tstep(wsize, tstep):
         out_w.append(w)
         out_t.append(t)
     return tuple(out_w), tuple(out_t)
+
+
+def check_bool(value, name):
+    """A bool (or NumPy bool); truthy values such as 'yes' or 1 are refused."""
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name} must be a bool, got {name}={_short(value)}")
+    return bool(value)

@@ -22,6 +22,7 @@ from ._prepare import prepare_gain
 from ._stft import TFFrame
 from ._validation import (
     _short,
+    check_bool,
     check_dgap_freq,
     check_float,
     check_int,
@@ -94,6 +95,13 @@ def _check_inputs(evoked, forward, noise_cov, alpha, l1_ratio, *, loose, depth, 
             "pick_ori='vector' cannot be combined with a fixed orientation forward "
             "solution.")
     _check_depth_rank_loose(depth, rank, loose)
+    if is_fixed_orient(forward):
+        vals = list(loose.values()) if isinstance(loose, dict) else [loose]
+        if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) and v == 0
+                   for v in vals):
+            raise ValueError(
+                "loose must be 0 with a fixed-orientation forward solution (it has no "
+                f"tangential components to weight), got loose={loose!r}")
     # data checks
     data = evoked.data
     if data.ndim != 2 or data.shape[1] < 2:
@@ -107,30 +115,59 @@ def _check_inputs(evoked, forward, noise_cov, alpha, l1_ratio, *, loose, depth, 
     cov = noise_cov.data
     if not np.all(np.isfinite(cov)):
         raise ValueError("noise_cov.data contains NaN or Inf values")
+    var = np.diag(cov) if not noise_cov["diag"] else cov
+    if np.any(var < 0):
+        raise ValueError(
+            f"noise_cov has negative variances, got min(variance)={var.min():.3e}")
     if not noise_cov["diag"]:
-        if not np.allclose(cov, cov.T, rtol=1e-8, atol=1e-30 + 1e-10 * np.abs(cov).max()):
-            raise ValueError("noise_cov.data is not symmetric")
+        # in correlation units: channel types differ by ~1e13 in variance, so an
+        # absolute tolerance would hide an error in the small (gradiometer) block
+        scale = np.sqrt(var)
+        scale[scale == 0] = scale.max() if scale.max() > 0 else 1.0
+        corr = cov / scale[:, None] / scale[None, :]
+        if not np.allclose(corr, corr.T, rtol=0.0, atol=1e-8):
+            k = np.unravel_index(np.argmax(np.abs(corr - corr.T)), corr.shape)
+            raise ValueError(
+                "noise_cov.data is not symmetric: entries "
+                f"{noise_cov.ch_names[k[0]]}/{noise_cov.ch_names[k[1]]} differ by "
+                f"{abs(corr[k] - corr[k[::-1]]):.2e} in correlation units")
         # cheap test first (Cholesky with a tiny ridge), eigenvalues only to report
-        ridge = 1e-6 * max(float(np.abs(np.diag(cov)).max()), np.finfo(float).tiny)
         try:
-            np.linalg.cholesky(cov + ridge * np.eye(len(cov)))
+            np.linalg.cholesky(corr + 1e-6 * np.eye(len(corr)))
         except np.linalg.LinAlgError:
-            ev = np.linalg.eigvalsh(cov)
+            ev = np.linalg.eigvalsh(corr)
             raise ValueError(
                 "noise_cov is not positive semi-definite: smallest eigenvalue "
-                f"{ev.min():.3e} (largest {ev.max():.3e})") from None
-    elif np.any(cov < 0):
-        raise ValueError("noise_cov (diagonal) has negative variances")
-    if not np.any(np.diag(cov) > 0 if cov.ndim == 2 else cov > 0):
-        raise ValueError("noise_cov is all zero: it cannot whiten the data")
+                f"{ev.min():.3e} of the correlation matrix (largest {ev.max():.3e})"
+            ) from None
     common = set(evoked.ch_names) & set(forward["sol"]["row_names"]) & set(
         noise_cov.ch_names)
-    good = [c for c in common if c not in evoked.info["bads"]]
+    good = [c for c in evoked.ch_names if c in common and c not in evoked.info["bads"]]
     if not good:
         raise ValueError(
             "evoked, forward and noise_cov have no good channels in common (evoked: "
             f"{len(evoked.ch_names)} channels, forward: {forward['nchan']}, noise_cov: "
             f"{len(noise_cov.ch_names)})")
+    # (channels in neither, such as stim or EOG, are not data channels)
+    fwd_cov = set(forward["sol"]["row_names"]) | set(noise_cov.ch_names)
+    n_drop = sum(c in fwd_cov and c not in common for c in evoked.ch_names
+                 if c not in evoked.info["bads"])
+    if n_drop:
+        logger.info(f"    {n_drop} good channels of the evoked are in the forward or in "
+                    "noise_cov but not in both, and are not used (as MNE)")
+    cov_idx = [noise_cov.ch_names.index(c) for c in good]
+    if not np.any(var[cov_idx] > 0):
+        raise ValueError(
+            f"noise_cov is zero on all the {len(good)} channels used: it cannot "
+            "whiten the data")
+    n_zero = int(np.sum(var[cov_idx] == 0))
+    if n_zero:
+        logger.info(f"    noise_cov has zero variance on {n_zero} of the {len(good)} "
+                    "channels used: the whitener (rank) drops them, as MNE")
+    if not np.any(data[[evoked.ch_names.index(c) for c in good]]):
+        raise ValueError(
+            f"evoked.data is zero on all the {len(good)} channels used: no source can "
+            "be estimated")
     # window
     if window is not None:
         if isinstance(window, numbers.Real) and not isinstance(window, bool):
@@ -158,8 +195,19 @@ def _check_inputs(evoked, forward, noise_cov, alpha, l1_ratio, *, loose, depth, 
 
 def _check_bools(**flags):
     for name, val in flags.items():
-        if not isinstance(val, bool | np.bool_):
-            raise TypeError(f"{name} must be a bool, got {_short(val)}")
+        check_bool(val, name)
+
+
+def _check_solve_options(dtype, return_residual):
+    """The options solve() adds to tf_mixed_norm's: dtype and return_residual."""
+    check_bool(return_residual, "return_residual")
+    try:  # (np.dtype(None) is float64: None is refused explicitly)
+        dt = None if dtype is None else np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt is None or dt not in (np.dtype(np.float64), np.dtype(np.float32)):
+        raise ValueError(f"dtype must be float64 or float32, got dtype={_short(dtype)}")
+    return dt
 
 
 def _check_depth_rank_loose(depth, rank, loose):
@@ -171,9 +219,22 @@ def _check_depth_rank_loose(depth, rank, loose):
         if not real(depth) or not np.isfinite(depth) or depth < 0:
             raise ValueError(
                 f"depth must be None, a non-negative number or a dict, got depth={depth!r}")
-    if isinstance(depth, dict) and "exp" in depth and not (
-            real(depth["exp"]) and np.isfinite(depth["exp"]) and depth["exp"] >= 0):
-        raise ValueError(f"depth['exp'] must be a non-negative number, got depth={depth!r}")
+    if isinstance(depth, dict):
+        unknown = set(depth) - {"exp", "limit", "limit_depth_chs", "combine_xyz",
+                                "allow_fixed_depth"}
+        if unknown:
+            raise ValueError(
+                f"depth has unknown keys {sorted(map(str, unknown))} (allowed: 'exp', "
+                "'limit', 'limit_depth_chs', 'combine_xyz', 'allow_fixed_depth'), got "
+                f"depth={depth!r}")
+        exp = depth.get("exp", 0.8)
+        if exp is not None and not (real(exp) and np.isfinite(exp) and exp >= 0):
+            raise ValueError(
+                f"depth['exp'] must be None or a non-negative number, got depth={depth!r}")
+        limit = depth.get("limit", 10.0)
+        if limit is not None and not (real(limit) and np.isfinite(limit) and limit > 0):
+            raise ValueError(
+                f"depth['limit'] must be None or a positive number, got depth={depth!r}")
     if rank is not None and not (isinstance(rank, str) and rank in ("full", "info")):
         if not isinstance(rank, dict):
             raise ValueError(
@@ -212,7 +273,14 @@ def _check_weights(weights, forward):
             raise TypeError(
                 "weights must be None, a source estimate or an array, got "
                 f"{_short(weights)}")
-        w = np.asarray(weights, dtype=float)
+        w = np.asarray(weights)
+        if np.iscomplexobj(w):
+            raise ValueError(f"weights must be real valued, got dtype {w.dtype}")
+        if not (np.issubdtype(w.dtype, np.floating) or np.issubdtype(w.dtype, np.integer)
+                or w.dtype == bool):
+            raise TypeError(
+                f"weights must be a real numeric array, got {_short(weights)}")
+        w = w.astype(float)
         if w.ndim != 1 or len(w) != n_pos:
             raise ValueError(
                 f"weights must have one value per source position ({n_pos}), got shape "
@@ -537,9 +605,7 @@ def solve(evoked, forward, noise_cov, loose="auto", depth=0.8, maxit=3000, tol=1
              weights_min=weights_min, pca=pca, debias=debias, wsize=wsize, tstep=tstep,
              window=window, dgap_freq=dgap_freq, rank=rank, pick_ori=pick_ori,
              n_tfmxne_iter=n_tfmxne_iter)
-    dtype = np.dtype(dtype)
-    if dtype not in (np.dtype(np.float64), np.dtype(np.float32)):
-        raise ValueError(f"dtype must be float64 or float32, got dtype={dtype}")
+    dtype = _check_solve_options(dtype, return_residual)
     auto = alpha is None or isinstance(alpha, str) or l1_ratio is None
     if isinstance(evoked, list | tuple):
         if auto:

@@ -33,6 +33,8 @@ from scipy.optimize import nnls
 from ._core import _engine
 from ._stft import TFFrame
 from ._validation import (
+    _short,
+    check_bool,
     check_dgap_freq,
     check_float,
     check_int,
@@ -306,6 +308,20 @@ def _check_problem(M, G, n_orient, alpha_space, alpha_time, maxit, tol, dgap_fre
     dgap_freq = check_dgap_freq(dgap_freq)
     wsize, tstep = check_wsize_tstep(wsize, tstep)
     return M, G, n_orient, alpha_space, alpha_time, maxit, tol, dgap_freq, wsize, tstep
+
+
+def _check_shapes(G, R, n_orient, r_name):
+    """Rows of G and of the data match; n_orient divides the sources."""
+    n_orient = check_int(n_orient, "n_orient", 1)
+    if G.shape[0] != R.shape[0]:
+        raise ValueError(
+            f"{r_name} and G must have the same number of rows (sensors), got "
+            f"{r_name}.shape={R.shape} and G.shape={G.shape}")
+    if G.shape[1] % n_orient:
+        raise ValueError(
+            f"The number of sources (G.shape[1]={G.shape[1]}) must be a multiple of "
+            f"n_orient={n_orient}")
+    return n_orient
 
 
 # --------------------------------------------------------------------------
@@ -737,9 +753,8 @@ def tf_mixed_norm_solver(M, G, alpha_space, alpha_time, wsize=64, tstep=4, n_ori
     ``G`` are used in C order (an F-ordered ``G`` is copied), so the result does
     not depend on the caller's memory layout.
     """
-    for name, val in (("debias", debias), ("return_gap", return_gap)):
-        if not isinstance(val, bool | np.bool_):
-            raise TypeError(f"{name} must be a bool, got {name}={val!r}")
+    check_bool(debias, "debias")
+    check_bool(return_gap, "return_gap")
     M, G, n_orient, frame, res = _solver_core(
         M, G, alpha_space, alpha_time, wsize, tstep, n_orient, maxit, tol, dgap_freq)
     n_src = G.shape[1]
@@ -877,6 +892,7 @@ def iterative_tf_mixed_norm_solver(M, G, alpha_space, alpha_time, n_tfmxne_iter,
         Objective (with the L0.5 penalties) after each reweighting.
     """
     n_tfmxne_iter = check_int(n_tfmxne_iter, "n_tfmxne_iter", 1)
+    check_bool(debias, "debias")
     M, G, n_orient, alpha_space, alpha_time, maxit, tol, dgap_freq, wsize, tstep = \
         _check_problem(M, G, n_orient, alpha_space, alpha_time, maxit, tol, dgap_freq,
                        wsize, tstep)
@@ -904,6 +920,7 @@ def norm_epsilon_inf(G, R, l1_ratio, n_orient, wsize=64, tstep=4, w_space=None,
     G = check_real_array(G, "G", 2, dtype=np.float64)
     R = check_real_array(R, "R", 2, dtype=np.float64)
     l1_ratio = check_float(l1_ratio, "l1_ratio", 0.0, 1.0)
+    n_orient = _check_shapes(G, R, n_orient, "R")
     frame = TFFrame(R.shape[1], wsize, tstep)
     GtR = np.ascontiguousarray(G.T @ R)
     wt = frame.from_mne_weights(w_time) if w_time is not None else None
@@ -921,8 +938,24 @@ def dgap_l21l1(M, G, Z, active_set, alpha_space, alpha_time, wsize, tstep, n_ori
     """
     M = check_real_array(M, "M", 2, dtype=np.float64)
     G = check_real_array(G, "G", 2, dtype=np.float64)
+    n_orient = _check_shapes(G, M, n_orient, "M")
+    alpha_space = check_float(alpha_space, "alpha_space", low=0.0)
+    alpha_time = check_float(alpha_time, "alpha_time", low=0.0)
+    if alpha_space + alpha_time <= 0:
+        raise ValueError(
+            "alpha_space and alpha_time cannot both be 0, got "
+            f"alpha_space={alpha_space}, alpha_time={alpha_time}")
     frame = TFFrame(M.shape[1], wsize, tstep)
-    active_set = np.asarray(active_set, bool)
+    active_set = np.asarray(active_set)
+    if active_set.dtype != bool or active_set.shape != (G.shape[1],):
+        raise ValueError(
+            f"active_set must be a boolean mask of shape ({G.shape[1]},) (one entry per "
+            f"column of G), got {_short(active_set)}")
+    n_act = int(active_set.sum())
+    if len(Z) != n_act or (n_act and np.ndim(Z) != 2):
+        raise ValueError(
+            f"Z must have one row per active source ({n_act}), got shape "
+            f"{np.shape(Z)}")
     Zi = frame.from_mne(Z) if len(Z) else np.zeros((0, 2 * frame.n_coefs))
     X = frame.phiT(Zi)
     R = M - G[:, active_set] @ X
