@@ -63,6 +63,8 @@ def test_path_default_grid_and_empty(evoked, fwd, noise_cov):
     assert path[1].estimate is not None
     with pytest.raises(ValueError, match="alphas"):
         tfmxne.tf_mixed_norm_path(evoked, fwd, noise_cov, alphas=[120.0])
+    with pytest.raises(ValueError, match="alphas must be .* got 'foo'"):
+        tfmxne.tf_mixed_norm_path(evoked, fwd, noise_cov, alphas="foo")
     with pytest.raises(TypeError, match="unexpected option"):
         tfmxne.tf_mixed_norm_path(evoked, fwd, noise_cov, foo=1)
     assert len(np.geomspace(90, 10, tfmxne.path.PATH_N_ALPHAS)) == 10

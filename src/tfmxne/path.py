@@ -176,7 +176,13 @@ def tf_mixed_norm_path(evoked, forward, noise_cov, alphas=None, l1_ratio=0.03,
     n_workers = _n_workers(n_jobs)
     if alphas is None:
         alphas = np.geomspace(90.0, 10.0, PATH_N_ALPHAS)
-    alphas = np.atleast_1d(np.asarray(alphas, dtype=float))
+    given = alphas
+    try:
+        alphas = np.atleast_1d(np.asarray(alphas, dtype=float))
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"alphas must be a non-empty 1D array of numbers, got {_short(given)}"
+        ) from None
     if alphas.ndim != 1 or alphas.size == 0 or not np.all(np.isfinite(alphas)):
         raise ValueError(f"alphas must be a non-empty 1D array of numbers, got {_short(alphas)}")
     if np.any(alphas <= 0) or np.any(alphas >= 100):
