@@ -466,7 +466,7 @@ row(SV, "baseline (valid call)", expect="accept")(lambda: solve())
 row(SV, "dtype=np.float16", "dtype")(lambda: solve(dtype=np.float16))
 row(SV, "dtype='foo'", "dtype")(lambda: solve(dtype="foo"))
 row(SV, "dtype=None", "dtype")(lambda: solve(dtype=None))
-row(SV, "alpha='bic' (unknown criterion)", "alpha")(lambda: solve(alpha="bic"))
+row(SV, "alpha='aic' (unknown criterion)", "alpha")(lambda: solve(alpha="aic"))
 row(SV, "return_residual='yes'", "return_residual")(lambda: solve(return_residual="yes"))
 row(SV, "evoked=[] (empty batch)", "evoked")(lambda: solve(evoked=[]))
 row(SV, "evoked=[evoked, None] (batch with a non-Evoked)", "evoked")(
