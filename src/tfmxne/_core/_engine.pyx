@@ -8,8 +8,9 @@ Everything in the iteration loops lives here and runs without the GIL:
   windowed frames as one BLAS ``gemm`` per signal and dictionary, overlap-add for
   the inverse), with the framing, windows and scaling of ``mne.time_frequency``;
 * the composite prox of the L21 + L1 penalty on STFT coefficients;
-* the epsilon-inf dual norm (exact, per position, on sorted coefficients) and a
-  cheap upper bound used to screen positions;
+* the epsilon-inf dual norm (exact, per position: one pass over the coefficients,
+  then Newton steps on the piecewise-quadratic equation) and a cheap upper bound
+  used to screen positions;
 * block coordinate descent epochs over a working set, with the duality gap.
 
 Coefficient layout (internal): for each signal row, the complex coefficients of
@@ -1619,7 +1620,9 @@ def bcd(TFPlan plan, const floating[:, ::1] GT, const floating[:, ::1] M,
     (2 doubles, ``extrap[0] = 0`` at the start of a solve): dual extrapolation,
     state carried between calls (see ``bcd_solve``).
 
-    Returns ``(status, n_iter, gap, p_obj, d_obj, n_active, obj_history)``.
+    Returns ``(status, n_iter, gap, p_obj, d_obj, n_active, obj_history,
+    (n_accel_try, n_accel))``: the last pair counts the Anderson extrapolations
+    tried and accepted.
     """
     _check_precision(plan, floating is double, "bcd")
     cdef const tf_plan* p = &plan.plan
