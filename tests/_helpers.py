@@ -31,6 +31,20 @@ def cached(cache_dir, name, fun):
     return out
 
 
+def subset_forward(fwd, step):
+    """The forward restricted to every ``step``-th position of each source space."""
+    import mne
+
+    verts = [s["vertno"][::step] for s in fwd["src"]]
+    if fwd["src"].kind == "surface":
+        stc = mne.SourceEstimate(np.zeros((sum(map(len, verts)), 1)), verts, 0, 1,
+                                 subject="sample")
+    else:
+        stc = mne.VolSourceEstimate(np.zeros((len(verts[0]), 1)), verts, 0, 1,
+                                    subject="sample")
+    return mne.forward.restrict_forward_to_stc(fwd, stc)
+
+
 def debias_ref(M, G_A, X, n_orient):
     """Exact debiasing: ``min ||M - sum_j d_j G_j X_j||^2`` s.t. ``d_j >= 1``.
 

@@ -27,23 +27,12 @@ from threadpoolctl import threadpool_limits
 
 import tfmxne
 
-from _helpers import cached, debias_ref, mne_exact_debias
+from _helpers import cached, debias_ref, mne_exact_debias, subset_forward
 
 TMIN, TMAX = 0.05, 0.15
 TOL = 1e-8
 RTOL = np.sqrt(TOL)
 BASE = dict(alpha=40.0, l1_ratio=0.03, tol=TOL)
-
-
-def _subset(fwd, step):
-    verts = [s["vertno"][::step] for s in fwd["src"]]
-    if fwd["src"].kind == "surface":
-        stc = mne.SourceEstimate(np.zeros((sum(map(len, verts)), 1)), verts, 0, 1,
-                                 subject="sample")
-    else:
-        stc = mne.VolSourceEstimate(np.zeros((len(verts[0]), 1)), verts, 0, 1,
-                                    subject="sample")
-    return mne.forward.restrict_forward_to_stc(fwd, stc)
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +42,7 @@ def evoked(evoked_full):
 
 @pytest.fixture(scope="module")
 def fwd_small(fwd_surf):
-    return _subset(fwd_surf, 4)
+    return subset_forward(fwd_surf, 4)
 
 
 def _mne_ref(cache_dir, name, evoked, fwd, cov, **kw):
@@ -97,7 +86,7 @@ def test_parity_surface(name, evoked, fwd_small, noise_cov, cache_dir):
     kw = dict(BASE, **CASES[name])
     step = kw.pop("_step", None)
     if step is not None:
-        fwd_small = _subset(fwd_small, step // 4)
+        fwd_small = subset_forward(fwd_small, step // 4)
     ref = _mne_ref(cache_dir, name, evoked, fwd_small, noise_cov, **kw)
     ours = tfmxne.tf_mixed_norm(evoked, fwd_small, noise_cov, **kw)
     _assert_same_stc(ref, ours)

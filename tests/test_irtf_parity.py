@@ -25,7 +25,7 @@ import warnings
 import mne
 import numpy as np
 import pytest
-from _helpers import cached, mne_exact_debias
+from _helpers import cached, mne_exact_debias, subset_forward
 from mne.inverse_sparse import mxne_optim
 from threadpoolctl import threadpool_limits
 
@@ -40,18 +40,11 @@ KW = dict(alpha=30.0, l1_ratio=0.05, wsize=[16, 64], tstep=[4, 4], depth=0.9,
 RTOL = 10 * np.sqrt(TOL)
 
 
-def _subset(fwd, step):
-    verts = [s["vertno"][::step] for s in fwd["src"]]
-    stc = mne.SourceEstimate(np.zeros((sum(map(len, verts)), 1)), verts, 0, 1,
-                             subject="sample")
-    return mne.forward.restrict_forward_to_stc(fwd, stc)
-
-
 @pytest.fixture(scope="module")
 def problem(sample_path, fwd_surf, noise_cov):
     evoked = mne.read_evokeds(sample_path / "sample-ave.fif.gz", condition="Left visual",
                               baseline=(None, 0), verbose=False).crop(0.05, 0.15)
-    return evoked, _subset(fwd_surf, 4), noise_cov
+    return evoked, subset_forward(fwd_surf, 4), noise_cov
 
 
 def _rel(a, b):

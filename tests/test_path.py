@@ -9,14 +9,9 @@ from threadpoolctl import threadpool_limits
 
 import tfmxne
 
+from _helpers import subset_forward
+
 KW = dict(tol=1e-8, debias=False)
-
-
-def _subset(fwd, step):
-    verts = [s["vertno"][::step] for s in fwd["src"]]
-    stc = mne.SourceEstimate(np.zeros((sum(map(len, verts)), 1)), verts, 0, 1,
-                             subject="sample")
-    return mne.forward.restrict_forward_to_stc(fwd, stc)
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +21,7 @@ def evoked(evoked_full):
 
 @pytest.fixture(scope="module")
 def fwd(fwd_surf):
-    return _subset(fwd_surf, 4)
+    return subset_forward(fwd_surf, 4)
 
 
 def _same(a, b, rtol):
