@@ -281,29 +281,13 @@ _STATUS = {0: "converged", _MAXIT: "iteration cap reached", 2: "non-finite value
 # --------------------------------------------------------------------------
 def _check_problem(M, G, n_orient, alpha_space, alpha_time, maxit, tol, dgap_freq,
                    wsize, tstep, dtype=np.float64):
-    n_orient = check_int(n_orient, "n_orient", 1)
     # one internal layout, C order (a copy of an F-ordered or strided input): the
     # full products G^T R, hence the iterates, are the same bits whatever the
     # caller's layout
     M = np.ascontiguousarray(check_real_array(M, "M", 2, dtype=dtype))
     G = np.ascontiguousarray(check_real_array(G, "G", 2, dtype=dtype))
-    if M.shape[0] != G.shape[0]:
-        raise ValueError(
-            f"M and G must have the same number of rows (sensors), got M.shape={M.shape} "
-            f"and G.shape={G.shape}"
-        )
-    if G.shape[1] % n_orient:
-        raise ValueError(
-            f"The number of sources (G.shape[1]={G.shape[1]}) must be a multiple of "
-            f"n_orient={n_orient}"
-        )
-    alpha_space = check_float(alpha_space, "alpha_space", low=0.0)
-    alpha_time = check_float(alpha_time, "alpha_time", low=0.0)
-    if alpha_space + alpha_time <= 0:
-        raise ValueError(
-            "alpha_space and alpha_time cannot both be 0, got "
-            f"alpha_space={alpha_space}, alpha_time={alpha_time}"
-        )
+    n_orient = _check_shapes(G, M, n_orient, "M")
+    alpha_space, alpha_time = _check_alphas(alpha_space, alpha_time)
     maxit = check_int(maxit, "maxit", 1)
     tol = check_float(tol, "tol", low=0.0, low_open=True)
     dgap_freq = check_dgap_freq(dgap_freq)
@@ -323,6 +307,17 @@ def _check_shapes(G, R, n_orient, r_name):
             f"The number of sources (G.shape[1]={G.shape[1]}) must be a multiple of "
             f"n_orient={n_orient}")
     return n_orient
+
+
+def _check_alphas(alpha_space, alpha_time):
+    """Non-negative regularisation parameters, not both zero."""
+    alpha_space = check_float(alpha_space, "alpha_space", low=0.0)
+    alpha_time = check_float(alpha_time, "alpha_time", low=0.0)
+    if alpha_space + alpha_time <= 0:
+        raise ValueError(
+            "alpha_space and alpha_time cannot both be 0, got "
+            f"alpha_space={alpha_space}, alpha_time={alpha_time}")
+    return alpha_space, alpha_time
 
 
 # --------------------------------------------------------------------------
@@ -940,12 +935,7 @@ def dgap_l21l1(M, G, Z, active_set, alpha_space, alpha_time, wsize, tstep, n_ori
     M = check_real_array(M, "M", 2, dtype=np.float64)
     G = check_real_array(G, "G", 2, dtype=np.float64)
     n_orient = _check_shapes(G, M, n_orient, "M")
-    alpha_space = check_float(alpha_space, "alpha_space", low=0.0)
-    alpha_time = check_float(alpha_time, "alpha_time", low=0.0)
-    if alpha_space + alpha_time <= 0:
-        raise ValueError(
-            "alpha_space and alpha_time cannot both be 0, got "
-            f"alpha_space={alpha_space}, alpha_time={alpha_time}")
+    alpha_space, alpha_time = _check_alphas(alpha_space, alpha_time)
     frame = TFFrame(M.shape[1], wsize, tstep)
     active_set = np.asarray(active_set)
     if active_set.dtype != bool or active_set.shape != (G.shape[1],):
