@@ -20,8 +20,12 @@ import numpy as np
 import pytest
 
 import tfmxne
+from _helpers import dual_ref, objectives_ref, subset_forward
+from threadpoolctl import threadpool_limits
 from tfmxne import cython_tfmxne as ct
+from tfmxne import solver as tsolver
 from tfmxne import tf_mixed_norm_solver
+from tfmxne._stft import TFFrame
 
 
 def _problem(seed, n_chan=16, n_pos=20, n_times=40, n_orient=1, n_true=2, noise=0.05):
@@ -56,27 +60,63 @@ def test_pxd_installed_next_to_package():
 # --------------------------------------------------------------------------
 # C entry points through the private hook
 # --------------------------------------------------------------------------
-@pytest.mark.parametrize("n_orient, wsize, tstep", [
-    (1, 16, 4), (3, 16, 4), (2, [16, 8], [4, 2]),
-])
-def test_c_solver_matches_python(n_orient, wsize, tstep):
-    M, G = _problem(0, n_orient=n_orient)
-    a_s, a_t = _alphas(M, G, n_orient, wsize, tstep)
-    X, act, info = ct._solve_arrays(M, G, a_s, a_t, wsize, tstep, n_orient, 500, 1e-10)
-    Xp, actp, _, gap = tf_mixed_norm_solver(
-        M, G, a_s, a_t, wsize, tstep, n_orient, maxit=500, tol=1e-10, debias=False,
-        return_gap=True)
-    assert info["status"] == ct.OK
-    assert info["gap"] < 1e-10 and gap < 1e-10
-    assert info["n_active"] * n_orient == act.sum() > 0
+def _weighted_warm_problem(n_orient, wsize, tstep, seed=7):
+    """Correlated columns, weights and a warm start from a looser solve: several
+    outer iterations (the working set grows from the warm support)."""
+    M, G = _correlated_problem(seed, n_orient, n_pos=60)
+    frame = TFFrame(M.shape[1], wsize, tstep)
+    rng = np.random.default_rng(seed)
+    n_pos = G.shape[1] // n_orient
+    w_space = rng.uniform(0.5, 2.0, n_pos)
+    w_time = rng.uniform(0.5, 2.0, (n_pos, frame.n_coefs))
+    w_time[rng.random(w_time.shape) < 0.05] = 0.0   # coefficients held at zero
+    a_s, a_t = _alphas(M, G, n_orient, wsize, tstep, frac=0.05)
+    warm = tsolver._tf_solve(M, G, 4 * a_s, 4 * a_t, frame, n_orient, 50, 1.0, 10)
+    return M, G, frame, w_space, w_time, a_s, a_t, warm
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("n_orient, wsize, tstep", [(1, 16, 4), (3, [16, 8], [4, 2])])
+def test_c_api_gives_the_python_solver_bits(n_orient, wsize, tstep, n_threads):
+    """One solver: the C API and the Python solver run the same core entry point,
+    so at equal thread counts they return identical bits, cold and unweighted
+    (``tf_mixed_norm_solver``) and weighted with a warm start (the solve that
+    irTF-MxNE and the alpha path run)."""
+    M, G = _correlated_problem(3, n_orient, n_pos=60)
+    a_s, a_t = _alphas(M, G, n_orient, wsize, tstep, frac=0.05)
+    with threadpool_limits(n_threads, user_api="blas"):
+        Xp, actp, Ep, gap = tf_mixed_norm_solver(
+            M, G, a_s, a_t, wsize, tstep, n_orient, maxit=500, tol=1e-8,
+            debias=False, return_gap=True)
+    X, act, info, out = ct._solve_arrays(M, G, a_s, a_t, wsize, tstep, n_orient, 500,
+                                         1e-8, n_threads=n_threads)
+    assert info["status"] == ct.OK and info["n_outer"] >= 3
+    assert info["n_threads"] == n_threads
     np.testing.assert_array_equal(act, actp)
-    np.testing.assert_allclose(X[act], Xp, rtol=1e-4, atol=1e-7 * np.abs(Xp).max())
-    assert not X[~act].any()
+    assert np.array_equal(X[act], Xp) and info["gap"] == gap
+    assert list(out["obj"]) == list(Ep)
+
+    M, G, frame, w_space, w_time, a_s, a_t, warm = _weighted_warm_problem(
+        n_orient, wsize, tstep)
+    assert len(warm.positions)
+    with threadpool_limits(n_threads, user_api="blas"):
+        ref = tsolver._tf_solve(M, G, a_s, a_t, frame, n_orient, 500, 1e-8, 10,
+                                w_space=w_space, w_time=w_time, Z_init=warm.Z,
+                                init_positions=warm.positions)
+    X, act, info, out = ct._solve_arrays(
+        M, G, a_s, a_t, wsize, tstep, n_orient, 500, 1e-8, w_space=w_space,
+        w_time=w_time, init_positions=warm.positions, Z_init=warm.Z,
+        n_threads=n_threads)
+    assert info["status"] == ct.OK and info["n_outer"] >= 3
+    np.testing.assert_array_equal(out["positions"], ref.positions)
+    for name in ("Z", "X", "R", "theta"):
+        assert np.array_equal(out[name], getattr(ref, name)), name
+    assert info["gap"] == ref.gap and info["d_obj"] == ref.d_obj
 
 
 def _correlated_problem(seed, n_orient, n_chan=24, n_pos=40, n_times=48):
     """Neighbouring columns highly correlated (like grid positions): slow BCD
-    tails, where the C solver certifies extrapolated dual points."""
+    tails, where the solver certifies extrapolated dual points."""
     rng = np.random.default_rng(seed)
     G = np.cumsum(rng.standard_normal((n_chan, n_pos * n_orient)), axis=1)
     G /= np.linalg.norm(G, axis=0)
@@ -87,16 +127,38 @@ def _correlated_problem(seed, n_orient, n_chan=24, n_pos=40, n_times=48):
     return G @ X + 0.3 * rng.standard_normal((n_chan, n_times)), G
 
 
+def _certify(M, G, out, a_s, a_t, wsize, tstep, n_orient, tol, w_space=None,
+             w_time=None, rounding=0.0):
+    """Check a result's certificate with independent NumPy code: its primal
+    objective, and the dual objective and feasibility of its dual point theta."""
+    frame = TFFrame(M.shape[1], wsize, tstep)
+    active = np.zeros(G.shape[1], bool)
+    active[(out["positions"][:, None] * n_orient + np.arange(n_orient)).ravel()] = True
+    Z = frame.to_mne(out["Z"].astype(np.float64)) if len(out["Z"]) else out["Z"]
+    wt = None if w_time is None else frame.to_mne_weights(w_time)
+    p_obj = objectives_ref(M, G, Z, active, a_s, a_t, wsize, tstep, n_orient,
+                           w_space, wt)[0]
+    d_obj, nu = dual_ref(M, G, out["theta"].astype(np.float64), a_s, a_t, wsize, tstep,
+                         n_orient, w_space, wt)
+    scale = float(np.sum(M * M))
+    assert nu <= (a_s + a_t) * (1 + 1e-12 + rounding)      # theta is dual feasible
+    assert p_obj - d_obj < tol + (1e-12 + rounding) * scale  # a true duality gap
+    return p_obj, d_obj
+
+
 @pytest.mark.parametrize("seed, n_orient", [(0, 3), (1, 1), (2, 3)])
 def test_c_solver_certificate(seed, n_orient):
-    """The C solver's dual value (plain or extrapolated residual) is a lower bound
-    of the optimum (a tightly solved Python reference) and certifies its gap."""
+    """The returned gap is certified by independent code and brackets the optimum
+    (a tightly solved reference)."""
     M, G = _correlated_problem(seed, n_orient)
     a_s, a_t = _alphas(M, G, n_orient, 16, 4, frac=0.1)
     tol = 1e-7 * float(np.sum(M * M))
-    X, act, info = ct._solve_arrays(M, G, a_s, a_t, 16, 4, n_orient, 3000, tol)
+    X, act, info, out = ct._solve_arrays(M, G, a_s, a_t, 16, 4, n_orient, 3000, tol)
     assert info["status"] == ct.OK and 0 <= info["gap"] < tol
     assert info["gap"] == pytest.approx(info["p_obj"] - info["d_obj"], abs=1e-12)
+    p_obj, d_obj = _certify(M, G, out, a_s, a_t, 16, 4, n_orient, tol)
+    assert p_obj == pytest.approx(info["p_obj"], rel=1e-12)
+    assert d_obj == pytest.approx(info["d_obj"], rel=1e-10)
     _, _, E = tf_mixed_norm_solver(M, G, a_s, a_t, 16, 4, n_orient, maxit=20000,
                                    tol=1e-13, debias=False)
     p_star = E[-1]
@@ -105,44 +167,57 @@ def test_c_solver_certificate(seed, n_orient):
 
 
 def test_c_solver_float32():
+    """``s_tf_mxne_solve``: certified in float64 by independent code (up to the
+    float32 rounding of the objectives) and equal to the float64 solution within
+    what that gap allows."""
     M, G = _problem(1, n_orient=3)
     a_s, a_t = _alphas(M, G, 3, 16, 4)
-    X64, act64, _ = ct._solve_arrays(M, G, a_s, a_t, 16, 4, 3, 500, 1e-10)
-    X32, act32, info = ct._solve_arrays(M, G, a_s, a_t, 16, 4, 3, 500, 1e-3,
-                                        dtype=np.float32)
+    scale = float(np.sum(M * M))
+    tol = 1e-5 * scale
+    X64, act64, _, _ = ct._solve_arrays(M, G, a_s, a_t, 16, 4, 3, 500, 1e-10)
+    X32, act32, info, out = ct._solve_arrays(M, G, a_s, a_t, 16, 4, 3, 500, tol,
+                                             dtype=np.float32)
     assert X32.dtype == np.float32
-    assert info["status"] == ct.OK
+    assert info["status"] == ct.OK and info["gap"] < tol
+    eps32 = float(np.finfo(np.float32).eps)
+    _certify(M, G, out, a_s, a_t, 16, 4, 3, tol, rounding=100 * eps32)
     np.testing.assert_array_equal(act32, act64)
-    assert np.abs(X32 - X64).max() <= 1e-3 * np.abs(X64).max()
+    # a gap of 1e-5 ||M||^2 bounds the distance to the optimum by about its root
+    assert np.abs(X32 - X64).max() <= 1e-2 * np.abs(X64).max()
 
 
 def test_c_solver_status_codes():
     M, G = _problem(2)
     # alpha above alpha_max: converged, nothing active
     a_s, a_t = _alphas(M, G, 1, 16, 4, frac=1.5)
-    X, act, info = ct._solve_arrays(M, G, a_s, a_t, 16, 4)
+    X, act, info, _ = ct._solve_arrays(M, G, a_s, a_t, 16, 4)
     assert info["status"] == ct.OK and not act.any() and not X.any()
     a_s, a_t = _alphas(M, G, 1, 16, 4, frac=0.05)
-    # bad arguments: outputs untouched (zeros from the hook), status TFX_BAD_ARG
+    # bad arguments: status TFX_BAD_ARG, empty result
     for kw in (dict(n_orient=3), dict(maxit=0), dict(tol=0.0), dict(tol=np.nan)):
         args = dict(n_orient=1, maxit=200, tol=1e-8) | kw
-        _, _, info = ct._solve_arrays(M, G[:, :20], a_s, a_t, 16, 4, **args)
-        assert info["status"] == ct.BAD_ARG, kw
+        X, act, info, _ = ct._solve_arrays(M, G[:, :20], a_s, a_t, 16, 4, **args)
+        assert info["status"] == ct.BAD_ARG and not act.any(), kw
     for alphas in ((0.0, 0.0), (-1.0, 1.0), (np.inf, 1.0)):
-        _, _, info = ct._solve_arrays(M, G, *alphas, 16, 4)
+        _, _, info, _ = ct._solve_arrays(M, G, *alphas, 16, 4)
         assert info["status"] == ct.BAD_ARG, alphas
-    # non-finite data: TFX_NONFINITE, zero output
+    n_coefs = ct._plan_info(M.shape[1], [16], [4])["n_coefs"]
+    for bad in (dict(w_space=np.zeros(20)), dict(w_space=np.ones(20) * np.nan),
+                dict(init_positions=[25], Z_init=np.ones((1, 2 * n_coefs)))):
+        _, _, info, _ = ct._solve_arrays(M, G, a_s, a_t, 16, 4, **bad)
+        assert info["status"] == ct.BAD_ARG, bad
+    # non-finite data: TFX_NONFINITE, empty result
     for bad in ("M", "G"):
         M2, G2 = M.copy(), G.copy()
         (M2 if bad == "M" else G2)[3, 4] = np.nan
-        X, act, info = ct._solve_arrays(M2, G2, a_s, a_t, 16, 4)
+        X, act, info, _ = ct._solve_arrays(M2, G2, a_s, a_t, 16, 4)
         assert info["status"] == ct.NONFINITE and not X.any() and not act.any()
-    # iteration cap: TFX_MAXIT, last iterate returned with its (open) gap
-    # (100 outer iterations of one epoch each cannot reach a tiny gap here)
+    # outer cap: TFX_MAXIT, last iterate returned with its (open) gap
     M, G = _problem(2, n_pos=60, n_true=5)
     a_s, a_t = _alphas(M, G, 1, 16, 4, frac=0.02)
-    X, act, info = ct._solve_arrays(M, G, a_s, a_t, 16, 4, maxit=1, tol=1e-12)
-    assert info["status"] == ct.MAXIT and info["n_outer"] == 100
+    X, act, info, _ = ct._solve_arrays(M, G, a_s, a_t, 16, 4, maxit=1, tol=1e-12,
+                                       max_outer=3)
+    assert info["status"] == ct.MAXIT and (info["n_outer"] == 3 or info["stalled"])
     assert info["gap"] >= 1e-12 and act.any()
     assert info["n_active"] == act.sum() and X[act].any() and not X[~act].any()
 
@@ -169,9 +244,11 @@ def test_plan_new():
 DOWNSTREAM = textwrap.dedent('''
     # cython: language_level=3, boundscheck=False, wraparound=False
     import numpy as np
+    from libc.string cimport memcpy
     from tfmxne.cython_tfmxne cimport (
-        tfx_plan_t, tfx_info_t, tfx_plan_new, tfx_plan_free, tfx_stft_work_size,
-        d_stft, d_istft, s_stft, d_tf_mxne_solve, s_tf_mxne_solve, TFX_OK, TFX_BAD_ARG,
+        tfx_plan_t, tfx_info_t, tfx_params_t, tfx_result_t, tfx_plan_new, tfx_plan_free,
+        tfx_stft_work_size, tfx_params_init, tfx_result_free, d_stft, d_istft, s_stft,
+        d_tf_mxne_solve, s_tf_mxne_solve, TFX_OK, TFX_BAD_ARG,
     )
 
     OK = <int> TFX_OK
@@ -190,33 +267,47 @@ DOWNSTREAM = textwrap.dedent('''
 
     def solve(double[:, ::1] M, double[:, ::1] G, double alpha_space,
               double alpha_time, wsizes, tsteps, int n_orient, int maxit, double tol):
-        cdef int n_chan = M.shape[0], T = M.shape[1], n_src = G.shape[1], st
+        cdef int n_chan = M.shape[0], T = M.shape[1], n_src = G.shape[1], st, i
         cdef tfx_plan_t* plan = _plan(T, wsizes, tsteps, 1)
-        X = np.full((n_src, T), np.nan)
-        act = np.zeros(n_src, np.uint8)
-        cdef double[:, ::1] Xv = X
-        cdef unsigned char[::1] av = act
+        cdef tfx_params_t prm
+        cdef tfx_result_t res
         cdef tfx_info_t info
+        tfx_params_init(&prm, alpha_space, alpha_time, n_orient)
+        prm.maxit = maxit
+        prm.tol = tol
         with nogil:
-            st = d_tf_mxne_solve(plan, &M[0, 0], &G[0, 0], n_chan, n_src, n_orient,
-                                 alpha_space, alpha_time, maxit, tol, &Xv[0, 0],
-                                 &av[0], &info)
+            st = d_tf_mxne_solve(plan, &prm, &M[0, 0], &G[0, 0], n_chan, n_src, NULL,
+                                 NULL, 0, NULL, NULL, &res, &info)
+        K2 = 2 * plan.n_coefs
         tfx_plan_free(plan)
-        return X, act.astype(bool), st, info.gap, info.n_active
+        Z = np.empty((res.n_active * n_orient, K2))
+        theta = np.empty((n_chan, T))
+        cdef double[:, ::1] zv = Z
+        cdef double[:, ::1] tv = theta
+        if Z.size:
+            memcpy(&zv[0, 0], res.Z, Z.size * sizeof(double))
+        if st == TFX_OK or res.theta != NULL:
+            memcpy(&tv[0, 0], res.theta, theta.size * sizeof(double))
+        positions = np.array([res.positions[i] for i in range(res.n_active)], int)
+        tfx_result_free(&res)
+        return dict(status=st, positions=positions, Z=Z, theta=theta, gap=info.gap,
+                    p_obj=info.p_obj, d_obj=info.d_obj, n_outer=info.n_outer)
 
 
     def wrong_precision(float[:, ::1] M, float[:, ::1] G):
         """A float64 plan passed to float32 entry points."""
         cdef int T = M.shape[1], st1, st2
         cdef tfx_plan_t* plan = _plan(T, [8], [2], 1)
-        X = np.zeros((G.shape[1], T), np.float32)
+        cdef tfx_params_t prm
+        cdef tfx_result_t res
         z = np.zeros((1, 2 * plan.n_coefs), np.float32)
-        cdef float[:, ::1] Xv = X
         cdef float[:, ::1] zv = z
+        tfx_params_init(&prm, 1.0, 1.0, 1)
         with nogil:
-            st1 = s_tf_mxne_solve(plan, &M[0, 0], &G[0, 0], M.shape[0], G.shape[1],
-                                  1, 1.0, 1.0, 10, 1e-6, &Xv[0, 0], NULL, NULL)
+            st1 = s_tf_mxne_solve(plan, &prm, &M[0, 0], &G[0, 0], M.shape[0],
+                                  G.shape[1], NULL, NULL, 0, NULL, NULL, &res, NULL)
             st2 = s_stft(plan, &M[0, 0], 1, T, &zv[0, 0], 2 * plan.n_coefs, NULL)
+        tfx_result_free(&res)
         tfx_plan_free(plan)
         return st1, st2
 
@@ -275,19 +366,41 @@ def downstream(tmp_path_factory):
     return mod
 
 
-@pytest.mark.parametrize("n_orient, wsize, tstep", [(1, [16], [4]), (3, [16, 8], [4, 2])])
-def test_downstream_solve_matches_python(downstream, n_orient, wsize, tstep):
-    M, G = _problem(3, n_chan=14, n_pos=15, n_times=36, n_orient=n_orient)
-    a_s, a_t = _alphas(M, G, n_orient, wsize, tstep, frac=0.25)
-    X, act, st, gap, n_act = downstream.solve(M, G, a_s, a_t, wsize, tstep, n_orient,
-                                             500, 1e-10)
-    Xp, actp, _ = tf_mixed_norm_solver(M, G, a_s, a_t, wsize, tstep, n_orient,
-                                       maxit=500, tol=1e-10, debias=False)
-    assert st == downstream.OK == 0
-    assert gap < 1e-10 and n_act * n_orient == act.sum() > 0
-    np.testing.assert_array_equal(act, actp)
-    np.testing.assert_allclose(X[act], Xp, rtol=1e-4, atol=1e-7 * np.abs(Xp).max())
-    assert not X[~act].any()  # zero rows written for inactive sources
+@pytest.fixture(scope="module")
+def real_problem(fwd_surf, evoked_full, noise_cov):
+    """The sample subject's whitened MEG + EEG response (80-150 ms) and whitened
+    free-orientation gain on every 4th position of the oct4 surface, scaled as
+    MNE's sparse solvers do (no depth weighting)."""
+    from mne.inverse_sparse.mxne_inverse import _prepare_gain
+
+    fwd = subset_forward(fwd_surf, 4)
+    evoked = evoked_full.copy().crop(0.08, 0.15)
+    _, gain, gain_info, whitener, _, _ = _prepare_gain(
+        fwd, evoked.info, noise_cov, pca=True, depth=None, loose=1.0, rank=None,
+        weights=None, weights_min=None)
+    sel = [evoked.ch_names.index(name) for name in gain_info["ch_names"]]
+    M = np.ascontiguousarray(whitener @ evoked.data[sel])
+    return M, np.ascontiguousarray(gain)
+
+
+@pytest.mark.parametrize("wsize, tstep", [([16], [4]), ([16, 8], [4, 2])])
+def test_downstream_solves_a_real_problem(downstream, real_problem, wsize, tstep):
+    """A compiled extension that cimports the .pxd solves the sample subject's
+    problem: its result is certified by independent code, and is the Python
+    solver's."""
+    M, G = real_problem
+    n_orient = 3
+    a_s, a_t = _alphas(M, G, n_orient, wsize, tstep, frac=0.2, l1_ratio=0.05)
+    tol = 1e-8 * float(np.sum(M * M))
+    out = downstream.solve(M, G, a_s, a_t, wsize, tstep, n_orient, 2000, tol)
+    assert out["status"] == downstream.OK == 0
+    assert len(out["positions"]) > 0 and out["gap"] < tol
+    _certify(M, G, out, a_s, a_t, wsize, tstep, n_orient, tol)
+    with threadpool_limits(1, user_api="blas"):
+        Xp, actp, _ = tf_mixed_norm_solver(M, G, a_s, a_t, wsize, tstep, n_orient,
+                                           maxit=2000, tol=tol, debias=False)
+    cols = (out["positions"][:, None] * n_orient + np.arange(n_orient)).ravel()
+    assert np.array_equal(np.flatnonzero(actp), cols)
 
 
 def test_downstream_stft(downstream):

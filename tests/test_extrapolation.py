@@ -27,7 +27,7 @@ def _state(M, G, n_orient, frame):
         GT=GT, M=np.ascontiguousarray(M), R=np.ascontiguousarray(M.copy()),
         X=np.zeros((n_pos * n_orient, T)), Z=np.zeros((n_pos * n_orient, K2)),
         act=np.zeros(n_pos, np.uint8), lc=np.ascontiguousarray(S._lipschitz(G, n_orient)),
-        gram=S._block_grams(GT, n_orient),
+        gram=_engine.block_grams(GT, n_orient)[0],
         work=np.empty(_engine.work_size(frame.plan, n_orient)))
 
 

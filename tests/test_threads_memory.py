@@ -51,7 +51,7 @@ def _python_solve(seed, n_orient, dtype=np.float64):
 
 def _c_solve(seed, n_orient):
     M, G, a_s, a_t = _problem(seed, n_orient=n_orient)
-    X, act, info = ct._solve_arrays(M, G, a_s, a_t, 16, 4, n_orient, 300, 1e-8)
+    X, act, info, _ = ct._solve_arrays(M, G, a_s, a_t, 16, 4, n_orient, 300, 1e-8)
     assert info["status"] == ct.OK
     return X, act, info["gap"], info["p_obj"]
 
@@ -148,10 +148,10 @@ def test_c_api_frees_all_scratch():
     gc.collect()
     used0 = _malloc_in_use()
     for _ in range(100):
-        X, act, info = ct._solve_arrays(M, G, a_s, a_t, 16, 4, 2, 300, 1e-8)
-        X, act, info = ct._solve_arrays(M, G, a_s, a_t, [16, 8], [4, 2], 2, 300, 1e-4,
+        X, act, info, _ = ct._solve_arrays(M, G, a_s, a_t, 16, 4, 2, 300, 1e-8)
+        X, act, info, _ = ct._solve_arrays(M, G, a_s, a_t, [16, 8], [4, 2], 2, 300, 1e-4,
                                         np.float32)
-        X, act, info = ct._solve_arrays(M, G, a_s, a_t, 16, 4, 3, 300, 1e-8)
+        X, act, info, _ = ct._solve_arrays(M, G, a_s, a_t, 16, 4, 3, 300, 1e-8)
         ct._plan_info(48, [16], [4])
     del X, act, info
     gc.collect()
@@ -273,7 +273,7 @@ def test_solve_with_screening_threads_matches_one_thread():
 def test_two_thread_sweep_matches_sequential(n_orient, dtype, weighted):
     from tfmxne._core import _engine
     from tfmxne._stft import TFFrame
-    from tfmxne.solver import _block_grams, _cross_grams, _lipschitz
+    from tfmxne.solver import _lipschitz
 
     rng = np.random.default_rng(11)
     n_chan, n_ws, T = 20, 15, 48
@@ -286,7 +286,7 @@ def test_two_thread_sweep_matches_sequential(n_orient, dtype, weighted):
     plan = frame.plan
     lc = _lipschitz(G.astype(np.float64), n_orient).astype(dtype)
     lc[4] = 0.0  # a block the sweep skips: the cross Grams must skip it too
-    grams = _block_grams(GT, n_orient)
+    grams = _engine.block_grams(GT, n_orient)[0]
     amax = tfmxne.norm_epsilon_inf(G.astype(np.float64), M.astype(np.float64), 0.2,
                                    n_orient, [16, 8], [4, 2])
     w_s = rng.uniform(0.5, 1.5, n_ws).astype(dtype) if weighted else None
@@ -299,7 +299,7 @@ def test_two_thread_sweep_matches_sequential(n_orient, dtype, weighted):
         Z = np.zeros((n_ws * n_orient, 2 * frame.n_coefs), dtype)
         act = np.zeros(n_ws, np.uint8)
         work = np.empty(_engine.work_size(plan, n_orient), dtype)
-        xg = _cross_grams(GT, n_orient, lc) if n_thr > 1 else None
+        xg = _engine.block_grams(GT, n_orient, lc)[1] if n_thr > 1 else None
         r = _engine.bcd(plan, GT, M, R, X, Z, act, lc, w_s, w_t, 0.05 * amax * 0.8,
                         0.05 * amax * 0.2, n_orient, 40, 0.0, 10, work, 0, None, 0,
                         grams, 1, 0, xg, n_thr)
@@ -318,12 +318,12 @@ def test_two_thread_sweep_matches_sequential(n_orient, dtype, weighted):
 
 
 def test_cross_grams_follow_the_visit_order():
-    from tfmxne.solver import _cross_grams
+    from tfmxne._core import _engine
 
     rng = np.random.default_rng(2)
     GT = rng.standard_normal((5 * 2, 7))
     lc = np.array([1.0, 0.0, 2.0, 1.0, 0.0])
-    xg = _cross_grams(GT, 2, lc)
+    xg = _engine.block_grams(GT, 2, lc)[1]
     B = GT.reshape(5, 2, 7)
     np.testing.assert_array_equal(xg[[0, 1, 4]], 0.0)  # first visit, skipped blocks
     np.testing.assert_allclose(xg[2], B[2] @ B[0].T)
@@ -339,15 +339,13 @@ def _child_screen(n_orient):
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_screening_threads_work_in_a_forked_child():
-    """A child forked after the parent used the screening threads must not queue
-    work for the parent's threads (which it does not have): it would hang."""
+    """A child forked after the parent ran threaded screenings (the core starts
+    its threads per call and keeps none, and the batch lock is renewed at fork)
+    computes the same dual norm instead of hanging."""
     import multiprocessing as mp
     import warnings
 
-    from tfmxne.solver import _SCREEN_POOL
-
-    ref = _child_screen(3)  # the parent's pool exists from here on
-    assert _SCREEN_POOL
+    ref = _child_screen(3)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads
         with mp.get_context("fork").Pool(1) as pool:

@@ -125,17 +125,20 @@ caller-provided ``work``) are distinct; inputs may be shared. Do not free a plan
 while a call is using it.
 """
 
-from tfmxne._core._types cimport (
-    tf_plan,
+from tfmxne.cython_types cimport (
+    TFX_NO_MEMORY,
     TFX_OK,
     TFX_MAXIT,
     TFX_NONFINITE,
     TFX_BAD_ARG,
+    TFX_INTERRUPTED,
     TFX_MAX_DICTS,
+    tfx_params_t,
+    tfx_info_t,
+    tfx_outer_t,
+    tfx_result_t,
+    tfx_progress_fn,
 )
-
-cdef enum:
-    TFX_NO_MEMORY = -1
 
 ctypedef struct tfx_plan_t:
     int n_times        # samples per signal
@@ -147,16 +150,7 @@ ctypedef struct tfx_plan_t:
     int tstep[16]
     int n_step[16]
     int n_freq[16]
-    tf_plan core       # internal (pointers into this plan's own block)
-
-ctypedef struct tfx_info_t:
-    int status
-    int n_iter         # total block coordinate descent epochs
-    int n_outer        # outer working-set iterations
-    int n_active       # active positions
-    double gap         # duality gap of the full problem at the returned X
-    double p_obj       # primal objective
-    double d_obj       # best dual objective
+    void* core         # internal (the core's tables, inside this plan's block)
 
 # plans (constructor with the GIL)
 cdef tfx_plan_t* tfx_plan_new(int n_times, int n_dicts, const int* wsizes,
@@ -175,13 +169,16 @@ cdef int s_istft(const tfx_plan_t* plan, const float* z, int n_rows, int ldz,
                  float* x, int ldx, float* work) noexcept nogil
 
 # TF-MxNE
-cdef int d_tf_mxne_solve(const tfx_plan_t* plan, const double* M, const double* G,
-                         int n_chan, int n_sources, int n_orient,
-                         double alpha_space, double alpha_time, int maxit,
-                         double tol, double* X_out, unsigned char* active_out,
-                         tfx_info_t* info) noexcept nogil
-cdef int s_tf_mxne_solve(const tfx_plan_t* plan, const float* M, const float* G,
-                         int n_chan, int n_sources, int n_orient,
-                         double alpha_space, double alpha_time, int maxit,
-                         double tol, float* X_out, unsigned char* active_out,
-                         tfx_info_t* info) noexcept nogil
+cdef void tfx_params_init(tfx_params_t* params, double alpha_space, double alpha_time,
+                          int n_orient) noexcept nogil
+cdef int d_tf_mxne_solve(const tfx_plan_t* plan, const tfx_params_t* params,
+                         const double* M, const double* G, int n_chan, int n_sources,
+                         const double* w_space, const double* w_time, int n_init,
+                         const int* init_pos, const double* Z_init,
+                         tfx_result_t* result, tfx_info_t* info) noexcept nogil
+cdef int s_tf_mxne_solve(const tfx_plan_t* plan, const tfx_params_t* params,
+                         const float* M, const float* G, int n_chan, int n_sources,
+                         const float* w_space, const float* w_time, int n_init,
+                         const int* init_pos, const float* Z_init,
+                         tfx_result_t* result, tfx_info_t* info) noexcept nogil
+cdef void tfx_result_free(tfx_result_t* result) noexcept nogil

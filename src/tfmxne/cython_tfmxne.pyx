@@ -2,49 +2,36 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """Public Cython API of tfmxne (see ``cython_tfmxne.pxd`` for the documentation).
 
-Implemented on the kernels of ``tfmxne._core._engine``, cimported through
-``_core/_engine.pxd`` (Cython exports each fused specialisation of those ``cdef``
-functions in ``_engine.__pyx_capi__`` and binds them here at import time). The
-outer working-set loop of ``tfmxne.solver._tf_solve`` is restated here in C so
-that a whole solve runs without the GIL.
+Thin: the entry points check their arguments and call the core's functions
+(``tfmxne._core._engine``, cimported through ``_core/_engine.pxd`` and bound at
+import time): the STFT kernels and ``tf_solve``, the one solver, which
+``tfmxne.tf_mixed_norm_solver`` runs too.
 """
 
 import numpy as np
 
-from libc.math cimport sqrt, fabs, isfinite, INFINITY
-from libc.stdlib cimport malloc, calloc, free, qsort
+from libc.stdlib cimport malloc, free
 from libc.string cimport memset, memcpy
 
-from ._core._types cimport floating, tf_plan, tf_dict, eps_item, tf_info
-from ._core._types cimport TFX_OK, TFX_MAXIT, TFX_NONFINITE, TFX_BAD_ARG, TFX_MAX_DICTS
-from ._core._blas cimport gemm_rm, dot
+from ._core._types cimport floating, tf_plan, tf_dict, tf_problem
 from ._core._engine cimport (
     stft_rows,
     istft_rows,
-    eps_norm_block,
-    penalty_block,
-    scaled_dual,
-    bcd_solve,
+    tf_solve,
+    tfx_params_default,
+    tfx_result_clear,
 )
 
 from ._core._engine import TFPlan
 from ._validation import check_int, check_wsize_tstep
 
-# constants of this C-level working-set loop (simpler than tfmxne.solver's, which
-# tunes its own: see the constants there)
-cdef int MAX_OUTER = 100
-cdef int WS_START = 10
-cdef int ANDERSON_K = 5
-cdef int N_INNER = 10
-cdef double INNER_TOL_RATIO = 0.1
-cdef int DGAP_FREQ = 10
-
-# status codes for Python callers (cast: the core's cpdef enum has no Python module)
+# status codes for Python callers (cast: C enum values)
 OK = <int> TFX_OK
 MAXIT = <int> TFX_MAXIT
 NONFINITE = <int> TFX_NONFINITE
 BAD_ARG = <int> TFX_BAD_ARG
 NO_MEMORY = <int> TFX_NO_MEMORY
+INTERRUPTED = <int> TFX_INTERRUPTED
 
 
 # --------------------------------------------------------------------------
@@ -62,6 +49,7 @@ cdef tfx_plan_t* tfx_plan_new(int n_times, int n_dicts, const int* wsizes,
     cdef char* blk
     cdef tfx_plan_t* plan
     cdef tf_dict* d
+    cdef tf_plan* core
     cdef const unsigned char[::1] raw
     if n_dicts < 1 or n_dicts > TFX_MAX_DICTS:
         raise ValueError(f"n_dicts must be in [1, {TFX_MAX_DICTS}], got n_dicts={n_dicts}")
@@ -74,7 +62,7 @@ cdef tfx_plan_t* tfx_plan_new(int n_times, int n_dicts, const int* wsizes,
     tp = TFPlan(n_times, ws, ts, dtype)
     tp64 = tp if is_double else TFPlan(n_times, ws, ts, np.float64)
     arrays = [np.ascontiguousarray(a, dtype=dtype) for a in tp.arrays]
-    total = _round64(sizeof(tfx_plan_t))
+    total = _round64(sizeof(tfx_plan_t)) + _round64(sizeof(tf_plan))
     for a in arrays:
         total += _round64(a.nbytes)
     blk = <char*> malloc(total)
@@ -83,6 +71,10 @@ cdef tfx_plan_t* tfx_plan_new(int n_times, int n_dicts, const int* wsizes,
     memset(blk, 0, sizeof(tfx_plan_t))
     plan = <tfx_plan_t*> blk
     off = _round64(sizeof(tfx_plan_t))
+    core = <tf_plan*> (blk + off)
+    memset(core, 0, sizeof(tf_plan))
+    plan.core = core
+    off += _round64(sizeof(tf_plan))
     ptrs = []
     for a in arrays:
         nbytes = a.nbytes
@@ -96,15 +88,15 @@ cdef tfx_plan_t* tfx_plan_new(int n_times, int n_dicts, const int* wsizes,
     plan.n_coefs = tp.n_coefs
     plan.max_frames = tp.max_frames
     plan.is_double = 1 if is_double else 0
-    plan.core.n_times = n_times
-    plan.core.n_dicts = n_dicts
-    plan.core.n_coefs = tp.n_coefs
-    plan.core.max_frames = tp.max_frames
-    plan.core.is_double = plan.is_double
-    plan.core.mult = blk + <Py_ssize_t> ptrs[4 * n_dicts]
+    core.n_times = n_times
+    core.n_dicts = n_dicts
+    core.n_coefs = tp.n_coefs
+    core.max_frames = tp.max_frames
+    core.is_double = plan.is_double
+    core.mult = blk + <Py_ssize_t> ptrs[4 * n_dicts]
     coef_off = 0
     for i in range(n_dicts):
-        d = &plan.core.d[i]
+        d = &core.d[i]
         d.wsize = tp.wsizes[i]
         d.folded = 1 if tp.folded[i] else 0
         d.tstep = tp.tsteps[i]
@@ -167,9 +159,9 @@ cdef int _transform(const tfx_plan_t* plan, const floating* src, int ld_src,
             return TFX_NO_MEMORY
         work = own
     if inverse:
-        istft_rows(&plan.core, src, n_rows, ld_src, dst, ld_dst, plan.n_times, work)
+        istft_rows(<const tf_plan*> plan.core, src, n_rows, ld_src, dst, ld_dst, plan.n_times, work)
     else:
-        stft_rows(&plan.core, src, n_rows, ld_src, dst, ld_dst, work)
+        stft_rows(<const tf_plan*> plan.core, src, n_rows, ld_src, dst, ld_dst, work)
     free(own)
     return TFX_OK
 
@@ -195,471 +187,180 @@ cdef int s_istft(const tfx_plan_t* plan, const float* z, int n_rows, int ldz,
 
 
 # --------------------------------------------------------------------------
-# Solver
+# Solver: the core's tf_solve
 # --------------------------------------------------------------------------
-ctypedef struct _cand:
-    double key
-    int idx
+cdef void tfx_params_init(tfx_params_t* params, double alpha_space, double alpha_time,
+                          int n_orient) noexcept nogil:
+    if params == NULL:
+        return
+    tfx_params_default(params)
+    params.alpha_space = alpha_space
+    params.alpha_time = alpha_time
+    params.n_orient = n_orient
 
 
-cdef int _cmp_cand(const void* a, const void* b) noexcept nogil:
-    """Decreasing key, then increasing index (a total order: deterministic)."""
-    cdef const _cand* x = <const _cand*> a
-    cdef const _cand* y = <const _cand*> b
-    if x.key > y.key:
-        return -1
-    if x.key < y.key:
-        return 1
-    return (x.idx > y.idx) - (x.idx < y.idx)
-
-
-cdef double _dual_norms(const tf_plan* p, const floating* GtR, int n_pos, int o,
-                       double rho, floating* Y, floating* frames, eps_item* items,
-                       double* nu) noexcept nogil:
-    """Max over positions of the epsilon norm of Phi(GtR_j) (unweighted), each
-    stored in ``nu`` unless it is NULL."""
-    cdef int j, T = p.n_times, K2 = 2 * p.n_coefs
-    cdef double v, best = 0.0
-    for j in range(n_pos):
-        stft_rows(p, GtR + <Py_ssize_t> j * o * T, o, T, Y, K2, frames)
-        v = eps_norm_block(p, Y, o, K2, <const floating*> NULL, 1.0, rho, items)
-        if nu != NULL:
-            nu[j] = v
-        if v > best:
-            best = v
-    return best
-
-
-cdef double _max_eig_sym(double* A, int n) noexcept nogil:
-    """Largest eigenvalue of a small symmetric matrix (cyclic Jacobi, in place)."""
-    cdef int sweep, p, q, k
-    cdef double off, nrm, app, aqq, apq, theta, t, c, s, akp, akq, best
-    if n == 1:
-        return A[0]
-    for sweep in range(100):
-        off = 0.0
-        nrm = 0.0
-        for p in range(n):
-            for q in range(n):
-                nrm += A[p * n + q] * A[p * n + q]
-                if p != q:
-                    off += A[p * n + q] * A[p * n + q]
-        if off <= 1e-30 * nrm:
-            break
-        for p in range(n - 1):
-            for q in range(p + 1, n):
-                apq = A[p * n + q]
-                if apq == 0.0:
-                    continue
-                app = A[p * n + p]
-                aqq = A[q * n + q]
-                theta = (aqq - app) / (2.0 * apq)
-                t = (1.0 if theta >= 0 else -1.0) / (fabs(theta) + sqrt(theta * theta + 1.0))
-                c = 1.0 / sqrt(t * t + 1.0)
-                s = t * c
-                for k in range(n):
-                    akp = A[k * n + p]
-                    akq = A[k * n + q]
-                    A[k * n + p] = c * akp - s * akq
-                    A[k * n + q] = s * akp + c * akq
-                for k in range(n):
-                    akp = A[p * n + k]
-                    akq = A[q * n + k]
-                    A[p * n + k] = c * akp - s * akq
-                    A[q * n + k] = s * akp + c * akq
-    best = A[0]
-    for p in range(1, n):
-        if A[p * n + p] > best:
-            best = A[p * n + p]
-    return best
-
-
-cdef bint _all_finite(const floating* a, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t i
-    for i in range(n):
-        if not isfinite(a[i]):
-            return False
-    return True
-
-
-cdef int _solve(const tfx_plan_t* plan, const floating* M, const floating* G,
-                int n_chan, int n_src, int n_orient, double alpha_s, double alpha_t,
-                int maxit, double tol, floating* X_out, unsigned char* active_out,
+cdef int _solve(const tfx_plan_t* plan, const tfx_params_t* params,
+                const floating* M, const floating* G, int n_chan, int n_sources,
+                const floating* w_space, const floating* w_time, int n_init,
+                const int* init_pos, const floating* Z_init, tfx_result_t* result,
                 tfx_info_t* info) noexcept nogil:
-    cdef tfx_info_t dummy
-    cdef tf_info inner
-    cdef const tf_plan* p
-    cdef int T, K2, n_pos, o = n_orient, j, i, k, a, b, c, r, n_ws = 0, n_new
-    cdef int n_A, n_cand, n_add, n_grow = WS_START, outer, status = TFX_MAXIT
-    cdef Py_ssize_t cap_rows, n_snap, n_work
-    cdef double alpha, rho, nR2, RM, pen, l21, l1, nu_max, d_obj, te
-    cdef double best_d = -INFINITY, gap = INFINITY, p_obj = INFINITY
-    cdef double extrap[2]
-    cdef bint fail = False
-    # persistent scratch
-    cdef floating* R = NULL
-    cdef floating* GtR = NULL
-    cdef floating* rprev = NULL   # dual extrapolation: R - R_prev of the inner solve
-    cdef floating* lc_all = NULL
-    cdef floating* gram_all = NULL
-    cdef floating* Y = NULL
-    cdef floating* frames = NULL
-    cdef eps_item* items = NULL
-    cdef double* nu = NULL
-    cdef double* eig = NULL
-    cdef _cand* cand = NULL
-    cdef unsigned char* in_ws = NULL
-    cdef int* ws = NULL
-    cdef int* ws_new = NULL
-    cdef unsigned char* act = NULL
-    cdef unsigned char* act_new = NULL
-    cdef double* hist = NULL
-    # state on the working set, and per-inner-solve scratch
-    cdef floating* Zws = NULL
-    cdef floating* Xws = NULL
-    cdef floating* Znew = NULL
-    cdef floating* Xnew = NULL
-    cdef floating* GT = NULL
-    cdef floating* lc = NULL
-    cdef floating* gram = NULL
-    cdef floating* work = NULL
-    cdef floating* snap = NULL
-    cdef int* tmp_i
-    cdef unsigned char* tmp_u
-
-    if info == NULL:
-        info = &dummy
-    memset(info, 0, sizeof(tfx_info_t))
-    info.gap = INFINITY
-    info.p_obj = INFINITY
-    info.d_obj = -INFINITY
-    info.status = TFX_BAD_ARG
-    if plan == NULL or M == NULL or G == NULL or X_out == NULL:
+    cdef tf_problem pb
+    if info != NULL:
+        memset(info, 0, sizeof(tfx_info_t))
+    if plan == NULL or result == NULL or not _precision_ok(plan, <floating*> M):
+        if info != NULL:
+            info.status = TFX_BAD_ARG
+        if result != NULL:
+            memset(result, 0, sizeof(tfx_result_t))
         return TFX_BAD_ARG
-    if not _precision_ok(plan, X_out):
-        return TFX_BAD_ARG
-    if n_chan < 1 or n_src < 1 or n_orient < 1 or n_src % n_orient != 0:
-        return TFX_BAD_ARG
-    if not (isfinite(alpha_s) and isfinite(alpha_t)) or alpha_s < 0 or alpha_t < 0 \
-            or alpha_s + alpha_t <= 0:
-        return TFX_BAD_ARG
-    if maxit < 1 or not (tol > 0) or not isfinite(tol):
-        return TFX_BAD_ARG
-    p = &plan.core
-    T = p.n_times
-    K2 = 2 * p.n_coefs
-    n_pos = n_src // o
-    alpha = alpha_s + alpha_t
-    rho = alpha_t / alpha
-    if not _all_finite(M, <Py_ssize_t> n_chan * T) or \
-            not _all_finite(G, <Py_ssize_t> n_chan * n_src):
-        memset(X_out, 0, <Py_ssize_t> n_src * T * sizeof(floating))
-        if active_out != NULL:
-            memset(active_out, 0, n_src)
-        info.status = TFX_NONFINITE
-        return TFX_NONFINITE
-
-    R = <floating*> malloc(<Py_ssize_t> n_chan * T * sizeof(floating))
-    rprev = <floating*> malloc(<Py_ssize_t> n_chan * T * sizeof(floating))
-    extrap[0] = 0.0
-    extrap[1] = 0.0
-    GtR = <floating*> malloc(<Py_ssize_t> n_src * T * sizeof(floating))
-    lc_all = <floating*> malloc(n_pos * sizeof(floating))
-    gram_all = <floating*> malloc(<Py_ssize_t> n_pos * o * o * sizeof(floating))
-    Y = <floating*> malloc(<Py_ssize_t> o * (K2 if K2 > 0 else 1) * sizeof(floating))
-    frames = <floating*> malloc(p.max_frames * sizeof(floating))
-    items = <eps_item*> malloc((p.n_coefs if p.n_coefs > 0 else 1) * sizeof(eps_item))
-    nu = <double*> malloc(n_pos * sizeof(double))
-    eig = <double*> malloc(o * o * sizeof(double))
-    cand = <_cand*> malloc(n_pos * sizeof(_cand))
-    in_ws = <unsigned char*> malloc(n_pos)
-    ws = <int*> malloc(n_pos * sizeof(int))
-    ws_new = <int*> malloc(n_pos * sizeof(int))
-    act = <unsigned char*> malloc(n_pos)
-    act_new = <unsigned char*> malloc(n_pos)
-    hist = <double*> malloc(maxit * sizeof(double))
-    if (R == NULL or rprev == NULL or GtR == NULL or lc_all == NULL or gram_all == NULL
-            or Y == NULL or frames == NULL or items == NULL or nu == NULL or eig == NULL
-            or cand == NULL or in_ws == NULL or ws == NULL or ws_new == NULL
-            or act == NULL or act_new == NULL or hist == NULL):
-        status = TFX_NO_MEMORY
-        fail = True
-
-    if not fail:
-        memcpy(R, M, <Py_ssize_t> n_chan * T * sizeof(floating))
-        # block Gram matrices and Lipschitz constants ||G_j^T G_j||_2
-        for j in range(n_pos):
-            for a in range(o):
-                for b in range(a, o):
-                    v = 0.0
-                    for c in range(n_chan):
-                        v += (<double> G[<Py_ssize_t> c * n_src + j * o + a]
-                              * G[<Py_ssize_t> c * n_src + j * o + b])
-                    gram_all[(<Py_ssize_t> j * o + a) * o + b] = <floating> v
-                    gram_all[(<Py_ssize_t> j * o + b) * o + a] = <floating> v
-            for a in range(o * o):
-                eig[a] = gram_all[<Py_ssize_t> j * o * o + a]
-            lc_all[j] = <floating> _max_eig_sym(eig, o)
-
-    outer = 0
-    while not fail:
-        outer += 1
-        # ---- full-problem duality gap at the current iterate (exact dual norm)
-        gemm_rm(True, False, n_src, T, n_chan, <floating> 1.0, G, n_src, R, T,
-                <floating> 0.0, GtR, T)
-        nu_max = _dual_norms(p, GtR, n_pos, o, rho, Y, frames, items, nu)
-        nR2 = dot(n_chan * T, R, R)
-        if not isfinite(nR2) or not isfinite(nu_max):
-            status = TFX_NONFINITE
-            fail = True
-            break
-        pen = 0.0
-        for i in range(n_ws):
-            if act[i]:
-                penalty_block(p, Zws + <Py_ssize_t> i * o * K2, o, K2,
-                              <const floating*> NULL, &l21, &l1)
-                pen += alpha_s * l21 + alpha_t * l1
-        p_obj = 0.5 * nR2 + pen
-        RM = dot(n_chan * T, R, M)
-        d_obj = scaled_dual(nR2, RM, nu_max, alpha)
-        if d_obj > best_d:
-            best_d = d_obj
-        if extrap[0] == 2 and extrap[1] > 0 and p_obj - best_d >= tol:
-            # the inner solve's best dual point was R + t (R - R_prev): certify it
-            # on all positions (GtR <- GtR + t G^T (R - R_prev); nu[] keeps R's)
-            te = extrap[1]
-            gemm_rm(True, False, n_src, T, n_chan, <floating> te, G, n_src, rprev, T,
-                    <floating> 1.0, GtR, T)
-            d_obj = scaled_dual(
-                nR2 + 2.0 * te * dot(n_chan * T, R, rprev)
-                + te * te * dot(n_chan * T, rprev, rprev),
-                RM + te * dot(n_chan * T, rprev, M),
-                _dual_norms(p, GtR, n_pos, o, rho, Y, frames, items, NULL), alpha)
-            if isfinite(d_obj) and d_obj > best_d:
-                best_d = d_obj
-        gap = p_obj - best_d
-        if gap < tol:
-            status = TFX_OK
-            break
-        if outer > MAX_OUTER:
-            outer = MAX_OUTER
-            status = TFX_MAXIT
-            break
-        # ---- new working set: the support plus the strongest violators
-        memset(in_ws, 0, n_pos)
-        n_A = 0
-        for i in range(n_ws):
-            if act[i]:
-                in_ws[ws[i]] = 1
-                n_A += 1
-        n_cand = 0
-        for j in range(n_pos):
-            if not in_ws[j] and nu[j] > alpha:
-                cand[n_cand].key = nu[j]
-                cand[n_cand].idx = j
-                n_cand += 1
-        qsort(cand, n_cand, sizeof(_cand), _cmp_cand)
-        n_add = n_grow if n_grow > n_A else n_A
-        if n_add > n_cand:
-            n_add = n_cand
-        for k in range(n_add):
-            in_ws[cand[k].idx] = 2
-        n_grow = 2 * n_grow if n_grow < n_pos else n_grow
-        n_new = 0
-        for j in range(n_pos):
-            if in_ws[j]:
-                ws_new[n_new] = j
-                n_new += 1
-        if n_new == 0:   # nothing violates yet the gap is open: numerical floor
-            status = TFX_MAXIT
-            break
-        # ---- working-set buffers; carry the active rows over
-        Znew = <floating*> calloc(<Py_ssize_t> n_new * o * K2 if K2 > 0 else 1,
-                                  sizeof(floating))
-        Xnew = <floating*> calloc(<Py_ssize_t> n_new * o * T, sizeof(floating))
-        GT = <floating*> malloc(<Py_ssize_t> n_new * o * n_chan * sizeof(floating))
-        lc = <floating*> malloc(n_new * sizeof(floating))
-        gram = <floating*> malloc(<Py_ssize_t> n_new * o * o * sizeof(floating))
-        n_work = 3 * o * (T + K2) + p.max_frames
-        work = <floating*> malloc(n_work * sizeof(floating))
-        cap_rows = o * max(min(n_new, 2 * n_A + 8), 1)
-        n_snap = ((ANDERSON_K + 2) * cap_rows * (K2 + T)
-                  + (ANDERSON_K + 1) * <Py_ssize_t> n_chan * T
-                  + 4 * (ANDERSON_K + 1) * (ANDERSON_K + 1) + 64)
-        snap = <floating*> malloc(n_snap * sizeof(floating))
-        if (Znew == NULL or Xnew == NULL or GT == NULL or lc == NULL or gram == NULL
-                or work == NULL or snap == NULL):
-            status = TFX_NO_MEMORY
-            fail = True
-            break
-        memset(act_new, 0, n_new)
-        k = 0
-        for i in range(n_new):
-            j = ws_new[i]
-            while k < n_ws and ws[k] < j:
-                k += 1
-            if k < n_ws and ws[k] == j and act[k]:
-                memcpy(Znew + <Py_ssize_t> i * o * K2, Zws + <Py_ssize_t> k * o * K2,
-                       <Py_ssize_t> o * K2 * sizeof(floating))
-                memcpy(Xnew + <Py_ssize_t> i * o * T, Xws + <Py_ssize_t> k * o * T,
-                       <Py_ssize_t> o * T * sizeof(floating))
-                act_new[i] = 1
-            for a in range(o):
-                r = i * o + a
-                for c in range(n_chan):
-                    GT[<Py_ssize_t> r * n_chan + c] = G[<Py_ssize_t> c * n_src + j * o + a]
-            lc[i] = lc_all[j]
-            memcpy(gram + <Py_ssize_t> i * o * o, gram_all + <Py_ssize_t> j * o * o,
-                   o * o * sizeof(floating))
-        free(Zws)
-        free(Xws)
-        Zws = Znew
-        Xws = Xnew
-        Znew = Xnew = NULL
-        tmp_i = ws
-        ws = ws_new
-        ws_new = tmp_i
-        tmp_u = act
-        act = act_new
-        act_new = tmp_u
-        n_ws = n_new
-        # ---- inner block coordinate descent (R stays M - G_ws X_ws)
-        memset(&inner, 0, sizeof(tf_info))
-        extrap[0] = 0.0   # a new inner solve: no previous residual yet
-        extrap[1] = 0.0
-        bcd_solve(p, n_ws, o, n_chan, GT, M, R, Xws, Zws, act, lc,
-                  <const floating*> NULL, <const floating*> NULL, alpha_s, alpha_t,
-                  maxit, tol * INNER_TOL_RATIO, DGAP_FREQ, work, items, hist, maxit,
-                  &inner, ANDERSON_K, snap, cap_rows, gram, N_INNER, 0,
-                  <const floating*> NULL, <floating*> NULL, rprev, extrap)
-        info.n_iter += inner.n_iter
-        free(GT)
-        free(lc)
-        free(gram)
-        free(work)
-        free(snap)
-        GT = lc = gram = work = snap = NULL
-        if inner.status == TFX_NONFINITE:
-            status = TFX_NONFINITE
-            fail = True
-            break
-
-    if status == TFX_OK or status == TFX_MAXIT:
-        memset(X_out, 0, <Py_ssize_t> n_src * T * sizeof(floating))
-        if active_out != NULL:
-            memset(active_out, 0, n_src)
-        for i in range(n_ws):
-            if not act[i]:
-                continue
-            j = ws[i]
-            info.n_active += 1
-            memcpy(X_out + <Py_ssize_t> j * o * T, Xws + <Py_ssize_t> i * o * T,
-                   <Py_ssize_t> o * T * sizeof(floating))
-            if active_out != NULL:
-                memset(active_out + j * o, 1, o)
-    elif status == TFX_NONFINITE:
-        memset(X_out, 0, <Py_ssize_t> n_src * T * sizeof(floating))
-        if active_out != NULL:
-            memset(active_out, 0, n_src)
-    info.status = status
-    info.n_outer = outer
-    info.gap = gap
-    info.p_obj = p_obj
-    info.d_obj = best_d
-    free(R)
-    free(rprev)
-    free(GtR)
-    free(lc_all)
-    free(gram_all)
-    free(Y)
-    free(frames)
-    free(items)
-    free(nu)
-    free(eig)
-    free(cand)
-    free(in_ws)
-    free(ws)
-    free(ws_new)
-    free(act)
-    free(act_new)
-    free(hist)
-    free(Zws)
-    free(Xws)
-    free(Znew)
-    free(Xnew)
-    free(GT)
-    free(lc)
-    free(gram)
-    free(work)
-    free(snap)
-    return status
+    memset(&pb, 0, sizeof(tf_problem))
+    pb.n_chan = n_chan
+    pb.n_sources = n_sources
+    pb.M = M
+    pb.G = G
+    pb.w_space = w_space
+    pb.w_time = w_time
+    pb.n_init = n_init
+    pb.init_pos = init_pos
+    pb.Z_init = Z_init
+    return tf_solve(<const tf_plan*> plan.core, params, &pb, result, info)
 
 
-cdef int d_tf_mxne_solve(const tfx_plan_t* plan, const double* M, const double* G,
-                         int n_chan, int n_sources, int n_orient,
-                         double alpha_space, double alpha_time, int maxit,
-                         double tol, double* X_out, unsigned char* active_out,
-                         tfx_info_t* info) noexcept nogil:
-    return _solve(plan, M, G, n_chan, n_sources, n_orient, alpha_space, alpha_time,
-                  maxit, tol, X_out, active_out, info)
+cdef int d_tf_mxne_solve(const tfx_plan_t* plan, const tfx_params_t* params,
+                         const double* M, const double* G, int n_chan, int n_sources,
+                         const double* w_space, const double* w_time, int n_init,
+                         const int* init_pos, const double* Z_init,
+                         tfx_result_t* result, tfx_info_t* info) noexcept nogil:
+    return _solve(plan, params, M, G, n_chan, n_sources, w_space, w_time, n_init,
+                  init_pos, Z_init, result, info)
 
 
-cdef int s_tf_mxne_solve(const tfx_plan_t* plan, const float* M, const float* G,
-                         int n_chan, int n_sources, int n_orient,
-                         double alpha_space, double alpha_time, int maxit,
-                         double tol, float* X_out, unsigned char* active_out,
-                         tfx_info_t* info) noexcept nogil:
-    return _solve(plan, M, G, n_chan, n_sources, n_orient, alpha_space, alpha_time,
-                  maxit, tol, X_out, active_out, info)
+cdef int s_tf_mxne_solve(const tfx_plan_t* plan, const tfx_params_t* params,
+                         const float* M, const float* G, int n_chan, int n_sources,
+                         const float* w_space, const float* w_time, int n_init,
+                         const int* init_pos, const float* Z_init,
+                         tfx_result_t* result, tfx_info_t* info) noexcept nogil:
+    return _solve(plan, params, M, G, n_chan, n_sources, w_space, w_time, n_init,
+                  init_pos, Z_init, result, info)
+
+
+cdef void tfx_result_free(tfx_result_t* result) noexcept nogil:
+    tfx_result_clear(result)
 
 
 # --------------------------------------------------------------------------
 # Private Python hooks (tests): the C entry points on NumPy arrays
 # --------------------------------------------------------------------------
-def _solve_arrays(M, G, double alpha_space, double alpha_time, wsize, tstep,
-                  int n_orient=1, int maxit=200, double tol=1e-8, dtype=np.float64):
-    """Run ``d_/s_tf_mxne_solve`` without the GIL; returns (X, active, info dict)."""
-    dtype = np.dtype(dtype)
-    M = np.ascontiguousarray(M, dtype=dtype)
-    G = np.ascontiguousarray(G, dtype=dtype)
+cdef tfx_plan_t* _new_plan(int T, wsize, tstep, bint is_double) except NULL:
     ws, ts = check_wsize_tstep(wsize, tstep)
-    cdef int n_d = len(ws), i
     cdef int wsv[16]
     cdef int tsv[16]
+    cdef int i, n_d = len(ws)
     if n_d > 16:
         raise ValueError("too many dictionaries")
     for i in range(n_d):
         wsv[i] = ws[i]
         tsv[i] = ts[i]
-    cdef int n_chan = M.shape[0], T = M.shape[1], n_src = G.shape[1]
+    return tfx_plan_new(T, n_d, wsv, tsv, is_double)
+
+
+cdef object _copy(const void* ptr, Py_ssize_t n_rows, Py_ssize_t n_cols, dtype):
+    arr = np.empty((n_rows, n_cols), dtype=dtype)
+    if arr.size:
+        memcpy(<void*> <size_t> arr.ctypes.data, ptr, arr.nbytes)
+    return arr
+
+
+def _solve_arrays(M, G, double alpha_space, double alpha_time, wsize, tstep,
+                  int n_orient=1, int maxit=200, double tol=1e-8, dtype=np.float64,
+                  w_space=None, w_time=None, init_positions=None, Z_init=None,
+                  **options):
+    """Run ``d_/s_tf_mxne_solve`` without the GIL on arrays (tests).
+
+    ``options``: fields of ``tfx_params_t`` (``n_threads``, ``dgap_freq``,
+    ``max_outer`` ...). Returns ``(X, active, info, result)``: ``X`` (n_sources,
+    n_times) and the boolean ``active`` mask over sources, the info fields, and
+    the result arrays (``positions``, ``Z``, ``X``, ``R``, ``theta``, ``obj``).
+    """
+    dtype = np.dtype(dtype)
+    M = np.ascontiguousarray(M, dtype=dtype)
+    G = np.ascontiguousarray(G, dtype=dtype)
+    cdef int n_chan = M.shape[0], T = M.shape[1], n_src = G.shape[1], st, i, n_init = 0
     if G.shape[0] != n_chan:
         raise ValueError("M and G must have the same number of rows")
-    cdef tfx_plan_t* plan = tfx_plan_new(T, n_d, wsv, tsv, dtype == np.float64)
-    X = np.zeros((n_src, T), dtype=dtype)
-    active = np.zeros(n_src, dtype=np.uint8)
-    cdef unsigned char[::1] act_v = active
+    ws_a = None if w_space is None else np.ascontiguousarray(w_space, dtype=dtype)
+    wt_a = None if w_time is None else np.ascontiguousarray(w_time, dtype=dtype)
+    z_a = None if Z_init is None else np.ascontiguousarray(Z_init, dtype=dtype)
+    pos_a = None if init_positions is None else np.ascontiguousarray(
+        init_positions, dtype=np.intc)
+    if pos_a is not None:
+        n_init = len(pos_a)
+    cdef int[::1] pos_v = pos_a if n_init else None
+    cdef tfx_params_t prm
+    cdef tfx_result_t res
     cdef tfx_info_t info
-    cdef int st
-    cdef double[:, ::1] Md, Gd, Xd
-    cdef float[:, ::1] Ms, Gs, Xs
+    tfx_params_init(&prm, alpha_space, alpha_time, n_orient)
+    prm.maxit = maxit
+    prm.tol = tol
+    for key, val in options.items():
+        if key == "n_threads": prm.n_threads = val
+        elif key == "dgap_freq": prm.dgap_freq = val
+        elif key == "max_outer": prm.max_outer = val
+        else:
+            raise TypeError(f"_solve_arrays: unsupported option {key!r}")
+    cdef tfx_plan_t* plan = _new_plan(T, wsize, tstep, dtype == np.float64)
+    cdef double[:, ::1] Md, Gd
+    cdef float[:, ::1] Ms, Gs
+    cdef double[::1] wsd
+    cdef double[:, ::1] wtd, zd
+    cdef float[::1] wss
+    cdef float[:, ::1] wts, zs
+    K2 = 2 * plan.n_coefs
+    n_pos = n_src // n_orient if n_orient > 0 else 0
+    if (n_init and z_a.shape != (n_init * n_orient, K2)) or (
+            ws_a is not None and ws_a.shape != (n_pos,)) or (
+            wt_a is not None and wt_a.shape != (n_pos, plan.n_coefs)):
+        tfx_plan_free(plan)
+        raise ValueError("_solve_arrays: weights or warm start of the wrong shape")
     try:
         if dtype == np.float64:
-            Md, Gd, Xd = M, G, X
+            Md, Gd, wsd, wtd, zd = M, G, ws_a, wt_a, z_a
             with nogil:
-                st = d_tf_mxne_solve(plan, &Md[0, 0], &Gd[0, 0], n_chan, n_src,
-                                     n_orient, alpha_space, alpha_time, maxit, tol,
-                                     &Xd[0, 0], &act_v[0], &info)
+                st = d_tf_mxne_solve(
+                    plan, &prm, &Md[0, 0], &Gd[0, 0], n_chan, n_src,
+                    &wsd[0] if wsd is not None else NULL,
+                    &wtd[0, 0] if wtd is not None else NULL, n_init,
+                    &pos_v[0] if n_init else NULL,
+                    &zd[0, 0] if n_init else NULL, &res, &info)
         else:
-            Ms, Gs, Xs = M, G, X
+            Ms, Gs, wss, wts, zs = M, G, ws_a, wt_a, z_a
             with nogil:
-                st = s_tf_mxne_solve(plan, &Ms[0, 0], &Gs[0, 0], n_chan, n_src,
-                                     n_orient, alpha_space, alpha_time, maxit, tol,
-                                     &Xs[0, 0], &act_v[0], &info)
+                st = s_tf_mxne_solve(
+                    plan, &prm, &Ms[0, 0], &Gs[0, 0], n_chan, n_src,
+                    &wss[0] if wss is not None else NULL,
+                    &wts[0, 0] if wts is not None else NULL, n_init,
+                    &pos_v[0] if n_init else NULL,
+                    &zs[0, 0] if n_init else NULL, &res, &info)
+        positions = np.array([res.positions[i] for i in range(res.n_active)],
+                             dtype=np.intp)
+        out = dict(positions=positions)
+        out["Z"] = _copy(res.Z, res.n_active * n_orient, K2, dtype)
+        out["X"] = _copy(res.X, res.n_active * n_orient, T, dtype)
+        out["R"] = _copy(res.R, n_chan if res.R != NULL else 0, T, dtype)
+        out["theta"] = _copy(res.theta, n_chan if res.theta != NULL else 0, T, dtype)
+        out["obj"] = np.array([res.obj[i] for i in range(res.n_obj)])
     finally:
+        tfx_result_clear(&res)
         tfx_plan_free(plan)
-    return X, active.astype(bool), dict(
+    X = np.zeros((n_src, T), dtype=dtype)
+    active = np.zeros(n_src, dtype=bool)
+    cols = (positions[:, None] * n_orient + np.arange(n_orient)).ravel()
+    X[cols] = out["X"]
+    active[cols] = True
+    return X, active, dict(
         status=st, n_iter=info.n_iter, n_outer=info.n_outer, n_active=info.n_active,
-        gap=info.gap, p_obj=info.p_obj, d_obj=info.d_obj)
+        gap=info.gap, p_obj=info.p_obj, d_obj=info.d_obj, stalled=info.stalled,
+        n_threads=info.n_threads), out
 
 
 def _plan_info(int n_times, wsizes, tsteps, bint is_double=True):

@@ -25,45 +25,17 @@ equal to that of the two-sided spectra, so that the frame is tight:
 import numpy as np
 cimport numpy as cnp
 from libc.math cimport sqrt, fabs, isfinite, INFINITY
-from libc.stdlib cimport qsort
+from libc.stdlib cimport qsort, malloc, calloc, realloc, free
 from libc.string cimport memset, memcpy
 
-from ._types cimport floating, tf_plan, tf_dict, eps_item, tf_info, TFX_MAX_DICTS
-from ._types cimport TFX_OK, TFX_MAXIT, TFX_NONFINITE, TFX_BAD_ARG
+from ._types cimport (floating, tf_plan, tf_dict, eps_item, tf_info, bcd_args,
+                      tf_problem, TFX_MAX_DICTS, TFX_OK, TFX_MAXIT, TFX_NONFINITE,
+                      TFX_BAD_ARG, TFX_NO_MEMORY, TFX_INTERRUPTED, tfx_params_t,
+                      tfx_info_t, tfx_outer_t, tfx_result_t)
 from ._blas cimport gemm_rm, dot
+from scipy.linalg.cython_lapack cimport dsyev
 
 cnp.import_array()
-
-cdef extern from "_threads.h" nogil:
-    ctypedef int tfx_thread   # opaque (pthread_t); only passed through
-    int tfx_thread_start(tfx_thread* t, void* (*f)(void*) noexcept nogil, void* arg)
-    int tfx_thread_join(tfx_thread t)
-    void tfx_yield()
-    long tfx_load(const long* p)
-    void tfx_store(long* p, long v)
-
-
-ctypedef struct pipe_ctx:
-    # shared state of the two-thread sweep (see bcd_solve); counters are
-    # published with release and read with acquire order
-    const void* GT
-    void* R
-    const void* lc
-    const void* xgram
-    void* gbuf          # 2 slots of n_orient * T: G_j^T R / lc_j of the next visits
-    void* dxbuf         # 2 slots of n_orient * T: X_new - X_old of the last visits
-    int n_ws
-    int n_orient
-    int n_chan
-    int T
-    int n_vis           # blocks visited per epoch (lc > 0)
-    int is_double
-    long epoch_go       # epochs started by the main thread
-    long helper_done    # epochs finished by the helper (last R update included)
-    long g_ready        # visits whose gradient is published
-    long dx_done        # visits whose update is published
-    long quit
-    int dx_zero[2]      # the update of the visit in that slot is zero
 
 MAX_DICTS = TFX_MAX_DICTS
 #: Smallest window computed with the folded (half-product) real DFT; below it
@@ -701,6 +673,20 @@ cdef double eps_upper_bound(const tf_plan* p, const floating* x, int n_orient, i
 
 
 # --------------------------------------------------------------------------
+# Solvers (nogil): the two-thread sweep, Anderson acceleration, block
+# coordinate descent on a working set, and the working-set solve
+# --------------------------------------------------------------------------
+include "_pipeline.pxi"
+include "_anderson.pxi"
+include "_bcd.pxi"
+include "_solve.pxi"
+
+
+cdef tfx_params_t _DEFAULTS
+tfx_params_default(&_DEFAULTS)
+
+
+# --------------------------------------------------------------------------
 # Python-facing entry points (thin: buffers in, nogil loops)
 # --------------------------------------------------------------------------
 cdef _check_precision(TFPlan plan, bint is_double, str name):
@@ -805,6 +791,43 @@ def penalties(TFPlan plan, const floating[:, ::1] Z, int n_orient,
     return np.asarray(l21), np.asarray(l1)
 
 
+cdef _check_screen_args(TFPlan plan, const floating[:, ::1] GtR, int n_orient,
+                        const floating[::1] w_space, const floating[:, ::1] w_time,
+                        str name):
+    _check_precision(plan, floating is double, name)
+    if n_orient < 1 or GtR.shape[0] % n_orient or GtR.shape[1] != plan.plan.n_times:
+        raise ValueError(f"{name}: inconsistent buffer sizes")
+    n_pos = GtR.shape[0] // n_orient
+    if (w_space is not None and w_space.shape[0] != n_pos) or (
+            w_time is not None and (w_time.shape[0] != n_pos
+                                    or w_time.shape[1] != plan.plan.n_coefs)):
+        raise ValueError(f"{name}: inconsistent buffer sizes")
+    return n_pos
+
+
+cdef class _Scratch:
+    """Per-thread scratch of the screening (see ``thr_scratch``)."""
+    cdef thr_scratch scr[TFX_MAX_THREADS]
+    cdef object bufs
+
+    def __init__(self, TFPlan plan, int n_orient, int n_thr):
+        cdef const tf_plan* p = &plan.plan
+        cdef int i
+        self.bufs = []
+        for i in range(n_thr):
+            Y = np.empty(n_orient * 2 * p.n_coefs + 1, dtype=plan.dtype)
+            fr = np.empty(p.max_frames + 1, dtype=plan.dtype)
+            db = np.empty(n_orient * p.n_times + 1, dtype=plan.dtype)
+            cs = np.empty(p.n_times + 1)
+            it = np.empty(2 * max(p.n_coefs, 1))
+            self.bufs.append((Y, fr, db, cs, it))
+            self.scr[i].Y = cnp.PyArray_DATA(Y)
+            self.scr[i].frames = cnp.PyArray_DATA(fr)
+            self.scr[i].dbuf = cnp.PyArray_DATA(db)
+            self.scr[i].csum = <double*> cnp.PyArray_DATA(cs)
+            self.scr[i].items = <eps_item*> cnp.PyArray_DATA(it)
+
+
 def screen_bounds(TFPlan plan, const floating[:, ::1] GtR, int n_orient, double rho,
                   const floating[::1] w_space=None, const floating[:, ::1] w_time=None,
                   const floating[:, ::1] GtR_prev=None, const double[::1] nu_prev=None):
@@ -813,46 +836,24 @@ def screen_bounds(TFPlan plan, const floating[:, ::1] GtR, int n_orient, double 
     First phase of :func:`dual_norm_screened` (see there for ``GtR_prev`` and
     ``nu_prev``); no STFT is computed.
     """
-    _check_precision(plan, floating is double, "screen_bounds")
-    cdef const tf_plan* p = &plan.plan
-    cdef int T = p.n_times
-    cdef int n_pos = GtR.shape[0] // n_orient, j, k, q
-    cdef double[::1] ub = np.zeros(n_pos)
-    cdef double[::1] csum = np.empty(T + 1)
-    cdef double w_min, ws_j, ubd
-    cdef floating[:, ::1] dbuf = np.empty((n_orient, T), dtype=plan.dtype)
+    cdef int n_pos = _check_screen_args(plan, GtR, n_orient, w_space, w_time,
+                                        "screen_bounds"), j
     cdef bint track = GtR_prev is not None and nu_prev is not None
-    cdef Py_ssize_t r0
-    if GtR.shape[1] != T or (track and (
-            GtR_prev.shape[0] != GtR.shape[0] or GtR_prev.shape[1] != T
-            or nu_prev.shape[0] != n_pos)) or (
-            w_space is not None and w_space.shape[0] != n_pos) or (
-            w_time is not None and (w_time.shape[0] != n_pos
-                                    or w_time.shape[1] != p.n_coefs)):
+    if track and (GtR_prev.shape[0] != GtR.shape[0] or GtR_prev.shape[1] != GtR.shape[1]
+                  or nu_prev.shape[0] != n_pos):
         raise ValueError("screen_bounds: inconsistent buffer sizes")
+    cdef double[::1] ub = np.zeros(n_pos)
+    cdef _Scratch s = _Scratch(plan, n_orient, 1)
+    if n_pos == 0:
+        return np.asarray(ub)
     with nogil:
         for j in range(n_pos):
-            ws_j = w_space[j] if w_space is not None else 1.0
-            w_min = 1.0
-            if w_time is not None:
-                w_min = INFINITY
-                for q in range(p.n_coefs):
-                    if w_time[j, q] > 0 and w_time[j, q] < w_min:
-                        w_min = w_time[j, q]
-                if w_min == INFINITY:
-                    ub[j] = 0.0   # every coefficient is held at zero
-                    continue
-            ub[j] = eps_upper_bound(p, &GtR[j * n_orient, 0], n_orient, T, ws_j,
-                                    w_min, rho, &csum[0])
-            if track and nu_prev[j] < ub[j]:
-                r0 = <Py_ssize_t> j * n_orient
-                for q in range(n_orient):
-                    for k in range(T):
-                        dbuf[q, k] = GtR[r0 + q, k] - GtR_prev[r0 + q, k]
-                ubd = nu_prev[j] + eps_upper_bound(p, &dbuf[0, 0], n_orient, T, ws_j,
-                                                   w_min, rho, &csum[0])
-                if ubd < ub[j]:
-                    ub[j] = ubd
+            ub[j] = _bound_one(&plan.plan, &GtR[0, 0],
+                               &GtR_prev[0, 0] if track else NULL,
+                               &nu_prev[0] if track else NULL, j, n_orient, rho,
+                               &w_space[0] if w_space is not None else NULL,
+                               &w_time[0, 0] if w_time is not None else NULL,
+                               &s.scr[0])
     return np.asarray(ub)
 
 
@@ -860,31 +861,20 @@ def screen_eval(TFPlan plan, const floating[:, ::1] GtR, int n_orient, double rh
                 const floating[::1] w_space, const floating[:, ::1] w_time,
                 const Py_ssize_t[::1] order, double[::1] nu, unsigned char[::1] exact,
                 int n_min=0, double alpha=0.0, Py_ssize_t n_max=-1):
-    """Exact epsilon norms along ``order`` until a stopping rule; second phase of
-    :func:`dual_norm_screened`.
+    """Exact epsilon norms along ``order`` until a stopping rule (the second
+    phase of :func:`dual_norm_screened`, sequential).
 
     ``nu`` holds the upper bounds on entry, ``order`` visits positions by
     decreasing bound; each evaluated position gets its exact value in ``nu`` and
-    ``exact[j] = 1``. Only the entries listed in ``order`` are read or written,
-    so calls on disjoint orders may run in parallel threads on shared arrays
-    (the GIL is released). Returns ``(best, rest)``: the largest exact value
-    and the largest bound left unevaluated along ``order``.
+    ``exact[j] = 1``. Returns ``(best, rest)``: the largest exact value and the
+    largest bound left unevaluated along ``order``.
     """
-    _check_precision(plan, floating is double, "screen_eval")
-    cdef const tf_plan* p = &plan.plan
-    cdef int T = p.n_times
-    cdef int n_pos = GtR.shape[0] // n_orient, j, n_eval = 0
+    cdef int n_pos = _check_screen_args(plan, GtR, n_orient, w_space, w_time,
+                                        "screen_eval"), j, n_eval = 0
     cdef Py_ssize_t k
-    cdef double best = 0.0, rest = 0.0, ub_j, ws_j
-    cdef floating[:, ::1] Y = np.empty((n_orient, 2 * p.n_coefs), dtype=plan.dtype)
-    cdef floating[::1] work = np.empty(p.max_frames, dtype=plan.dtype)
-    cdef double[::1] scratch = np.empty(2 * max(p.n_coefs, 1))
-    cdef eps_item* items = <eps_item*> &scratch[0]
-    cdef const floating* wt_j
-    if GtR.shape[1] != T or nu.shape[0] != n_pos or exact.shape[0] != n_pos or (
-            w_space is not None and w_space.shape[0] != n_pos) or (
-            w_time is not None and (w_time.shape[0] != n_pos
-                                    or w_time.shape[1] != p.n_coefs)):
+    cdef double best = 0.0, rest = 0.0, u
+    cdef _Scratch s = _Scratch(plan, n_orient, 1)
+    if nu.shape[0] != n_pos or exact.shape[0] != n_pos:
         raise ValueError("screen_eval: inconsistent buffer sizes")
     for k in range(order.shape[0]):
         if order[k] < 0 or order[k] >= n_pos:
@@ -892,23 +882,17 @@ def screen_eval(TFPlan plan, const floating[:, ::1] GtR, int n_orient, double rh
     with nogil:
         for k in range(order.shape[0]):
             j = <int> order[k]
-            ub_j = nu[j]
-            if ub_j <= 0.0:
+            u = nu[j]
+            if u <= 0.0:
                 break
-            # below alpha: neither a violator nor a change of the dual scaling;
-            # below best: no change of the scaling, still a candidate violator
-            if ub_j <= alpha or (ub_j <= best and n_eval >= n_min):
-                rest = ub_j
+            if u <= alpha or (u <= best and n_eval >= n_min) or (
+                    n_max >= 0 and n_eval >= n_max):
+                rest = u
                 break
-            if n_max >= 0 and n_eval >= n_max:
-                rest = ub_j
-                break
-            stft_rows(p, &GtR[j * n_orient, 0], n_orient, T, &Y[0, 0],
-                      2 * p.n_coefs, &work[0])
-            wt_j = &w_time[j, 0] if w_time is not None else NULL
-            ws_j = w_space[j] if w_space is not None else 1.0
-            nu[j] = eps_norm_block(p, &Y[0, 0], n_orient, 2 * p.n_coefs, wt_j,
-                                   ws_j, rho, items)
+            nu[j] = _exact_one(&plan.plan, &GtR[0, 0], j, n_orient, rho,
+                               &w_space[0] if w_space is not None else NULL,
+                               &w_time[0, 0] if w_time is not None else NULL,
+                               &s.scr[0])
             exact[j] = 1
             n_eval += 1
             if nu[j] > best:
@@ -921,21 +905,19 @@ def dual_norm_screened(TFPlan plan, const floating[:, ::1] GtR, int n_orient,
                        const floating[:, ::1] w_time=None, int n_min=0,
                        double alpha=0.0, Py_ssize_t n_max=-1,
                        const floating[:, ::1] GtR_prev=None,
-                       const double[::1] nu_prev=None):
-    """Exact max over positions of the epsilon norm of Phi(GtR_j), with screening.
+                       const double[::1] nu_prev=None, int n_threads=1):
+    """Exact max over positions of the epsilon norm of Phi(GtR_j), with screening
+    (:c:func:`dual_norm_screened_c`, the routine of the solver).
 
-    Positions are visited in decreasing order of a cheap upper bound; the loop
+    Positions are visited in decreasing order of a cheap upper bound; the visit
     stops once the bound of the next position is at most ``alpha`` (no
     remaining position violates the optimality conditions or changes the dual
     scaling ``min(1, alpha / nu)``), or at most ``best`` once ``n_min`` positions
-    were evaluated (the remaining ones cannot change the scaling; ``n_min`` asks
-    for enough exact violators to grow a working set), or when ``n_max``
-    positions were evaluated (``n_max < 0``: no cap).
-
-    With ``GtR_prev`` and ``nu_prev`` (upper bounds on the epsilon norms at
-    ``GtR_prev``, same weights), the bound of each position is also capped by
-    ``nu_prev_j + bound(GtR_j - GtR_prev_j)`` (triangle inequality of the norm):
-    once the residual changes little between calls, few positions need an STFT.
+    were evaluated, or when ``n_max`` positions were evaluated (``n_max < 0``:
+    no cap). With ``GtR_prev`` and ``nu_prev`` (upper bounds at ``GtR_prev``,
+    same weights) each bound is also capped by ``nu_prev_j + bound(GtR_j -
+    GtR_prev_j)`` (triangle inequality). ``n_threads``: threads of the core (the
+    result does not depend on it).
 
     Returns
     -------
@@ -949,658 +931,60 @@ def dual_norm_screened(TFPlan plan, const floating[:, ::1] GtR, int n_orient,
     exact : ndarray of bool
         Which entries of ``nu`` are exact.
     """
-    _check_precision(plan, floating is double, "dual_norm_screened")
-    cdef int n_pos = GtR.shape[0] // n_orient
+    cdef int n_pos = _check_screen_args(plan, GtR, n_orient, w_space, w_time,
+                                        "dual_norm_screened")
+    cdef bint track = GtR_prev is not None and nu_prev is not None
+    if track and (GtR_prev.shape[0] != GtR.shape[0] or GtR_prev.shape[1] != GtR.shape[1]
+                  or nu_prev.shape[0] != n_pos):
+        raise ValueError("dual_norm_screened: inconsistent buffer sizes")
     if n_pos == 0:
-        if GtR.shape[1] != plan.plan.n_times:
-            raise ValueError("dual_norm_screened: inconsistent buffer sizes")
         return 0.0, 0.0, np.zeros(0), np.zeros(0, bool)
-    nu = screen_bounds(plan, GtR, n_orient, rho, w_space, w_time, GtR_prev, nu_prev)
-    order = np.argsort(-nu, kind="stable").astype(np.intp)
-    exact = np.zeros(n_pos, dtype=np.uint8)
-    best, rest = screen_eval(plan, GtR, n_orient, rho, w_space, w_time, order, nu,
-                             exact, n_min, alpha, n_max)
-    return best, rest, nu, exact.astype(bool)
+    cdef int n_thr = max(1, min(n_threads, TFX_MAX_THREADS))
+    cdef double best, rest
+    cdef double[::1] nu = np.empty(n_pos)
+    cdef unsigned char[::1] exact = np.zeros(n_pos, dtype=np.uint8)
+    order = np.empty(2 * n_pos, dtype=np.float64)   # room for n_pos sort_items
+    cdef double[::1] ov = order
+    cdef _Scratch s = _Scratch(plan, n_orient, n_thr)
+    cdef int chunk = _DEFAULTS.screen_chunk
+    with nogil:
+        dual_norm_screened_c(&plan.plan, &GtR[0, 0], n_pos, n_orient, rho,
+                             &w_space[0] if w_space is not None else NULL,
+                             &w_time[0, 0] if w_time is not None else NULL,
+                             n_min, alpha, n_max, &GtR_prev[0, 0] if track else NULL,
+                             &nu_prev[0] if track else NULL, n_thr, chunk, s.scr,
+                             <sort_item*> &ov[0], &nu[0], &exact[0], &best, &rest)
+    return best, rest, np.asarray(nu), np.asarray(exact).astype(bool)
 
 
-# --------------------------------------------------------------------------
-# Block coordinate descent on a working set
-# --------------------------------------------------------------------------
-cdef enum:
-    N_EXTRAP = 4   # extrapolation steps t = 1, 2, 4, 8 tried at each gap evaluation
+def lipschitz(const floating[:, ::1] G, int n_orient):
+    """Per-position Lipschitz constants ``||G_j^T G_j||_2`` (the solver's)."""
+    if n_orient < 1 or G.shape[1] % n_orient:
+        raise ValueError("lipschitz: n_orient must divide the columns of G")
+    n_pos = G.shape[1] // n_orient
+    out = np.empty(n_pos, dtype=np.float64 if floating is double else np.float32)
+    cdef floating[::1] lc = out
+    cdef int st = 0
+    if n_pos == 0 or G.shape[0] == 0:
+        out[:] = 0
+        return out
+    with nogil:
+        st = lipschitz_c(&G[0, 0], <int> G.shape[0], <int> G.shape[1], n_orient, &lc[0])
+    if st != 0:
+        raise MemoryError("lipschitz: out of memory")
+    return out
 
 
-cdef double ws_dual_norm(const tf_plan* p, int n_ws, int n_orient, int n_chan,
-                         const floating* GT, const floating* R, const floating* dR,
-                         const floating* wsp, const floating* wt, double rho,
-                         floating* gtr, floating* Y, floating* gd, floating* Yd,
-                         floating* frames, eps_item* items, double* nu_t) noexcept nogil:
-    """Dual norm of ``G_ws^T R`` over the working set (returned) and, if ``dR`` is
-    not NULL, of ``G_ws^T (R + t dR)`` for ``t = 2^k``, ``k < N_EXTRAP`` (``nu_t``).
-
-    ``gd``: n_orient * T and ``Yd``: 2 * n_orient * 2 K entries of scratch (the
-    coefficients of ``dR`` and the extrapolated ones); STFT is linear, so one
-    extra STFT per block serves every ``t``."""
-    cdef int j, k, T = p.n_times, K2 = 2 * p.n_coefs
-    cdef Py_ssize_t i, nb = <Py_ssize_t> n_orient * K2
-    cdef double nu, best = 0.0, t, w_s
-    cdef floating* Yt = Yd + nb
-    cdef const floating* wt_j
-    for k in range(N_EXTRAP):
-        nu_t[k] = 0.0
-    for j in range(n_ws):
-        gemm_rm(False, False, n_orient, T, n_chan, <floating> 1.0,
-                GT + <Py_ssize_t> j * n_orient * n_chan, n_chan, R, T,
-                <floating> 0.0, gtr, T)
-        stft_rows(p, gtr, n_orient, T, Y, K2, frames)
-        wt_j = wt + <Py_ssize_t> j * p.n_coefs if wt != NULL else NULL
-        w_s = wsp[j] if wsp != NULL else 1.0
-        nu = eps_norm_block(p, Y, n_orient, K2, wt_j, w_s, rho, items)
-        if nu > best:
-            best = nu
-        if dR == NULL:
-            continue
-        gemm_rm(False, False, n_orient, T, n_chan, <floating> 1.0,
-                GT + <Py_ssize_t> j * n_orient * n_chan, n_chan, dR, T,
-                <floating> 0.0, gd, T)
-        stft_rows(p, gd, n_orient, T, Yd, K2, frames)
-        for k in range(N_EXTRAP):
-            t = <double> (1 << k)
-            for i in range(nb):
-                Yt[i] = <floating> (Y[i] + t * Yd[i])
-            nu = eps_norm_block(p, Yt, n_orient, K2, wt_j, w_s, rho, items)
-            if nu > nu_t[k]:
-                nu_t[k] = nu
-    return best
-
-
-cdef double scaled_dual(double nR2, double RM, double nu, double alpha) noexcept nogil:
-    """Dual objective of ``s R``, ``s = min(1, alpha / nu)`` (``nu``: dual norm of
-    ``G^T R``), from ``||R||^2`` and ``<R, M>``."""
-    cdef double scal = 1.0
-    if nu > alpha:
-        scal = alpha / nu
-    return scal * RM - 0.5 * scal * scal * nR2
-
-
-cdef void ws_primal(const tf_plan* p, int n_ws, int n_orient, const floating* Z,
-                    const unsigned char* active, const floating* wsp,
-                    const floating* wt, double alpha_s, double alpha_t,
-                    double* pen) noexcept nogil:
-    cdef int j, K2 = 2 * p.n_coefs
-    cdef double l21, l1
-    pen[0] = 0.0
-    for j in range(n_ws):
-        if not active[j]:
-            continue
-        penalty_block(p, Z + <Py_ssize_t> j * n_orient * K2, n_orient, K2,
-                      wt + <Py_ssize_t> j * p.n_coefs if wt != NULL else NULL,
-                      &l21, &l1)
-        pen[0] += alpha_s * l21 * (wsp[j] if wsp != NULL else 1.0) + alpha_t * l1
-
-
-
-cdef bint _solve_small_spd(double* A, double* b, int n) noexcept nogil:
-    """In place Cholesky solve of a small SPD system (A: n x n row-major)."""
-    cdef int i, j, k
-    cdef double v
-    for j in range(n):
-        v = A[j * n + j]
-        for k in range(j):
-            v -= A[j * n + k] * A[j * n + k]
-        if v <= 0.0:
-            return False
-        A[j * n + j] = sqrt(v)
-        for i in range(j + 1, n):
-            v = A[i * n + j]
-            for k in range(j):
-                v -= A[i * n + k] * A[j * n + k]
-            A[i * n + j] = v / A[j * n + j]
-    for i in range(n):
-        v = b[i]
-        for k in range(i):
-            v -= A[i * n + k] * b[k]
-        b[i] = v / A[i * n + i]
-    for i in range(n - 1, -1, -1):
-        v = b[i]
-        for k in range(i + 1, n):
-            v -= A[k * n + i] * b[k]
-        b[i] = v / A[i * n + i]
-    return True
-
-
-cdef void _snapshot(int n_ws, int n_orient, int T, int K2, int n_chan,
-                    const unsigned char* active, const floating* Z, const floating* X,
-                    const floating* R, floating* sz, floating* sx,
-                    floating* sr) noexcept nogil:
-    """Copy the active rows of Z and X, and R, into one snapshot slot."""
-    cdef int j, k = 0
-    for j in range(n_ws):
-        if active[j]:
-            memcpy(sz + <Py_ssize_t> k * n_orient * K2, Z + <Py_ssize_t> j * n_orient * K2,
-                   n_orient * K2 * sizeof(floating))
-            memcpy(sx + <Py_ssize_t> k * n_orient * T, X + <Py_ssize_t> j * n_orient * T,
-                   n_orient * T * sizeof(floating))
-            k += 1
-    memcpy(sr, R, <Py_ssize_t> n_chan * T * sizeof(floating))
-
-
-cdef bint _anderson(const tf_plan* p, int n_ws, int n_orient, int n_chan, int n_act,
-                    int K, const unsigned char* active, floating* Z, floating* X,
-                    floating* R, const floating* wsp, const floating* wt,
-                    double alpha_s, double alpha_t, floating* snapZ, floating* snapX,
-                    floating* snapR, Py_ssize_t cap_rows, floating* accZ,
-                    floating* accX, const floating* GT, const floating* M,
-                    double* gram) noexcept nogil:
-    """Anderson extrapolation from K + 1 snapshots of the BCD iterates.
-
-    Accepted only if it lowers the primal objective; returns whether accepted.
-    """
-    cdef int T = p.n_times, K2 = 2 * p.n_coefs, a, b, j, k
-    cdef Py_ssize_t i, nz = <Py_ssize_t> n_act * n_orient * K2
-    cdef Py_ssize_t nx = <Py_ssize_t> n_act * n_orient * T
-    cdef Py_ssize_t nr = <Py_ssize_t> n_chan * T
-    cdef Py_ssize_t sZ = cap_rows * K2, sX = cap_rows * T
-    cdef double v, tot, pen_cur, pen_acc, l21, l1, nR_acc, nR_cur
-    cdef double* c = gram + K * K
-    cdef floating* gf = <floating*> (gram + K * K + K)
-    cdef floating* za
-    cdef floating* zb
-    # successive differences of Z in place (slot a <- Z_{a+1} - Z_a, slot K keeps
-    # the latest iterate), then their Gram matrix in one BLAS product
-    for a in range(K):
-        za = snapZ + a * sZ
-        zb = za + sZ
-        for i in range(nz):
-            za[i] = zb[i] - za[i]
-    gemm_rm(False, True, K, K, <int> nz, <floating> 1.0, snapZ, <int> sZ, snapZ,
-            <int> sZ, <floating> 0.0, gf, K)
-    for a in range(K):
-        for b in range(a, K):
-            v = 0.5 * (<double> gf[a * K + b] + gf[b * K + a])
-            gram[a * K + b] = v
-            gram[b * K + a] = v
-    v = 0.0
-    for a in range(K):
-        v += gram[a * K + a]
-    if v <= 0.0:
-        return False
-    for a in range(K):
-        gram[a * K + a] += 1e-9 * v
-        c[a] = 1.0
-    if not _solve_small_spd(gram, c, K):
-        return False
-    tot = 0.0
-    for a in range(K):
-        tot += c[a]
-    if tot == 0.0 or not isfinite(tot):
-        return False
-    for a in range(K):
-        c[a] /= tot
-    # extrapolated Z (active rows, compact) and its penalty:
-    # sum_a c_a Z_{a+1} = Z_K - sum_{b >= 1} (c_0 + ... + c_{b-1}) (Z_{b+1} - Z_b)
-    for b in range(1, K):
-        c[K + b] = c[K + b - 1] + c[b - 1] if b > 1 else c[0]
-    zb = snapZ + K * sZ
-    for i in range(nz):
-        v = zb[i]
-        for b in range(1, K):
-            v -= c[K + b] * snapZ[b * sZ + i]
-        accZ[i] = <floating> v
-    pen_acc = 0.0
-    pen_cur = 0.0
-    k = 0
-    for j in range(n_ws):
-        if not active[j]:
-            continue
-        penalty_block(p, accZ + <Py_ssize_t> k * n_orient * K2, n_orient, K2,
-                      wt + <Py_ssize_t> j * p.n_coefs if wt != NULL else NULL, &l21, &l1)
-        pen_acc += alpha_s * l21 * (wsp[j] if wsp != NULL else 1.0) + alpha_t * l1
-        penalty_block(p, Z + <Py_ssize_t> j * n_orient * K2, n_orient, K2,
-                      wt + <Py_ssize_t> j * p.n_coefs if wt != NULL else NULL, &l21, &l1)
-        pen_cur += alpha_s * l21 * (wsp[j] if wsp != NULL else 1.0) + alpha_t * l1
-        k += 1
-    # extrapolated X (active rows, compact) and its exact residual M - G_A X_acc,
-    # kept in snapshot slot 0, which the combination does not use (recomputed,
-    # not combined from the snapshots: rounding must not drift R from M - G X)
-    for i in range(nx):
-        v = 0.0
-        for a in range(K):
-            v += c[a] * snapX[(a + 1) * sX + i]
-        accX[i] = <floating> v
-    memcpy(snapR, M, nr * sizeof(floating))
-    k = 0
-    for j in range(n_ws):
-        if not active[j]:
-            continue
-        gemm_rm(True, False, n_chan, T, n_orient, <floating> -1.0,
-                GT + <Py_ssize_t> j * n_orient * n_chan, n_chan,
-                accX + <Py_ssize_t> k * n_orient * T, T, <floating> 1.0, snapR, T)
-        k += 1
-    nR_acc = dot(<int> nr, snapR, snapR)
-    nR_cur = dot(<int> nr, R, R)
-    if not (0.5 * nR_acc + pen_acc < 0.5 * nR_cur + pen_cur):
-        return False
-    # accept: write Z, X, R
-    memcpy(R, snapR, nr * sizeof(floating))
-    k = 0
-    for j in range(n_ws):
-        if not active[j]:
-            continue
-        memcpy(Z + <Py_ssize_t> j * n_orient * K2, accZ + <Py_ssize_t> k * n_orient * K2,
-               n_orient * K2 * sizeof(floating))
-        memcpy(X + <Py_ssize_t> j * n_orient * T, accX + <Py_ssize_t> k * n_orient * T,
-               n_orient * T * sizeof(floating))
-        k += 1
-    return True
-
-
-cdef inline double _prox_step(const tf_plan* p, int j, int n_orient,
-                              const floating* gtr, floating* X, floating* Z,
-                              unsigned char* active, const floating* wt, double thr_t,
-                              double thr_s, floating* Y, floating* xnew,
-                              floating* frames, floating* dx, int* changed,
-                              bint* nz) noexcept nogil:
-    """One proximal gradient step on block j from ``gtr = G_j^T R / lc_j``.
-
-    Z_j, X_j and active[j] are updated (``changed`` set if the support moved),
-    ``dx <- X_j new - X_j old`` (``dx`` may be ``xnew``); returns ``||dx||^2``.
-    """
-    cdef int o, T = p.n_times, K2 = 2 * p.n_coefs
-    cdef Py_ssize_t r0 = <Py_ssize_t> j * n_orient, blk = <Py_ssize_t> n_orient * T
-    cdef double v, dn = 0.0
-    stft_rows(p, gtr, n_orient, T, Y, K2, frames)
-    if active[j]:
-        for o in range(n_orient * K2):
-            Y[o] += Z[r0 * K2 + o]
-    nz[0] = prox_block(p, Y, n_orient, K2,
-                       wt + <Py_ssize_t> j * p.n_coefs if wt != NULL else NULL,
-                       thr_t, thr_s)
-    if nz[0]:
-        if not active[j]:
-            changed[0] = 1
-        istft_rows(p, Y, n_orient, K2, xnew, T, T, frames)
-        memcpy(Z + r0 * K2, Y, n_orient * K2 * sizeof(floating))
-        active[j] = 1
-    else:
-        if active[j]:
-            changed[0] = 1
-        memset(Z + r0 * K2, 0, n_orient * K2 * sizeof(floating))
-        memset(xnew, 0, blk * sizeof(floating))
-        active[j] = 0
-    for o in range(blk):
-        v = xnew[o] - X[r0 * T + o]
-        X[r0 * T + o] = xnew[o]
-        dx[o] = <floating> v
-        dn += v * v
-    return dn
-
-
-cdef inline void _wait_at_least(long* p, long v) noexcept nogil:
-    """Spin until the counter at p reaches v (yielding the CPU now and then)."""
-    cdef int spins = 0
-    while tfx_load(p) < v:
-        spins += 1
-        if spins >= 64:
-            tfx_yield()
-            spins = 0
-
-
-cdef void _helper_epoch(pipe_ctx* c, long e, const floating* GT, floating* R,
-                        const floating* lc, const floating* xg, floating* gb,
-                        const floating* dxb) noexcept nogil:
-    """Helper side of one two-thread epoch: the sensor-space products.
-
-    For each visited block j (visit k): g_k = G_j^T R / lc_j with R lacking only
-    the update of the previous visit, then corrected by the 3 x 3 cross Gram
-    ``G_j^T G_prev`` once that update is published (exact: R - G_prev dX), then R
-    itself is updated while the main thread works on block j.
-    """
-    cdef int j, prev = -1, no = c.n_orient, nc = c.n_chan, T = c.T, pz = 1
-    cdef long k = e * c.n_vis
-    cdef Py_ssize_t blk = <Py_ssize_t> no * T
-    cdef floating* g
-    cdef const floating* dx = dxb
-    for j in range(c.n_ws):
-        if lc[j] <= 0:
-            continue
-        g = gb + (k & 1) * blk
-        gemm_rm(False, False, no, T, nc, <floating> (1.0 / lc[j]),
-                GT + <Py_ssize_t> j * no * nc, nc, R, T, <floating> 0.0, g, T)
-        pz = 1
-        if prev >= 0:
-            _wait_at_least(&c.dx_done, k)
-            pz = c.dx_zero[(k - 1) & 1]
-            dx = dxb + ((k - 1) & 1) * blk
-            if not pz:
-                gemm_rm(False, False, no, T, no, <floating> (-1.0 / lc[j]),
-                        xg + <Py_ssize_t> j * no * no, no, dx, T, <floating> 1.0, g, T)
-        tfx_store(&c.g_ready, k + 1)
-        if prev >= 0 and not pz:
-            gemm_rm(True, False, nc, T, no, <floating> -1.0,
-                    GT + <Py_ssize_t> prev * no * nc, nc, dx, T, <floating> 1.0, R, T)
-        prev = j
-        k += 1
-    if prev >= 0:
-        _wait_at_least(&c.dx_done, k)
-        if not c.dx_zero[(k - 1) & 1]:
-            gemm_rm(True, False, nc, T, no, <floating> -1.0,
-                    GT + <Py_ssize_t> prev * no * nc, nc, dxb + ((k - 1) & 1) * blk,
-                    T, <floating> 1.0, R, T)
-    tfx_store(&c.helper_done, e + 1)
-
-
-cdef void* _helper_main(void* arg) noexcept nogil:
-    """Helper thread: one helper epoch per epoch started, until told to quit."""
-    cdef pipe_ctx* c = <pipe_ctx*> arg
-    cdef long e = 0
-    cdef int spins
-    while True:
-        spins = 0
-        while tfx_load(&c.epoch_go) <= e and not tfx_load(&c.quit):
-            spins += 1
-            if spins >= 64:
-                tfx_yield()
-                spins = 0
-        if tfx_load(&c.epoch_go) <= e:
-            break
-        if c.is_double:
-            _helper_epoch(c, e, <const double*> c.GT, <double*> c.R,
-                          <const double*> c.lc, <const double*> c.xgram,
-                          <double*> c.gbuf, <const double*> c.dxbuf)
-        else:
-            _helper_epoch(c, e, <const float*> c.GT, <float*> c.R,
-                          <const float*> c.lc, <const float*> c.xgram,
-                          <float*> c.gbuf, <const float*> c.dxbuf)
-        e += 1
-    return NULL
-
-
-cdef int _main_epoch(const tf_plan* p, pipe_ctx* c, long e, int n_ws, int n_orient,
-                     floating* X, floating* Z, unsigned char* active,
-                     const floating* lc, const floating* wsp, const floating* wt,
-                     double alpha_s, double alpha_t, floating* Y, floating* xnew,
-                     floating* frames, const floating* gb,
-                     floating* dxb) noexcept nogil:
-    """Main side of one two-thread epoch: STFT, prox and ISTFT of each block from
-    the gradient the helper publishes; returns whether the support changed."""
-    cdef int j, T = p.n_times, changed = 0
-    cdef long k = e * c.n_vis
-    cdef Py_ssize_t blk = <Py_ssize_t> n_orient * T
-    cdef const floating* gtr
-    cdef floating* dx
-    cdef double lcj, thr_s, thr_t, dn
-    cdef bint nz
-    tfx_store(&c.epoch_go, e + 1)
-    for j in range(n_ws):
-        lcj = lc[j]
-        if lcj <= 0:
-            continue
-        _wait_at_least(&c.g_ready, k + 1)
-        gtr = gb + (k & 1) * blk
-        dx = dxb + (k & 1) * blk
-        thr_s = alpha_s * (wsp[j] if wsp != NULL else 1.0) / lcj
-        thr_t = alpha_t / lcj
-        dn = 0.0
-        if active[j] or sqrt(dot(<int> blk, gtr, gtr)) > thr_s:
-            dn = _prox_step(p, j, n_orient, gtr, X, Z, active, wt, thr_t, thr_s, Y,
-                            xnew, frames, dx, &changed, &nz)
-        c.dx_zero[k & 1] = dn == 0.0
-        tfx_store(&c.dx_done, k + 1)
-        k += 1
-    _wait_at_least(&c.helper_done, e + 1)
-    return changed
-
-
-cdef void bcd_solve(const tf_plan* p, int n_ws, int n_orient, int n_chan,
-                    const floating* GT, const floating* M, floating* R,
-                    floating* X, floating* Z, unsigned char* active,
-                    const floating* lc, const floating* wsp, const floating* wt,
-                    double alpha_s, double alpha_t, int maxit, double tol,
-                    int dgap_freq, floating* work, eps_item* items,
-                    double* obj_hist, int max_hist, tf_info* info,
-                    int anderson_k, floating* snap, Py_ssize_t cap_rows,
-                    const floating* gram, int n_inner, int gap_start,
-                    const floating* xgram, floating* pipe, floating* rprev,
-                    double* extrap) noexcept nogil:
-    """Block coordinate descent on a working set until the gap < tol.
-
-    GT: (n_ws * n_orient, n_chan) rows of G^T; M, R: (n_chan, T);
-    X: (n_ws * n_orient, T) = PhiT(Z) kept in sync; Z: (n_ws * n_orient, 2 K).
-    work: 3 * n_orient * (T + 2 K) + max_frames entries.
-    R must equal M - G_ws X on entry.
-    anderson_k > 0: Anderson acceleration with that memory, using ``snap``
-    ((anderson_k + 2) * cap_rows * (2 K + T) + (anderson_k + 1) * n_chan * T
-    entries + room for a small Gram matrix) while at most cap_rows rows are active.
-    The gap is first evaluated after ``gap_start`` epochs, then after intervals
-    that double up to ``dgap_freq`` (loose inner tolerances are met early).
-
-    Two threads (``xgram`` and ``pipe`` not NULL, one prox step per visit): a
-    helper thread computes ``G_j^T R`` and the residual updates while this one
-    does the STFT, prox and ISTFT of the previous block. ``xgram``
-    ((n_ws, n_orient, n_orient)): ``G_j^T G_i`` with ``i`` the block visited
-    before ``j``; ``pipe``: 4 * n_orient * T entries. The iterates equal the
-    sequential sweep's up to rounding (the gradient of a block is corrected by
-    the cross Gram instead of recomputed). Falls back to one thread if the
-    helper cannot start.
-
-    Dual extrapolation (``rprev``: n_chan * T entries, ``extrap``: 2 doubles,
-    both not NULL): BCD residuals converge linearly, so at each gap evaluation
-    the dual points ``R + t (R - R_prev)`` (``R_prev``: the residual at the
-    previous evaluation, t = 1, 2, 4, 8), rescaled to feasibility, are scored
-    beside ``R``; the best dual objective counts. ``extrap[0]`` is the state of
-    ``rprev`` (0: empty, 1: R at the last evaluation, 2: ``R - R_prev`` of the
-    last evaluation, left on return for the caller's own certificate) and is
-    carried from call to call; ``extrap[1]`` returns the ``t`` of the best point
-    of the last evaluation (0: ``R`` itself). An evaluation where no candidate
-    beats ``R`` skips the candidates at the next one.
-    """
-    cdef pipe_ctx ctx
-    cdef pipe_ctx* c = NULL
-    cdef tfx_thread th
-    cdef int n_vis = 0
-    cdef int T = p.n_times, K2 = 2 * p.n_coefs, it, j, o
-    cdef int n_snap = 0, n_act = 0, n_act_prev = -1, changed = 0
-    cdef floating* snapZ = snap
-    cdef floating* snapX = snapZ + (anderson_k + 1) * cap_rows * K2
-    cdef floating* snapR = snapX + (anderson_k + 1) * cap_rows * T
-    cdef floating* accZ = snapR + (anderson_k + 1) * <Py_ssize_t> n_chan * T
-    cdef floating* accX = accZ + cap_rows * K2
-    cdef double* agram = <double*> (accX + cap_rows * T + 8)
-    cdef Py_ssize_t r0, blk = <Py_ssize_t> n_orient * K2
-    cdef floating* gtr = work
-    cdef floating* Y = gtr + n_orient * T
-    cdef floating* xnew = Y + n_orient * K2
-    cdef floating* xold = xnew + n_orient * T
-    cdef floating* frames = xold + n_orient * T
-    # (within the work size: 3 n_o (T + 2 K) + max_frames)
-    cdef floating* Yd = frames + p.max_frames
-    cdef double rho, lcj, thr_s, thr_t, nrm, nR2, pen, nu, d_obj, d0, dn
-    cdef double RM, dRM, RdR, ndR2, te, alpha = alpha_s + alpha_t
-    cdef double nu_t[N_EXTRAP]
-    cdef int ek, rstate = 0
-    cdef bint ext_skip = False
-    cdef double d_plain
-    cdef Py_ssize_t ir, nr = <Py_ssize_t> n_chan * T
-    cdef const floating* dR = NULL
-    cdef int s_in, next_gap
-    cdef double best_d = -INFINITY, gap = INFINITY, p_obj = INFINITY
-    cdef bint nz
-    cdef const floating* GTj
-    info.status = TFX_MAXIT
-    info.n_obj = 0
-    if xgram != NULL and pipe != NULL and n_inner == 1:
-        for j in range(n_ws):
-            if lc[j] > 0:
-                n_vis += 1
-    if n_vis >= 2:
-        memset(&ctx, 0, sizeof(pipe_ctx))
-        ctx.GT = GT
-        ctx.R = R
-        ctx.lc = lc
-        ctx.xgram = xgram
-        ctx.gbuf = pipe
-        ctx.dxbuf = pipe + 2 * <Py_ssize_t> n_orient * T
-        ctx.n_ws = n_ws
-        ctx.n_orient = n_orient
-        ctx.n_chan = n_chan
-        ctx.T = T
-        ctx.n_vis = n_vis
-        ctx.is_double = floating is double
-        if tfx_thread_start(&th, _helper_main, &ctx) == 0:
-            c = &ctx
-    rho = alpha_t / (alpha_s + alpha_t) if alpha_s + alpha_t > 0 else 0.0
-    if rprev != NULL and extrap != NULL:
-        rstate = <int> extrap[0]
-        if rstate == 2:   # R - R_prev left by the previous call, whose last
-            # evaluation was at the current R: that is the previous residual now
-            memcpy(rprev, R, nr * sizeof(floating))
-            rstate = 1
-        extrap[1] = 0.0
-    if dgap_freq <= 0:
-        dgap_freq = maxit
-    next_gap = gap_start if 0 < gap_start < dgap_freq else dgap_freq
-    for it in range(maxit):
-        changed = 0
-        if c != NULL:
-            changed = _main_epoch(p, c, it, n_ws, n_orient, X, Z, active, lc, wsp, wt,
-                                  alpha_s, alpha_t, Y, xnew, frames, pipe,
-                                  pipe + 2 * <Py_ssize_t> n_orient * T)
-        else:
-            for j in range(n_ws):
-                lcj = lc[j]
-                if lcj <= 0:
-                    continue
-                GTj = GT + <Py_ssize_t> j * n_orient * n_chan
-                r0 = <Py_ssize_t> j * n_orient
-                thr_s = alpha_s * (wsp[j] if wsp != NULL else 1.0) / lcj
-                thr_t = alpha_t / lcj
-                # gtr = G_j^T R / lc_j
-                gemm_rm(False, False, n_orient, T, n_chan, <floating> (1.0 / lcj),
-                        GTj, n_chan, R, T, <floating> 0.0, gtr, T)
-                if not active[j]:
-                    nrm = dot(n_orient * T, gtr, gtr)
-                    if sqrt(nrm) <= thr_s:
-                        continue   # exact: the prox of Phi(gtr) is zero
-                # a few proximal gradient steps on this block (its own 3 x 3 Gram
-                # keeps gtr exact without touching the sensors), then one update of R
-                memcpy(xold, X + r0 * T, n_orient * T * sizeof(floating))
-                d0 = 0.0
-                for s_in in range(n_inner):
-                    # xnew <- dX = new - X_j ; X_j <- new ; gtr -= Gram_j dX / lc_j
-                    dn = _prox_step(p, j, n_orient, gtr, X, Z, active, wt, thr_t,
-                                    thr_s, Y, xnew, frames, xnew, &changed, &nz)
-                    gemm_rm(False, False, n_orient, T, n_orient, <floating> (-1.0 / lcj),
-                            gram + <Py_ssize_t> j * n_orient * n_orient, n_orient,
-                            xnew, T, <floating> 1.0, gtr, T)
-                    if not nz:
-                        break
-                    if s_in == 0:
-                        d0 = dn
-                    elif dn <= 1e-2 * d0:
-                        break
-                # xold <- X_old - X_new ; R += G_j (X_old - X_new)
-                for o in range(n_orient * T):
-                    xold[o] = xold[o] - X[r0 * T + o]
-                gemm_rm(True, False, n_chan, T, n_orient, <floating> 1.0, GTj, n_chan,
-                        xold, T, <floating> 1.0, R, T)
-        if anderson_k > 0:
-            n_act = 0
-            for j in range(n_ws):
-                n_act += active[j]
-            if changed or n_act != n_act_prev:
-                n_snap = 0
-            n_act_prev = n_act
-            if n_act > 0 and <Py_ssize_t> n_act * n_orient <= cap_rows:
-                _snapshot(n_ws, n_orient, T, K2, n_chan, active, Z, X, R,
-                          snapZ + n_snap * cap_rows * K2, snapX + n_snap * cap_rows * T,
-                          snapR + n_snap * <Py_ssize_t> n_chan * T)
-                n_snap += 1
-                if n_snap == anderson_k + 1:
-                    info.n_accel_try += 1
-                    info.n_accel += _anderson(p, n_ws, n_orient, n_chan, n_act, anderson_k, active, Z, X,
-                              R, wsp, wt, alpha_s, alpha_t, snapZ, snapX, snapR,
-                              cap_rows, accZ, accX, GT, M, agram)
-                    n_snap = 0
-        if it + 1 == next_gap or it == maxit - 1:
-            next_gap = it + 1 + (it + 1 if it + 1 < dgap_freq else dgap_freq)
-            nR2 = dot(n_chan * T, R, R)
-            if not isfinite(nR2):
-                info.status = TFX_NONFINITE
-                info.n_iter = it + 1
-                break
-            ws_primal(p, n_ws, n_orient, Z, active, wsp, wt, alpha_s, alpha_t, &pen)
-            p_obj = 0.5 * nR2 + pen
-            dR = NULL
-            if rstate >= 1 and not ext_skip:   # rprev <- R - R_prev
-                for ir in range(nr):
-                    rprev[ir] = R[ir] - rprev[ir]
-                dR = rprev
-            ext_skip = False
-            nu = ws_dual_norm(p, n_ws, n_orient, n_chan, GT, R, dR, wsp, wt, rho, gtr,
-                              Y, xnew, Yd, frames, items, nu_t)
-            RM = dot(<int> nr, R, M)
-            d_obj = scaled_dual(nR2, RM, nu, alpha)
-            if d_obj > best_d:
-                best_d = d_obj
-            if dR != NULL:
-                extrap[1] = 0.0
-                d_plain = d_obj
-                # not better than R itself (e.g. after Anderson jumps): skip the
-                # candidates at the next evaluation (half the cost where useless)
-                ext_skip = True
-                dRM = dot(<int> nr, dR, M)
-                RdR = dot(<int> nr, R, dR)
-                ndR2 = dot(<int> nr, dR, dR)
-                for ek in range(N_EXTRAP):
-                    te = <double> (1 << ek)
-                    d_obj = scaled_dual(nR2 + 2.0 * te * RdR + te * te * ndR2,
-                                         RM + te * dRM, nu_t[ek], alpha)
-                    if d_obj > best_d:
-                        best_d = d_obj
-                        extrap[1] = te
-                    if d_obj > d_plain:
-                        ext_skip = False
-            gap = p_obj - best_d
-            if rprev != NULL and extrap != NULL:
-                if dR != NULL and (gap < tol or it == maxit - 1):
-                    rstate = 2    # keep R - R_prev for the caller
-                else:
-                    memcpy(rprev, R, nr * sizeof(floating))
-                    rstate = 1
-            if info.n_obj < max_hist:
-                obj_hist[info.n_obj] = p_obj
-                info.n_obj += 1
-            if gap < tol:
-                info.status = TFX_OK
-                info.n_iter = it + 1
-                break
-    else:
-        info.n_iter = maxit
-    info.gap = gap
-    info.p_obj = p_obj
-    info.d_obj = best_d
-    if rprev != NULL and extrap != NULL:
-        extrap[0] = rstate
-    info.n_active = 0
-    for j in range(n_ws):
-        info.n_active += active[j]
-    if c != NULL:
-        tfx_store(&ctx.quit, 1)
-        tfx_thread_join(th)
 
 
 def work_size(TFPlan plan, int n_orient):
     """Scratch length needed by :func:`bcd`."""
-    return 3 * n_orient * (plan.n_times + 2 * plan.n_coefs) + plan.plan.max_frames
+    return bcd_work_size(&plan.plan, n_orient)
 
 
 def snap_size(TFPlan plan, int anderson_k, Py_ssize_t cap_rows, int n_chan):
     """Scratch length needed for Anderson acceleration in :func:`bcd`."""
-    K2 = 2 * plan.n_coefs
-    return ((anderson_k + 2) * cap_rows * (K2 + plan.n_times)
-            + (anderson_k + 1) * n_chan * plan.n_times
-            + 4 * (anderson_k + 1) ** 2 + 64)
+    return bcd_snap_size(&plan.plan, anderson_k, cap_rows, n_chan)
 
 
 def bcd(TFPlan plan, const floating[:, ::1] GT, const floating[:, ::1] M,
@@ -1613,7 +997,9 @@ def bcd(TFPlan plan, const floating[:, ::1] GT, const floating[:, ::1] M,
         const floating[:, :, ::1] gram=None, int n_inner=1, int gap_start=0,
         const floating[:, :, ::1] xgram=None, int n_threads=1,
         floating[:, ::1] rprev=None, double[::1] extrap=None):
-    """Run :c:func:`bcd_solve` on a working set; arrays are updated in place.
+    """Run the inner solver :c:func:`bcd_solve` on a working set (for tests of
+    the kernel: the solver itself runs it from :c:func:`tf_solve`); arrays are
+    updated in place.
 
     ``n_threads >= 2`` with ``xgram`` (cross Grams, see ``bcd_solve``) and
     ``n_inner == 1``: two-thread sweeps. ``rprev`` ((n_chan, T)) and ``extrap``
@@ -1629,6 +1015,7 @@ def bcd(TFPlan plan, const floating[:, ::1] GT, const floating[:, ::1] M,
     cdef int n_ws = active.shape[0], n_chan = M.shape[0], T = p.n_times
     cdef int K2 = 2 * p.n_coefs
     cdef tf_info info
+    cdef bcd_args a
     cdef int max_hist = maxit if maxit > 0 else 1
     cdef double[::1] hist = np.zeros(max_hist)
     cdef double[::1] scratch = np.empty(2 * max(p.n_coefs, 1))
@@ -1660,20 +1047,275 @@ def bcd(TFPlan plan, const floating[:, ::1] GT, const floating[:, ::1] M,
     if n_ws == 0:
         return (<int> TFX_OK, 0, 0.0, 0.5 * float(np.sum(np.square(M))),
                 0.5 * float(np.sum(np.square(M))), 0, np.zeros(0), (0, 0))
+    memset(&a, 0, sizeof(bcd_args))
+    a.n_ws = n_ws
+    a.n_orient = n_orient
+    a.n_chan = n_chan
+    a.GT = &GT[0, 0]
+    a.M = &M[0, 0]
+    a.R = &R[0, 0]
+    a.X = &X[0, 0]
+    a.Z = &Z[0, 0]
+    a.active = &active[0]
+    a.lc = &lc[0]
+    a.wsp = &w_space[0] if w_space is not None else NULL
+    a.wt = &w_time[0, 0] if w_time is not None else NULL
+    a.gram = &gram[0, 0, 0]
+    a.xgram = &xgram[0, 0, 0] if pipe is not None else NULL
+    a.alpha_s = alpha_space
+    a.alpha_t = alpha_time
+    a.tol = tol
+    a.maxit = maxit
+    a.dgap_freq = dgap_freq
+    a.gap_start = gap_start
+    a.n_inner = n_inner
+    a.anderson_k = anderson_k if snap is not None else 0
+    a.cap_rows = cap_rows
+    a.work = &work[0]
+    a.items = <eps_item*> &scratch[0]
+    a.snap = &snap[0] if snap is not None else NULL
+    a.pipe = &pipe[0] if pipe is not None else NULL
+    a.rprev = &rprev[0, 0] if rprev is not None else NULL
+    a.extrap = &extrap[0] if extrap is not None else NULL
+    a.hist = &hist[0]
+    a.max_hist = max_hist
     with nogil:
-        bcd_solve(p, n_ws, n_orient, n_chan, &GT[0, 0], &M[0, 0], &R[0, 0],
-                  &X[0, 0], &Z[0, 0], &active[0], &lc[0],
-                  &w_space[0] if w_space is not None else NULL,
-                  &w_time[0, 0] if w_time is not None else NULL,
-                  alpha_space, alpha_time, maxit, tol, dgap_freq, &work[0],
-                  <eps_item*> &scratch[0], &hist[0], max_hist, &info,
-                  anderson_k if snap is not None else 0,
-                  &snap[0] if snap is not None else NULL, cap_rows, &gram[0, 0, 0],
-                  n_inner, gap_start,
-                  &xgram[0, 0, 0] if pipe is not None else NULL,
-                  &pipe[0] if pipe is not None else NULL,
-                  &rprev[0, 0] if rprev is not None else NULL,
-                  &extrap[0] if extrap is not None else NULL)
+        bcd_solve(p, &a, &info)
     return (info.status, info.n_iter, info.gap, info.p_obj, info.d_obj,
             info.n_active, np.asarray(hist)[:info.n_obj].copy(),
             (info.n_accel_try, info.n_accel))
+
+
+# --------------------------------------------------------------------------
+# The solve (Python wrapper of tf_solve)
+# --------------------------------------------------------------------------
+#: Status codes of the core (``tfmxne/cython_types.pxd``), for Python callers.
+STATUS_OK = <int> TFX_OK
+STATUS_MAXIT = <int> TFX_MAXIT
+STATUS_NONFINITE = <int> TFX_NONFINITE
+STATUS_BAD_ARG = <int> TFX_BAD_ARG
+STATUS_NO_MEMORY = <int> TFX_NO_MEMORY
+STATUS_INTERRUPTED = <int> TFX_INTERRUPTED
+STATUS_NAMES = {STATUS_OK: "converged", STATUS_MAXIT: "iteration cap reached",
+                STATUS_NONFINITE: "non-finite values", STATUS_BAD_ARG: "bad arguments",
+                STATUS_NO_MEMORY: "out of memory",
+                STATUS_INTERRUPTED: "interrupted by the progress callback"}
+
+_INT_OPTIONS = ("maxit", "dgap_freq", "max_outer", "stall_outer", "ws_start", "n_inner",
+                "inner_gap_start", "anderson_k", "anderson_start", "dual_extrap",
+                "n_threads", "pipe_min_blocks", "screen_chunk")
+_FLOAT_OPTIONS = ("tol", "stop_gap_ratio", "inner_tol_ratio", "inner_gap_frac",
+                  "complete_tol_ratio")
+
+
+def default_params():
+    """The solver's default options (``tfx_params_default``), as a dict."""
+    cdef tfx_params_t prm
+    tfx_params_default(&prm)
+    return {"tol": prm.tol, "maxit": prm.maxit, "dgap_freq": prm.dgap_freq,
+            "max_outer": prm.max_outer, "stall_outer": prm.stall_outer,
+            "stop_gap_ratio": prm.stop_gap_ratio, "ws_start": prm.ws_start,
+            "n_inner": prm.n_inner, "inner_tol_ratio": prm.inner_tol_ratio,
+            "inner_gap_frac": prm.inner_gap_frac,
+            "inner_gap_start": prm.inner_gap_start,
+            "complete_tol_ratio": prm.complete_tol_ratio,
+            "anderson_k": prm.anderson_k, "anderson_start": prm.anderson_start,
+            "dual_extrap": prm.dual_extrap, "n_threads": prm.n_threads,
+            "pipe_min_blocks": prm.pipe_min_blocks,
+            "screen_chunk": prm.screen_chunk}
+
+
+cdef int _progress_trampoline(void* ctx, int n_outer, double gap,
+                              int n_active) noexcept nogil:
+    with gil:
+        return _call_progress(<list> ctx, n_outer, gap, n_active)
+
+
+cdef int _call_progress(list holder, int n_outer, double gap, int n_active):
+    try:
+        holder[0](n_outer, gap, n_active)
+        return 0
+    except BaseException as exc:   # re-raised by solve() after the core returns
+        holder[1] = exc
+        return 1
+
+
+cdef object _rows(void* ptr, Py_ssize_t n_rows, Py_ssize_t n_cols, object dtype):
+    """A numpy copy of a core result array."""
+    out = np.empty((n_rows, n_cols), dtype=dtype)
+    if n_rows * n_cols:
+        memcpy(cnp.PyArray_DATA(out), ptr, n_rows * n_cols * out.itemsize)
+    return out
+
+
+def solve(TFPlan plan, const floating[:, ::1] M, const floating[:, ::1] G,
+          double alpha_space, double alpha_time, int n_orient, *,
+          const floating[::1] lc=None, const floating[::1] w_space=None,
+          const floating[:, ::1] w_time=None, init_positions=None,
+          const floating[:, ::1] Z_init=None, screen_init=None, progress=None,
+          **options):
+    """Run the core's solve (:c:func:`tf_solve`) on arrays.
+
+    ``options``: any field of :func:`default_params` (tol, maxit, n_threads, ...).
+    ``w_time`` is in the internal coefficient order; ``Z_init`` rows (internal
+    layout) belong to ``init_positions``; ``screen_init = (G^T M, nu, exact)``
+    from :func:`dual_norm_screened` at ``R = M`` (unweighted). ``progress``:
+    ``progress(n_outer, gap, n_active)`` after every outer certificate; an
+    exception it raises stops the solve and is raised here.
+
+    Returns
+    -------
+    out : dict
+        ``status``, ``positions``, ``Z``, ``X``, ``R``, ``theta``, ``obj`` (primal
+        objective at each gap evaluation), ``outer`` (one record per outer
+        iteration), and the fields of the info struct (``gap``, ``p_obj``,
+        ``d_obj``, ``n_iter``, ``n_outer``, ``n_active``, ``stalled``, ...).
+    """
+    _check_precision(plan, floating is double, "solve")
+    cdef const tf_plan* p = &plan.plan
+    cdef tfx_params_t prm
+    cdef tf_problem pb
+    cdef tfx_result_t res
+    cdef tfx_info_t info
+    cdef int st, i, n_pos, K2 = 2 * p.n_coefs, T = p.n_times
+    cdef int[::1] init_v
+    cdef const floating[:, ::1] gtr_v
+    cdef double[::1] nu_v
+    cdef unsigned char[::1] ex_v
+    tfx_params_default(&prm)
+    prm.alpha_space = alpha_space
+    prm.alpha_time = alpha_time
+    prm.n_orient = n_orient
+    for key, val in options.items():
+        if key in _INT_OPTIONS:
+            setattr_int(&prm, key, int(val))
+        elif key in _FLOAT_OPTIONS:
+            setattr_float(&prm, key, float(val))
+        else:
+            raise TypeError(f"solve: unknown option {key!r}")
+    if M.shape[0] != G.shape[0] or M.shape[1] != T or n_orient < 1 or \
+            G.shape[1] % n_orient:
+        raise ValueError("solve: inconsistent buffer sizes")
+    n_pos = G.shape[1] // n_orient
+    if (lc is not None and lc.shape[0] != n_pos) or (
+            w_space is not None and w_space.shape[0] != n_pos) or (
+            w_time is not None and (w_time.shape[0] != n_pos
+                                    or w_time.shape[1] != p.n_coefs)):
+        raise ValueError("solve: inconsistent buffer sizes")
+    memset(&pb, 0, sizeof(tf_problem))
+    pb.n_chan = M.shape[0]
+    pb.n_sources = G.shape[1]
+    pb.M = &M[0, 0]
+    pb.G = &G[0, 0]
+    pb.lc = &lc[0] if lc is not None else NULL
+    pb.w_space = &w_space[0] if w_space is not None else NULL
+    pb.w_time = &w_time[0, 0] if w_time is not None else NULL
+    if init_positions is not None and len(init_positions):
+        init_arr = np.ascontiguousarray(init_positions, dtype=np.intc)
+        init_v = init_arr
+        if Z_init is None or Z_init.shape[0] != init_arr.shape[0] * n_orient or \
+                Z_init.shape[1] != K2:
+            raise ValueError("solve: Z_init must have n_orient rows per initial "
+                             "position and 2 * n_coefs columns")
+        pb.n_init = init_arr.shape[0]
+        pb.init_pos = &init_v[0]
+        pb.Z_init = &Z_init[0, 0]
+    if screen_init is not None:
+        gtr_v = screen_init[0]
+        nu_v = np.ascontiguousarray(screen_init[1], dtype=np.float64)
+        ex_v = np.ascontiguousarray(screen_init[2], dtype=np.uint8)
+        if gtr_v.shape[0] != G.shape[1] or gtr_v.shape[1] != T or \
+                nu_v.shape[0] != n_pos or ex_v.shape[0] != n_pos:
+            raise ValueError("solve: screen_init does not match the problem")
+        pb.screen_gtr = &gtr_v[0, 0]
+        pb.screen_nu = &nu_v[0]
+        pb.screen_exact = &ex_v[0]
+    holder = [progress, None]
+    if progress is not None:
+        prm.progress = _progress_trampoline
+        prm.progress_ctx = <void*> holder
+    with nogil:
+        st = tf_solve(p, &prm, &pb, &res, &info)
+    dtype = plan.dtype
+    n_chan = M.shape[0]
+    try:
+        out = dict(info)
+        out["status"] = st
+        out["positions"] = np.array([res.positions[i] for i in range(res.n_active)],
+                                    dtype=np.intp)
+        out["Z"] = _rows(res.Z, res.n_active * n_orient, K2, dtype)
+        out["X"] = _rows(res.X, res.n_active * n_orient, T, dtype)
+        if res.R != NULL:
+            out["R"] = _rows(res.R, n_chan, T, dtype)
+            out["theta"] = _rows(res.theta, n_chan, T, dtype)
+        out["obj"] = [res.obj[i] for i in range(res.n_obj)]
+        out["outer"] = [res.outer[i] for i in range(res.n_outer)]
+    finally:
+        tfx_result_clear(&res)
+    if holder[1] is not None:
+        raise holder[1]
+    return out
+
+
+cdef void setattr_int(tfx_params_t* prm, str key, int v):
+    if key == "maxit": prm.maxit = v
+    elif key == "dgap_freq": prm.dgap_freq = v
+    elif key == "max_outer": prm.max_outer = v
+    elif key == "stall_outer": prm.stall_outer = v
+    elif key == "ws_start": prm.ws_start = v
+    elif key == "n_inner": prm.n_inner = v
+    elif key == "inner_gap_start": prm.inner_gap_start = v
+    elif key == "anderson_k": prm.anderson_k = v
+    elif key == "anderson_start": prm.anderson_start = v
+    elif key == "dual_extrap": prm.dual_extrap = v
+    elif key == "n_threads": prm.n_threads = v
+    elif key == "pipe_min_blocks": prm.pipe_min_blocks = v
+    elif key == "screen_chunk": prm.screen_chunk = v
+
+
+cdef void setattr_float(tfx_params_t* prm, str key, double v):
+    if key == "tol": prm.tol = v
+    elif key == "stop_gap_ratio": prm.stop_gap_ratio = v
+    elif key == "inner_tol_ratio": prm.inner_tol_ratio = v
+    elif key == "inner_gap_frac": prm.inner_gap_frac = v
+    elif key == "complete_tol_ratio": prm.complete_tol_ratio = v
+
+
+def gtr(const floating[:, ::1] G, const floating[:, ::1] R, int n_threads=1):
+    """``G^T R`` (C-contiguous) by the core's threads over blocks of sources."""
+    if G.shape[0] != R.shape[0]:
+        raise ValueError("gtr: G and R must have the same number of rows")
+    out = np.zeros((G.shape[1], R.shape[1]),
+                   dtype=np.float64 if floating is double else np.float32)
+    cdef floating[:, ::1] o = out
+    cdef int n_thr = max(1, min(n_threads, TFX_MAX_THREADS))
+    if out.size == 0 or G.shape[0] == 0:
+        return out
+    with nogil:
+        gtr_all(&G[0, 0], &R[0, 0], <int> G.shape[0], <int> G.shape[1],
+                <int> R.shape[1], &o[0, 0], n_thr, _DEFAULTS.screen_chunk)
+    return out
+
+
+def block_grams(const floating[:, ::1] GT, int n_orient, const floating[::1] lc=None):
+    """Block Gram matrices of a working set from rows of G^T (the solver's):
+    ``(gram, xgram)`` with ``gram[j] = G_j^T G_j`` and, if ``lc`` is given, the
+    cross Grams ``xgram[j] = G_j^T G_i`` of the two-thread sweep (``i``: the
+    block visited before ``j``, blocks with ``lc <= 0`` skipped), else None."""
+    if n_orient < 1 or GT.shape[0] % n_orient:
+        raise ValueError("block_grams: n_orient must divide the rows of GT")
+    n_ws = GT.shape[0] // n_orient
+    if lc is not None and lc.shape[0] != n_ws:
+        raise ValueError("block_grams: lc must have one entry per block")
+    dtype = np.float64 if floating is double else np.float32
+    gram = np.zeros((n_ws, n_orient, n_orient), dtype=dtype)
+    xgram = None if lc is None else np.zeros((n_ws, n_orient, n_orient), dtype=dtype)
+    cdef floating[:, :, ::1] g = gram
+    cdef floating[:, :, ::1] xg = xgram
+    if n_ws == 0:
+        return gram, xgram
+    with nogil:
+        block_grams_c(&GT[0, 0], n_ws, n_orient, <int> GT.shape[1],
+                    &lc[0] if lc is not None else NULL, &g[0, 0, 0],
+                    &xg[0, 0, 0] if lc is not None else NULL)
+    return gram, xgram

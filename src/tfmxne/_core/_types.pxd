@@ -1,20 +1,18 @@
 # Authors: The tfmxne developers
 # SPDX-License-Identifier: BSD-3-Clause
-"""Shared C types of the core: fused float type, status codes, plan structs."""
+"""Private C types of the core: fused float type, plan and kernel structs."""
 
 ctypedef fused floating:
     float
     double
 
-# Status codes returned by the nogil kernels; Python decides what to raise or warn.
-cpdef enum Status:
-    TFX_OK = 0              # converged: gap < tol
-    TFX_MAXIT = 1           # iteration cap reached before gap < tol
-    TFX_NONFINITE = 2       # a NaN/Inf appeared in the iterates
-    TFX_BAD_ARG = 3         # inconsistent sizes passed to the kernel
-
-cdef enum:
-    TFX_MAX_DICTS = 16
+# status codes, TFX_MAX_DICTS and the solver's parameter / info / result structs
+# are public (one definition, in tfmxne/cython_types.pxd)
+from tfmxne.cython_types cimport (
+    TFX_NO_MEMORY, TFX_OK, TFX_MAXIT, TFX_NONFINITE, TFX_BAD_ARG, TFX_INTERRUPTED,
+    TFX_MAX_DICTS, tfx_params_t, tfx_info_t, tfx_outer_t, tfx_result_t,
+    tfx_progress_fn,
+)
 
 ctypedef struct tf_dict:
     int wsize
@@ -59,3 +57,55 @@ ctypedef struct tf_info:
     double gap
     double p_obj
     double d_obj
+
+ctypedef struct bcd_args:
+    # one inner solve on a working set (see bcd_solve); arrays in the plan's
+    # precision, row-major
+    int n_ws
+    int n_orient
+    int n_chan
+    const void* GT          # (n_ws * n_orient, n_chan) rows of G^T
+    const void* M           # (n_chan, T)
+    void* R                 # (n_chan, T), = M - G_ws X on entry, updated
+    void* X                 # (n_ws * n_orient, T), = PhiT(Z), updated
+    void* Z                 # (n_ws * n_orient, 2 K), updated
+    unsigned char* active   # (n_ws,), updated
+    const void* lc          # (n_ws,) Lipschitz constants (<= 0: block skipped)
+    const void* wsp         # (n_ws,) space weights or NULL
+    const void* wt          # (n_ws, K) time weights or NULL
+    const void* gram        # (n_ws, n_orient, n_orient) G_j^T G_j
+    const void* xgram       # (n_ws, n_orient, n_orient) cross Grams or NULL
+    double alpha_s
+    double alpha_t
+    double tol
+    int maxit
+    int dgap_freq
+    int gap_start
+    int n_inner
+    int anderson_k
+    Py_ssize_t cap_rows
+    # scratch (sizes: see bcd_solve)
+    void* work
+    eps_item* items
+    void* snap
+    void* pipe              # two-thread sweep buffer or NULL
+    void* rprev             # dual extrapolation state or NULL ...
+    double* extrap          # ... with its 2 doubles
+    double* hist            # (max_hist,) primal objective at each gap evaluation
+    int max_hist
+
+ctypedef struct tf_problem:
+    # input of tf_solve; arrays in the plan's precision, row-major
+    int n_chan
+    int n_sources
+    const void* M               # (n_chan, T)
+    const void* G               # (n_chan, n_sources)
+    const void* lc              # (n_pos,) Lipschitz constants, or NULL (computed)
+    const void* w_space         # (n_pos,) or NULL
+    const void* w_time          # (n_pos, K) internal order, or NULL
+    int n_init                  # warm start: positions and their coefficient rows
+    const int* init_pos
+    const void* Z_init          # (n_init * n_orient, 2 K)
+    const void* screen_gtr      # screening of R = M (G^T M, bounds / exact values
+    const double* screen_nu     # and which are exact) from alpha_max, or NULL
+    const unsigned char* screen_exact

@@ -1,0 +1,77 @@
+# Authors: The tfmxne developers
+# SPDX-License-Identifier: BSD-3-Clause
+"""Threads and BLAS: how many threads a solve may use, and BLAS pinning.
+
+The compiled core runs its own threads (``G^T R``, the screening of the dual
+norm, the two-thread sweep of the block coordinate descent), at most the count
+it is given; its BLAS products are small and must run on one BLAS thread each,
+so a solve pins BLAS to one thread (``threadpoolctl``) while it runs. Within a
+batch (solves in parallel threads, BLAS pinned once for all), solves use one
+thread each and do not touch the process-wide BLAS limits.
+"""
+
+import contextlib
+import os
+import threading
+
+#: Most threads a single solve uses.
+MAX_SOLVE_THREADS = 4
+
+_BATCH_DEPTH = [0]
+_BATCH_LOCK = threading.Lock()
+_CONTROLLER = []
+
+
+def _controller():
+    if not _CONTROLLER:  # cached: a fresh ThreadpoolController costs ~0.5 ms
+        from threadpoolctl import ThreadpoolController
+
+        _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0]
+
+
+@contextlib.contextmanager
+def batch_scope():
+    """Solves inside run in a batch: BLAS is pinned once by the caller (threadpool
+    limits are process-wide and must not be toggled by each thread)."""
+    with _BATCH_LOCK:
+        _BATCH_DEPTH[0] += 1
+    try:
+        yield
+    finally:
+        with _BATCH_LOCK:
+            _BATCH_DEPTH[0] -= 1
+
+
+def in_batch():
+    return _BATCH_DEPTH[0] > 0
+
+
+def blas_one_thread():
+    """One BLAS thread for the duration of a solve; a no-op inside a batch."""
+    if in_batch():
+        return contextlib.nullcontext()
+    return _controller().limit(limits=1, user_api="blas")
+
+
+def solve_threads():
+    """Threads for one solve: as many as BLAS may use now (so ``threadpoolctl``
+    limits set by the caller apply), at most the CPUs and
+    :data:`MAX_SOLVE_THREADS`; one inside a batch, whose solves already run in
+    parallel."""
+    if in_batch():
+        return 1
+    libs = _controller().select(user_api="blas").lib_controllers
+    n = min((lib.num_threads for lib in libs), default=1)
+    return max(1, min(n, os.cpu_count() or 1, MAX_SOLVE_THREADS))
+
+
+def _after_fork_in_child():
+    """Locks do not survive ``fork`` in a usable state: the child gets fresh ones."""
+    global _BATCH_LOCK
+    _BATCH_LOCK = threading.Lock()
+    _BATCH_DEPTH[0] = 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
