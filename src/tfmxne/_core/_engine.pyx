@@ -676,7 +676,7 @@ cdef double eps_upper_bound(const tf_plan* p, const floating* x, int n_orient, i
 # Solvers (nogil): the two-thread sweep, Anderson acceleration, block
 # coordinate descent on a working set, and the working-set solve
 # --------------------------------------------------------------------------
-include "_pipeline.pxi"
+include "_two_thread.pxi"
 include "_anderson.pxi"
 include "_bcd.pxi"
 include "_solve.pxi"
