@@ -387,7 +387,8 @@ def _tf_solve(*args, **kwargs):
 def _tf_solve_impl(M, G, alpha_space, alpha_time, frame, n_orient, maxit, tol,
                    dgap_freq, *, lc=None, w_space=None, w_time=None, Z_init=None,
                    init_positions=None, max_outer=None,
-                   warn_name="tf_mixed_norm_solver", screen_init=None, n_thr=1):
+                   warn_name="tf_mixed_norm_solver", screen_init=None, n_thr=1,
+                   on_outer=None):
     """Solve the (weighted) convex TF-MxNE problem.
 
     ``w_time`` is in the internal coefficient order, shape (n_positions, n_coefs).
@@ -400,6 +401,9 @@ def _tf_solve_impl(M, G, alpha_space, alpha_time, frame, n_orient, maxit, tol,
     extrapolated, see ``DUAL_EXTRAP``; feasible for the dual of this problem)
     whose dual objective ``d_obj`` certifies ``gap``.
     ``n_thr``: threads of the screening and of ``G^T R``.
+    ``on_outer(n_outer, gap, n_active)``, if given, is called after the
+    certificate of each outer iteration (the values of its log line); what it
+    raises propagates and ends the solve.
     """
     dtype = frame.dtype
     plan = frame.plan
@@ -510,6 +514,8 @@ def _tf_solve_impl(M, G, alpha_space, alpha_time, frame, n_orient, maxit, tol,
             f"    outer {n_outer}: dgap {gap:.2e} :: p_obj {p_obj:.6g} :: "
             f"d_obj {best_d:.6g} :: n_active {len(A)}"
         )
+        if on_outer is not None:
+            on_outer(n_outer, float(gap), int(len(A)))
         if gap < tol:
             converged = True
             status = 0
@@ -783,8 +789,12 @@ def _reweights(frame, Z, n_orient):
 def _iterative_core(M, G, alpha_space, alpha_time, n_tfmxne_iter, frame, n_orient,
                     maxit, tol, dgap_freq, *, log_name="iterative_tf_mixed_norm_solver",
                     max_outer=None, Z_init=None, init_positions=None, progress=None,
-                    screen_init=None):
-    """Reweighted solves; returns (result on the final support, E, n_iter_done)."""
+                    screen_init=None, on_outer=None):
+    """Reweighted solves; returns (result on the final support, E, n_iter_done).
+
+    ``progress(k)`` is called after reweighting ``k`` (0-based); ``on_outer`` is
+    passed to every solve (see :func:`_tf_solve_impl`).
+    """
     n_pos = G.shape[1] // n_orient
     lc_all = _lipschitz(G, n_orient)
     positions = np.arange(n_pos)
@@ -812,7 +822,7 @@ def _iterative_core(M, G, alpha_space, alpha_time, n_tfmxne_iter, frame, n_orien
         new = _tf_solve(M, Gk, alpha_space, alpha_time, frame, n_orient, maxit, tol,
                         dgap_freq, lc=lck, w_space=w_space, w_time=w_time, Z_init=z0,
                         init_positions=p0, max_outer=max_outer, warn_name=log_name,
-                        screen_init=screen_init if k == 0 else None)
+                        screen_init=screen_init if k == 0 else None, on_outer=on_outer)
         new.positions = positions[new.positions]  # back to indices into G
         res = new
         if progress is not None:
