@@ -165,7 +165,7 @@ def make_case(ev0, fwd_sim, cov, nave, n_src, seed, W, extent=0.0):
 
 def data_and_sure_paths(sim, fwd, cov, seed):
     """The data path and SURE's perturbed path (as tfmxne.path._select does)."""
-    from tfmxne import inverse as inv
+    from tfmxne import _pipeline as inv
     from tfmxne import path as tpath
 
     o = tpath._defaults({})
@@ -348,7 +348,7 @@ def main():
     ev0 = ev0.pick(["meg", "eeg"], exclude="bads")
     fwd_sim = model_error_forward(sample, fwd, ev0.info)
     ev0 = ev0.pick(fwd_sim["sol"]["row_names"])
-    from tfmxne import inverse as inv
+    from tfmxne import _pipeline as inv
     fp = inv._prepare_forward_part(ev0.info, fwd, cov, "auto", 0.8, None, 0.0, True,
                                    None)
     gi = list(fp.gain_info["ch_names"])

@@ -206,7 +206,7 @@ def _record_debiasing(impl):
         from mne.inverse_sparse import mxne_optim as mod
         name = "compute_bias"
     else:
-        import tfmxne.inverse as mod
+        import tfmxne._pipeline as mod
         name = "_debias"
     original = getattr(mod, name)
 

@@ -3,7 +3,7 @@
 """Engine anchor: MNE's and tfmxne's TF-MxNE solvers on the same whitened problem.
 
 Builds the whitened data ``M`` and the scaled gain ``G`` exactly as
-``tf_mixed_norm`` does (``tfmxne.inverse._prepare``: PCA whitening, depth
+``tf_mixed_norm`` does (``tfmxne._pipeline._prepare``: PCA whitening, depth
 weighting, half-Hanning tapers, gain scaled by alpha_max / 100 so that alpha is
 in percent), then solves it in this one process with
 
@@ -142,7 +142,7 @@ def main(argv=None):
     import mne
     from mne.inverse_sparse.mxne_optim import tf_mixed_norm_solver as mne_solver
     import tfmxne
-    from tfmxne.inverse import _prepare
+    from tfmxne._pipeline import _prepare
 
     mne.set_log_level("ERROR")
     bu.warn_if_busy()

@@ -124,3 +124,13 @@ def fwd_discrete(sample_path, cache_dir):
 def fwd_vol7(sample_path, cache_dir):
     """The 7 mm grid of the benchmarks (4371 positions; minutes to compute)."""
     return _make_fwd(sample_path, cache_dir, "vol7.0")
+
+
+
+@pytest.fixture(scope="session")
+def small_problem(evoked_full, fwd_surf, noise_cov):
+    """(evoked, forward, noise_cov) of a solve taking a fraction of a second:
+    'Left Auditory' from 50 to 150 ms, every 4th surface position."""
+    from _helpers import subset_forward
+
+    return evoked_full.copy().crop(0.05, 0.15), subset_forward(fwd_surf, 4), noise_cov

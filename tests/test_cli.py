@@ -8,7 +8,6 @@ in-process.
 """
 
 import inspect
-import logging
 import os
 import shutil
 import subprocess
@@ -241,7 +240,8 @@ BAD_CASES = {
                           "unknown condition 'Right Auditory'"),
     "mismatched-files": (dict(evoked="eeg-ave.fif", fwd="meg-fwd.fif",
                               condition=()), (), "no good channels in common"),
-    "alpha-too-large": (dict(), ("--alpha", "150"), "--alpha: must be in (0, 100)"),
+    "alpha-too-large": (dict(), ("--alpha", "150"),
+                        "--alpha: alpha must be in [0, 100). Got alpha = 150.0"),
     "verbose-traceback": (dict(evoked="eeg-ave.fif", fwd="meg-fwd.fif",
                                condition=()), ("--verbose",),
                           "no good channels in common"),
@@ -254,14 +254,23 @@ BAD_CASES_INPROCESS = {
     "missing-cov": (dict(cov="nope-cov.fif"), (), "covariance file not found"),
     "ambiguous-condition": (dict(condition=()), (), "choose one with --condition"),
     "condition-index": (dict(condition=("--condition", "7")), (), "out of range"),
-    "alpha-zero": (dict(), ("--alpha", "0"), "--alpha: must be in (0, 100)"),
+    "alpha-zero": (dict(), ("--alpha", "0"), "--alpha: alpha must be > 0"),
     "alpha-not-a-number": (dict(), ("--alpha", "lots"), "--alpha: expected a number"),
-    "l1-ratio": (dict(), ("--l1-ratio", "1.5"), "--l1-ratio: must be in [0, 1]"),
+    "l1-ratio": (dict(), ("--l1-ratio", "1.5"),
+                 "--l1-ratio: l1_ratio must be in range [0, 1]"),
     "wsize": (dict(), ("--wsize", "30"), "wsize must be a positive multiple of 4"),
     "tstep": (dict(), ("--wsize", "64", "--tstep", "6"), "tstep must be"),
-    "window": (dict(), ("--window", "0.1", "0.1", "0.1"), "--window takes one or two"),
+    "window": (dict(), ("--window", "0.1", "0.1", "0.1"),
+               "--window: window must be None, a number of seconds or a tuple of two"),
+    "window-negative": (dict(), ("--window", "-0.1"),
+                        "--window: window must be non-negative"),
     "rank": (dict(), ("--rank", "most"), "--rank: expected"),
-    "loose": (dict(), ("--loose", "2"), "--loose: must be in [0, 1]"),
+    "rank-type": (dict(), ("--rank", "meg=300,fnirs=2,brain=3"),
+                  "--rank: rank has an unknown channel type 'brain'"),
+    "loose": (dict(), ("--loose", "2"),
+              "--loose: loose must be 'auto', a number in [0, 1]"),
+    "maxit": (dict(), ("--maxit", "0"), "--maxit: maxit must be >= 1, got maxit=0"),
+    "tol": (dict(), ("--tol", "0"), "--tol: tol must be in (0.0, inf]"),
     "time-window": (dict(), ("--tmin", "2", "--tmax", "3"), "outside the data"),
 }
 
@@ -470,38 +479,38 @@ def test_run_covers_tf_mixed_norm_options():
 
 
 # --------------------------------------------------------------------------
-# progress (unit level)
+# progress
 # --------------------------------------------------------------------------
 class _Recorder(cli.Progress):
     def __init__(self):
         self.events = []
+        self.closed = 0
 
-    def start(self, total, desc):
-        self.events.append(("start", total))
+    def __call__(self, event):
+        self.events.append(event)
 
-    def step(self, k):
-        self.events.append(("step", k))
-
-    def gap(self, value):
-        self.events.append(("gap", value))
+    def close(self):
+        self.closed += 1
 
 
-def test_progress_from_solver_log():
+@pytest.mark.parametrize("n_tfmxne_iter", [1, 2])
+def test_progress_of_the_command(files, tmp_path, monkeypatch, n_tfmxne_iter):
+    """The command's display receives the solve's events and is closed once."""
     rec = _Recorder()
-    h = cli._LogHandler(rec, iterative=True)
-    logger = logging.getLogger("tfmxne-test")
-    for msg in ("    outer 1: dgap 9.57e+03 :: p_obj 1 :: d_obj 0 :: n_active 0",
-                "Iteration 1: active set size=3, E=1.0",
-                "Iteration 2: active set size=2, E=0.9",
-                "unrelated message"):
-        h.emit(logger.makeRecord("mne", logging.INFO, __file__, 0, msg, (), None))
-    assert rec.events == [("gap", 9.57e3), ("step", 1), ("step", 2)]
-    # plain TF-MxNE: the working-set iterations are the steps
-    rec = _Recorder()
-    h = cli._LogHandler(rec, iterative=False)
-    h.emit(logger.makeRecord("mne", logging.INFO, __file__, 0,
-                             "outer 1: dgap 1.0e+00 :: n_active 1", (), None))
-    assert rec.events == [("step", 1), ("gap", 1.0)]
+    seen = []
+
+    def fake(enabled=True, iterative=False):
+        seen.append((enabled, iterative))
+        return rec
+
+    monkeypatch.setattr(cli, "make_progress", fake)
+    argv = [str(a) for a in _quick_run(files, tmp_path / "p")]
+    argv += ["--n-tfmxne-iter", str(n_tfmxne_iter)]
+    assert cli.main(argv) == 0
+    assert seen == [(False, n_tfmxne_iter > 1)] and rec.closed == 1  # (--quiet)
+    stages = {e.stage for e in rec.events}
+    assert stages == ({"outer", "reweighting"} if n_tfmxne_iter > 1 else {"outer"})
+    assert all(np.isfinite(e.gap) for e in rec.events)
 
 
 def test_no_progress_bar_without_terminal():

@@ -278,13 +278,13 @@ def test_sure_parallel_paths_and_screen_reuse(evoked, fwd, noise_cov, monkeypatc
     monkeypatch.setattr(tfmxne.path, "AUTO_ALPHAS", np.array([70.0, 40.0, 20.0]))
     kw = dict(alpha="sure", l1_ratio=0.03, tol=1e-8)
     seen = []
-    orig = tfmxne.inverse._tf_solve
+    orig = tfmxne._pipeline._tf_solve
 
     def spy(M, *a, screen_init=None, **k):
         seen.append((M, screen_init is not None))
         return orig(M, *a, screen_init=screen_init, **k)
 
-    monkeypatch.setattr(tfmxne.inverse, "_tf_solve", spy)
+    monkeypatch.setattr(tfmxne._pipeline, "_tf_solve", spy)
     seq = tfmxne.solve(evoked, fwd, noise_cov, n_jobs=1, **kw)
     # one cold start per path: the data's reuses the screening, the perturbed's not
     reused = [r for _, r in seen]
@@ -298,7 +298,7 @@ def test_sure_parallel_paths_and_screen_reuse(evoked, fwd, noise_cov, monkeypatc
 def test_screen_reuse_same_solution(evoked, fwd, noise_cov):
     """Starting the solve from alpha_max's screening changes the work, not the
     answer: same support and estimate as a solve that recomputes it."""
-    from tfmxne import inverse as inv
+    from tfmxne import _pipeline as inv
 
     fp = inv._prepare_forward_part(evoked.info, fwd, noise_cov, "auto", 0.8, None, 0.0,
                                    True, None)

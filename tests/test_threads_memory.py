@@ -219,7 +219,8 @@ def _stft_internal(plan, x):
 
 def test_threaded_gtr_and_thread_count():
     from tfmxne._core import _engine
-    from tfmxne.solver import _gtr, _screen_threads, _single_blas_scope
+    from tfmxne._parallel import batch_scope, solve_threads
+    from tfmxne.solver import _gtr
 
     rng = np.random.default_rng(3)
     G = rng.standard_normal((40, 900))
@@ -231,10 +232,10 @@ def test_threaded_gtr_and_thread_count():
                                rtol=1e-12, atol=1e-12)
     # the screening follows the caller's BLAS limit and stays serial in a batch
     with threadpool_limits(1, user_api="blas"):
-        assert _screen_threads() == 1
-    with _single_blas_scope():
-        assert _screen_threads() == 1
-    assert 1 <= _screen_threads() <= (os.cpu_count() or 1)
+        assert solve_threads() == 1
+    with batch_scope():
+        assert solve_threads() == 1
+    assert 1 <= solve_threads() <= (os.cpu_count() or 1)
     plan = _screen_problem(1, n_pos=10)[0]
     with pytest.raises(ValueError, match="out of range"):
         _engine.screen_eval(plan, np.zeros((10, 64)), 1, 0.2, None, None,

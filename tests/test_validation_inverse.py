@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """Bad inputs of tf_mixed_norm / solve raise a clear error before any heavy work.
 
-The preparation (``tfmxne.inverse._prepare``: whitening, depth prior, forward
+The preparation (``tfmxne._pipeline._prepare``: whitening, depth prior, forward
 conversion) is replaced by a sentinel that fails the test if reached, so every
 case below also proves that its error is raised by the cheap checks first.
 """
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import tfmxne
-import tfmxne.inverse as tinv
+import tfmxne._pipeline as tpipe
 
 
 class _Reached(Exception):
@@ -23,7 +23,7 @@ def no_prepare(monkeypatch):
     def fail(*args, **kwargs):
         raise _Reached("the preparation was reached")
 
-    monkeypatch.setattr(tinv, "_prepare", fail)
+    monkeypatch.setattr(tpipe, "_prepare", fail)
 
 
 @pytest.fixture(scope="module")

@@ -63,3 +63,20 @@ def test_build_and_install_wheel(tmp_path):
     last = out.stdout.strip().splitlines()[-1]  # MNE logs to stdout before it
     assert last.startswith("ok")
     assert str(venv) in last  # imported from the installed wheel
+
+
+def test_meson_installs_every_module():
+    """Each Python module of the package is in its folder's meson.build.
+
+    (An editable install imports from the source tree and would not notice a
+    module that the wheel leaves out.)
+    """
+    src = ROOT / "src" / "tfmxne"
+    if not (src / "meson.build").exists():
+        pytest.skip("not running from a source checkout")
+    folders = [d for d in [src, *src.iterdir()] if d.is_dir() and list(d.glob("*.py"))]
+    assert {d.name for d in folders} >= {"tfmxne", "_core", "datasets"}
+    for d in folders:
+        text = (d / "meson.build").read_text()
+        for py in d.glob("*.py"):
+            assert f"'{py.name}'" in text, f"{py.relative_to(src)} not in meson.build"

@@ -18,3 +18,5 @@ from .inverse import (  # noqa: F401
     NoActiveSourcesError,
 )
 from .path import tf_mixed_norm_path, solve_epochs  # noqa: F401
+from ._progress import ProgressEvent  # noqa: F401
+from ._compare import compare_with_mne  # noqa: F401

@@ -133,3 +133,104 @@ def check_bool(value, name):
     if not isinstance(value, bool | np.bool_):
         raise TypeError(f"{name} must be a bool, got {name}={_short(value)}")
     return bool(value)
+
+
+def _real(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def check_alpha(alpha):
+    """alpha of tf_mixed_norm: a number in (0, 100), in percent of alpha_max."""
+    alpha = check_float(alpha, "alpha")
+    if not 0.0 <= alpha < 100.0:
+        raise ValueError(f"alpha must be in [0, 100). Got alpha = {alpha}")
+    if alpha == 0.0:
+        raise ValueError(
+            "alpha must be > 0: alpha = 0 removes the regularisation and the problem "
+            "has no sparse solution. Got alpha = 0.0")
+    return alpha
+
+
+def check_l1_ratio(l1_ratio):
+    """l1_ratio of tf_mixed_norm: a number in [0, 1]."""
+    if l1_ratio is None:
+        raise ValueError("l1_ratio must be a number in [0, 1] here, got l1_ratio=None")
+    l1_ratio = check_float(l1_ratio, "l1_ratio")
+    if not 0.0 <= l1_ratio <= 1.0:
+        raise ValueError(f"l1_ratio must be in range [0, 1]. Got l1_ratio = {l1_ratio}")
+    return l1_ratio
+
+
+#: Channel types a ``rank`` dict may name.
+RANK_CH_TYPES = ("meg", "mag", "grad", "eeg", "seeg", "ecog", "dbs", "csd", "fnirs",
+                 "hbo", "hbr", "eog", "ecg", "emg", "misc")
+#: Keys of a ``depth`` dict (those of MNE's depth prior).
+DEPTH_KEYS = ("exp", "limit", "limit_depth_chs", "combine_xyz", "allow_fixed_depth")
+
+
+def check_depth(depth):
+    """depth: None, a non-negative number or a dict of MNE's depth prior."""
+    if depth is not None and not isinstance(depth, dict):
+        if not _real(depth) or not np.isfinite(depth) or depth < 0:
+            raise ValueError(
+                f"depth must be None, a non-negative number or a dict, got depth={depth!r}")
+    if isinstance(depth, dict):
+        unknown = set(depth) - set(DEPTH_KEYS)
+        if unknown:
+            raise ValueError(
+                f"depth has unknown keys {sorted(map(str, unknown))} (allowed: "
+                f"{', '.join(repr(k) for k in DEPTH_KEYS)}), got depth={depth!r}")
+        exp = depth.get("exp", 0.8)
+        if exp is not None and not (_real(exp) and np.isfinite(exp) and exp >= 0):
+            raise ValueError(
+                f"depth['exp'] must be None or a non-negative number, got depth={depth!r}")
+        limit = depth.get("limit", 10.0)
+        if limit is not None and not (_real(limit) and np.isfinite(limit) and limit > 0):
+            raise ValueError(
+                f"depth['limit'] must be None or a positive number, got depth={depth!r}")
+    return depth
+
+
+def check_rank(rank):
+    """rank: None, 'full', 'info' or a dict {channel type: non-negative integer}."""
+    if rank is None or (isinstance(rank, str) and rank in ("full", "info")):
+        return rank
+    if not isinstance(rank, dict):
+        raise ValueError(f"rank must be None, 'full', 'info' or a dict, got rank={rank!r}")
+    for key, val in rank.items():
+        if key not in RANK_CH_TYPES:
+            raise ValueError(f"rank has an unknown channel type {key!r}, got rank={rank!r}")
+        if isinstance(val, bool) or not isinstance(val, numbers.Integral) or val < 0:
+            raise ValueError(
+                f"rank[{key!r}] must be a non-negative integer, got rank={rank!r}")
+    return rank
+
+
+def check_loose(loose):
+    """loose: 'auto', a number in [0, 1] or a dict (MNE checks the dict)."""
+    if isinstance(loose, str):
+        ok = loose == "auto"
+    else:
+        ok = isinstance(loose, dict) or (_real(loose) and 0.0 <= float(loose) <= 1.0)
+    if not ok:
+        raise ValueError(
+            f"loose must be 'auto', a number in [0, 1] or a dict, got loose={loose!r}")
+    return loose
+
+
+def check_window(window):
+    """window: None, seconds (both ends) or two; returns None or (left, right)."""
+    if window is None:
+        return None
+    if _real(window):
+        lr = (float(window), float(window))
+    elif isinstance(window, tuple | list) and len(window) == 2 and all(
+            _real(w) for w in window):
+        lr = (float(window[0]), float(window[1]))
+    else:
+        raise ValueError(
+            "window must be None, a number of seconds or a tuple of two, got "
+            f"window={window!r}")
+    if min(lr) < 0 or not np.all(np.isfinite(lr)):
+        raise ValueError(f"window must be non-negative and finite, got window={window!r}")
+    return lr

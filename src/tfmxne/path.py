@@ -3,11 +3,12 @@
 """Beyond MNE: alpha paths, automatic regularisation, batches, Dask.
 
 All of them prepare the forward operator once (whitening, depth, loose
-orientation, weights) and reuse it for every solve.
+orientation, weights) and reuse it for every solve. Built on the prepared
+problem of :mod:`tfmxne._pipeline`; :mod:`tfmxne.inverse` is built on both.
 """
 
 import os
-import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -15,9 +16,18 @@ from mne import Epochs
 from mne.utils import logger, verbose
 from threadpoolctl import threadpool_limits
 
-from . import inverse as _inv
+from . import _progress
+from ._pipeline import (
+    _check_inputs,
+    _check_solve_options,
+    _Prepared,
+    _prepare_data,
+    _prepare_forward_part,
+    _solve_one,
+    _solve_prepared,
+)
 from ._validation import _short, check_int
-from .solver import _single_blas_scope
+from ._parallel import batch_scope
 
 #: Default alpha grid of automatic selection, in percent of alpha_max.
 AUTO_ALPHAS = np.geomspace(90.0, 5.0, 12)
@@ -52,25 +62,20 @@ def _defaults(options):
     return out
 
 
-def _progress(total, desc):
-    """A tqdm bar on a terminal, a no-op otherwise."""
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # pragma: no cover
-        tqdm = None
-    if tqdm is None or not sys.stderr.isatty() or os.environ.get("TFMXNE_NO_PROGRESS"):
-        class _Null:
-            def update(self, n=1):
-                pass
-
-            def close(self):
-                pass
-        return _Null()
-    return tqdm(total=total, desc=desc, leave=False)
-
-
 def _validated(evoked, forward, noise_cov, alpha, l1_ratio, o):
-    return _inv._check_inputs(evoked, forward, noise_cov, alpha, l1_ratio, **o)
+    return _check_inputs(evoked, forward, noise_cov, alpha, l1_ratio, **o)
+
+
+def _forward_part(info, forward, noise_cov, o):
+    return _prepare_forward_part(info, forward, noise_cov, o["loose"], o["depth"],
+                                 o["weights"], o["weights_min"], o["pca"], o["rank"])
+
+
+def _solved(emit, stage, r, total):
+    """Report one finished solve of a path, a selection or a batch."""
+    if emit is not None:
+        emit(stage, total=total, gap=float(r.gap), n_active=_n_positions(r),
+             alpha=float(r.alpha), l1_ratio=float(r.l1_ratio))
 
 
 def _n_workers(n_jobs):
@@ -90,26 +95,34 @@ def _in_threads(tasks, n_workers):
     n_workers = min(n_workers, len(tasks))
     if n_workers <= 1:
         return [t() for t in tasks]
-    with threadpool_limits(1, user_api="blas"), _single_blas_scope():
+    with threadpool_limits(1, user_api="blas"), batch_scope():
         with ThreadPoolExecutor(max_workers=n_workers) as ex:
             futs = [ex.submit(t) for t in tasks]
-            return [f.result() for f in futs]
+            try:
+                return [f.result() for f in futs]
+            except BaseException:
+                # (an error, e.g. from a progress callback: start nothing more)
+                for f in futs:
+                    f.cancel()
+                raise
 
 
 def _path_on_prepared(p, alphas, l1_ratio, o, *, wsize, tstep, maxit, tol, dgap_freq,
-                      n_iter, return_residual=True, bar=None, dtype=np.float64,
-                      n_workers=1):
+                      n_iter, return_residual=True, emit=None, total=None,
+                      dtype=np.float64, n_workers=1):
     """Solve along ``alphas`` (decreasing), warm-starting each from the previous.
 
     With ``n_workers > 1`` the grid is dealt into that many interleaved chains
     (alphas 0, n, 2n, ... in one, 1, n + 1, ... in the next), each warm-started
-    along itself and solved in its own thread.
+    along itself and solved in its own thread. ``emit`` receives an 'alpha'
+    event (out of ``total``) after each solve.
     """
     if n_workers > 1 and len(alphas) > 1:
         chains = [np.arange(c, len(alphas), n_workers)
                   for c in range(min(n_workers, len(alphas)))]
         kw = dict(wsize=wsize, tstep=tstep, maxit=maxit, tol=tol, dgap_freq=dgap_freq,
-                  n_iter=n_iter, return_residual=return_residual, bar=bar, dtype=dtype)
+                  n_iter=n_iter, return_residual=return_residual, emit=emit, total=total,
+                  dtype=dtype)
         outs = _in_threads([
             (lambda idx=idx: _path_on_prepared(p, np.asarray(alphas)[idx], l1_ratio, o,
                                                **kw))
@@ -122,21 +135,20 @@ def _path_on_prepared(p, alphas, l1_ratio, o, *, wsize, tstep, maxit, tol, dgap_
     results = []
     Z = pos = None
     for a in alphas:
-        r = _inv._solve_prepared(
+        r = _solve_prepared(
             p, float(a), l1_ratio, maxit, tol, o["debias"], wsize, tstep, dgap_freq,
             o["pick_ori"], n_iter, return_residual, dtype, Z_init=Z,
             init_positions=pos, raise_empty=False)
         results.append(r)
         if r._res is not None and len(r._res.positions):
             Z, pos = r._res.Z, r._res.positions
-        if bar is not None:
-            bar.update(1)
+        _solved(emit, "alpha", r, total)
     return results
 
 
 @verbose
 def tf_mixed_norm_path(evoked, forward, noise_cov, alphas=None, l1_ratio=0.03,
-                       n_jobs=1, client=None, verbose=None, **options):
+                       n_jobs=1, client=None, progress="auto", verbose=None, **options):
     """TF-MxNE along a decreasing grid of alphas, warm-started.
 
     Parameters
@@ -159,6 +171,17 @@ def tf_mixed_norm_path(evoked, forward, noise_cov, alphas=None, l1_ratio=0.03,
         solved in its own thread (BLAS pinned to one thread per chain).
     client : dask.distributed.Client | None
         Run the path on a Dask worker instead of in this process.
+    progress : callable | 'auto' | None
+        Called with a :class:`tfmxne.ProgressEvent` of stage ``'alpha'`` after
+        each alpha is solved (``total`` = number of alphas; with a Dask
+        client, when the results arrive). ``'auto'`` (default): a tqdm bar on
+        stderr when it is a terminal and MNE's log level is INFO or lower
+        (``verbose=False`` hides it; so does the environment variable
+        ``TFMXNE_NO_PROGRESS``); ``None``: nothing. The calls are serialised
+        (one at a time, steps increasing) even when the chains run in
+        threads. An exception raised by the callback is not caught: it stops
+        the path and propagates (with ``n_jobs > 1``, once the solves under
+        way have finished).
     %(verbose)s
     **options
         Any option of :func:`tfmxne.tf_mixed_norm` (loose, depth, maxit, tol,
@@ -174,6 +197,7 @@ def tf_mixed_norm_path(evoked, forward, noise_cov, alphas=None, l1_ratio=0.03,
     """
     o = _defaults(options)
     n_workers = _n_workers(n_jobs)
+    _progress.check_progress(progress)
     if alphas is None:
         alphas = np.geomspace(90.0, 10.0, PATH_N_ALPHAS)
     given = alphas
@@ -188,28 +212,27 @@ def tf_mixed_norm_path(evoked, forward, noise_cov, alphas=None, l1_ratio=0.03,
     if np.any(alphas <= 0) or np.any(alphas >= 100):
         raise ValueError(f"alphas must be in (0, 100), got alphas={alphas.tolist()}")
     alphas = np.sort(alphas)[::-1]
-    if client is not None:
-        fut = client.submit(_path_task, evoked, forward, noise_cov, alphas, l1_ratio, o,
-                            n_jobs, pure=False)
-        return fut.result()
-    _, l1_ratio, maxit, tol, n_iter, dgap_freq, wsize, tstep = _validated(
-        evoked, forward, noise_cov, float(alphas[0]), l1_ratio, o)
-    fp = _inv._prepare_forward_part(evoked.info, forward, noise_cov, o["loose"],
-                                    o["depth"], o["weights"], o["weights_min"], o["pca"],
-                                    o["rank"])
-    p = _inv._prepare_data(fp, evoked, o["window"], l1_ratio, wsize, tstep)
-    bar = _progress(len(alphas), "alpha path")
-    try:
+    with _progress.session(progress, "alpha", "alpha path") as emit:
+        if client is not None:
+            fut = client.submit(_path_task, evoked, forward, noise_cov, alphas,
+                                l1_ratio, o, n_jobs, pure=False)
+            results = fut.result()
+            for r in results:
+                _solved(emit, "alpha", r, len(alphas))
+            return results
+        _, l1_ratio, maxit, tol, n_iter, dgap_freq, wsize, tstep = _validated(
+            evoked, forward, noise_cov, float(alphas[0]), l1_ratio, o)
+        fp = _forward_part(evoked.info, forward, noise_cov, o)
+        p = _prepare_data(fp, evoked, o["window"], l1_ratio, wsize, tstep)
         return _path_on_prepared(p, alphas, l1_ratio, o, wsize=wsize, tstep=tstep,
                                  maxit=maxit, tol=tol, dgap_freq=dgap_freq, n_iter=n_iter,
-                                 bar=bar, n_workers=n_workers)
-    finally:
-        bar.close()
+                                 emit=emit, total=len(alphas), n_workers=n_workers)
 
 
 def _path_task(evoked, forward, noise_cov, alphas, l1_ratio, o, n_jobs=1):
     return tf_mixed_norm_path(evoked, forward, noise_cov, alphas=alphas,
-                              l1_ratio=l1_ratio, n_jobs=n_jobs, verbose=False, **o)
+                              l1_ratio=l1_ratio, n_jobs=n_jobs, progress=None,
+                              verbose=False, **o)
 
 
 # --------------------------------------------------------------------------
@@ -249,12 +272,12 @@ def _check_criterion(criterion):
 
 
 def _select(evoked, forward, noise_cov, criterion, l1_ratio, o, alphas=None,
-            random_state=0, return_residual=True, n_jobs=1):
+            random_state=0, return_residual=True, n_jobs=1, emit=None):
     """Choose (alpha, l1_ratio) by one of ``CRITERIA`` (see :func:`tfmxne.solve`).
 
     With ``n_jobs > 1``, the paths of the l1_ratio grid ('model-discrepancy',
     'discrepancy') or SURE's two paths (data and perturbed data) run in
-    parallel threads.
+    parallel threads. ``emit`` receives an 'alpha' event after each solve.
     """
     n_workers = _n_workers(n_jobs)
     _check_criterion(criterion)
@@ -262,58 +285,53 @@ def _select(evoked, forward, noise_cov, criterion, l1_ratio, o, alphas=None,
     _, _, maxit, tol, n_iter, dgap_freq, wsize, tstep = _validated(
         evoked, forward, noise_cov, 50.0, l1_grid[0], o)
     alphas = AUTO_ALPHAS if alphas is None else np.sort(np.asarray(alphas, float))[::-1]
-    fp = _inv._prepare_forward_part(evoked.info, forward, noise_cov, o["loose"],
-                                    o["depth"], o["weights"], o["weights_min"], o["pca"],
-                                    o["rank"])
+    fp = _forward_part(evoked.info, forward, noise_cov, o)
     kw = dict(wsize=wsize, tstep=tstep, maxit=maxit, tol=tol, dgap_freq=dgap_freq,
               n_iter=n_iter, return_residual=return_residual)
     if criterion in ("model-discrepancy", "discrepancy"):
         return _select_discrepancy(evoked, fp, criterion, l1_grid, alphas, o, kw,
-                                   n_workers)
+                                   n_workers, emit)
     rng = np.random.default_rng(random_state)
     values = np.full((len(l1_grid), len(alphas)), np.inf)
     n_active = np.zeros((len(l1_grid), len(alphas)), int)
     paths = []
-    bar = _progress(len(l1_grid) * len(alphas) * (2 if criterion == "sure" else 1),
-                    f"alpha selection ({criterion})")
-    try:
-        for i, l1 in enumerate(l1_grid):
-            p = _inv._prepare_data(fp, evoked, o["window"], l1, wsize, tstep)
-            sigma2 = noise_var = _noise_var(p)
-            base_var = _baseline_noise_var(p)
-            n_chan, n_times = p.M.shape
-            if criterion == "sure":
-                eps = 2.0 * np.sqrt(sigma2) / n_chan ** 0.3
-                delta = rng.standard_normal(p.M.shape)
-                pe = _inv._Prepared()
-                pe.__dict__.update(p.__dict__)
-                pe.M = p.M + eps * delta  # (a new M: alpha_max's screen is not reused)
-                res, res_e = _in_threads([
-                    lambda: _path_on_prepared(p, alphas, l1, o, bar=bar, **kw),
-                    lambda: _path_on_prepared(pe, alphas, l1, o, bar=bar,
-                                              **dict(kw, return_residual=False))],
-                    n_workers)
-            else:
-                res = _path_on_prepared(p, alphas, l1, o, bar=bar, **kw)
-            paths.append(res)
-            n_active[i] = [_n_positions(p, r) for r in res]
-            if criterion == "sure":
-                for j, (r, re) in enumerate(zip(res, res_e)):
-                    fit = _fit(p, r)
-                    fit_e = _fit(pe, re)
-                    dof = float(np.sum((fit_e - fit) * delta)) / eps
-                    values[i, j] = (r.residual_norm2 - n_chan * n_times * sigma2
-                                    + 2.0 * sigma2 * dof)
-            else:  # bic
-                N = float(n_chan * n_times)
-                for j, r in enumerate(res):
-                    if n_active[i, j]:
-                        values[i, j] = (N * np.log(r.residual_norm2 / N)
-                                        + BIC_PENALTY * n_active[i, j] * np.log(N))
-            logger.info(f"l1_ratio {l1}: {criterion} "
-                        + " ".join(f"{a:.3g}:{v:.4g}" for a, v in zip(alphas, values[i])))
-    finally:
-        bar.close()
+    kw.update(emit=emit,
+              total=len(l1_grid) * len(alphas) * (2 if criterion == "sure" else 1))
+    for i, l1 in enumerate(l1_grid):
+        p = _prepare_data(fp, evoked, o["window"], l1, wsize, tstep)
+        sigma2 = noise_var = _noise_var(p)
+        base_var = _baseline_noise_var(p)
+        n_chan, n_times = p.M.shape
+        if criterion == "sure":
+            eps = 2.0 * np.sqrt(sigma2) / n_chan ** 0.3
+            delta = rng.standard_normal(p.M.shape)
+            pe = _Prepared()
+            pe.__dict__.update(p.__dict__)
+            pe.M = p.M + eps * delta  # (a new M: alpha_max's screen is not reused)
+            res, res_e = _in_threads([
+                lambda: _path_on_prepared(p, alphas, l1, o, **kw),
+                lambda: _path_on_prepared(pe, alphas, l1, o,
+                                          **dict(kw, return_residual=False))],
+                n_workers)
+        else:
+            res = _path_on_prepared(p, alphas, l1, o, **kw)
+        paths.append(res)
+        n_active[i] = [_n_positions(r) for r in res]
+        if criterion == "sure":
+            for j, (r, re) in enumerate(zip(res, res_e)):
+                fit = _fit(p, r)
+                fit_e = _fit(pe, re)
+                dof = float(np.sum((fit_e - fit) * delta)) / eps
+                values[i, j] = (r.residual_norm2 - n_chan * n_times * sigma2
+                                + 2.0 * sigma2 * dof)
+        else:  # bic
+            N = float(n_chan * n_times)
+            for j, r in enumerate(res):
+                if n_active[i, j]:
+                    values[i, j] = (N * np.log(r.residual_norm2 / N)
+                                    + BIC_PENALTY * n_active[i, j] * np.log(N))
+        logger.info(f"l1_ratio {l1}: {criterion} "
+                    + " ".join(f"{a:.3g}:{v:.4g}" for a, v in zip(alphas, values[i])))
     i, j = np.unravel_index(np.argmin(values), values.shape)
     chosen = paths[i][j]
     chosen.selection = dict(criterion=criterion, alphas=np.asarray(alphas),
@@ -328,12 +346,13 @@ def _select(evoked, forward, noise_cov, criterion, l1_ratio, o, alphas=None,
     return chosen
 
 
-def _n_positions(p, r):
+def _n_positions(r):
     """Active source positions of a path result."""
     return int(len(r._res.positions)) if r._res is not None else 0
 
 
-def _select_discrepancy(evoked, fp, criterion, l1_grid, alphas, o, kw, n_workers):
+def _select_discrepancy(evoked, fp, criterion, l1_grid, alphas, o, kw, n_workers,
+                        emit=None):
     """Discrepancy principle, walked down the grid and stopped at its answer.
 
     The target is the expected energy of the whitened noise, raised for
@@ -353,7 +372,7 @@ def _select_discrepancy(evoked, fp, criterion, l1_grid, alphas, o, kw, n_workers
     """
     eps = MODEL_ERROR if criterion == "model-discrepancy" else 0.0
     wsize, tstep = kw["wsize"], kw["tstep"]
-    preps = [_inv._prepare_data(fp, evoked, o["window"], l1, wsize, tstep)
+    preps = [_prepare_data(fp, evoked, o["window"], l1, wsize, tstep)
              for l1 in l1_grid]
     p0 = preps[0]
     noise = _noise_energy(p0)
@@ -365,17 +384,17 @@ def _select_discrepancy(evoked, fp, criterion, l1_grid, alphas, o, kw, n_workers
     warm = [(None, None)] * n_l1
     last = [None] * n_l1
     kw = dict(kw)
-    bar = _progress(n_l1 * n_a, f"alpha selection ({criterion})")
+    total = n_l1 * (n_a + AUTO_REFINE)  # at most: the walk stops at its answer
     chosen = None
     n_solves = 0
 
     def one(i, a):
         Z, pos = warm[i]
-        r = _inv._solve_prepared(
+        r = _solve_prepared(
             preps[i], float(a), l1_grid[i], kw["maxit"], kw["tol"], o["debias"], wsize,
             tstep, kw["dgap_freq"], o["pick_ori"], kw["n_iter"], kw["return_residual"],
             np.float64, Z_init=Z, init_positions=pos, raise_empty=False)
-        bar.update(1)
+        _solved(emit, "alpha", r, total)
         return r
 
     def level(a):
@@ -386,43 +405,40 @@ def _select_discrepancy(evoked, fp, criterion, l1_grid, alphas, o, kw, n_workers
         hits = []
         for i, r in enumerate(res):
             last[i] = r
-            if _n_positions(preps[i], r):
+            if _n_positions(r):
                 warm[i] = (r._res.Z, r._res.positions)
                 if r.residual_norm2 <= target:
-                    hits.append((_n_positions(preps[i], r), r.residual_norm2, i))
+                    hits.append((_n_positions(r), r.residual_norm2, i))
         return res, hits
 
     refined = []
-    try:
-        for j, a in enumerate(alphas):
-            warm_prev = list(warm)
+    for j, a in enumerate(alphas):
+        warm_prev = list(warm)
+        res, hits = level(a)
+        for i, r in enumerate(res):
+            n_active[i, j] = _n_positions(r)
+            values[i, j] = r.residual_norm2 / target
+        logger.info(f"alpha {a:.3g}: residual / target "
+                    + " ".join(f"{v:.3g}" for v in values[:, j]))
+        if hits:
+            i = min(hits)[2]
+            chosen = (i, float(a), res[i])
+            break
+    if chosen is not None and j > 0 and AUTO_REFINE > 0:
+        # the answer lies between the grid's alphas[j - 1] (no hit) and
+        # alphas[j]: walk AUTO_REFINE geometric points between them, from
+        # the solutions at alphas[j - 1]; the first with a hit is the answer
+        warm = warm_prev
+        ratio = alphas[j] / alphas[j - 1]
+        for m in range(1, AUTO_REFINE + 1):
+            a = float(alphas[j - 1] * ratio ** (m / (AUTO_REFINE + 1)))
             res, hits = level(a)
-            for i, r in enumerate(res):
-                n_active[i, j] = _n_positions(preps[i], r)
-                values[i, j] = r.residual_norm2 / target
-            logger.info(f"alpha {a:.3g}: residual / target "
-                        + " ".join(f"{v:.3g}" for v in values[:, j]))
+            refined.append((a, [r.residual_norm2 / target for r in res],
+                            [_n_positions(r) for r in res]))
             if hits:
                 i = min(hits)[2]
-                chosen = (i, float(a), res[i])
+                chosen = (i, a, res[i])
                 break
-        if chosen is not None and j > 0 and AUTO_REFINE > 0:
-            # the answer lies between the grid's alphas[j - 1] (no hit) and
-            # alphas[j]: walk AUTO_REFINE geometric points between them, from
-            # the solutions at alphas[j - 1]; the first with a hit is the answer
-            warm = warm_prev
-            ratio = alphas[j] / alphas[j - 1]
-            for m in range(1, AUTO_REFINE + 1):
-                a = float(alphas[j - 1] * ratio ** (m / (AUTO_REFINE + 1)))
-                res, hits = level(a)
-                refined.append((a, [r.residual_norm2 / target for r in res],
-                                [_n_positions(preps[i], r) for i, r in enumerate(res)]))
-                if hits:
-                    i = min(hits)[2]
-                    chosen = (i, a, res[i])
-                    break
-    finally:
-        bar.close()
     if chosen is None:
         j = n_a - 1
         cand = [i for i in range(n_l1) if n_active[i, j] > 0] or list(range(n_l1))
@@ -471,34 +487,28 @@ def _check_batch(evokeds):
 
 
 def _solve_batch(evokeds, forward, noise_cov, alpha, l1_ratio, o, n_jobs, client,
-                 return_residual, dtype):
+                 return_residual, dtype, emit=None):
     _check_batch(evokeds)
     n_workers = _n_workers(n_jobs)
     if client is not None:
         return _dask_batch(client, evokeds, forward, noise_cov, alpha, l1_ratio, o,
-                           return_residual, dtype)
+                           return_residual, dtype, emit)
     for ev in evokeds:
         _validated(ev, forward, noise_cov, alpha, l1_ratio, o)
     _, l1_ratio, maxit, tol, n_iter, dgap_freq, wsize, tstep = _validated(
         evokeds[0], forward, noise_cov, alpha, l1_ratio, o)
     alpha = float(alpha)
-    fp = _inv._prepare_forward_part(evokeds[0].info, forward, noise_cov, o["loose"],
-                                    o["depth"], o["weights"], o["weights_min"], o["pca"],
-                                    o["rank"])
-    bar = _progress(len(evokeds), "batch")
+    fp = _forward_part(evokeds[0].info, forward, noise_cov, o)
 
     def one(ev):
-        p = _inv._prepare_data(fp, ev, o["window"], l1_ratio, wsize, tstep)
-        r = _inv._solve_prepared(p, alpha, l1_ratio, maxit, tol, o["debias"], wsize,
-                                 tstep, dgap_freq, o["pick_ori"], n_iter, return_residual,
-                                 dtype, raise_empty=False)
-        bar.update(1)
+        p = _prepare_data(fp, ev, o["window"], l1_ratio, wsize, tstep)
+        r = _solve_prepared(p, alpha, l1_ratio, maxit, tol, o["debias"], wsize, tstep,
+                            dgap_freq, o["pick_ori"], n_iter, return_residual, dtype,
+                            raise_empty=False)
+        _solved(emit, "batch", r, len(evokeds))
         return r
 
-    try:
-        return _in_threads([lambda ev=ev: one(ev) for ev in evokeds], n_workers)
-    finally:
-        bar.close()
+    return _in_threads([lambda ev=ev: one(ev) for ev in evokeds], n_workers)
 
 
 _WORKER_CACHE = {}
@@ -511,21 +521,19 @@ def _dask_task(evoked, forward, noise_cov, alpha, l1_ratio, o, return_residual, 
         evoked, forward, noise_cov, alpha, l1_ratio, o)
     fp = _WORKER_CACHE.get(key)
     if fp is None:
-        fp = _inv._prepare_forward_part(evoked.info, forward, noise_cov, o["loose"],
-                                        o["depth"], o["weights"], o["weights_min"],
-                                        o["pca"], o["rank"])
+        fp = _forward_part(evoked.info, forward, noise_cov, o)
         _WORKER_CACHE.clear()
         _WORKER_CACHE[key] = fp
-    p = _inv._prepare_data(fp, evoked, o["window"], l1r, wsize, tstep)
-    r = _inv._solve_prepared(p, float(alpha), l1r, maxit, tol, o["debias"], wsize, tstep,
-                             dgap_freq, o["pick_ori"], n_iter, return_residual, dtype,
-                             raise_empty=False)
+    p = _prepare_data(fp, evoked, o["window"], l1r, wsize, tstep)
+    r = _solve_prepared(p, float(alpha), l1r, maxit, tol, o["debias"], wsize, tstep,
+                        dgap_freq, o["pick_ori"], n_iter, return_residual, dtype,
+                        raise_empty=False)
     r._forward = None  # keep the payload small; dipoles need the forward locally
     return r
 
 
 def _dask_batch(client, evokeds, forward, noise_cov, alpha, l1_ratio, o,
-                return_residual, dtype):
+                return_residual, dtype, emit=None):
     import uuid
 
     key = uuid.uuid4().hex
@@ -533,16 +541,74 @@ def _dask_batch(client, evokeds, forward, noise_cov, alpha, l1_ratio, o,
     cov_f = client.scatter(noise_cov, broadcast=True)
     futs = [client.submit(_dask_task, ev, fwd_f, cov_f, alpha, l1_ratio, o,
                           return_residual, dtype, key, pure=False) for ev in evokeds]
-    out = client.gather(futs)
-    for r in out:
+    out = []
+    for f in futs:  # (in order: the events follow the evokeds)
+        r = f.result()
         r._forward = None
+        out.append(r)
+        _solved(emit, "batch", r, len(futs))
     return out
+
+
+# --------------------------------------------------------------------------
+# what tfmxne.solve runs
+# --------------------------------------------------------------------------
+def _is_auto(alpha, l1_ratio):
+    return alpha is None or isinstance(alpha, str) or l1_ratio is None
+
+
+def _counted_stage(evoked, alpha, l1_ratio, n_tfmxne_iter, client):
+    """The stage whose steps measure the progress of :func:`_solve` (for a bar)."""
+    if isinstance(evoked, list | tuple) or client is not None:
+        return "batch"
+    if _is_auto(alpha, l1_ratio):
+        return "alpha"
+    return "reweighting" if n_tfmxne_iter != 1 else "outer"
+
+
+def _solve(evoked, forward, noise_cov, alpha, l1_ratio, o, return_residual, dtype,
+           n_jobs=1, client=None, emit=None, t0=None):
+    """:func:`tfmxne.solve` once its options are gathered in ``o`` (see there).
+
+    A batch (list of evokeds or Dask) reports 'batch' events, an automatic
+    selection 'alpha' events, a single solve 'outer' (and 'reweighting')
+    events.
+    """
+    t0 = time.perf_counter() if t0 is None else t0
+    dtype = _check_solve_options(dtype, return_residual)
+    auto = _is_auto(alpha, l1_ratio)
+    if isinstance(evoked, list | tuple):
+        if auto:
+            out = []
+            for ev in evoked:
+                r = _solve(ev, forward, noise_cov, alpha, l1_ratio, o, return_residual,
+                           dtype)
+                out.append(r)
+                _solved(emit, "batch", r, len(evoked))
+            return out
+        return _solve_batch(list(evoked), forward, noise_cov, alpha, l1_ratio, o,
+                            n_jobs, client, return_residual, dtype, emit)
+    if client is not None:
+        return _solve_batch([evoked], forward, noise_cov, alpha, l1_ratio, o, 1,
+                            client, return_residual, dtype, emit)[0]
+    if auto:
+        criterion = (CRITERIA[0] if alpha is None or not isinstance(alpha, str)
+                     else _check_criterion(alpha))
+        alphas = None
+        if alpha is not None and not isinstance(alpha, str):
+            _check_inputs(evoked, forward, noise_cov, alpha, 0.5, **o)
+            alphas = [float(alpha)]
+        return _select(evoked, forward, noise_cov, criterion, l1_ratio, o,
+                       alphas=alphas, return_residual=return_residual, n_jobs=n_jobs,
+                       emit=emit)
+    return _solve_one(evoked, forward, noise_cov, alpha, l1_ratio, o, return_residual,
+                      dtype, emit, t0)
 
 
 @verbose
 def solve_epochs(epochs, forward, noise_cov, alpha=None, l1_ratio=None, n_jobs=1,
-                 client=None, return_residual=True, dtype=np.float64, verbose=None,
-                 **options):
+                 client=None, return_residual=True, dtype=np.float64, progress="auto",
+                 verbose=None, **options):
     """TF-MxNE on every epoch of an :class:`mne.Epochs` (a batch).
 
     Parameters
@@ -564,6 +630,11 @@ def solve_epochs(epochs, forward, noise_cov, alpha=None, l1_ratio=None, n_jobs=1
         Compute the residuals.
     dtype : numpy dtype
         float64 or float32 iterations.
+    progress : callable | 'auto' | None
+        Called with a :class:`tfmxne.ProgressEvent` of stage ``'batch'`` after
+        each epoch is solved (``total`` = number of epochs); ``'auto'``
+        (default) and ``None`` and the handling of the calls and of their
+        errors as in :func:`tfmxne.tf_mixed_norm_path`.
     %(verbose)s
     **options
         Other options of :func:`tfmxne.tf_mixed_norm`.
@@ -575,10 +646,12 @@ def solve_epochs(epochs, forward, noise_cov, alpha=None, l1_ratio=None, n_jobs=1
     """
     if not isinstance(epochs, Epochs) and not hasattr(epochs, "iter_evoked"):
         raise TypeError(f"epochs must be an mne.Epochs, got {_short(epochs)}")
+    o = _defaults(options)
+    _progress.check_progress(progress)
     evokeds = list(epochs.iter_evoked(copy=True))
-    return _inv.solve(evokeds, forward, noise_cov, alpha=alpha, l1_ratio=l1_ratio,
-                      n_jobs=n_jobs, client=client, return_residual=return_residual,
-                      dtype=dtype, **options)
+    with _progress.session(progress, "batch", "epochs") as emit:
+        return _solve(evokeds, forward, noise_cov, alpha, l1_ratio, o, return_residual,
+                      dtype, n_jobs=n_jobs, client=client, emit=emit)
 
 
 __all__ = ["tf_mixed_norm_path", "solve_epochs"]

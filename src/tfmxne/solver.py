@@ -51,11 +51,6 @@ MAX_OUTER_ITER = _DEFAULTS["max_outer"]
 DUAL_EXTRAP = bool(_DEFAULTS["dual_extrap"])
 
 
-# names used by inverse.py and path.py
-_single_blas_scope = _parallel.batch_scope
-_screen_threads = _parallel.solve_threads
-
-
 def _dual_norm_screened(plan, GtR, n_orient, rho, w_space=None, w_time=None,
                         n_min=0, alpha=0.0, n_max=-1, GtR_prev=None, nu_prev=None,
                         n_thr=None):
@@ -378,8 +373,12 @@ def _reweights(frame, Z, n_orient):
 def _iterative_core(M, G, alpha_space, alpha_time, n_tfmxne_iter, frame, n_orient,
                     maxit, tol, dgap_freq, *, log_name="iterative_tf_mixed_norm_solver",
                     max_outer=None, Z_init=None, init_positions=None, progress=None,
-                    screen_init=None):
-    """Reweighted solves; returns (result on the final support, E, n_iter_done)."""
+                    screen_init=None, on_outer=None):
+    """Reweighted solves; returns (result on the final support, E, n_iter_done).
+
+    ``progress(k)`` is called after reweighting ``k`` (0-based); ``on_outer`` is
+    passed to every solve (see :func:`_tf_solve`).
+    """
     n_pos = G.shape[1] // n_orient
     lc_all = _lipschitz(G, n_orient)
     positions = np.arange(n_pos)
@@ -407,7 +406,8 @@ def _iterative_core(M, G, alpha_space, alpha_time, n_tfmxne_iter, frame, n_orien
         new = _tf_solve(M, Gk, alpha_space, alpha_time, frame, n_orient, maxit, tol,
                         dgap_freq, lc=lck, w_space=w_space, w_time=w_time, Z_init=z0,
                         init_positions=p0, max_outer=max_outer, warn_name=log_name,
-                        screen_init=screen_init if k == 0 else None)
+                        screen_init=screen_init if k == 0 else None,
+                        on_outer=on_outer)
         new.positions = positions[new.positions]  # back to indices into G
         res = new
         if progress is not None:
