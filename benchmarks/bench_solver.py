@@ -9,6 +9,9 @@ in percent), then solves it in this one process with
 
 * ``mne.inverse_sparse.mxne_optim.tf_mixed_norm_solver`` (once), and
 * ``tfmxne.tf_mixed_norm_solver`` (best of ``--repeat``),
+* the public C API, ``d_tf_mxne_solve`` of ``tfmxne.cython_tfmxne`` (through its
+  test hook; same options and thread count; best of ``--repeat``), whose result
+  must be the Python solver's bit for bit (one solver in the core),
 
 with ``alpha_space = alpha * (1 - l1_ratio)``, ``alpha_time = alpha * l1_ratio``,
 ``tol_abs = tol * sum(M ** 2)`` and ``maxit=3000``, as ``tf_mixed_norm`` calls
@@ -137,6 +140,21 @@ def _run(fun, M, G, a_space, a_time, args, n_orient, tol_abs, timeout=None):
     return t, c, out, msgs
 
 
+def _c_api_solver(M, G, alpha_space, alpha_time, wsize, tstep, n_orient, maxit, tol,
+                  debias, return_gap, verbose):
+    """``tf_mixed_norm_solver``'s signature on the C API (``d_tf_mxne_solve``),
+    with the thread count and BLAS pinning the Python solver uses."""
+    from tfmxne import _parallel
+    from tfmxne import cython_tfmxne as ct
+
+    n_thr = _parallel.solve_threads()
+    with _parallel.blas_one_thread():
+        X, act, info, out = ct._solve_arrays(M, G, alpha_space, alpha_time, wsize, tstep,
+                                             n_orient, maxit, tol, n_threads=n_thr,
+                                             debias=int(debias))
+    return X[act], act, list(out["obj"]), info["gap"]
+
+
 def main(argv=None):
     args = parse_args(argv)
     import mne
@@ -201,6 +219,21 @@ def main(argv=None):
 
     rows = [("tfmxne", t_t, cpus[int(np.argmin(times))], len(pos_t), gap_t,
              E_t[-1] if len(E_t) else np.nan, msgs_t)]
+
+    # the C API: same solver, same bits, same speed
+    times_c, cpus_c = [], []
+    for _ in range(args.repeat):
+        t, c, out_c, msgs_c = _run(_c_api_solver, M, G, a_space, a_time, args,
+                                   n_orient, tol_abs)
+        times_c.append(t)
+        cpus_c.append(c)
+    X_c, as_c, E_c, gap_c = out_c
+    same_bits = bool(np.array_equal(as_c, as_t) and np.array_equal(X_c, X_t))
+    result["c_api"] = dict(time=min(times_c), times=times_c, gap=float(gap_c),
+                           identical_to_python=same_bits)
+    rows.append(("C API", min(times_c), cpus_c[int(np.argmin(times_c))],
+                 len(_positions(as_c, n_orient)), gap_c,
+                 E_c[-1] if len(E_c) else np.nan, msgs_c))
     mne_done = False
     if not args.skip_mne:
         t_m, c_m, out_m, msgs_m = _run(mne_solver, M, G, a_space, a_time, args, n_orient,
@@ -234,6 +267,8 @@ def main(argv=None):
         for m in msgs:
             print(f"  warning ({name}): {m}")
 
+    print(f"C API / Python time: {min(times_c) / t_t:.2f}; identical bits: "
+          f"{same_bits}")
     if not args.skip_mne and not mne_done:
         result["comparison"] = dict(speedup_lower_bound=args.mne_timeout / t_t)
         print(f"\nMNE: timeout (> {args.mne_timeout:g} s); speedup > "

@@ -95,6 +95,14 @@ def test_c_api_gives_the_python_solver_bits(n_orient, wsize, tstep, n_threads):
     np.testing.assert_array_equal(act, actp)
     assert np.array_equal(X[act], Xp) and info["gap"] == gap
     assert list(out["obj"]) == list(Ep)
+    # debiasing in the core: the same weights as the Python solver's
+    with threadpool_limits(n_threads, user_api="blas"):
+        Xd, actd, _ = tf_mixed_norm_solver(M, G, a_s, a_t, wsize, tstep, n_orient,
+                                           maxit=500, tol=1e-8, debias=True)
+    X, act, info, out = ct._solve_arrays(M, G, a_s, a_t, wsize, tstep, n_orient, 500,
+                                         1e-8, n_threads=n_threads, debias=1)
+    assert info["debias_status"] == ct.OK and np.all(out["debias"] >= 1)
+    assert np.array_equal(act, actd) and np.array_equal(X[act], Xd)
 
     M, G, frame, w_space, w_time, a_s, a_t, warm = _weighted_warm_problem(
         n_orient, wsize, tstep)

@@ -306,6 +306,7 @@ def _solve_arrays(M, G, double alpha_space, double alpha_time, wsize, tstep,
         if key == "n_threads": prm.n_threads = val
         elif key == "dgap_freq": prm.dgap_freq = val
         elif key == "max_outer": prm.max_outer = val
+        elif key == "debias": prm.debias = val
         else:
             raise TypeError(f"_solve_arrays: unsupported option {key!r}")
     cdef tfx_plan_t* plan = _new_plan(T, wsize, tstep, dtype == np.float64)
@@ -349,6 +350,8 @@ def _solve_arrays(M, G, double alpha_space, double alpha_time, wsize, tstep,
         out["R"] = _copy(res.R, n_chan if res.R != NULL else 0, T, dtype)
         out["theta"] = _copy(res.theta, n_chan if res.theta != NULL else 0, T, dtype)
         out["obj"] = np.array([res.obj[i] for i in range(res.n_obj)])
+        out["debias"] = None if res.debias == NULL else np.array(
+            [res.debias[i] for i in range(res.n_active)])
     finally:
         tfx_result_clear(&res)
         tfx_plan_free(plan)
@@ -360,7 +363,7 @@ def _solve_arrays(M, G, double alpha_space, double alpha_time, wsize, tstep,
     return X, active, dict(
         status=st, n_iter=info.n_iter, n_outer=info.n_outer, n_active=info.n_active,
         gap=info.gap, p_obj=info.p_obj, d_obj=info.d_obj, stalled=info.stalled,
-        n_threads=info.n_threads), out
+        n_threads=info.n_threads, debias_status=info.debias_status), out
 
 
 def _plan_info(int n_times, wsizes, tsteps, bint is_double=True):

@@ -51,6 +51,9 @@ ctypedef struct tfx_params_t:
     int n_threads           # threads for G^T R, screening and the BCD sweep
     int pipe_min_blocks     # smallest working set swept by two threads
     int screen_chunk        # positions per thread in a screening hand-off
+    # debiasing: X of the result rescaled per position, d >= 1 minimising the
+    # least-squares misfit (the weights are returned in tfx_result_t.debias)
+    int debias
     # progress (NULL: none)
     tfx_progress_fn progress
     void* progress_ctx
@@ -67,6 +70,7 @@ ctypedef struct tfx_info_t:
     int n_accel_try         # Anderson extrapolations tried ...
     int n_accel             # ... and accepted
     int n_threads           # threads actually used
+    int debias_status       # TFX_OK, or TFX_MAXIT if debiasing failed (weights 1)
     double gap              # duality gap of the full problem at the result
     double p_obj            # primal objective at the result
     double d_obj            # best dual objective (the certificate)
@@ -89,7 +93,9 @@ ctypedef struct tfx_result_t:
     int n_active            # active positions
     int* positions          # (n_active,) increasing position indices
     void* Z                 # (n_active * n_orient, 2 * n_coefs) coefficients
-    void* X                 # (n_active * n_orient, n_times) = PhiT(Z)
+    void* X                 # (n_active * n_orient, n_times) = PhiT(Z), times the
+                            # debiasing weights if params.debias
+    double* debias          # (n_active,) debiasing weights, or NULL
     void* R                 # (n_chan, n_times) residual M - G X
     void* theta             # (n_chan, n_times) the dual point of the certificate
     double* obj             # (n_obj,) primal objective at every gap evaluation

@@ -27,8 +27,6 @@ import contextlib
 
 import numpy as np
 from mne.utils import logger, verbose, warn
-from scipy import linalg
-from scipy.optimize import nnls
 
 from . import _parallel
 from ._core import _engine
@@ -232,39 +230,23 @@ def _tf_solve(M, G, alpha_space, alpha_time, frame, n_orient, maxit, tol, dgap_f
 def _debias(M, G_A, X, n_orient):
     """Exact debiasing: min ||M - G_A diag(d) X||^2 s.t. d >= 1, tied per position.
 
-    Solved as a bound-constrained least squares problem on the small Gram matrix
-    of the fitted components (NNLS on its Cholesky factor), instead of MNE's
-    FISTA, which can stop unconverged after 1000 iterations.
+    The core's ``debias_c`` (the C API's too): the bound-constrained least
+    squares problem on the small Gram matrix of the fitted components, solved
+    exactly by an active-set method, instead of MNE's FISTA, which can stop
+    unconverged after 1000 iterations. Returns the weights, one per row of X.
     """
-    n_src = X.shape[0]
-    if n_src == 0:
+    if X.shape[0] == 0:
         return np.ones(0)
-    n_b = n_src // n_orient
-    GG = G_A.T @ G_A
-    XX = X @ X.T
-    H = (GG * XX).reshape(n_b, n_orient, n_b, n_orient).sum(axis=(1, 3))
-    b = np.einsum("ij,ij->i", G_A.T @ M, X).reshape(n_b, n_orient).sum(axis=1)
-    q = b - H.sum(axis=1)  # gradient at d = 1, with e = d - 1 >= 0
-    scale = max(np.trace(H), np.finfo(float).tiny)
-    ridge = 1e-13 * scale / n_b
-    try:
-        L = linalg.cholesky(H + ridge * np.eye(n_b), lower=True)
-        y = linalg.solve_triangular(L, q, lower=True)
-    except linalg.LinAlgError:
-        w, V = linalg.eigh(H)
-        w = np.maximum(w, ridge)
-        L = V * np.sqrt(w)
-        y = (V.T @ q) / np.sqrt(w)
-    try:
-        e, _ = nnls(L.T, y, maxiter=100 * max(n_b, 10))
-    except RuntimeError:
-        warn("Debiasing did not converge: the non-negative least squares solver hit "
-             "its iteration cap; returning the estimate without debiasing.",
-             RuntimeWarning)
-        return np.ones(n_src)
-    d = 1.0 + e
-    logger.info(f"Debiasing: exact bound-constrained solve on {n_b} position(s)")
-    return np.repeat(d, n_orient)
+    d, status = _engine.debias(np.ascontiguousarray(M, dtype=np.float64),
+                               np.ascontiguousarray(G_A, dtype=np.float64),
+                               np.ascontiguousarray(X, dtype=np.float64), n_orient)
+    if status != _engine.STATUS_OK:
+        warn("Debiasing did not converge: the active-set solver hit its iteration "
+             "cap; returning the estimate without debiasing.", RuntimeWarning)
+        return np.ones(X.shape[0])
+    logger.info(f"Debiasing: exact bound-constrained solve on "
+                f"{X.shape[0] // n_orient} position(s)")
+    return d
 
 
 # --------------------------------------------------------------------------

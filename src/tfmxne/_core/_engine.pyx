@@ -33,7 +33,7 @@ from ._types cimport (floating, tf_plan, tf_dict, eps_item, tf_info, bcd_args,
                       TFX_BAD_ARG, TFX_NO_MEMORY, TFX_INTERRUPTED, tfx_params_t,
                       tfx_info_t, tfx_outer_t, tfx_result_t)
 from ._blas cimport gemm_rm, dot
-from scipy.linalg.cython_lapack cimport dsyev
+from scipy.linalg.cython_lapack cimport dsyev, dposv
 
 cnp.import_array()
 
@@ -1101,7 +1101,7 @@ STATUS_NAMES = {STATUS_OK: "converged", STATUS_MAXIT: "iteration cap reached",
                 STATUS_NO_MEMORY: "out of memory",
                 STATUS_INTERRUPTED: "interrupted by the progress callback"}
 
-_INT_OPTIONS = ("maxit", "dgap_freq", "max_outer", "stall_outer", "ws_start", "n_inner",
+_INT_OPTIONS = ("debias", "maxit", "dgap_freq", "max_outer", "stall_outer", "ws_start", "n_inner",
                 "inner_gap_start", "anderson_k", "anderson_start", "dual_extrap",
                 "n_threads", "pipe_min_blocks", "screen_chunk")
 _FLOAT_OPTIONS = ("tol", "stop_gap_ratio", "inner_tol_ratio", "inner_gap_frac",
@@ -1249,6 +1249,8 @@ def solve(TFPlan plan, const floating[:, ::1] M, const floating[:, ::1] G,
             out["R"] = _rows(res.R, n_chan, T, dtype)
             out["theta"] = _rows(res.theta, n_chan, T, dtype)
         out["obj"] = [res.obj[i] for i in range(res.n_obj)]
+        out["debias"] = None if res.debias == NULL else np.array(
+            [res.debias[i] for i in range(res.n_active)])
         out["outer"] = [res.outer[i] for i in range(res.n_outer)]
     finally:
         tfx_result_clear(&res)
@@ -1271,6 +1273,7 @@ cdef void setattr_int(tfx_params_t* prm, str key, int v):
     elif key == "n_threads": prm.n_threads = v
     elif key == "pipe_min_blocks": prm.pipe_min_blocks = v
     elif key == "screen_chunk": prm.screen_chunk = v
+    elif key == "debias": prm.debias = v
 
 
 cdef void setattr_float(tfx_params_t* prm, str key, double v):
@@ -1319,3 +1322,24 @@ def block_grams(const floating[:, ::1] GT, int n_orient, const floating[::1] lc=
                     &lc[0] if lc is not None else NULL, &g[0, 0, 0],
                     &xg[0, 0, 0] if lc is not None else NULL)
     return gram, xgram
+
+
+def debias(const floating[:, ::1] M, const floating[:, ::1] G_A,
+           const floating[:, ::1] X, int n_orient):
+    """Debiasing weights (:c:func:`debias_c`, the solver's) of the rows ``X`` of
+    the columns ``G_A``; returns ``(d, status)``, ``d`` of shape (n_rows,)
+    (each position's weight repeated over its orientations)."""
+    if n_orient < 1 or G_A.shape[1] % n_orient or X.shape[0] != G_A.shape[1] or \
+            M.shape[0] != G_A.shape[0] or M.shape[1] != X.shape[1]:
+        raise ValueError("debias: inconsistent shapes")
+    cdef int n_b = G_A.shape[1] // n_orient, st = TFX_OK
+    cdef int[::1] pos = np.arange(n_b, dtype=np.intc)
+    cdef double[::1] d = np.ones(n_b)
+    if n_b == 0 or M.shape[0] == 0:
+        return np.ones(0), int(st)
+    with nogil:
+        st = debias_c(&M[0, 0], &G_A[0, 0], <int> M.shape[0], <int> G_A.shape[1],
+                      <int> M.shape[1], n_orient, &pos[0], n_b, &X[0, 0], &d[0])
+    if st == TFX_NO_MEMORY:
+        raise MemoryError("debias: out of memory")
+    return np.repeat(np.asarray(d), n_orient), int(st)

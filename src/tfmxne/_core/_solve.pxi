@@ -1029,6 +1029,20 @@ cdef int _tf_solve_t(const tf_plan* p, const tfx_params_t* prm, const tf_problem
                 memcpy(<floating*> res.X + <Py_ssize_t> i * o * T,
                        XA + <Py_ssize_t> k * o * T, <Py_ssize_t> o * T * sizeof(floating))
             res.n_active = nA
+            if prm.debias and nA > 0:
+                res.debias = <double*> malloc(nA * sizeof(double))
+                if res.debias == NULL:
+                    status = info.status = TFX_NO_MEMORY
+                else:
+                    info.debias_status = debias_c(M, G, n_chan, n_src, T, o,
+                                                  res.positions, nA,
+                                                  <floating*> res.X, res.debias)
+                    if info.debias_status == TFX_NO_MEMORY:
+                        status = info.status = TFX_NO_MEMORY
+                    for i in range(nA):
+                        fbuf = <floating*> res.X + <Py_ssize_t> i * o * T
+                        for r in range(<Py_ssize_t> o * T):
+                            fbuf[r] = <floating> (res.debias[i] * fbuf[r])
             memcpy(res.R, R, nr * sizeof(floating))
             memcpy(res.theta, theta, nr * sizeof(floating))
     info.n_active = res.n_active
@@ -1101,6 +1115,7 @@ cdef void tfx_result_clear(tfx_result_t* res) noexcept nogil:
     free(res.theta)
     free(res.obj)
     free(res.outer)
+    free(res.debias)
     memset(res, 0, sizeof(tfx_result_t))
 
 
@@ -1137,3 +1152,173 @@ cdef int tf_solve(const tf_plan* p, const tfx_params_t* prm, const tf_problem* p
                            <const double*> pb.G)
     return _tf_solve_t(p, prm, pb, res, info, <const float*> pb.M,
                        <const float*> pb.G)
+
+
+# --------------------------------------------------------------------------
+# Debiasing
+# --------------------------------------------------------------------------
+cdef bint _chol_solve(double* A, double* b, int n, double* work) noexcept nogil:
+    """Solve A x = b (A SPD, n x n; A and b overwritten, x in b) with LAPACK
+    ``dposv`` on a copy in ``work`` (n * n); False if A is not positive definite."""
+    cdef char uplo = b'U'
+    cdef int one = 1, info = 0
+    memcpy(work, A, <Py_ssize_t> n * n * sizeof(double))
+    dposv(&uplo, &n, &one, work, &n, b, &n, &info)
+    return info == 0
+
+
+cdef int debias_c(const floating* M, const floating* G, int n_chan, int n_src, int T,
+                  int n_orient, const int* positions, int n_b, const floating* X,
+                  double* d_out) noexcept nogil:
+    """Exact debiasing weights: ``d = argmin ||M - G_A diag(d) X||^2`` subject to
+    ``d >= 1``, one weight per position (its ``n_orient`` rows share it).
+
+    The bound-constrained least squares problem is solved on its small normal
+    equations ``H e = q`` (``e = d - 1 >= 0``, ``H`` with a 1e-13 relative ridge)
+    by the Lawson-Hanson active-set method, exactly up to rounding (MNE's FISTA
+    can stop unconverged). ``X``: (n_b * n_orient, T) rows of the positions
+    ``positions`` of ``G`` (n_chan, n_src). Returns TFX_OK, TFX_MAXIT (weights
+    set to 1) or TFX_NO_MEMORY.
+    """
+    cdef int o = n_orient, nbo = n_b * n_orient, a, b, p, q, c, i, k, n_free
+    cdef int it, max_it = 10 * (n_b + 10), n_inner, jmax
+    cdef Py_ssize_t sz, fl
+    cdef double v, tr = 0.0, ridge, wmax, step, t
+    cdef floating* GAt
+    cdef floating* GtM
+    cdef double* GG
+    cdef double* XX
+    cdef double* H
+    cdef double* qv
+    cdef double* e
+    cdef double* s
+    cdef double* w
+    cdef double* Hs
+    cdef double* rhs
+    cdef double* work
+    cdef int* free_idx
+    cdef unsigned char* is_free
+    cdef char* blk
+    cdef int st = TFX_OK
+    if n_b == 0:
+        return TFX_OK
+    fl = (<Py_ssize_t> nbo * (n_chan + T) * sizeof(floating) + 63) // 64 * 64
+    sz = fl + ((2 * <Py_ssize_t> nbo * nbo + 3 * <Py_ssize_t> n_b * n_b
+                + 6 * <Py_ssize_t> n_b) * sizeof(double) + n_b * sizeof(int) + n_b)
+    blk = <char*> malloc(sz)
+    if blk == NULL:
+        return TFX_NO_MEMORY
+    GAt = <floating*> blk
+    GtM = GAt + <Py_ssize_t> nbo * n_chan
+    GG = <double*> (blk + fl)
+    XX = GG + <Py_ssize_t> nbo * nbo
+    H = XX + <Py_ssize_t> nbo * nbo
+    Hs = H + <Py_ssize_t> n_b * n_b
+    work = Hs + <Py_ssize_t> n_b * n_b
+    qv = work + <Py_ssize_t> n_b * n_b
+    e = qv + n_b
+    s = e + n_b
+    w = s + n_b
+    rhs = w + n_b
+    free_idx = <int*> (rhs + 2 * n_b)
+    is_free = <unsigned char*> (free_idx + n_b)
+    # G_A^T (rows) and its products with itself, M and X
+    for c in range(n_chan):
+        for i in range(n_b):
+            for p in range(o):
+                GAt[(<Py_ssize_t> i * o + p) * n_chan + c] = \
+                    G[<Py_ssize_t> c * n_src + positions[i] * o + p]
+    gemm_rm(False, False, nbo, T, n_chan, <floating> 1.0, GAt, n_chan, M, T,
+            <floating> 0.0, GtM, T)
+    for a in range(nbo):
+        for b in range(a, nbo):
+            GG[a * nbo + b] = GG[b * nbo + a] = dot(n_chan, GAt + <Py_ssize_t> a * n_chan,
+                                                    GAt + <Py_ssize_t> b * n_chan)
+            XX[a * nbo + b] = XX[b * nbo + a] = dot(T, X + <Py_ssize_t> a * T,
+                                                    X + <Py_ssize_t> b * T)
+    # H_ij = sum over the orientations of i and j of GG * XX; q = b - H 1
+    for i in range(n_b):
+        for k in range(n_b):
+            v = 0.0
+            for p in range(o):
+                for q in range(o):
+                    v += GG[(i * o + p) * nbo + k * o + q] * XX[(i * o + p) * nbo + k * o + q]
+            H[i * n_b + k] = v
+        tr += H[i * n_b + i]
+    for i in range(n_b):
+        v = 0.0
+        for p in range(o):
+            v += dot(T, GtM + (<Py_ssize_t> i * o + p) * T, X + (<Py_ssize_t> i * o + p) * T)
+        for k in range(n_b):
+            v -= H[i * n_b + k]
+        qv[i] = v
+    ridge = 1e-13 * (tr if tr > 0 else 1e-300) / n_b
+    for i in range(n_b):
+        H[i * n_b + i] += ridge
+        e[i] = 0.0
+        is_free[i] = 0
+    # Lawson-Hanson: min 0.5 e'He - q'e subject to e >= 0
+    n_free = 0
+    it = 0
+    while it < max_it:
+        it += 1
+        # w = q - H e, the negative gradient; optimal if w <= 0 on the bound set
+        jmax = -1
+        wmax = 0.0
+        for i in range(n_b):
+            v = qv[i]
+            for k in range(n_b):
+                v -= H[i * n_b + k] * e[k]
+            w[i] = v
+            if not is_free[i] and v > wmax:
+                wmax = v
+                jmax = i
+        if jmax < 0 or wmax <= 1e-14 * (tr if tr > 0 else 1.0):
+            break
+        is_free[jmax] = 1
+        n_inner = 0
+        while n_inner < max_it:
+            n_inner += 1
+            # s = argmin on the free set (the others held at 0)
+            n_free = 0
+            for i in range(n_b):
+                if is_free[i]:
+                    free_idx[n_free] = i
+                    n_free += 1
+            for a in range(n_free):
+                rhs[a] = qv[free_idx[a]]
+                for b in range(n_free):
+                    Hs[a * n_free + b] = H[free_idx[a] * n_b + free_idx[b]]
+            if not _chol_solve(Hs, rhs, n_free, work):
+                st = TFX_MAXIT
+                break
+            for i in range(n_b):
+                s[i] = 0.0
+            for a in range(n_free):
+                s[free_idx[a]] = rhs[a]
+            step = 1.0
+            for a in range(n_free):
+                i = free_idx[a]
+                if s[i] <= 0.0:
+                    t = e[i] / (e[i] - s[i]) if e[i] - s[i] > 0 else 0.0
+                    if t < step:
+                        step = t
+            if step >= 1.0:
+                for i in range(n_b):
+                    e[i] = s[i]
+                break
+            # move toward s until a free variable hits its bound; release it
+            for i in range(n_b):
+                e[i] = e[i] + step * (s[i] - e[i])
+                if is_free[i] and e[i] <= 0.0:
+                    e[i] = 0.0
+                    is_free[i] = 0
+        if st != TFX_OK or n_inner >= max_it:
+            st = TFX_MAXIT
+            break
+    if it >= max_it:
+        st = TFX_MAXIT
+    for i in range(n_b):
+        d_out[i] = 1.0 + e[i] if st == TFX_OK else 1.0
+    free(blk)
+    return st
