@@ -68,17 +68,18 @@ class Setup:
         self.cov = mne.read_cov(sample / "sample-cov.fif", verbose=False)
         cache.mkdir(parents=True, exist_ok=True)
         fname = cache / "surf-fwd.fif"
-        if fname.exists():
-            self.fwd = mne.read_forward_solution(fname, verbose=False)
-        else:
+        if not fname.exists():
             info = mne.read_evokeds(sample / "sample-ave.fif.gz", condition=0,
                                     verbose=False).info
             src = mne.read_source_spaces(sample / "sample-oct4-src.fif.gz", verbose=False)
-            self.fwd = mne.make_forward_solution(
+            fwd = mne.make_forward_solution(
                 info, str(sample / "sample-trans.fif"), src,
                 str(sample / "sample-320-320-320-bem-sol.fif"), mindist=5.0,
                 verbose=False)
-            mne.write_forward_solution(fname, self.fwd, overwrite=True, verbose=False)
+            mne.write_forward_solution(fname, fwd, overwrite=True, verbose=False)
+        # always the one read from the cache, so that the messages quoting it do
+        # not depend on whether this run computed it
+        self.fwd = mne.read_forward_solution(fname, verbose=False)
         self.n_pos = self.fwd["nsource"]
         self.n_chan = self.fwd["nchan"]
         rng = np.random.default_rng(0)
@@ -322,7 +323,7 @@ def _():
 
 for _a in ("foo", -1.0, 0.0, 100.0, 150.0, np.nan, np.inf, True, [40]):
     row(T, f"alpha={_a!r}", "alpha")(lambda a=_a: tfmn(alpha=a))
-row(T, "alpha=None (automatic: SURE)", expect="accept")(lambda: tfmn(alpha=None))
+row(T, "alpha=None (automatic choice)", expect="accept")(lambda: tfmn(alpha=None))
 for _a in (-0.1, 1.5, np.nan, "foo", [0.03]):
     row(T, f"l1_ratio={_a!r}", "l1_ratio")(lambda a=_a: tfmn(l1_ratio=a))
 row(T, "alpha=99.999 (no source survives)", "alpha", expect="by design",
@@ -766,8 +767,12 @@ Every row below was **run** by `docs/hostile_inputs.py` (which writes this
 file): the outcome column is the exception type actually raised (or "no
 exception", with what was returned and the warnings emitted) and the message
 column its text (whitespace collapsed, abridged at {max_msg} characters).
-"raised in" is the module and function of the frame that raised. Run
-`python docs/hostile_inputs.py` after changing any validation to regenerate it.
+"raised in" is the module and function of the frame that raised.
+
+Generated with tfmxne {tfmxne_version}, MNE {mne_version} and NumPy {numpy_version}. After
+changing any validation, regenerate it from the repository root with the package
+installed: `python docs/hostile_inputs.py` (`--sample DIR` if the shared sample data
+are not in `../shared/data/sample`; under a minute).
 
 Setup of the runs:
 
@@ -886,7 +891,13 @@ def main(argv=None):
     print(f"{len(results)} rows, {len(bad)} without a clear outcome")
     if args.only:
         return 0
-    info = dict(n_times=len(S.evoked().times), n_pos=S.n_pos, n_chan=S.n_chan)
+    import mne
+
+    import tfmxne
+
+    info = dict(n_times=len(S.evoked().times), n_pos=S.n_pos, n_chan=S.n_chan,
+                tfmxne_version=tfmxne.__version__, mne_version=mne.__version__,
+                numpy_version=np.__version__)
     Path(args.out).write_text(render(results, info))
     print(f"wrote {args.out}")
     return 0

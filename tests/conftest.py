@@ -92,7 +92,10 @@ def _make_fwd(sample_path, cache_dir, kind):
         warnings.simplefilter("ignore")
         fwd = mne.make_forward_solution(info, trans, src, bem, mindist=5.0, verbose=False)
     mne.write_forward_solution(fname, fwd, overwrite=True, verbose=False)
-    return fwd
+    # the copy on disk (FIF stores the gain in float32), so that a run that computes
+    # the forward and a run that reads it use the same gain: the cached MNE
+    # references are shared between runs
+    return mne.read_forward_solution(fname, verbose=False)
 
 
 @pytest.fixture(scope="session")

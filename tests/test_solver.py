@@ -382,7 +382,6 @@ def test_gap_certificate(n_orient, wsize, tstep, seed, rho, frac):
     assert_allclose(X_res, mne_phiT(Z, wsize, tstep, M.shape[1]), rtol=0,
                     atol=1e-10 * np.abs(X_res).max())
     p_obj, d_obj, R = objectives_ref(M, G, Z, act, a_s, a_t, wsize, tstep, n_orient)
-    scale = max(1.0, np.sum(M**2))
     _assert_certificate(res, M, G, p_obj, a_s, a_t, wsize, tstep, n_orient, tol)
     # public certificate on the same point
     gap_pub, p_pub, d_pub = tfmxne.dgap_l21l1(M, G, Z, act, a_s, a_t, wsize, tstep,

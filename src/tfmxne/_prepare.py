@@ -5,11 +5,11 @@
 MNE's ``_prepare_gain`` (``mne.inverse_sparse``) prepares the noise covariance
 three times for one gain: once explicitly, once inside the whitener and once
 more inside the depth prior (``limit_depth_chs='whiten'``). Each preparation
-estimates the rank (SVDs per channel type) and eigendecomposes the covariance:
-about 0.2 s apiece on the sample data, more than the whole solve on small
-problems. The three are the same computation on the same channels, so this
-module does it once and derives the whitener (with and without PCA) and the
-depth prior from it, with MNE's formulas, in MNE's order of operations.
+estimates the rank (SVDs per channel type) and eigendecomposes the covariance,
+which on small problems costs as much as the solve itself. The three are the
+same computation on the same channels, so this module does it once and derives
+the whitener (with and without PCA) and the depth prior from it, with MNE's
+formulas, in MNE's order of operations.
 
 The steps MNE shares with other inverse methods (orientation triage and
 conversion, channel selection, rank estimation, orientation prior, weights)
