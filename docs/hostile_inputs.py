@@ -853,15 +853,17 @@ Not run by this script (it needs a compiled caller); checked in
 `tests/test_cython_api.py`. The C entry points never raise (they are
 `noexcept nogil`); they return a status code:
 
-| input to `d_tf_mxne_solve` / `s_tf_mxne_solve` | status | outputs |
+| input to `d_tf_mxne_solve` / `s_tf_mxne_solve` | status | result |
 | --- | --- | --- |
-| `NULL` plan / `M` / `G` / `X_out`, `n_chan < 1`, `n_sources < 1`, `n_orient < 1`, `n_sources % n_orient != 0` | `TFX_BAD_ARG` (3) | untouched |
-| plan of the other precision (float64 plan to an `s_` function or the reverse) | `TFX_BAD_ARG` | untouched |
-| negative, NaN or Inf alpha, or both alphas zero | `TFX_BAD_ARG` | untouched |
-| `maxit < 1`, `tol <= 0` or NaN | `TFX_BAD_ARG` | untouched |
-| NaN / Inf anywhere in `M` or `G` | `TFX_NONFINITE` (2) | `X_out`, `active_out` zeroed |
-| iteration cap (100 outer iterations) before `gap < tol` | `TFX_MAXIT` (1) | last iterate, `info.gap` its certificate |
-| `malloc` failure | `TFX_NO_MEMORY` (-1) | untouched |
+| `NULL` plan / params / `M` / `G` / result, `n_chan < 1`, `n_sources < 1`, `n_orient < 1`, `n_sources % n_orient != 0` | `TFX_BAD_ARG` (3) | empty |
+| plan of the other precision (float64 plan to an `s_` function or the reverse) | `TFX_BAD_ARG` | empty |
+| negative, NaN or Inf alpha, or both alphas zero | `TFX_BAD_ARG` | empty |
+| `maxit < 1`, `tol <= 0` or NaN, other options out of range | `TFX_BAD_ARG` | empty |
+| `w_space` not finite and > 0, `w_time` not finite and >= 0, warm-start position out of range | `TFX_BAD_ARG` | empty |
+| NaN / Inf anywhere in `M`, `G` or the warm start | `TFX_NONFINITE` (2) | empty |
+| outer cap (`max_outer`, 100) or a stalled gap before `gap < tol` | `TFX_MAXIT` (1) | last iterate, `info.gap` its certificate, `info.stalled` |
+| the progress callback returns non-zero | `TFX_INTERRUPTED` (4) | current iterate |
+| `malloc` failure | `TFX_NO_MEMORY` (-1) | empty |
 
 `tfx_plan_new` (with the GIL) raises `ValueError` naming `n_times`, `n_dicts`,
 `wsize` or `tstep` (the same checks as the Python API) and `MemoryError`.

@@ -93,12 +93,12 @@ def test_engine_extrapolation_bad_state():
                       st["act"], st["lc"], None, None, 0.1, 0.1, 1, 5, 0.0, 5,
                       st["work"], gram=st["gram"], rprev=np.empty_like(st["R"]),
                       extrap=None)
-    assert bad[0] == 3      # TFX_BAD_ARG: rprev without its state
+    assert bad[0] == _engine.STATUS_BAD_ARG   # rprev without its state
     bad = _engine.bcd(frame.plan, st["GT"], st["M"], st["R"], st["X"], st["Z"],
                       st["act"], st["lc"], None, None, 0.1, 0.1, 1, 5, 0.0, 5,
                       st["work"], gram=st["gram"], rprev=np.empty((2, 2)),
                       extrap=np.zeros(2))
-    assert bad[0] == 3
+    assert bad[0] == _engine.STATUS_BAD_ARG
 
 
 @pytest.mark.parametrize("n_orient", [1, 3])
