@@ -75,7 +75,7 @@ CASES = {
 }
 PROBLEM = dict(alpha=40.0, l1_ratio=0.03, wsize=64, tstep=4, maxit=3000,
                crop=(-0.05, 0.3))
-TOLS = tuple(10.0 ** -k for k in range(1, 11))
+TOLS = tuple(10.0 ** -k for k in range(1, 11))  # relative: tol = tol_rel * ||M||^2
 QUICK_TOLS = (1e-1, 1e-2, 1e-3, 1e-4)
 QUICK_CROP = (0.05, 0.15)
 # the accuracies the summary table is about: MNE's two default tolerances
@@ -110,7 +110,8 @@ def build_problem(case, args, sample):
     return dict(case=case, desc=spec["desc"], M=M, G=G, n_orient=int(p.n_orient),
                 nM2=float(np.sum(M ** 2)), crop=crop,
                 alpha_space=alpha * (1.0 - PROBLEM["l1_ratio"]),
-                alpha_time=alpha * PROBLEM["l1_ratio"], t_prepare=time.perf_counter() - t0)
+                alpha_time=alpha * PROBLEM["l1_ratio"],
+                t_prepare=time.perf_counter() - t0)
 
 
 # ---------------------------------------------------------------------------
@@ -280,9 +281,10 @@ def reference(prob, args, capture):
 
 
 def tol_sequence(prob, args):
-    """(label, tol_rel, tol_abs) from loose to tight, MNE's 1e-8 absolute included."""
-    tols = [(f"{t:.0e}", t, t * prob["nM2"]) for t in (QUICK_TOLS if args.quick
-                                                       else TOLS)]
+    """(label, tol_rel, tol_abs) from loose to tight; MNE's defaults always in."""
+    rel = sorted(set(args.tols) | {d["tol"] for d in MNE_DEFAULT_TOLS
+                                   if d["kind"] == "relative"}, reverse=True)
+    tols = [(f"{t:.0e}", t, t * prob["nM2"]) for t in rel]
     tols.append(("1e-08 abs", 1e-8 / prob["nM2"], 1e-8))
     return sorted(tols, key=lambda x: -x[2])
 
@@ -446,13 +448,13 @@ def print_markdown_table(header, rows):
 # ---------------------------------------------------------------------------
 # figure
 # ---------------------------------------------------------------------------
-def plot(results, path):
+def plot(results, path, tols_text):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     n = len(results)
-    fig, axes = plt.subplots(2, n, figsize=(5.2 * n, 7.0), squeeze=False,
+    fig, axes = plt.subplots(2, n, figsize=(max(5.2 * n, 7.5), 7.0), squeeze=False,
                              constrained_layout=True)
     for j, c in enumerate(results):
         res_floor = c["ref"]["resolution"]
@@ -496,9 +498,14 @@ def plot(results, path):
                  ylabel="||X_t - X*|| / ||X*||")
         for ax in (ax_s, ax_d):
             ax.grid(True, which="major", alpha=0.4)
-        ax_s.legend(fontsize=7, loc="upper right")
+    handles = {}
+    for ax in axes[0]:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    fig.legend(list(handles.values()), list(handles), loc="outside lower center",
+               ncol=3 if n > 1 else 2, fontsize=8, frameon=False)
     fig.suptitle("Time to accuracy: each point is one solve from scratch to a "
-                 "tolerance\n(tol = 1e-1 .. 1e-10 x ||M||^2 and 1e-8 absolute; "
+                 f"tolerance\n(tol = {tols_text} x ||M||^2 and 1e-8 absolute; "
                  "debias=False)", fontsize=9)
     fig.savefig(path, dpi=80)
     plt.close(fig)
@@ -517,11 +524,15 @@ def parse_args(argv=None):
                     help="folder of time_to_accuracy.png (default: benchmarks/; a "
                          "temporary folder with --quick)")
     ap.add_argument("--json", default=None, metavar="PATH", help="write all numbers here")
+    ap.add_argument("--tols", default=None, metavar="T1,T2,...",
+                    help="relative tolerances of the curves (default 1e-1,1e-2,...,1e-10;"
+                         " 1e-1,...,1e-4 with --quick); MNE's defaults, 1e-4 relative "
+                         "and 1e-8 absolute, are always added")
     ap.add_argument("--ref-tol", type=float, default=None,
                     help="relative tol of the reference tfmxne solve (default 1e-12; "
                          "1e-10 with --quick)")
     ap.add_argument("--mne-timeout", type=float, default=None,
-                    help="seconds after which one MNE solve is stopped (default 900; 60 "
+                    help="seconds after which one MNE solve is stopped (default 600; 60 "
                          "with --quick); tighter tolerances are then skipped")
     ap.add_argument("--tfmxne-timeout", type=float, default=300.0,
                     help="same for tfmxne (a safety net, default 300)")
@@ -531,13 +542,25 @@ def parse_args(argv=None):
                     help="limit BLAS threads of both solvers (threadpoolctl); default: "
                          "library default")
     ap.add_argument("--data", default=None, help="sample data folder")
+    ap.add_argument("--from-json", default=None, metavar="PATH",
+                    help="no solve: print the tables and redraw the figure from the "
+                         "--json output of an earlier run")
     args = ap.parse_args(argv)
     if args.repeat < 1:
         ap.error("--repeat must be >= 1")
+    if args.tols is None:
+        args.tols = QUICK_TOLS if args.quick else TOLS
+    else:
+        try:
+            args.tols = tuple(float(t) for t in args.tols.split(",") if t.strip())
+        except ValueError:
+            ap.error(f"--tols: expected comma-separated numbers, got {args.tols!r}")
+        if not args.tols or min(args.tols) <= 0:
+            ap.error(f"--tols: expected positive tolerances, got {args.tols!r}")
     if args.ref_tol is None:
         args.ref_tol = 1e-10 if args.quick else 1e-12
     if args.mne_timeout is None:
-        args.mne_timeout = 60.0 if args.quick else 900.0
+        args.mne_timeout = 60.0 if args.quick else 600.0
     if args.out is None:
         args.out = (Path(tempfile.gettempdir()) / "tfmxne-tta-quick" if args.quick
                     else HERE)
@@ -552,8 +575,36 @@ def _jsonable(x):
     return str(x)
 
 
+def report(results, ref_tol, tols_text, out):
+    print("\n== all samples ==")
+    print_markdown_table(CURVE_HEADER, curve_rows(results))
+    print("\n== time to MNE's accuracy at its default tolerances ==")
+    print("<!-- generated by benchmarks/bench_time_to_accuracy.py -->")
+    print_markdown_table(SUMMARY_HEADER, summary_rows(results))
+    for c in results:
+        r = c["ref"]
+        print(f"\n{c['case']}: P* = {r['p_obj']:.12g} (tfmxne at {ref_tol:g} x "
+              f"||M||^2, {bu.fmt_time(r['time'])}); resolution of P-P* "
+              f"{r['resolution']:.1e} ({r['resolution'] / c['nM2']:.1e} x ||M||^2); "
+              f"dist = ||X_t - X*|| / ||X*||, debias=False"
+              + ("" if r["certified"] else "; P* NOT certified"))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    fig_path = out / "time_to_accuracy.png"
+    plot(results, fig_path, tols_text)
+    print(f"\nwrote {fig_path} ({fig_path.stat().st_size / 1024:.0f} KB)")
+
+
 def main(argv=None):
     args = parse_args(argv)
+    tols_text = ", ".join(f"{t:g}" for t in sorted(set(args.tols) | {1e-4}, reverse=True))
+    if args.from_json:
+        payload = json.loads(Path(args.from_json).read_text())
+        a = payload["args"]
+        tols_text = ", ".join(f"{t:g}" for t in sorted(set(a.get("tols", TOLS)) | {1e-4},
+                                                         reverse=True))
+        report(payload["cases"], a["ref_tol"], tols_text, args.out)
+        return payload["cases"]
     import mne
     mne.set_log_level("ERROR")
     bu.warn_if_busy()
@@ -561,6 +612,8 @@ def main(argv=None):
     cases = list(CASES) if args.case == "all" else [args.case]
     capture = Capture()
     env = bu.environment()
+    import tfmxne
+    env.update(python_executable=sys.executable, tfmxne_file=tfmxne.__file__)
     print(f"tfmxne {env['tfmxne']}, MNE {env['mne']}, numpy {env['numpy']}; "
           f"{env['cpu_count']} CPUs; BLAS threads {args.blas_threads or 'default'}"
           + ("; QUICK smoke run" if args.quick else ""))
@@ -593,24 +646,8 @@ def main(argv=None):
         del prob, ref
 
     total = time.perf_counter() - t_start
-    print("\n== all samples ==")
-    print_markdown_table(CURVE_HEADER, curve_rows(results))
-    print("\n== time to MNE's accuracy at its default tolerances ==")
-    print("<!-- generated by benchmarks/bench_time_to_accuracy.py -->")
-    print_markdown_table(SUMMARY_HEADER, summary_rows(results))
-    for c in results:
-        r = c["ref"]
-        print(f"\n{c['case']}: P* = {r['p_obj']:.12g} (tfmxne at {args.ref_tol:g} x "
-              f"||M||^2, {bu.fmt_time(r['time'])}); resolution of P-P* "
-              f"{r['resolution']:.1e} ({r['resolution'] / c['nM2']:.1e} x ||M||^2); "
-              f"dist = ||X_t - X*|| / ||X*||, debias=False"
-              + ("" if r["certified"] else "; P* NOT certified"))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    fig_path = out / "time_to_accuracy.png"
-    plot(results, fig_path)
-    print(f"\nwrote {fig_path} ({fig_path.stat().st_size / 1024:.0f} KB); total "
-          f"{total:.0f} s")
+    report(results, args.ref_tol, tols_text, args.out)
+    print(f"total {total:.0f} s")
     if args.json:
         payload = dict(args={k: str(v) if isinstance(v, Path) else v
                              for k, v in vars(args).items()},
