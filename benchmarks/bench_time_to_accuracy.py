@@ -125,7 +125,8 @@ class Capture:
     the timing. MNE: ``mxne_optim._tf_mixed_norm_solver_bcd_active_set``
     (returns ``X, Z, active_set, E, gap``). tfmxne: ``solver._solver_core``
     (returns ``M, G, n_orient, frame, res`` with ``res.Z`` in the frame's
-    internal layout). If tfmxne's internals change, update ``_hook_tfmxne``.
+    internal layout), else ``solver._tf_solve``. If tfmxne's internals change,
+    update ``_hook_tfmxne`` (a solve whose Z was not recorded raises).
     """
 
     def __init__(self):
@@ -147,19 +148,28 @@ class Capture:
 
     def _hook_tfmxne(self):
         import tfmxne.solver as tsol
-        original = getattr(tsol, "_solver_core", None)
-        if original is None:
-            raise SystemExit("tfmxne.solver._solver_core is gone: update "
-                             "Capture._hook_tfmxne in bench_time_to_accuracy.py so "
-                             "that it records the coefficients Z of a solve")
+        core = getattr(tsol, "_solver_core", None)
+        solve = getattr(tsol, "_tf_solve", None)
+        if core is not None:
+            def hook(*a, **k):
+                out = core(*a, **k)
+                frame, res = out[3], out[4]
+                self.get = lambda: frame.to_mne(res.Z)
+                return out
 
-        def hook(*a, **k):
-            out = original(*a, **k)
-            frame, res = out[3], out[4]
-            self.get = lambda: frame.to_mne(res.Z)
-            return out
+            tsol._solver_core = hook
+        elif solve is not None:  # _tf_solve(M, G, alpha_space, alpha_time, frame, ...)
+            def hook(*a, **k):
+                res = solve(*a, **k)
+                frame = a[4] if len(a) > 4 else k["frame"]
+                self.get = lambda: frame.to_mne(res.Z)
+                return res
 
-        tsol._solver_core = hook
+            tsol._tf_solve = hook
+        else:
+            raise SystemExit("tfmxne.solver has neither _solver_core nor _tf_solve: "
+                             "update Capture._hook_tfmxne in bench_time_to_accuracy.py "
+                             "so that it records the coefficients Z of a solve")
 
 
 class _Timeout(Exception):
