@@ -48,6 +48,9 @@ Examples::
     python benchmarks/bench_end_to_end.py --json e2e.json --markdown
     python benchmarks/bench_end_to_end.py --cases a,d,e --skip-scaling
     python benchmarks/bench_end_to_end.py --quick          # smoke run (~1 min)
+    # A/B: also time the tfmxne of another install (e.g. an older commit's venv)
+    python benchmarks/bench_end_to_end.py --python-b ../old/.venv/bin/python \
+        --label-a new --label-b old --json ab.json --markdown
 """
 
 import argparse
