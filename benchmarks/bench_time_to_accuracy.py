@@ -48,7 +48,8 @@ Examples::
 
     python benchmarks/bench_time_to_accuracy.py            # both cases, figure
     python benchmarks/bench_time_to_accuracy.py --case surf --json tta.json
-    python benchmarks/bench_time_to_accuracy.py --quick    # smoke run, ~2 min
+    python benchmarks/bench_time_to_accuracy.py --quick --case surf  # smoke, < 1 min
+    python benchmarks/bench_time_to_accuracy.py --from-json tta.json --out /tmp
 """
 
 import argparse
