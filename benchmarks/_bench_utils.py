@@ -204,3 +204,81 @@ def fmt_time(t):
     if t < 100:
         return f"{t:.2f} s"
     return f"{t:.0f} s"
+
+
+# ---------------------------------------------------------------------------
+# TF-MxNE primal objective (independent NumPy code, MNE's STFT as the frame)
+# ---------------------------------------------------------------------------
+def _tf_dicts(wsize, tstep, n_times):
+    ws = [int(w) for w in np.atleast_1d(wsize)]
+    ts = [int(t) for t in np.atleast_1d(tstep)]
+    if len(ws) != len(ts):
+        raise ValueError(f"wsize {ws} and tstep {ts} differ in length")
+    return [(w, t, w // 2 + 1, -(-n_times // t)) for w, t in zip(ws, ts)]
+
+
+def tf_synthesis(Z, wsize, tstep, n_times):
+    """Signals ``X = Phi^T Z`` from coefficients in MNE's layout.
+
+    ``Z`` has, per dictionary, the ``(n_freqs, n_steps)`` STFT of each row
+    flattened frequency-major, dictionaries concatenated; each dictionary is
+    scaled by ``1 / sqrt(n_dicts)`` (MNE's ``_PhiT``). Uses
+    :func:`mne.time_frequency.istft`.
+    """
+    from mne.time_frequency import istft
+    Z = np.atleast_2d(Z)
+    dicts = _tf_dicts(wsize, tstep, n_times)
+    X = np.zeros((Z.shape[0], n_times))
+    off = 0
+    for _, t, nf, ns in dicts:
+        X += istft(Z[:, off:off + nf * ns].reshape(len(Z), nf, ns), t, n_times)
+        off += nf * ns
+    if off != Z.shape[1]:
+        raise ValueError(f"Z has {Z.shape[1]} coefficients per row, expected {off}")
+    return X / np.sqrt(len(dicts))
+
+
+def tf_multiplicity(wsize, tstep, n_times):
+    """Weight of each coefficient in MNE's norms: 1 for the DC and Nyquist
+    frequencies, 2 for the others (they stand for a frequency and its negative)."""
+    out = []
+    for _, _, nf, ns in _tf_dicts(wsize, tstep, n_times):
+        c = np.full((nf, ns), 2.0)
+        c[[0, -1]] = 1.0
+        out.append(c.ravel())
+    return np.concatenate(out)
+
+
+def tf_primal_objective(M, G, Z, active_set, alpha_space, alpha_time, wsize, tstep,
+                        n_orient):
+    """TF-MxNE primal objective at the coefficients ``Z`` (MNE's layout).
+
+    ``0.5 ||M - G_A Phi^T Z||_F^2 + alpha_space sum_j ||Z_j||_2
+    + alpha_time sum_{j,k} ||Z_jk||_2``, with ``Z_j`` the coefficients of
+    position ``j`` (all its orientations) and ``Z_jk`` those of coefficient
+    ``k``; each norm counts a coefficient with its multiplicity in the full
+    spectrum (:func:`tf_multiplicity`), as MNE's ``norm_l21_tf`` and
+    ``norm_l1_tf`` do. Written from the definition: shares no code with either
+    solver. ``Z`` must be the solver's coefficients, not ``Phi X``: the frame is
+    redundant, so ``X = Phi^T Z`` does not determine ``Z`` and the objective at
+    ``Phi X`` is larger. Returns ``(p_obj, X)``.
+    """
+    M = np.asarray(M, dtype=np.float64)
+    G = np.asarray(G, dtype=np.float64)
+    active_set = np.asarray(active_set, dtype=bool)
+    n_times = M.shape[1]
+    n_act = int(active_set.sum())
+    if n_act == 0:
+        return 0.5 * float(np.sum(M ** 2)), np.zeros((0, n_times))
+    if n_act % n_orient:
+        raise ValueError(f"{n_act} active rows is not a multiple of n_orient={n_orient}")
+    Z = np.asarray(Z, dtype=np.complex128)
+    if Z.shape[0] != n_act:
+        raise ValueError(f"Z has {Z.shape[0]} rows, the active set {n_act}")
+    X = tf_synthesis(Z, wsize, tstep, n_times)
+    R = M - G[:, active_set] @ X
+    c = tf_multiplicity(wsize, tstep, n_times)
+    mag2 = (Z.real ** 2 + Z.imag ** 2).reshape(n_act // n_orient, n_orient, -1).sum(1)
+    l21 = float(np.sum(np.sqrt(mag2 @ c)))
+    l1 = float(np.sum(np.sqrt(mag2) @ c))
+    return 0.5 * float(np.sum(R * R)) + alpha_space * l21 + alpha_time * l1, X

@@ -48,6 +48,9 @@ Examples::
     python benchmarks/bench_end_to_end.py --json e2e.json --markdown
     python benchmarks/bench_end_to_end.py --cases a,d,e --skip-scaling
     python benchmarks/bench_end_to_end.py --quick          # smoke run (~1 min)
+    # A/B: also time the tfmxne of another install (e.g. an older commit's venv)
+    python benchmarks/bench_end_to_end.py --python-b ../old/.venv/bin/python \
+        --label-a new --label-b old --json ab.json --markdown
 """
 
 import argparse
@@ -137,7 +140,9 @@ def run_worker(args):
     scalings = _record_debiasing(args.impl)
     info = dict(impl=args.impl, spec=spec, t_load=t_load, n_times=len(evoked.times),
                 sfreq=float(evoked.info["sfreq"]), n_positions=int(fwd["nsource"]),
-                timeout=args.timeout, pid=os.getpid(), env=bu.environment())
+                timeout=args.timeout, pid=os.getpid(), env=bu.environment(),
+                python=sys.executable, tfmxne_file=tfmxne.__file__,
+                debias_recorded=scalings is not None)
 
     rss_before = bu.current_rss_mb()
     maxrss_load = bu.maxrss_mb()
@@ -186,13 +191,18 @@ def run_worker(args):
         # position (tied over orientations), applied before the components are
         # combined, so it divides each row of the estimate
         nodebias = data
-        if scalings:
+        if scalings is None:  # hook unavailable: the estimate before debiasing unknown
+            nodebias = None
+        elif scalings:
             d = np.asarray(scalings[-1], dtype=float)
             if len(d) % len(keys) == 0 and len(d) > 0:
                 d_pos = d[::len(d) // len(keys)]
                 nodebias = data / d_pos.reshape((-1,) + (1,) * (data.ndim - 1))
             info["debias_mean_scaling"] = float(np.mean(d))
-        np.savez(out.with_suffix(".npz"), keys=keys, data=data, nodebias=nodebias)
+        arrays = dict(keys=keys, data=data)
+        if nodebias is not None:
+            arrays["nodebias"] = nodebias
+        np.savez(out.with_suffix(".npz"), **arrays)
         info["n_active"] = int(len(keys))
         info["stc_type"] = type(stc).__name__
     _write_json(out, info)
@@ -200,7 +210,8 @@ def run_worker(args):
 
 def _record_debiasing(impl):
     """Wrap the implementation's debiasing step to record the scaling it applies
-    (one call per solve; its cost is unchanged)."""
+    (one call per solve; its cost is unchanged). None if the function is absent
+    (another install of tfmxne, see --python-b)."""
     scalings = []
     if impl == "mne":
         from mne.inverse_sparse import mxne_optim as mod
@@ -208,7 +219,11 @@ def _record_debiasing(impl):
     else:
         import tfmxne._pipeline as mod
         name = "_debias"
-    original = getattr(mod, name)
+    original = getattr(mod, name, None)
+    if original is None:
+        print(f"note: {mod.__name__}.{name} not found: the estimate before debiasing "
+              "is not recorded", file=sys.stderr)
+        return None
 
     def wrapper(*a, **k):
         d = original(*a, **k)
@@ -238,12 +253,17 @@ class Runner:
     def remaining(self):
         return self.deadline - time.monotonic()
 
-    def run(self, impl, spec, timeout, label):
-        """Run one worker; returns its result dict (status ok/timeout/error/...)."""
+    def run(self, impl, spec, timeout, label, python=None, name=None):
+        """Run one worker; returns its result dict (status ok/timeout/error/...).
+
+        ``python``: the interpreter of the worker (default: this one), hence the
+        tfmxne it imports; ``name``: how the progress line calls it.
+        """
         self.count += 1
         base = self.tmpdir / f"run{self.count:03d}-{impl}"
         out = base.with_suffix(".json")
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--impl", impl,
+        cmd = [python or sys.executable, str(Path(__file__).resolve()), "--worker",
+               "--impl", impl,
                "--spec", json.dumps(spec), "--out", str(out), "--timeout", f"{timeout:g}"]
         if self.args.data:
             cmd += ["--data", self.args.data]
@@ -251,7 +271,7 @@ class Runner:
             cmd += ["--ref-tol", f"{self.args.ref_tol:g}"]
         if self.args.tracemalloc:
             cmd.append("--tracemalloc")
-        print(f"  [{label}] {impl:<6} ... ", end="", flush=True)
+        print(f"  [{label}] {name or impl:<6} ... ", end="", flush=True)
         t0 = time.perf_counter()
         with open(base.with_suffix(".log"), "w") as log:
             try:
@@ -332,6 +352,9 @@ def distances(res, res_ref):
     a, b = np.load(res["_npz"]), np.load(res_ref["_npz"])
     out = {}
     for field in ("data", "nodebias"):
+        if field not in a.files or field not in b.files:
+            out[field] = None
+            continue
         ua, ub = _on_union(a["keys"], a[field], b["keys"], b[field])
         nb = np.linalg.norm(ub)
         out[field] = float(np.linalg.norm(ua - ub) / nb) if nb > 0 else None
@@ -414,7 +437,12 @@ def run_cases(args, runner, case_ids):
               + (f"  [quick: crop {spec['crop']}, tol {spec['tol']:g}]" if args.quick
                  else ""))
         # tfmxne first: it is fast and keeps the MNE run last against the budget
-        res_t = runner.run("tfmxne", spec, args.tfmxne_timeout, cid)
+        res_t = runner.run("tfmxne", spec, args.tfmxne_timeout, cid,
+                           name=f"tfmxne ({args.label_a})" if args.python_b else None)
+        res_b = None
+        if args.python_b:
+            res_b = runner.run("tfmxne", spec, args.tfmxne_timeout, cid,
+                               python=args.python_b, name=f"tfmxne ({args.label_b})")
         if args.no_mne:
             res_m = dict(status="skipped")
         else:
@@ -433,12 +461,19 @@ def run_cases(args, runner, case_ids):
             res_r = runner.run("ref", spec, args.tfmxne_timeout, f"{cid} optimum")
             dist = {impl: distances(r, res_r) for impl, r in (("mne", res_m),
                                                              ("tfmxne", res_t))}
+            if res_b is not None:
+                dist["tfmxne_b"] = distances(res_b, res_r)
         results.append(dict(id=cid, name=name, desc=CASES[cid]["desc"], spec=spec,
                             n_times=res_t.get("n_times"),
                             n_positions=res_t.get("n_positions"),
                             mne=res_m, tfmxne=res_t, speedup=sp,
                             speedup_is_lower_bound=lower, comparison=comp,
                             distances=dist))
+        if res_b is not None:
+            sp_b, lower_b = _speedup(res_m, res_b)
+            results[-1].update(tfmxne_b=res_b, speedup_b=sp_b,
+                               speedup_b_is_lower_bound=lower_b,
+                               comparison_ab=compare(res_b, res_t))
     return results
 
 
@@ -541,6 +576,32 @@ def _dist_rows(results):
     return rows
 
 
+AB_HEADER = ["case", "tfmxne A", "tfmxne B", "B / A", "MNE / A", "MNE / B",
+             "dist A (deb. / no deb.)", "dist B (deb. / no deb.)", "A vs B",
+             "peak RSS MB (A/B)"]
+
+
+def _ab_rows(results):
+    def dd(d, key):
+        v = (d or {}).get(key) or {}
+        return " / ".join(f"{v[f]:.1e}" if v.get(f) is not None else "-"
+                          for f in ("data", "nodebias"))
+
+    rows = []
+    for r in results:
+        if "tfmxne_b" not in r:
+            continue
+        a, b = r["tfmxne"], r["tfmxne_b"]
+        ratio, _ = _speedup(b, a)  # time of B / time of A (A's speedup over B)
+        rows.append([f"({r['id']}) {r['name']}", _fmt_res_time(a), _fmt_res_time(b),
+                     _fmt_speed(ratio, b.get("status") == "timeout"),
+                     _fmt_speed(r["speedup"], r["speedup_is_lower_bound"]),
+                     _fmt_speed(r["speedup_b"], r["speedup_b_is_lower_bound"]),
+                     dd(r.get("distances"), "tfmxne"), dd(r.get("distances"), "tfmxne_b"),
+                     _fmt_agree(r.get("comparison_ab")), f"{_mem(a)} / {_mem(b)}"])
+    return rows
+
+
 def _scale_rows(pts, axis):
     rows = []
     for p in pts:
@@ -579,7 +640,7 @@ def print_markdown_table(header, rows):
         print("| " + " | ".join(c.replace("|", "\\|") for c in r) + " |")
 
 
-def report(results, scaling, markdown):
+def report(results, scaling, markdown, ab_labels=None):
     printer = print_markdown_table if markdown else print_text_table
     if markdown:
         print("\n<!-- generated by benchmarks/bench_end_to_end.py --markdown -->")
@@ -591,9 +652,21 @@ def report(results, scaling, markdown):
             title = "Distance to the converged optimum (tfmxne at --ref-tol)"
             print(f"\n### {title}\n" if markdown else f"\n== {title.lower()} ==")
             printer(DIST_HEADER, rows)
+        rows = _ab_rows(results)
+        if rows:
+            la, lb = ab_labels or ("A", "B")
+            title = f"A/B: tfmxne A = {la} vs B = {lb} (--python-b)"
+            print(f"\n### {title}\n" if markdown else f"\n== {title} ==")
+            printer(AB_HEADER, rows)
+            r0 = next(r for r in results if "tfmxne_b" in r)
+            for tag, res in (("A", r0["tfmxne"]), ("B", r0["tfmxne_b"])):
+                print(("\n" if markdown and tag == "A" else "")
+                      + f"{tag} = {la if tag == 'A' else lb}: {res.get('python', '?')} "
+                      f"(tfmxne from {res.get('tfmxne_file', '?')})"
+                      + ("  " if markdown else ""))
         if not markdown:
             for r in results:
-                for impl in IMPLS:
+                for impl in IMPLS + (("tfmxne_b",) if "tfmxne_b" in r else ()):
                     for w in r[impl].get("warnings") or []:
                         print(f"  ({r['id']}) {impl} warning: {w}")
     if scaling:
@@ -659,6 +732,14 @@ def parse_args(argv=None):
     ap.add_argument("--quick", action="store_true",
                     help="smoke run: case a only, crop 0.05..0.15 s, tol x10, small "
                          "scaling table, short timeouts")
+    ap.add_argument("--python-b", default=None, metavar="PYTHON",
+                    help="also time tfmxne as imported by this interpreter (another "
+                         "install, e.g. the venv of an older commit) on every case, in "
+                         "the same run, and print an A/B table; A is the tfmxne of the "
+                         "interpreter running this script. Cases only (not the scaling "
+                         "table); the optimum (ref) is computed by A")
+    ap.add_argument("--label-a", default="A", help="name of A in the A/B table")
+    ap.add_argument("--label-b", default="B", help="name of B in the A/B table")
     ap.add_argument("--json", default=None, metavar="PATH", help="write all numbers here")
     ap.add_argument("--markdown", action="store_true",
                     help="print the final tables as Markdown (for benchmarks/README.md)")
@@ -683,6 +764,8 @@ def parse_args(argv=None):
         args.scaling_mne_budget = 60.0 if q else 300.0
     if args.cases is None:
         args.cases = "a" if q else "all"
+    if args.python_b is not None and not Path(args.python_b).is_file():
+        ap.error(f"--python-b: no such interpreter: {args.python_b!r}")
     return args
 
 
@@ -722,14 +805,18 @@ def main(argv=None):
           f"threads (workers: {args.blas_threads or 'default'}); cache {bu.cache_dir()}")
     print(f"cases: {','.join(case_ids) or 'none'}; MNE timeout {args.mne_timeout:g} s; "
           f"budget {args.budget:g} s" + ("; QUICK smoke run" if args.quick else ""))
+    if args.python_b:
+        print(f"A/B: tfmxne A = {args.label_a} ({sys.executable}), B = {args.label_b} "
+              f"({args.python_b})")
     tmp = tempfile.mkdtemp(prefix="tfmxne-e2e-")
     runner = Runner(args, tmp)
     results = run_cases(args, runner, case_ids)
     scaling = None if args.skip_scaling else run_scaling(args, runner)
     total = time.perf_counter() - t_start
-    report(results, scaling, markdown=False)
+    labels = (args.label_a, args.label_b)
+    report(results, scaling, markdown=False, ab_labels=labels)
     if args.markdown:
-        report(results, scaling, markdown=True)
+        report(results, scaling, markdown=True, ab_labels=labels)
     print(f"\ntotal benchmark time: {total:.0f} s ({runner.count} worker processes)")
     if args.json:
         payload = dict(args={k: v for k, v in vars(args).items()
