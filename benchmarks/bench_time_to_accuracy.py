@@ -11,7 +11,7 @@ optimum ``||X_t - X*|| / ||X*||``) against the time the run took, so that a
 speed is never quoted without the accuracy it bought.
 
 Problem: the whitened data ``M`` and scaled gain ``G`` that ``tf_mixed_norm``
-builds (``tfmxne.inverse._prepare``, as ``bench_solver.py``; equal to MNE's to
+builds (``tfmxne._pipeline._prepare``, as ``bench_solver.py``; equal to MNE's to
 1e-12), evoked 'Left Auditory' cropped to -0.05..0.3 s (211 samples),
 alpha=40, l1_ratio=0.03, wsize=64, tstep=4, maxit=3000, debias=False, on
 
@@ -94,7 +94,7 @@ COLORS = {"mne": "tab:blue", "tfmxne": "tab:orange"}
 # ---------------------------------------------------------------------------
 def build_problem(case, args, sample):
     """Whitened data and scaled gain of ``case`` as tf_mixed_norm builds them."""
-    from tfmxne.inverse import _prepare
+    from tfmxne._pipeline import _prepare
 
     spec = CASES[case]
     crop = QUICK_CROP if args.quick else PROBLEM["crop"]
