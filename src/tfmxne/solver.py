@@ -237,9 +237,10 @@ def _debias(M, G_A, X, n_orient):
     """
     if X.shape[0] == 0:
         return np.ones(0)
-    d, status = _engine.debias(np.ascontiguousarray(M, dtype=np.float64),
-                               np.ascontiguousarray(G_A, dtype=np.float64),
-                               np.ascontiguousarray(X, dtype=np.float64), n_orient)
+    with _parallel.blas_one_thread():   # as inside tf_solve: the same bits
+        d, status = _engine.debias(np.ascontiguousarray(M, dtype=np.float64),
+                                   np.ascontiguousarray(G_A, dtype=np.float64),
+                                   np.ascontiguousarray(X, dtype=np.float64), n_orient)
     if status != _engine.STATUS_OK:
         warn("Debiasing did not converge: the active-set solver hit its iteration "
              "cap; returning the estimate without debiasing.", RuntimeWarning)
