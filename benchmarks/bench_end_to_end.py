@@ -217,7 +217,12 @@ def _record_debiasing(impl):
         from mne.inverse_sparse import mxne_optim as mod
         name = "compute_bias"
     else:
-        import tfmxne._pipeline as mod
+        import importlib
+
+        try:   # where tf_mixed_norm calls it (older installs: tfmxne.inverse)
+            mod = importlib.import_module("tfmxne._pipeline")
+        except ImportError:
+            mod = importlib.import_module("tfmxne.inverse")
         name = "_debias"
     original = getattr(mod, name, None)
     if original is None:
