@@ -3,29 +3,35 @@
 """Simulation study of the automatic choice of alpha, with forward-model error.
 
 Not part of CI. One to three focal sources with transient oscillatory time
-courses are simulated on the shared oct-4 cortical surface with a *different*
-forward model than the one used for the reconstruction:
+courses are simulated with a *different* forward model than the one used for
+the reconstruction (``tfmxne._simulate``, shared with the tests):
 
-* positions jittered by 3 mm (random, non-outward directions) and orientations tilted by
-  about 15 degrees (a discrete source space, fixed orientations),
-* a co-registration error (2 mm translation, 1 degree rotation of the
-  head-to-MRI transform),
-* a three-layer BEM with another skull conductivity (0.0125 S/m instead of
-  0.006 S/m).
+* a finer cortex: every vertex of the surfaces stored with the shared oct-4
+  source space (2 x 1026, about 6 mm apart; about 2030 kept 3 mm inside the inner
+  skull) against the 508 positions of the reconstruction, about 10 mm apart;
+* orientations: normals tilted by 20 degrees (random tangential directions);
+* co-registration: the head-to-MRI transform rotated by 2 degrees and shifted
+  by 4 mm (two such forwards, alternated over the seeds);
+* conductivity: the three-layer BEM solved again with a skull conductivity of
+  0.0125 S/m instead of 0.006 S/m;
+* sources are points or 10 mm patches (every fine-cortex position of the
+  hemisphere within 10 mm, each with its own orientation), plus background
+  activity: 200 random positions with independent 2-30 Hz time courses whose
+  energy is 0, 30 or 60 % of the focal sources' (cycled over the seeds).
 
 Noise is drawn from the shared noise covariance at the level of an average of
 ``nave`` = 3, 10 or 60 trials. The reconstruction uses the shared oct-4
 surface forward (mindist 5 mm) with tfmxne's default options.
 
-For each case the data path is solved once over ``tfmxne.path.AUTO_ALPHAS``
-(l1_ratio 0.03), with SURE's perturbed path, and every path-based criterion is
-evaluated on it (with its constants swept); SURE on the reweighted problem
-(seed 0 of point sources only) and the default (``alpha=None, l1_ratio=None``)
-are run end to end with :func:`tfmxne.solve` (timed, the default also against
-one solve at its choice). Per criterion: success rate
-(every true source has an estimated position within 20 mm and at most 2
-spurious positions per true source), localisation error, spurious positions,
-time-course correlation, chosen alpha, time.
+For each case the data path is solved once over ``STUDY_ALPHAS`` (l1_ratio
+0.03; stopped after the first level with more than ``K_STOP`` positions,
+where no case can succeed) with, for seeds below ``--sure-seeds``, SURE's
+perturbed path, and every path-based criterion is evaluated on it with its
+constants swept; the default (``alpha=None, l1_ratio=None``) is run end to
+end with :func:`tfmxne.solve` (timed, against one solve at its choice). Per
+criterion: success rate (every true source has an estimated position within
+20 mm and at most 2 spurious positions per true source), localisation error,
+spurious positions, time-course correlation, chosen alpha, time.
 
 Usage::
 
@@ -51,7 +57,6 @@ from _bench_utils import cache_dir, find_sample, get_forward, read_cov  # noqa: 
 L1 = 0.03
 TMIN, TMAX = -0.05, 0.3
 HIT_MM = 20.0
-MIN_SEP_MM = 30.0
 
 
 def simulation_forward(sample, fwd_surf, info, seed=0):
@@ -247,13 +252,16 @@ def real_data(criteria):
         ev = mne.read_evokeds(sample / "sample-ave.fif.gz", condition=cond,
                               baseline=(None, 0), verbose=False).crop(TMIN, TMAX)
         for crit in criteria:
-            t0 = time.perf_counter()
-            r = tfmxne.solve(ev, fwd, cov, alpha=None if crit == "default" else crit,
+            t, t1 = np.inf, np.inf
+            for _ in range(3):  # best of 3 (busy machines)
+                t0 = time.perf_counter()
+                r = tfmxne.solve(ev, fwd, cov, alpha=None if crit == "default" else crit,
+                                 verbose=False)
+                t = min(t, time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                tfmxne.solve(ev, fwd, cov, alpha=r.alpha, l1_ratio=r.l1_ratio,
                              verbose=False)
-            t = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            tfmxne.solve(ev, fwd, cov, alpha=r.alpha, l1_ratio=r.l1_ratio, verbose=False)
-            t1 = time.perf_counter() - t0
+                t1 = min(t1, time.perf_counter() - t0)
             pos = np.flatnonzero(r.active_set.reshape(-1, 3).any(axis=1))
             rr = fwd["source_rr"][pos] * 1e3
             hits = {side: min(float(np.min(np.linalg.norm(rr - np.array(p), axis=1)))
@@ -273,6 +281,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="2 seeds, nave 10 and 60")
     ap.add_argument("--seeds", type=int, default=8)
+    ap.add_argument("--first-seed", type=int, default=0,
+                    help="seeds first-seed .. first-seed + seeds - 1 (to add cases)")
     ap.add_argument("--naves", default="3,10,60")
     ap.add_argument("--nsrc", default="1,2,3")
     ap.add_argument("--end-to-end", default="sure-irl,default",
@@ -315,7 +325,7 @@ def main():
     t_start = time.perf_counter()
     for nave, extent in [(nv, ex) for ex in extents for nv in naves]:
         for n_src in nsrcs:
-            for seed in range(args.seeds):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 bg = backgrounds[seed % len(backgrounds)]
                 fwd_sim = fwd_sims[seed % len(fwd_sims)]
                 sim, true_rr, S = make_case(ev0, fwd_sim, cov, nave, n_src,
@@ -431,17 +441,28 @@ def pickers(eps_grid=(0.0, 0.2, 0.4, 0.6, 0.7, 0.8, 0.9), gammas=(100, 300, 1000
         out[f"bic {g:g}"] = (lambda c, g=g: c["evals"][
             choose_bic(c["rows"], c["N"], g, "k_pos")])
     for cc in cs:
-        out[f"sparse-bic {cc:g}"] = (lambda c, cc=cc: c["evals"][
+        # as tfmxne walks it (patience SIGNAL_PATIENCE = 3), on the whole
+        # grid, and with patience 1 (the same as the 'gain' rule)
+        out[f"signal-share {cc:g}"] = (lambda c, cc=cc: c["evals"][
+            choose_sparse_walk(c["rows"], _noise(c), c["m2"], cc, 3)])
+        out[f"signal-share {cc:g} whole grid"] = (lambda c, cc=cc: c["evals"][
             choose_sparse_bic(c["rows"], _noise(c), c["m2"], cc)])
-        for pat in (1, 2, 3):
-            out[f"sparse-walk{pat} {cc:g}"] = (lambda c, cc=cc, pat=pat: c["evals"][
-                choose_sparse_walk(c["rows"], _noise(c), c["m2"], cc, pat)])
+        out[f"signal-share {cc:g} patience 1"] = (lambda c, cc=cc: c["evals"][
+            choose_sparse_walk(c["rows"], _noise(c), c["m2"], cc, 1)])
         out[f"gain {cc:g}"] = (lambda c, cc=cc: c["evals"][
             choose_gain(c["rows"], _noise(c), c["m2"], cc)])
     return out
 
 
-def summarize(cases, markdown=False):
+TABLE_ROWS = ("oracle", "sure", "sure-irl", "discrepancy", "model-discrepancy 0.4",
+              "model-discrepancy 0.6", "model-discrepancy 0.7", "model-discrepancy 0.8",
+              "bic 100", "bic 300", "bic 1000", "signal-share 0.02",
+              "signal-share 0.025", "signal-share 0.03", "signal-share 0.03 whole grid",
+              "signal-share 0.03 patience 1", "signal-share 0.04", "signal-share 0.05",
+              "default")
+
+
+def summarize(cases, markdown=False, rows=None):
     """Per criterion and (source extent, nave): success rate, mean spurious
     positions, mean chosen alpha per number of sources; then the median
     localisation error, mean time-course correlation (nave 10 and 60) and time."""
@@ -461,6 +482,8 @@ def summarize(cases, markdown=False):
         print("| " + " | ".join(head) + " |")
         print("| " + " | ".join("---" for _ in head) + " |")
     for name, pick in picks.items():
+        if rows is not None and name not in rows:
+            continue
         cells, errs, corrs, tms = [], [], [], []
         for ex, nv in groups:
             evs = [(c, pick(c)) for c in cases
@@ -494,7 +517,7 @@ def summarize(cases, markdown=False):
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--summarize":
         summarize(sum((json.loads(Path(f).read_text()) for f in sys.argv[2:]), []),
-                  markdown=True)
+                  markdown=True, rows=TABLE_ROWS)
     elif len(sys.argv) > 1 and sys.argv[1] == "--real":
         real_data(sys.argv[2].split(",") if len(sys.argv) > 2 else ["default"])
     else:

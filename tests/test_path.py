@@ -395,7 +395,7 @@ def test_default_alpha_two_sources_model_error(two_sources_model_error, fwd_surf
 def _check_signal_share(sel, res):
     """The walk's own rule, checked on what it recorded: the answer has the
     smallest value of everything solved, the walk stopped after
-    SIGNAL_PATIENCE successive non-improving levels with more positions
+    SIGNAL_PATIENCE non-improving levels with more positions than the best
     (or at the end of the grid), and the other l1_ratios were solved at the
     chosen alpha only."""
     P = tfmxne.path
