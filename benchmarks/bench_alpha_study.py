@@ -280,16 +280,16 @@ def main():
     mne.set_log_level("WARNING")
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="2 seeds, nave 10 and 60")
-    ap.add_argument("--seeds", type=int, default=8)
+    ap.add_argument("--seeds", type=int, default=6)
     ap.add_argument("--first-seed", type=int, default=0,
                     help="seeds first-seed .. first-seed + seeds - 1 (to add cases)")
     ap.add_argument("--naves", default="3,10,60")
     ap.add_argument("--nsrc", default="1,2,3")
-    ap.add_argument("--end-to-end", default="sure-irl,default",
+    ap.add_argument("--end-to-end", default="default",
                     help="criteria run end to end with tfmxne.solve")
     ap.add_argument("--extent", default="0,10",
                     help="source extents (mm) to simulate: 0 = point sources")
-    ap.add_argument("--background", default="0.3",
+    ap.add_argument("--background", default="0,0.3,0.6",
                     help="background energy relative to the focal sources, per case "
                          "(cycled over the seeds)")
     ap.add_argument("--irl-seeds", type=int, default=1,
