@@ -49,12 +49,18 @@ def solve(evoked, forward, noise_cov, loose="auto", depth=0.8, maxit=3000, tol=1
         Regularisation in percent of alpha_max, or a criterion that chooses it
         on a warm-started grid (``tfmxne.path.AUTO_ALPHAS``, 90 to 5 percent of
         alpha_max); ``result.selection`` holds the curve and the choice.
-        ``'model-discrepancy'`` (what ``None`` means): the largest alpha whose
-        whitened residual energy is at most the expected noise energy plus
-        ``tfmxne.path.MODEL_ERROR**2`` times the data energy beyond it (the
-        share of the signal a forward model in error cannot fit); the grid is
-        walked down and stops at the answer. ``'discrepancy'``: the same with
-        noise only (``rank * n_times / nave``). ``'sure'``: minimise Stein's
+        ``'signal-share'`` (what ``None`` means): the minimum along the path
+        of ``RSS / E + tfmxne.path.SIGNAL_SHARE * k`` on the debiased fits
+        (k active positions, E the whitened data energy beyond the expected
+        noise energy), i.e. every position kept must explain at least that
+        share of the signal; the grid is walked down on l1_ratio
+        ``tfmxne.path.SIGNAL_L1_RATIO`` and stops once
+        ``tfmxne.path.SIGNAL_PATIENCE`` levels after the best, with more
+        positions than it, have not improved on it. ``'model-discrepancy'``: the largest
+        alpha whose whitened residual energy is at most the expected noise
+        energy plus ``tfmxne.path.MODEL_ERROR**2`` times the data energy
+        beyond it; the grid is walked down and stops at the answer.
+        ``'discrepancy'``: the same with noise only (``rank * n_times / nave``). ``'sure'``: minimise Stein's
         unbiased risk estimate (finite-difference Monte Carlo degrees of
         freedom, Deledalle et al. 2014, as MNE's ``mixed_norm(alpha='sure')``;
         with ``n_tfmxne_iter > 1``, on the reweighted problem). ``'bic'``: an
@@ -65,9 +71,11 @@ def solve(evoked, forward, noise_cov, loose="auto", depth=0.8, maxit=3000, tol=1
         forward-model error.
     l1_ratio : float | None
         Share of the temporal penalty; ``None``: chosen by the same criterion
-        over ``tfmxne.path.AUTO_L1_RATIOS`` (for the discrepancy criteria, all
-        l1_ratios walk the alpha grid together and the first level where one
-        meets the target decides; ties: fewest active positions).
+        over ``tfmxne.path.AUTO_L1_RATIOS`` ('signal-share': the others are
+        solved at the alpha chosen on ``SIGNAL_L1_RATIO`` and the lowest value
+        wins; the discrepancy criteria: all l1_ratios walk the alpha grid
+        together and the first level where one meets the target decides;
+        ties: fewest active positions).
     return_residual : bool
         Compute the residual evoked (default True).
     dtype : numpy dtype
@@ -162,8 +170,9 @@ def tf_mixed_norm(evoked, forward, noise_cov, loose="auto", depth=0.8, maxit=300
         Return a list of :class:`mne.Dipole` instead of a source estimate.
     alpha : float | None | str
         Regularisation in (0, 100), in percent of alpha_max. ``None`` (MNE
-        crashes there) selects it automatically, as ``'model-discrepancy'``;
-        ``'sure'``, ``'discrepancy'`` and ``'bic'`` are the other criteria;
+        crashes there) selects it automatically, as ``'signal-share'``;
+        ``'model-discrepancy'``, ``'sure'``, ``'discrepancy'`` and ``'bic'``
+        are the other criteria;
         see :func:`tfmxne.solve`.
     l1_ratio : float | None
         Share of the temporal (L1) penalty in [0, 1]; ``None``: selected by the

@@ -29,15 +29,26 @@ from ._pipeline import (
 from ._validation import _short, check_int
 from ._parallel import batch_scope
 
-#: Default alpha grid of automatic selection, in percent of alpha_max.
-AUTO_ALPHAS = np.geomspace(90.0, 5.0, 12)
+#: Default alpha grid of automatic selection, in percent of alpha_max
+#: (geometric, about 12 % apart).
+AUTO_ALPHAS = np.geomspace(90.0, 5.0, 23)
 #: l1_ratio values tried when ``l1_ratio=None``.
 AUTO_L1_RATIOS = (0.01, 0.03, 0.1, 0.3)
 #: Criteria of automatic selection; the first is what ``alpha=None`` means.
-CRITERIA = ("model-discrepancy", "sure", "discrepancy", "bic")
-#: Relative forward-model error assumed by 'model-discrepancy' (chosen on the
+CRITERIA = ("signal-share", "model-discrepancy", "sure", "discrepancy", "bic")
+#: Share of the data energy beyond the noise that each active position must
+#: explain under 'signal-share' (chosen on the simulation study of
+#: benchmarks/bench_alpha_study.py, never on recordings).
+SIGNAL_SHARE = 0.03
+#: 'signal-share' walks down the grid until this many levels after its best so
+#: far, with more active positions than it, have not improved on it.
+SIGNAL_PATIENCE = 3
+#: l1_ratio on which 'signal-share' walks the alpha grid; with ``l1_ratio=None``
+#: the other ``AUTO_L1_RATIOS`` are then solved at the chosen alpha only.
+SIGNAL_L1_RATIO = 0.03
+#: Relative forward-model error assumed by 'model-discrepancy' (the best of the
 #: simulation study of benchmarks/bench_alpha_study.py, never on recordings).
-MODEL_ERROR = 0.4
+MODEL_ERROR = 0.7
 #: Points solved between the last grid alpha without a hit and the first with
 #: one, by the discrepancy criteria (geometric; the answer is the first hit).
 AUTO_REFINE = 2
@@ -291,6 +302,8 @@ def _select(evoked, forward, noise_cov, criterion, l1_ratio, o, alphas=None,
     if criterion in ("model-discrepancy", "discrepancy"):
         return _select_discrepancy(evoked, fp, criterion, l1_grid, alphas, o, kw,
                                    n_workers, emit)
+    if criterion == "signal-share":
+        return _select_signal_share(evoked, fp, l1_grid, alphas, o, kw, n_workers, emit)
     rng = np.random.default_rng(random_state)
     values = np.full((len(l1_grid), len(alphas)), np.inf)
     n_active = np.zeros((len(l1_grid), len(alphas)), int)
@@ -458,6 +471,109 @@ def _select_discrepancy(evoked, fp, criterion, l1_grid, alphas, o, kw, n_workers
                        baseline_noise_var=_baseline_noise_var(p0), n_solves=n_solves,
                        stopped_early=bool(j < n_a - 1))
     logger.info(f"Selected alpha={a:.4g} l1_ratio={l1_grid[i]} ({criterion}, "
+                f"{n_solves} solves)")
+    return r
+
+
+def _signal_share_value(r, energy, n_pos):
+    """RSS / E + SIGNAL_SHARE k of one estimate (inf when empty)."""
+    if not n_pos:
+        return np.inf
+    return r.residual_norm2 / energy + SIGNAL_SHARE * n_pos
+
+
+def _select_signal_share(evoked, fp, l1_grid, alphas, o, kw, n_workers,
+                         emit=None):
+    """Each active position must explain a share of the signal: the minimum of
+    ``RSS / E + SIGNAL_SHARE * k`` on the debiased fits of the path.
+
+    ``RSS`` is the whitened residual energy, ``k`` the number of active
+    positions and ``E`` the data energy beyond the expected noise energy
+    (the signal's energy: forward-model error and unexplained activity
+    included). Every position kept must lower the residual by at least
+    ``SIGNAL_SHARE * E``: a threshold that scales with the signal, as the
+    energy a wrong forward model leaves for spurious positions does, where a
+    penalty in units of the noise (BIC, SURE, the discrepancy principle)
+    buys that error back with sources as the noise goes down.
+
+    The grid is walked down on ``SIGNAL_L1_RATIO`` (warm-started) and stops
+    once ``SIGNAL_PATIENCE`` levels after the best so far, with more positions
+    than it, have not improved on it (the best is the answer; the simulation
+    study measures the criterion with this stop: no cheap bound certifies
+    that an unsolved level cannot do better). With several
+    l1_ratios, the others are solved at the chosen alpha and the lowest value
+    wins.
+    """
+    wsize, tstep = kw["wsize"], kw["tstep"]
+    l1_ref = SIGNAL_L1_RATIO if SIGNAL_L1_RATIO in l1_grid else l1_grid[0]
+    i_ref = list(l1_grid).index(l1_ref)
+    p = _prepare_data(fp, evoked, o["window"], l1_ref, wsize, tstep)
+    noise = _noise_energy(p)
+    m2 = float(np.sum(p.M ** 2))
+    energy = m2 - noise
+    if energy <= 1e-3 * m2:
+        logger.info(f"signal-share: the data energy ({m2:.4g}) is at most the "
+                    f"expected noise energy ({noise:.4g}); using 1e-3 of it")
+        energy = 1e-3 * m2
+    n_l1, n_a = len(l1_grid), len(alphas)
+    values = np.full((n_l1, n_a), np.nan)
+    n_active = np.full((n_l1, n_a), -1)
+    total = n_a + n_l1 - 1  # at most: the walk stops after its patience
+    n_solves = 0
+    best = None  # (value, j, result, n_pos)
+    fails = 0
+    Z = pos = None
+    for j, a in enumerate(alphas):
+        r = _solve_prepared(
+            p, float(a), l1_ref, kw["maxit"], kw["tol"], o["debias"], wsize, tstep,
+            kw["dgap_freq"], o["pick_ori"], kw["n_iter"], kw["return_residual"],
+            np.float64, Z_init=Z, init_positions=pos, raise_empty=False)
+        _solved(emit, "alpha", r, total)
+        n_solves += kw["n_iter"]
+        k = _n_positions(r)
+        if k:
+            Z, pos = r._res.Z, r._res.positions
+        v = _signal_share_value(r, energy, k)
+        values[i_ref, j], n_active[i_ref, j] = v, k
+        logger.info(f"alpha {a:.3g}: {k} positions, signal-share {v:.4g}")
+        if best is None or v < best[0]:
+            best, fails = (v, j, r, k), 0
+        elif k > best[3]:
+            fails += 1
+            if fails >= SIGNAL_PATIENCE:
+                break
+    v, j, r, k = best
+    i = i_ref
+    others = [m for m in range(n_l1) if m != i_ref]
+    if others and np.isfinite(v):
+        a = float(alphas[j])
+
+        def one(m):
+            pm = _prepare_data(fp, evoked, o["window"], l1_grid[m], wsize, tstep)
+            rm = _solve_prepared(
+                pm, a, l1_grid[m], kw["maxit"], kw["tol"], o["debias"], wsize,
+                tstep, kw["dgap_freq"], o["pick_ori"], kw["n_iter"],
+                kw["return_residual"], np.float64, raise_empty=False)
+            _solved(emit, "alpha", rm, total)
+            return pm, rm
+
+        outs = _in_threads([lambda m=m: one(m) for m in others], n_workers)
+        n_solves += len(others) * kw["n_iter"]
+        for m, (pm, rm) in zip(others, outs):
+            km = _n_positions(rm)
+            values[m, j] = _signal_share_value(rm, energy, km)
+            n_active[m, j] = km
+            if values[m, j] < v:
+                v, i, r = values[m, j], m, rm
+    r.selection = dict(criterion="signal-share", alphas=np.asarray(alphas),
+                       l1_ratios=np.asarray(l1_grid), values=values, n_active=n_active,
+                       alpha=float(alphas[j]), l1_ratio=float(l1_grid[i]),
+                       signal_share=SIGNAL_SHARE, patience=SIGNAL_PATIENCE,
+                       noise_var=_noise_var(p), noise_energy=noise, data_energy=m2,
+                       signal_energy=energy, baseline_noise_var=_baseline_noise_var(p),
+                       n_solves=n_solves,
+                       stopped_early=bool(np.isnan(values[i_ref, -1])))
+    logger.info(f"Selected alpha={alphas[j]:.4g} l1_ratio={l1_grid[i]} (signal-share, "
                 f"{n_solves} solves)")
     return r
 
