@@ -11,6 +11,7 @@
 # --------------------------------------------------------------------------
 cdef enum:
     N_EXTRAP = 4   # extrapolation steps t = 1, 2, 4, 8 tried at each gap evaluation
+    REFINE_GAP = 1000  # refined dual points only once the gap is below this * tol
 
 
 cdef double ws_dual_norm(const tf_plan* p, int n_ws, int n_orient, int n_chan,
@@ -307,6 +308,7 @@ cdef void _bcd_run(const tf_plan* p, int n_ws, int n_orient, int n_chan,
 
     Refined dual point (``tref``: n_chan * T entries, ``refine``: 1 double,
     both not NULL): at each gap evaluation whose gap is still above ``tol``,
+    and below ``REFINE_GAP tol``,
     the points ``R + t d`` (``d``: :c:func:`refine_dir`, a Newton step onto
     the active constraints; t = 0.5, 1, 1.5, 2), rescaled to feasibility, are
     scored too; ``refine[0]`` returns 1 if the best dual point of the last
@@ -488,7 +490,9 @@ cdef void _bcd_run(const tf_plan* p, int n_ws, int n_orient, int n_chan,
                         ext_skip = False
             if tref != NULL and refine != NULL:
                 refine[0] = 0.0
-                if p_obj - best_d >= tol and refine_dir(
+                # only in the tail (the refined gap is then much smaller than
+                # the rescaled residual's: no use, at its cost, earlier)
+                if tol <= p_obj - best_d < REFINE_GAP * tol and refine_dir(
                         p, n_ws, n_orient, n_chan, GT, R, active, lc, wsp, wt, rho,
                         alpha, gtr, Y, frames, items, tref):
                     ws_dual_norm(p, n_ws, n_orient, n_chan, GT, R, tref, wsp, wt, rho,

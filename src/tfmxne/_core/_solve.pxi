@@ -776,8 +776,9 @@ cdef int _tf_solve_t(const tf_plan* p, const tfx_params_t* prm, const tf_problem
             # it on the whole source space (exact dual norms of every position
             # that could exceed alpha, in the buffers of the previous residual)
             gtr_all(G, tref, n_chan, n_src, T, gtr_buf[1 - cur], n_thr, chunk)
+            # (bounds at R, plus those of the small step tref - R, cap the bounds)
             dual_norm_screened_c(p, gtr_buf[1 - cur], n_pos, o, rho, wsp, wt, 0, alpha,
-                                 -1, NULL, NULL, n_thr, chunk, scr, order,
+                                 -1, gtr_buf[cur], nu_buf[cur], n_thr, chunk, scr, order,
                                  nu_buf[1 - cur], ex_buf[1 - cur], &nx_max, &nx_rest)
             nR2r = dot(<int> nr, tref, tref)
             RMr = dot(<int> nr, tref, M)
