@@ -59,7 +59,7 @@ ctypedef struct tfx_params_t:
     tfx_progress_fn progress
     void* progress_ctx
     # room for options of later versions (set to 0 by tfx_params_default)
-    int reserved_int[15]    # (16 before dual_refine: same size)
+    int reserved_int[15]
     double reserved_double[16]
 
 ctypedef struct tfx_info_t:
