@@ -103,3 +103,35 @@ def test_refined_certificate_weighted_python_solver(n_orient, monkeypatch):
     p_obj = objectives_ref(M, G, Z, active, a_s, a_t, wsize, tstep, n_orient, w_space,
                            wt)[0]
     assert p_obj - d_obj < tol + 1e-12 * float(np.sum(M * M))
+
+
+@pytest.mark.parametrize("n_orient", [1, 3])
+def test_refined_certificate_float32_and_threads(n_orient):
+    """float32 (certified in float64 up to the float32 rounding of the
+    objectives) and two core threads (the refined point is certified by the
+    threaded screening: same result as one thread up to rounding)."""
+    wsize, tstep = 16, 4
+    M, G = _correlated_problem(4, n_orient)
+    a_s, a_t = _alphas(M, G, n_orient, wsize, tstep, 0.1, 0.1)
+    scale = float(np.sum(M * M))
+    eps32 = float(np.finfo(np.float32).eps)
+    for dtype, tol, rounding in ((np.float32, 1e-5 * scale, 100 * eps32),
+                                 (np.float64, 1e-8 * scale, 0.0)):
+        res = []
+        for n_threads in (1, 2):
+            X, act, info, out = ct._solve_arrays(M, G, a_s, a_t, wsize, tstep, n_orient,
+                                                 3000, tol, dtype=dtype, dual_refine=1,
+                                                 n_threads=n_threads)
+            assert info["status"] == ct.OK and 0 <= info["gap"] < tol
+            frame = TFFrame(M.shape[1], wsize, tstep)
+            active = np.zeros(G.shape[1], bool)
+            active[(out["positions"][:, None] * n_orient
+                    + np.arange(n_orient)).ravel()] = True
+            Z = frame.to_mne(out["Z"].astype(np.float64))
+            p_obj = objectives_ref(M, G, Z, active, a_s, a_t, wsize, tstep, n_orient)[0]
+            d_obj, nu = dual_ref(M, G, out["theta"].astype(np.float64), a_s, a_t, wsize,
+                                 tstep, n_orient)
+            assert nu <= (a_s + a_t) * (1 + 1e-12 + rounding)
+            assert p_obj - d_obj < tol + (1e-12 + rounding) * scale
+            res.append(out["positions"])
+        np.testing.assert_array_equal(res[0], res[1])
