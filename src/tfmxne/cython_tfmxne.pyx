@@ -307,6 +307,7 @@ def _solve_arrays(M, G, double alpha_space, double alpha_time, wsize, tstep,
         elif key == "dgap_freq": prm.dgap_freq = val
         elif key == "max_outer": prm.max_outer = val
         elif key == "debias": prm.debias = val
+        elif key == "dual_refine": prm.dual_refine = val
         else:
             raise TypeError(f"_solve_arrays: unsupported option {key!r}")
     cdef tfx_plan_t* plan = _new_plan(T, wsize, tstep, dtype == np.float64)

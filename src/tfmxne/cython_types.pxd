@@ -47,6 +47,7 @@ ctypedef struct tfx_params_t:
     int anderson_k          # Anderson memory (0: off)
     int anderson_start      # epochs of an inner solve before Anderson starts
     int dual_extrap         # 1: dual extrapolation of the residuals
+    int dual_refine         # 1: Newton-refined dual points (certificate)
     # threads (the core's own; BLAS is called as is)
     int n_threads           # threads for G^T R, screening and the BCD sweep
     int pipe_min_blocks     # smallest working set swept by two threads
@@ -58,7 +59,7 @@ ctypedef struct tfx_params_t:
     tfx_progress_fn progress
     void* progress_ctx
     # room for options of later versions (set to 0 by tfx_params_default)
-    int reserved_int[16]
+    int reserved_int[15]
     double reserved_double[16]
 
 ctypedef struct tfx_info_t:

@@ -47,6 +47,8 @@ _DEFAULTS = _engine.default_params()
 MAX_OUTER_ITER = _DEFAULTS["max_outer"]
 #: Dual extrapolation of the residuals (the core's default).
 DUAL_EXTRAP = bool(_DEFAULTS["dual_extrap"])
+#: Newton-refined dual points in the certificate (the core's default).
+DUAL_REFINE = bool(_DEFAULTS["dual_refine"])
 
 
 def _dual_norm_screened(plan, GtR, n_orient, rho, w_space=None, w_time=None,
@@ -185,7 +187,8 @@ def _tf_solve(M, G, alpha_space, alpha_time, frame, n_orient, maxit, tol, dgap_f
             screen_init=None if screen_init is None else (
                 arr(screen_init[0]), screen_init[1], screen_init[2]),
             progress=report, tol=tol, maxit=maxit, dgap_freq=dgap_freq,
-            max_outer=max_outer, n_threads=n_thr, dual_extrap=int(DUAL_EXTRAP))
+            max_outer=max_outer, n_threads=n_thr, dual_extrap=int(DUAL_EXTRAP),
+            dual_refine=int(DUAL_REFINE))
     status = out["status"]
     if status == _engine.STATUS_NO_MEMORY:
         raise MemoryError("TF-MxNE core: out of memory")

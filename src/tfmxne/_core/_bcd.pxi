@@ -11,15 +11,17 @@
 # --------------------------------------------------------------------------
 cdef enum:
     N_EXTRAP = 4   # extrapolation steps t = 1, 2, 4, 8 tried at each gap evaluation
+    REFINE_GAP = 1000  # refined dual points only once the gap is below this * tol
 
 
 cdef double ws_dual_norm(const tf_plan* p, int n_ws, int n_orient, int n_chan,
                          const floating* GT, const floating* R, const floating* dR,
                          const floating* wsp, const floating* wt, double rho,
                          floating* gtr, floating* Y, floating* gd, floating* Yd,
-                         floating* frames, eps_item* items, double* nu_t) noexcept nogil:
+                         floating* frames, eps_item* items, const double* ts,
+                         double* nu_t) noexcept nogil:
     """Dual norm of ``G_ws^T R`` over the working set (returned) and, if ``dR`` is
-    not NULL, of ``G_ws^T (R + t dR)`` for ``t = 2^k``, ``k < N_EXTRAP`` (``nu_t``).
+    not NULL, of ``G_ws^T (R + t dR)`` for ``t = ts[k]``, ``k < N_EXTRAP`` (``nu_t``).
 
     ``gd``: n_orient * T and ``Yd``: 2 * n_orient * 2 K entries of scratch (the
     coefficients of ``dR`` and the extrapolated ones); STFT is linear, so one
@@ -48,7 +50,7 @@ cdef double ws_dual_norm(const tf_plan* p, int n_ws, int n_orient, int n_chan,
                 <floating> 0.0, gd, T)
         stft_rows(p, gd, n_orient, T, Yd, K2, frames)
         for k in range(N_EXTRAP):
-            t = <double> (1 << k)
+            t = ts[k]
             for i in range(nb):
                 Yt[i] = <floating> (Y[i] + t * Yd[i])
             nu = eps_norm_block(p, Yt, n_orient, K2, wt_j, w_s, rho, items)
@@ -64,6 +66,140 @@ cdef double scaled_dual(double nR2, double RM, double nu, double alpha) noexcept
     if nu > alpha:
         scal = alpha / nu
     return scal * RM - 0.5 * scal * scal * nR2
+
+
+cdef bint refine_dir(const tf_plan* p, int n_ws, int n_orient, int n_chan,
+                     const floating* GT, const floating* R, const unsigned char* active,
+                     const floating* lc, const floating* wsp, const floating* wt,
+                     double rho, double alpha, floating* gtr, floating* Y,
+                     floating* frames, eps_item* items, floating* d) noexcept nogil:
+    """Newton direction ``d`` ((n_chan, T)) toward the active dual constraints.
+
+    For each active block ``j`` of the working set, ``nu_j(theta)``, the epsilon
+    norm of ``Phi(G_j^T theta)``, has the gradient ``G_j PhiT(U_j) / C_j`` at
+    ``theta = R``, with ``U_j`` the coefficients soft-thresholded at
+    ``rho nu_j w`` and ``C_j = rho sum_q mult_q w_q (|y_q| - rho nu_j w_q)_+ +
+    ((1 - rho) w_s)^2 nu_j`` (implicit differentiation of the equation
+    that defines ``nu_j``). ``d = sum_k c_k G_k PhiT(U_k)`` solves the
+    linearised equations ``nu_j(R + d) = alpha`` of the active blocks (their
+    KKT conditions at the optimum: the dual optimum is ``M`` minus a combination
+    of these normals), a system of the size of the support built from the Gram
+    matrices of the rows of ``G`` and of the ``PhiT(U_k)``. Returns False (``d``
+    untouched) without active blocks, with ``rho >= 1`` (no gradient), or if
+    the system is not positive definite. ``d`` is only a direction: the caller
+    scores ``R + t d`` with the exact dual norms and rescales it to feasibility.
+    """
+    cdef int T = p.n_times, K = p.n_coefs, K2 = 2 * p.n_coefs, o = n_orient
+    cdef int nA = 0, m, l, a, b, q, j, info = 0, one = 1, nAo
+    cdef double nu, w, thr, am, sh, csum, C, k2, ws_j, v, dmax = 0.0
+    cdef const floating* mult = <const floating*> p.mult
+    cdef const floating* wt_j
+    cdef floating* yo
+    cdef int* idx
+    cdef floating* W
+    cdef floating* GA
+    cdef floating* P
+    cdef floating* WW
+    cdef double* H
+    cdef double* rhs
+    cdef char uplo = b'U'
+    cdef char* blk
+    cdef Py_ssize_t r, sz
+    if rho >= 1.0 or rho < 0.0:
+        return False
+    for j in range(n_ws):
+        if active[j] and lc[j] > 0:
+            nA += 1
+    if nA == 0:
+        return False
+    nAo = nA * o
+    sz = (<Py_ssize_t> nAo * (T + n_chan) + 2 * <Py_ssize_t> nAo * nAo) * sizeof(floating)
+    sz = (sz + 63) // 64 * 64
+    blk = <char*> malloc(sz + (<Py_ssize_t> nA * nA + nA) * sizeof(double)
+                         + nA * sizeof(int))
+    if blk == NULL:
+        return False
+    W = <floating*> blk
+    GA = W + <Py_ssize_t> nAo * T
+    P = GA + <Py_ssize_t> nAo * n_chan
+    WW = P + <Py_ssize_t> nAo * nAo
+    H = <double*> (blk + sz)
+    rhs = H + <Py_ssize_t> nA * nA
+    idx = <int*> (rhs + nA)
+    m = 0
+    for j in range(n_ws):
+        if not (active[j] and lc[j] > 0):
+            continue
+        idx[m] = j
+        memcpy(GA + <Py_ssize_t> m * o * n_chan, GT + <Py_ssize_t> j * o * n_chan,
+               <Py_ssize_t> o * n_chan * sizeof(floating))
+        gemm_rm(False, False, o, T, n_chan, <floating> 1.0,
+                GT + <Py_ssize_t> j * o * n_chan, n_chan, R, T, <floating> 0.0, gtr, T)
+        stft_rows(p, gtr, o, T, Y, K2, frames)
+        wt_j = wt + <Py_ssize_t> j * K if wt != NULL else NULL
+        ws_j = wsp[j] if wsp != NULL else 1.0
+        nu = eps_norm_block(p, Y, o, K2, wt_j, ws_j, rho, items)
+        if not nu > 0:
+            free(blk)
+            return False
+        # U = soft-threshold of Y at rho nu w (in place), and C
+        csum = 0.0
+        for q in range(K):
+            w = wt_j[q] if wt_j != NULL else 1.0
+            am = 0.0
+            for a in range(o):
+                yo = Y + <Py_ssize_t> a * K2 + 2 * q
+                am += <double> yo[0] * yo[0] + <double> yo[1] * yo[1]
+            am = sqrt(am)
+            thr = rho * nu * w
+            sh = 0.0
+            if w != 0 and am > thr:
+                sh = (am - thr) / am
+                csum += mult[q] * w * (am - thr)
+            for a in range(o):
+                yo = Y + <Py_ssize_t> a * K2 + 2 * q
+                yo[0] = <floating> (yo[0] * sh)
+                yo[1] = <floating> (yo[1] * sh)
+        k2 = (1.0 - rho) * ws_j
+        C = rho * csum + k2 * k2 * nu
+        if not C > 0:
+            free(blk)
+            return False
+        istft_rows(p, Y, o, K2, W + <Py_ssize_t> m * o * T, T, T, frames)
+        rhs[m] = C * (alpha - nu)
+        m += 1
+    # H_ml = <G_m W_m, G_l W_l> = sum over orientation pairs of the two Grams
+    gemm_rm(False, True, nAo, nAo, n_chan, <floating> 1.0, GA, n_chan, GA, n_chan,
+            <floating> 0.0, P, nAo)
+    gemm_rm(False, True, nAo, nAo, T, <floating> 1.0, W, T, W, T, <floating> 0.0,
+            WW, nAo)
+    for m in range(nA):
+        for l in range(nA):
+            v = 0.0
+            for a in range(o):
+                for b in range(o):
+                    r = (<Py_ssize_t> m * o + a) * nAo + l * o + b
+                    v += <double> P[r] * WW[r]
+            H[m * nA + l] = v
+        if H[m * nA + m] > dmax:
+            dmax = H[m * nA + m]
+    if not dmax > 0:
+        free(blk)
+        return False
+    for m in range(nA):      # a small ridge: correlated gains give near-singular H
+        H[m * nA + m] += 1e-10 * dmax
+    dposv(&uplo, &nA, &one, H, &nA, rhs, &nA, &info)
+    if info != 0:
+        free(blk)
+        return False
+    for m in range(nA):
+        for r in range(<Py_ssize_t> o * T):
+            W[<Py_ssize_t> m * o * T + r] = <floating> (rhs[m] * W[<Py_ssize_t> m * o * T + r])
+    # d = sum_m G_m (c_m W_m) = GA^T W
+    gemm_rm(True, False, n_chan, T, nAo, <floating> 1.0, GA, n_chan, W, T,
+            <floating> 0.0, d, T)
+    free(blk)
+    return True
 
 
 cdef void ws_primal(const tf_plan* p, int n_ws, int n_orient, const floating* Z,
@@ -136,7 +272,7 @@ cdef void _bcd_run(const tf_plan* p, int n_ws, int n_orient, int n_chan,
                     int anderson_k, floating* snap, Py_ssize_t cap_rows,
                     const floating* gram, int n_inner, int gap_start,
                     const floating* xgram, floating* pipe, floating* rprev,
-                    double* extrap) noexcept nogil:
+                    double* extrap, floating* tref, double* refine) noexcept nogil:
     """Block coordinate descent on a working set until the gap < tol (the body of
     :c:func:`bcd_solve`, which passes the fields of its ``bcd_args``).
 
@@ -169,6 +305,14 @@ cdef void _bcd_run(const tf_plan* p, int n_ws, int n_orient, int n_chan,
     carried from call to call; ``extrap[1]`` returns the ``t`` of the best point
     of the last evaluation (0: ``R`` itself). An evaluation where no candidate
     beats ``R`` skips the candidates at the next one.
+
+    Refined dual point (``tref``: n_chan * T entries, ``refine``: 1 double,
+    both not NULL): at each gap evaluation whose gap is still above ``tol``,
+    and below ``REFINE_GAP tol``,
+    the points ``R + t d`` (``d``: :c:func:`refine_dir`, a Newton step onto
+    the active constraints; t = 0.5, 1, 1.5, 2), rescaled to feasibility, are
+    scored too; ``refine[0]`` returns 1 if the best dual point of the last
+    evaluation is one of them, left in ``tref`` for the caller's certificate.
     """
     cdef pipe_ctx ctx
     cdef pipe_ctx* c = NULL
@@ -193,6 +337,9 @@ cdef void _bcd_run(const tf_plan* p, int n_ws, int n_orient, int n_chan,
     cdef double rho, lcj, thr_s, thr_t, nrm, nR2, pen, nu, d_obj, d0, dn
     cdef double RM, dRM, RdR, ndR2, te, alpha = alpha_s + alpha_t
     cdef double nu_t[N_EXTRAP]
+    cdef double ts_ext[N_EXTRAP]
+    cdef double ts_ref[N_EXTRAP]
+    cdef double RMd, Rd, nd2, t_ref
     cdef int ek, rstate = 0
     cdef bint ext_skip = False
     cdef double d_plain
@@ -204,6 +351,11 @@ cdef void _bcd_run(const tf_plan* p, int n_ws, int n_orient, int n_chan,
     cdef const floating* GTj
     info.status = TFX_MAXIT
     info.n_obj = 0
+    for ek in range(N_EXTRAP):
+        ts_ext[ek] = <double> (1 << ek)
+        ts_ref[ek] = 0.5 * (ek + 1)
+    if tref != NULL and refine != NULL:
+        refine[0] = 0.0
     if xgram != NULL and pipe != NULL and n_inner == 1:
         for j in range(n_ws):
             if lc[j] > 0:
@@ -313,7 +465,7 @@ cdef void _bcd_run(const tf_plan* p, int n_ws, int n_orient, int n_chan,
                 dR = rprev
             ext_skip = False
             nu = ws_dual_norm(p, n_ws, n_orient, n_chan, GT, R, dR, wsp, wt, rho, gtr,
-                              Y, xnew, Yd, frames, items, nu_t)
+                              Y, xnew, Yd, frames, items, ts_ext, nu_t)
             RM = dot(<int> nr, R, M)
             d_obj = scaled_dual(nR2, RM, nu, alpha)
             if d_obj > best_d:
@@ -336,6 +488,30 @@ cdef void _bcd_run(const tf_plan* p, int n_ws, int n_orient, int n_chan,
                         extrap[1] = te
                     if d_obj > d_plain:
                         ext_skip = False
+            if tref != NULL and refine != NULL:
+                refine[0] = 0.0
+                # only in the tail (the refined gap is then much smaller than
+                # the rescaled residual's: no use, at its cost, earlier)
+                if tol <= p_obj - best_d < REFINE_GAP * tol and refine_dir(
+                        p, n_ws, n_orient, n_chan, GT, R, active, lc, wsp, wt, rho,
+                        alpha, gtr, Y, frames, items, tref):
+                    ws_dual_norm(p, n_ws, n_orient, n_chan, GT, R, tref, wsp, wt, rho,
+                                 gtr, Y, xnew, Yd, frames, items, ts_ref, nu_t)
+                    RMd = dot(<int> nr, tref, M)
+                    Rd = dot(<int> nr, R, tref)
+                    nd2 = dot(<int> nr, tref, tref)
+                    t_ref = 0.0
+                    for ek in range(N_EXTRAP):
+                        te = ts_ref[ek]
+                        d_obj = scaled_dual(nR2 + 2.0 * te * Rd + te * te * nd2,
+                                            RM + te * RMd, nu_t[ek], alpha)
+                        if d_obj > best_d:
+                            best_d = d_obj
+                            t_ref = te
+                    if t_ref > 0:
+                        for ir in range(nr):
+                            tref[ir] = <floating> (R[ir] + t_ref * tref[ir])
+                        refine[0] = 1.0
             gap = p_obj - best_d
             if rprev != NULL and extrap != NULL:
                 if dR != NULL and (gap < tol or it == maxit - 1):
@@ -371,7 +547,7 @@ cdef void bcd_solve(const tf_plan* p, const bcd_args* a, tf_info* info) noexcept
     and ``a.hist`` the primal objective at each gap evaluation (``info.n_obj``).
     Scratch: ``a.work`` :c:func:`bcd_work_size`, ``a.items`` ``n_coefs`` items,
     ``a.snap`` :c:func:`bcd_snap_size` (if ``anderson_k > 0``), ``a.pipe``
-    ``4 n_orient T`` (two threads), ``a.rprev`` ``n_chan T``."""
+    ``4 n_orient T`` (two threads), ``a.rprev`` and ``a.tref`` ``n_chan T``."""
     if p.is_double:
         _bcd_run(p, a.n_ws, a.n_orient, a.n_chan, <const double*> a.GT,
                  <const double*> a.M, <double*> a.R, <double*> a.X, <double*> a.Z,
@@ -380,7 +556,7 @@ cdef void bcd_solve(const tf_plan* p, const bcd_args* a, tf_info* info) noexcept
                  a.dgap_freq, <double*> a.work, a.items, a.hist, a.max_hist, info,
                  a.anderson_k, <double*> a.snap, a.cap_rows, <const double*> a.gram,
                  a.n_inner, a.gap_start, <const double*> a.xgram, <double*> a.pipe,
-                 <double*> a.rprev, a.extrap)
+                 <double*> a.rprev, a.extrap, <double*> a.tref, a.refine)
     else:
         _bcd_run(p, a.n_ws, a.n_orient, a.n_chan, <const float*> a.GT,
                  <const float*> a.M, <float*> a.R, <float*> a.X, <float*> a.Z,
@@ -389,7 +565,7 @@ cdef void bcd_solve(const tf_plan* p, const bcd_args* a, tf_info* info) noexcept
                  a.dgap_freq, <float*> a.work, a.items, a.hist, a.max_hist, info,
                  a.anderson_k, <float*> a.snap, a.cap_rows, <const float*> a.gram,
                  a.n_inner, a.gap_start, <const float*> a.xgram, <float*> a.pipe,
-                 <float*> a.rprev, a.extrap)
+                 <float*> a.rprev, a.extrap, <float*> a.tref, a.refine)
 
 
 cdef Py_ssize_t bcd_work_size(const tf_plan* p, int n_orient) noexcept nogil:

@@ -1102,7 +1102,7 @@ STATUS_NAMES = {STATUS_OK: "converged", STATUS_MAXIT: "iteration cap reached",
                 STATUS_INTERRUPTED: "interrupted by the progress callback"}
 
 _INT_OPTIONS = ("debias", "maxit", "dgap_freq", "max_outer", "stall_outer", "ws_start", "n_inner",
-                "inner_gap_start", "anderson_k", "anderson_start", "dual_extrap",
+                "inner_gap_start", "anderson_k", "anderson_start", "dual_extrap", "dual_refine",
                 "n_threads", "pipe_min_blocks", "screen_chunk")
 _FLOAT_OPTIONS = ("tol", "stop_gap_ratio", "inner_tol_ratio", "inner_gap_frac",
                   "complete_tol_ratio")
@@ -1120,7 +1120,8 @@ def default_params():
             "inner_gap_start": prm.inner_gap_start,
             "complete_tol_ratio": prm.complete_tol_ratio,
             "anderson_k": prm.anderson_k, "anderson_start": prm.anderson_start,
-            "dual_extrap": prm.dual_extrap, "n_threads": prm.n_threads,
+            "dual_extrap": prm.dual_extrap, "dual_refine": prm.dual_refine,
+            "n_threads": prm.n_threads,
             "pipe_min_blocks": prm.pipe_min_blocks,
             "screen_chunk": prm.screen_chunk}
 
@@ -1270,6 +1271,7 @@ cdef void setattr_int(tfx_params_t* prm, str key, int v):
     elif key == "anderson_k": prm.anderson_k = v
     elif key == "anderson_start": prm.anderson_start = v
     elif key == "dual_extrap": prm.dual_extrap = v
+    elif key == "dual_refine": prm.dual_refine = v
     elif key == "n_threads": prm.n_threads = v
     elif key == "pipe_min_blocks": prm.pipe_min_blocks = v
     elif key == "screen_chunk": prm.screen_chunk = v

@@ -49,6 +49,8 @@ cdef void tfx_params_default(tfx_params_t* prm) noexcept nogil:
     prm.anderson_k = 5
     prm.anderson_start = 20
     prm.dual_extrap = 1
+    # Newton-refined dual points in the inner solves that must close the gap
+    prm.dual_refine = 0
     prm.n_threads = 1
     # Smallest working set swept by two threads (hand-offs cost more below).
     prm.pipe_min_blocks = 16
@@ -572,6 +574,9 @@ cdef int _tf_solve_t(const tf_plan* p, const tfx_params_t* prm, const tf_problem
     cdef int n_stall = 0, hist_cap = 0, cur = 0, n_plain, n_a
     cdef bint converged = False, stalled = False, have_prev = False, reuse
     cdef bint use_extrap = prm.dual_extrap != 0
+    cdef bint use_refine = prm.dual_refine != 0
+    cdef double refine_st[1]
+    cdef double nR2r, RMr
     cdef Py_ssize_t nr = <Py_ssize_t> n_chan * T, r, cap_rows, n_big
     cdef Py_ssize_t rows_o, n_max
     cdef double gap = INFINITY, best_gap = INFINITY, best_d = -INFINITY
@@ -592,6 +597,7 @@ cdef int _tf_solve_t(const tf_plan* p, const tfx_params_t* prm, const tf_problem
     cdef floating* R = NULL
     cdef floating* theta = NULL
     cdef floating* rprev = NULL
+    cdef floating* tref = NULL
     cdef double extrap[2]
     cdef floating* ZA = NULL
     cdef floating* XA = NULL
@@ -642,6 +648,7 @@ cdef int _tf_solve_t(const tf_plan* p, const tfx_params_t* prm, const tf_problem
     R = <floating*> malloc(nr * sizeof(floating))
     theta = <floating*> calloc(nr, sizeof(floating))
     rprev = <floating*> malloc(nr * sizeof(floating)) if use_extrap else NULL
+    tref = <floating*> malloc(nr * sizeof(floating)) if use_refine else NULL
     work = <floating*> malloc(bcd_work_size(p, o) * sizeof(floating))
     items = <eps_item*> malloc((K if K > 0 else 1) * sizeof(eps_item))
     ihist = <double*> malloc(maxit * sizeof(double))
@@ -658,7 +665,8 @@ cdef int _tf_solve_t(const tf_plan* p, const tfx_params_t* prm, const tf_problem
             or order == NULL or in_A == NULL or A == NULL
             or ws == NULL or R == NULL or theta == NULL or work == NULL
             or items == NULL or ihist == NULL or scr == NULL or scr_mem == NULL
-            or (use_extrap and rprev == NULL) or (n_thr > 1 and pipe == NULL)):
+            or (use_extrap and rprev == NULL) or (use_refine and tref == NULL)
+            or (n_thr > 1 and pipe == NULL)):
         status = TFX_NO_MEMORY
         n_outer = -1
     else:
@@ -706,6 +714,7 @@ cdef int _tf_solve_t(const tf_plan* p, const tfx_params_t* prm, const tf_problem
                     <floating> 1.0, R, T)
     reuse = (pb.screen_gtr != NULL and nA == 0 and wsp == NULL and wt == NULL)
     extrap[0] = extrap[1] = 0.0
+    refine_st[0] = 0.0
     # ---- outer loop: max_outer inner solves, the gap always at the iterate ----
     while n_outer >= 0 and n_outer <= max_outer:
         n_outer += 1
@@ -762,6 +771,25 @@ cdef int _tf_solve_t(const tf_plan* p, const tfx_params_t* prm, const tf_problem
                 scal = alpha / (nu_max if nu_max > nu_rest else nu_rest)
             for r in range(nr):
                 theta[r] = <floating> (scal * R[r])
+        if use_refine and refine_st[0] == 1 and p_obj - best_d >= tol:
+            # the inner solve's best dual point was the Newton-refined one: certify
+            # it on the whole source space (exact dual norms of every position
+            # that could exceed alpha, in the buffers of the previous residual)
+            gtr_all(G, tref, n_chan, n_src, T, gtr_buf[1 - cur], n_thr, chunk)
+            # (bounds at R, plus those of the small step tref - R, cap the bounds)
+            dual_norm_screened_c(p, gtr_buf[1 - cur], n_pos, o, rho, wsp, wt, 0, alpha,
+                                 -1, gtr_buf[cur], nu_buf[cur], n_thr, chunk, scr, order,
+                                 nu_buf[1 - cur], ex_buf[1 - cur], &nx_max, &nx_rest)
+            nR2r = dot(<int> nr, tref, tref)
+            RMr = dot(<int> nr, tref, M)
+            if nx_rest > nx_max:
+                nx_max = nx_rest
+            d_x = scaled_dual(nR2r, RMr, nx_max, alpha)
+            if d_x > best_d:
+                best_d = d_x
+                scal = alpha / nx_max if nx_max > alpha else 1.0
+                for r in range(nr):
+                    theta[r] = <floating> (scal * tref[r])
         if (use_extrap and extrap[0] == 2 and extrap[1] > 0
                 and p_obj - best_d >= tol):
             # the inner solve's best dual point was extrapolated, R + t (R - R_prev):
@@ -888,6 +916,7 @@ cdef int _tf_solve_t(const tf_plan* p, const tfx_params_t* prm, const tf_problem
         if prm.anderson_k > 0 and prm.anderson_start < maxit:
             n_plain = prm.anderson_start
         extrap[0] = extrap[1] = 0.0   # a new inner solve: no previous residual yet
+        refine_st[0] = 0.0
         memset(&ba, 0, sizeof(bcd_args))
         ba.n_ws = n_ws
         ba.n_orient = o
@@ -917,6 +946,8 @@ cdef int _tf_solve_t(const tf_plan* p, const tfx_params_t* prm, const tf_problem
         # ones stop at loose tolerances, where an earlier stop only reshapes the path
         ba.rprev = rprev if use_extrap and tol_in <= tol else NULL
         ba.extrap = extrap if use_extrap and tol_in <= tol else NULL
+        ba.tref = tref if use_refine and tol_in <= tol else NULL
+        ba.refine = refine_st if use_refine and tol_in <= tol else NULL
         ba.hist = ihist
         ba.max_hist = maxit
         memset(&binfo, 0, sizeof(tf_info))
@@ -1063,6 +1094,7 @@ cdef int _tf_solve_t(const tf_plan* p, const tfx_params_t* prm, const tf_problem
     free(R)
     free(theta)
     free(rprev)
+    free(tref)
     free(ZA)
     free(XA)
     free(Zws)

@@ -91,6 +91,8 @@ ctypedef struct bcd_args:
     void* pipe              # two-thread sweep buffer or NULL
     void* rprev             # dual extrapolation state or NULL ...
     double* extrap          # ... with its 2 doubles
+    void* tref              # refined dual point (n_chan, T) or NULL ...
+    double* refine          # ... with its 1 double (1: tref is the best point)
     double* hist            # (max_hist,) primal objective at each gap evaluation
     int max_hist
 
