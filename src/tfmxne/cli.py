@@ -813,7 +813,7 @@ def _cmd_demo(args):
         notes = [f"alpha is fixed for this data set: from {sample.DEMO_ALPHA_RANGE[0]:g} "
                  f"to {sample.DEMO_ALPHA_RANGE[1]:g} the estimate keeps one source in",
                  "each auditory cortex (the automatic choice, alpha=None, is not "
-                 "used: it is not focal on these recordings yet)"]
+                 "used: on these recordings it keeps the left one only)"]
     return _run_and_report(
         args, evoked, forward, noise_cov, params,
         title=f"tfmxne demo: TF-MxNE on MNE's sample data ('{evoked.comment}', "
