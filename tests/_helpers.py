@@ -285,6 +285,19 @@ def dual_ref(M, G, theta, alpha_space, alpha_time, wsize, tstep, n_orient,
     return float(np.sum(M * theta)) - 0.5 * float(np.sum(theta**2)), nu
 
 
+def correlated_problem(seed, n_orient, n_chan=24, n_pos=40, n_times=48):
+    """Neighbouring columns highly correlated (like grid positions): slow block
+    coordinate descent tails, where the certificate matters. Returns (M, G)."""
+    rng = np.random.default_rng(seed)
+    G = np.cumsum(rng.standard_normal((n_chan, n_pos * n_orient)), axis=1)
+    G /= np.linalg.norm(G, axis=0)
+    X = np.zeros((n_pos * n_orient, n_times))
+    t = np.arange(n_times)
+    for k, j in enumerate(rng.choice(n_pos, 3, replace=False)):
+        X[j * n_orient] = np.sin(2 * np.pi * t / (6 + 3 * k)) * np.hanning(n_times)
+    return G @ X + 0.3 * rng.standard_normal((n_chan, n_times)), G
+
+
 def rel_diff(a, b):
     """max |a - b| / max |b| (0 when both are empty)."""
     a, b = np.asarray(a), np.asarray(b)

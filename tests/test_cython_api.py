@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import tfmxne
-from _helpers import dual_ref, objectives_ref, subset_forward
+from _helpers import correlated_problem, dual_ref, objectives_ref, subset_forward
 from threadpoolctl import threadpool_limits
 from tfmxne import cython_tfmxne as ct
 from tfmxne import solver as tsolver
@@ -63,7 +63,7 @@ def test_pxd_installed_next_to_package():
 def _weighted_warm_problem(n_orient, wsize, tstep, seed=7):
     """Correlated columns, weights and a warm start from a looser solve: several
     outer iterations (the working set grows from the warm support)."""
-    M, G = _correlated_problem(seed, n_orient, n_pos=60)
+    M, G = correlated_problem(seed, n_orient, n_pos=60)
     frame = TFFrame(M.shape[1], wsize, tstep)
     rng = np.random.default_rng(seed)
     n_pos = G.shape[1] // n_orient
@@ -82,7 +82,7 @@ def test_c_api_gives_the_python_solver_bits(n_orient, wsize, tstep, n_threads):
     so at equal thread counts they return identical bits, cold and unweighted
     (``tf_mixed_norm_solver``) and weighted with a warm start (the solve that
     irTF-MxNE and the alpha path run)."""
-    M, G = _correlated_problem(3, n_orient, n_pos=60)
+    M, G = correlated_problem(3, n_orient, n_pos=60)
     a_s, a_t = _alphas(M, G, n_orient, wsize, tstep, frac=0.05)
     with threadpool_limits(n_threads, user_api="blas"):
         Xp, actp, Ep, gap = tf_mixed_norm_solver(
@@ -122,19 +122,6 @@ def test_c_api_gives_the_python_solver_bits(n_orient, wsize, tstep, n_threads):
     assert info["gap"] == ref.gap and info["d_obj"] == ref.d_obj
 
 
-def _correlated_problem(seed, n_orient, n_chan=24, n_pos=40, n_times=48):
-    """Neighbouring columns highly correlated (like grid positions): slow BCD
-    tails, where the solver certifies extrapolated dual points."""
-    rng = np.random.default_rng(seed)
-    G = np.cumsum(rng.standard_normal((n_chan, n_pos * n_orient)), axis=1)
-    G /= np.linalg.norm(G, axis=0)
-    X = np.zeros((n_pos * n_orient, n_times))
-    t = np.arange(n_times)
-    for k, j in enumerate(rng.choice(n_pos, 3, replace=False)):
-        X[j * n_orient] = np.sin(2 * np.pi * t / (6 + 3 * k)) * np.hanning(n_times)
-    return G @ X + 0.3 * rng.standard_normal((n_chan, n_times)), G
-
-
 def _certify(M, G, out, a_s, a_t, wsize, tstep, n_orient, tol, w_space=None,
              w_time=None, rounding=0.0):
     """Check a result's certificate with independent NumPy code: its primal
@@ -158,7 +145,7 @@ def _certify(M, G, out, a_s, a_t, wsize, tstep, n_orient, tol, w_space=None,
 def test_c_solver_certificate(seed, n_orient):
     """The returned gap is certified by independent code and brackets the optimum
     (a tightly solved reference)."""
-    M, G = _correlated_problem(seed, n_orient)
+    M, G = correlated_problem(seed, n_orient)
     a_s, a_t = _alphas(M, G, n_orient, 16, 4, frac=0.1)
     tol = 1e-7 * float(np.sum(M * M))
     X, act, info, out = ct._solve_arrays(M, G, a_s, a_t, 16, 4, n_orient, 3000, tol)

@@ -14,20 +14,7 @@ from tfmxne import solver as S
 from tfmxne import tf_mixed_norm_solver
 from tfmxne._stft import TFFrame
 
-from _helpers import dual_ref, eps_norms_ref, objectives_ref
-
-
-def _correlated_problem(seed, n_orient, n_chan=24, n_pos=40, n_times=48):
-    """Neighbouring columns highly correlated (like grid positions): slow BCD
-    tails, where the rescaled residual certifies late."""
-    rng = np.random.default_rng(seed)
-    G = np.cumsum(rng.standard_normal((n_chan, n_pos * n_orient)), axis=1)
-    G /= np.linalg.norm(G, axis=0)
-    X = np.zeros((n_pos * n_orient, n_times))
-    t = np.arange(n_times)
-    for k, j in enumerate(rng.choice(n_pos, 3, replace=False)):
-        X[j * n_orient] = np.sin(2 * np.pi * t / (6 + 3 * k)) * np.hanning(n_times)
-    return G @ X + 0.3 * rng.standard_normal((n_chan, n_times)), G
+from _helpers import correlated_problem, dual_ref, eps_norms_ref, objectives_ref
 
 
 def _alphas(M, G, n_orient, wsize, tstep, frac, l1_ratio):
@@ -45,7 +32,7 @@ def test_refined_certificate_is_a_true_gap(seed, n_orient, l1_ratio):
     epochs than the rescaled / extrapolated residuals alone (a wrong Newton
     direction never wins and leaves the epochs unchanged)."""
     wsize, tstep = 16, 4
-    M, G = _correlated_problem(seed, n_orient)
+    M, G = correlated_problem(seed, n_orient)
     a_s, a_t = _alphas(M, G, n_orient, wsize, tstep, 0.1, l1_ratio)
     scale = float(np.sum(M * M))
     tol = 1e-8 * scale
@@ -78,7 +65,7 @@ def test_refined_certificate_weighted_python_solver(n_orient, monkeypatch):
     """The Python solver with ``DUAL_REFINE``, space and time weights (irTF-MxNE's
     problems): feasible theta for the weighted dual norm and a true gap."""
     wsize, tstep = 16, 4
-    M, G = _correlated_problem(7, n_orient)
+    M, G = correlated_problem(7, n_orient)
     frame = TFFrame(M.shape[1], wsize, tstep)
     rng = np.random.default_rng(3)
     n_pos = G.shape[1] // n_orient
@@ -111,7 +98,7 @@ def test_refined_certificate_float32_and_threads(n_orient):
     objectives) and two core threads (the refined point is certified by the
     threaded screening: same result as one thread up to rounding)."""
     wsize, tstep = 16, 4
-    M, G = _correlated_problem(4, n_orient)
+    M, G = correlated_problem(4, n_orient)
     a_s, a_t = _alphas(M, G, n_orient, wsize, tstep, 0.1, 0.1)
     scale = float(np.sum(M * M))
     eps32 = float(np.finfo(np.float32).eps)
