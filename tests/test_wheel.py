@@ -29,7 +29,8 @@ def test_build_and_install_wheel(tmp_path):
     sdists = list(dist.glob("tfmxne-*.tar.gz"))
     assert len(wheels) == 1 and len(sdists) == 1
     names = zipfile.ZipFile(wheels[0]).namelist()
-    assert "tfmxne/cython_tfmxne.pxd" in names
+    # the public Cython API and its types (the downstream compile needs both)
+    assert "tfmxne/cython_tfmxne.pxd" in names and "tfmxne/cython_types.pxd" in names
     assert any(n.startswith("tfmxne/_core/_engine") and n.endswith((".so", ".pyd"))
                for n in names)
     assert any(n.startswith("tfmxne/datasets/data/") and n.endswith(".fif.gz")
@@ -38,6 +39,7 @@ def test_build_and_install_wheel(tmp_path):
     with tarfile.open(sdists[0]) as tf:
         snames = tf.getnames()
     assert any(n.endswith("src/tfmxne/_core/_engine.pyx") for n in snames)
+    assert any(n.endswith("src/tfmxne/_core/_solve.pxi") for n in snames)
     assert any(n.endswith("sample-oct4-fwd.fif.gz") for n in snames)
     # fresh venv, wheel installed from the file, then a solve and the bundled data
     venv = tmp_path / "venv"
