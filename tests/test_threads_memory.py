@@ -239,12 +239,8 @@ def test_threaded_gtr_and_thread_count():
         assert solve_threads() == 1
     assert 1 <= solve_threads() <= (os.cpu_count() or 1)
     plan = _screen_problem(1, n_pos=10)[0]
-    with pytest.raises(ValueError, match="out of range"):
-        _engine.screen_eval(plan, np.zeros((10, 64)), 1, 0.2, None, None,
-                            np.array([0, 10], dtype=np.intp), np.ones(10),
-                            np.zeros(10, np.uint8))
     with pytest.raises(ValueError, match="inconsistent"):
-        _engine.screen_bounds(plan, np.zeros((10, 64)), 1, 0.2, np.ones(9))
+        _engine.dual_norm_screened(plan, np.zeros((10, 64)), 1, 0.2, np.ones(9))
 
 
 def test_solve_with_screening_threads_matches_one_thread():

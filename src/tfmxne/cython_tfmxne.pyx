@@ -20,6 +20,7 @@ from ._core._engine cimport (
     tf_solve,
     tfx_params_default,
     tfx_result_clear,
+    set_param,
 )
 
 from ._core._engine import TFPlan
@@ -303,13 +304,7 @@ def _solve_arrays(M, G, double alpha_space, double alpha_time, wsize, tstep,
     prm.maxit = maxit
     prm.tol = tol
     for key, val in options.items():
-        if key == "n_threads": prm.n_threads = val
-        elif key == "dgap_freq": prm.dgap_freq = val
-        elif key == "max_outer": prm.max_outer = val
-        elif key == "debias": prm.debias = val
-        elif key == "dual_refine": prm.dual_refine = val
-        else:
-            raise TypeError(f"_solve_arrays: unsupported option {key!r}")
+        set_param(&prm, key, val)
     cdef tfx_plan_t* plan = _new_plan(T, wsize, tstep, dtype == np.float64)
     cdef double[:, ::1] Md, Gd
     cdef float[:, ::1] Ms, Gs

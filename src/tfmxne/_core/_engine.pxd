@@ -20,3 +20,4 @@ cdef void tfx_params_default(tfx_params_t* prm) noexcept nogil
 cdef int tf_solve(const tf_plan* p, const tfx_params_t* prm, const tf_problem* pb,
                   tfx_result_t* res, tfx_info_t* info) noexcept nogil
 cdef void tfx_result_clear(tfx_result_t* res) noexcept nogil
+cdef int set_param(tfx_params_t* prm, str key, object value) except -1

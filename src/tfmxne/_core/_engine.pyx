@@ -696,7 +696,7 @@ cdef _check_precision(TFPlan plan, bint is_double, str name):
                          f"with a {plan.dtype} plan")
 
 
-def stft(TFPlan plan, const floating[:, ::1] x, floating[:, ::1] z,
+def stft(TFPlan plan not None, const floating[:, ::1] x, floating[:, ::1] z,
          floating[::1] work):
     """z[r] = Phi(x[r]) (internal layout)."""
     _check_precision(plan, floating is double, "stft")
@@ -711,7 +711,7 @@ def stft(TFPlan plan, const floating[:, ::1] x, floating[:, ::1] z,
                   &z[0, 0], <int> z.shape[1], &work[0])
 
 
-def istft(TFPlan plan, const floating[:, ::1] z, floating[:, ::1] x,
+def istft(TFPlan plan not None, const floating[:, ::1] z, floating[:, ::1] x,
           floating[::1] work):
     """x[r] = PhiT(z[r]) (internal layout); x may be shorter than n_times."""
     _check_precision(plan, floating is double, "istft")
@@ -726,7 +726,7 @@ def istft(TFPlan plan, const floating[:, ::1] z, floating[:, ::1] x,
                    &x[0, 0], <int> x.shape[1], <int> x.shape[1], &work[0])
 
 
-def eps_norms(TFPlan plan, const floating[:, ::1] Y, int n_orient, double rho,
+def eps_norms(TFPlan plan not None, const floating[:, ::1] Y, int n_orient, double rho,
               const floating[::1] w_space=None, const floating[:, ::1] w_time=None):
     """Epsilon norm of each position from its coefficients (internal layout)."""
     _check_precision(plan, floating is double, "eps_norms")
@@ -748,7 +748,7 @@ def eps_norms(TFPlan plan, const floating[:, ::1] Y, int n_orient, double rho,
     return np.asarray(out)
 
 
-def prox(TFPlan plan, floating[:, ::1] Y, int n_orient, double thr_t, double thr_s,
+def prox(TFPlan plan not None, floating[:, ::1] Y, int n_orient, double thr_t, double thr_s,
          const floating[:, ::1] w_time=None):
     """In place L21 + L1 prox of each position's coefficients (internal layout).
 
@@ -775,7 +775,7 @@ def prox(TFPlan plan, floating[:, ::1] Y, int n_orient, double thr_t, double thr
     return np.asarray(nz).astype(bool)
 
 
-def penalties(TFPlan plan, const floating[:, ::1] Z, int n_orient,
+def penalties(TFPlan plan not None, const floating[:, ::1] Z, int n_orient,
               const floating[:, ::1] w_time=None):
     """Per-position weighted l2 norms and (time-weighted) l1 norms."""
     _check_precision(plan, floating is double, "penalties")
@@ -828,79 +828,7 @@ cdef class _Scratch:
             self.scr[i].items = <eps_item*> cnp.PyArray_DATA(it)
 
 
-def screen_bounds(TFPlan plan, const floating[:, ::1] GtR, int n_orient, double rho,
-                  const floating[::1] w_space=None, const floating[:, ::1] w_time=None,
-                  const floating[:, ::1] GtR_prev=None, const double[::1] nu_prev=None):
-    """Cheap upper bound on the epsilon norm of Phi(GtR_j) for every position.
-
-    First phase of :func:`dual_norm_screened` (see there for ``GtR_prev`` and
-    ``nu_prev``); no STFT is computed.
-    """
-    cdef int n_pos = _check_screen_args(plan, GtR, n_orient, w_space, w_time,
-                                        "screen_bounds"), j
-    cdef bint track = GtR_prev is not None and nu_prev is not None
-    if track and (GtR_prev.shape[0] != GtR.shape[0] or GtR_prev.shape[1] != GtR.shape[1]
-                  or nu_prev.shape[0] != n_pos):
-        raise ValueError("screen_bounds: inconsistent buffer sizes")
-    cdef double[::1] ub = np.zeros(n_pos)
-    cdef _Scratch s = _Scratch(plan, n_orient, 1)
-    if n_pos == 0:
-        return np.asarray(ub)
-    with nogil:
-        for j in range(n_pos):
-            ub[j] = _bound_one(&plan.plan, &GtR[0, 0],
-                               &GtR_prev[0, 0] if track else NULL,
-                               &nu_prev[0] if track else NULL, j, n_orient, rho,
-                               &w_space[0] if w_space is not None else NULL,
-                               &w_time[0, 0] if w_time is not None else NULL,
-                               &s.scr[0])
-    return np.asarray(ub)
-
-
-def screen_eval(TFPlan plan, const floating[:, ::1] GtR, int n_orient, double rho,
-                const floating[::1] w_space, const floating[:, ::1] w_time,
-                const Py_ssize_t[::1] order, double[::1] nu, unsigned char[::1] exact,
-                int n_min=0, double alpha=0.0, Py_ssize_t n_max=-1):
-    """Exact epsilon norms along ``order`` until a stopping rule (the second
-    phase of :func:`dual_norm_screened`, sequential).
-
-    ``nu`` holds the upper bounds on entry, ``order`` visits positions by
-    decreasing bound; each evaluated position gets its exact value in ``nu`` and
-    ``exact[j] = 1``. Returns ``(best, rest)``: the largest exact value and the
-    largest bound left unevaluated along ``order``.
-    """
-    cdef int n_pos = _check_screen_args(plan, GtR, n_orient, w_space, w_time,
-                                        "screen_eval"), j, n_eval = 0
-    cdef Py_ssize_t k
-    cdef double best = 0.0, rest = 0.0, u
-    cdef _Scratch s = _Scratch(plan, n_orient, 1)
-    if nu.shape[0] != n_pos or exact.shape[0] != n_pos:
-        raise ValueError("screen_eval: inconsistent buffer sizes")
-    for k in range(order.shape[0]):
-        if order[k] < 0 or order[k] >= n_pos:
-            raise ValueError("screen_eval: position index out of range")
-    with nogil:
-        for k in range(order.shape[0]):
-            j = <int> order[k]
-            u = nu[j]
-            if u <= 0.0:
-                break
-            if u <= alpha or (u <= best and n_eval >= n_min) or (
-                    n_max >= 0 and n_eval >= n_max):
-                rest = u
-                break
-            nu[j] = _exact_one(&plan.plan, &GtR[0, 0], j, n_orient, rho,
-                               &w_space[0] if w_space is not None else NULL,
-                               &w_time[0, 0] if w_time is not None else NULL,
-                               &s.scr[0])
-            exact[j] = 1
-            n_eval += 1
-            if nu[j] > best:
-                best = nu[j]
-    return best, rest
-
-
-def dual_norm_screened(TFPlan plan, const floating[:, ::1] GtR, int n_orient,
+def dual_norm_screened(TFPlan plan not None, const floating[:, ::1] GtR, int n_orient,
                        double rho, const floating[::1] w_space=None,
                        const floating[:, ::1] w_time=None, int n_min=0,
                        double alpha=0.0, Py_ssize_t n_max=-1,
@@ -977,17 +905,17 @@ def lipschitz(const floating[:, ::1] G, int n_orient):
 
 
 
-def work_size(TFPlan plan, int n_orient):
+def work_size(TFPlan plan not None, int n_orient):
     """Scratch length needed by :func:`bcd`."""
     return bcd_work_size(&plan.plan, n_orient)
 
 
-def snap_size(TFPlan plan, int anderson_k, Py_ssize_t cap_rows, int n_chan):
+def snap_size(TFPlan plan not None, int anderson_k, Py_ssize_t cap_rows, int n_chan):
     """Scratch length needed for Anderson acceleration in :func:`bcd`."""
     return bcd_snap_size(&plan.plan, anderson_k, cap_rows, n_chan)
 
 
-def bcd(TFPlan plan, const floating[:, ::1] GT, const floating[:, ::1] M,
+def bcd(TFPlan plan not None, const floating[:, ::1] GT, const floating[:, ::1] M,
         floating[:, ::1] R, floating[:, ::1] X, floating[:, ::1] Z,
         unsigned char[::1] active, const floating[::1] lc,
         const floating[::1] w_space, const floating[:, ::1] w_time,
@@ -1101,13 +1029,6 @@ STATUS_NAMES = {STATUS_OK: "converged", STATUS_MAXIT: "iteration cap reached",
                 STATUS_NO_MEMORY: "out of memory",
                 STATUS_INTERRUPTED: "interrupted by the progress callback"}
 
-_INT_OPTIONS = ("debias", "maxit", "dgap_freq", "max_outer", "stall_outer", "ws_start", "n_inner",
-                "inner_gap_start", "anderson_k", "anderson_start", "dual_extrap", "dual_refine",
-                "n_threads", "pipe_min_blocks", "screen_chunk")
-_FLOAT_OPTIONS = ("tol", "stop_gap_ratio", "inner_tol_ratio", "inner_gap_frac",
-                  "complete_tol_ratio")
-
-
 def default_params():
     """The solver's default options (``tfx_params_default``), as a dict."""
     cdef tfx_params_t prm
@@ -1149,7 +1070,7 @@ cdef object _rows(void* ptr, Py_ssize_t n_rows, Py_ssize_t n_cols, object dtype)
     return out
 
 
-def solve(TFPlan plan, const floating[:, ::1] M, const floating[:, ::1] G,
+def solve(TFPlan plan not None, const floating[:, ::1] M, const floating[:, ::1] G,
           double alpha_space, double alpha_time, int n_orient, *,
           const floating[::1] lc=None, const floating[::1] w_space=None,
           const floating[:, ::1] w_time=None, init_positions=None,
@@ -1188,12 +1109,7 @@ def solve(TFPlan plan, const floating[:, ::1] M, const floating[:, ::1] G,
     prm.alpha_time = alpha_time
     prm.n_orient = n_orient
     for key, val in options.items():
-        if key in _INT_OPTIONS:
-            setattr_int(&prm, key, int(val))
-        elif key in _FLOAT_OPTIONS:
-            setattr_float(&prm, key, float(val))
-        else:
-            raise TypeError(f"solve: unknown option {key!r}")
+        set_param(&prm, key, val)
     if M.shape[0] != G.shape[0] or M.shape[1] != T or n_orient < 1 or \
             G.shape[1] % n_orient:
         raise ValueError("solve: inconsistent buffer sizes")
@@ -1260,30 +1176,32 @@ def solve(TFPlan plan, const floating[:, ::1] M, const floating[:, ::1] G,
     return out
 
 
-cdef void setattr_int(tfx_params_t* prm, str key, int v):
-    if key == "maxit": prm.maxit = v
-    elif key == "dgap_freq": prm.dgap_freq = v
-    elif key == "max_outer": prm.max_outer = v
-    elif key == "stall_outer": prm.stall_outer = v
-    elif key == "ws_start": prm.ws_start = v
-    elif key == "n_inner": prm.n_inner = v
-    elif key == "inner_gap_start": prm.inner_gap_start = v
-    elif key == "anderson_k": prm.anderson_k = v
-    elif key == "anderson_start": prm.anderson_start = v
-    elif key == "dual_extrap": prm.dual_extrap = v
-    elif key == "dual_refine": prm.dual_refine = v
-    elif key == "n_threads": prm.n_threads = v
-    elif key == "pipe_min_blocks": prm.pipe_min_blocks = v
-    elif key == "screen_chunk": prm.screen_chunk = v
-    elif key == "debias": prm.debias = v
-
-
-cdef void setattr_float(tfx_params_t* prm, str key, double v):
-    if key == "tol": prm.tol = v
-    elif key == "stop_gap_ratio": prm.stop_gap_ratio = v
-    elif key == "inner_tol_ratio": prm.inner_tol_ratio = v
-    elif key == "inner_gap_frac": prm.inner_gap_frac = v
-    elif key == "complete_tol_ratio": prm.complete_tol_ratio = v
+cdef int set_param(tfx_params_t* prm, str key, object value) except -1:
+    """Set the option ``key`` (a field of :func:`default_params`) of ``prm``; the
+    one place that maps option names to the struct (the C API's test hook too)."""
+    if key == "tol": prm.tol = float(value)
+    elif key == "stop_gap_ratio": prm.stop_gap_ratio = float(value)
+    elif key == "inner_tol_ratio": prm.inner_tol_ratio = float(value)
+    elif key == "inner_gap_frac": prm.inner_gap_frac = float(value)
+    elif key == "complete_tol_ratio": prm.complete_tol_ratio = float(value)
+    elif key == "maxit": prm.maxit = int(value)
+    elif key == "dgap_freq": prm.dgap_freq = int(value)
+    elif key == "max_outer": prm.max_outer = int(value)
+    elif key == "stall_outer": prm.stall_outer = int(value)
+    elif key == "ws_start": prm.ws_start = int(value)
+    elif key == "n_inner": prm.n_inner = int(value)
+    elif key == "inner_gap_start": prm.inner_gap_start = int(value)
+    elif key == "anderson_k": prm.anderson_k = int(value)
+    elif key == "anderson_start": prm.anderson_start = int(value)
+    elif key == "dual_extrap": prm.dual_extrap = int(value)
+    elif key == "dual_refine": prm.dual_refine = int(value)
+    elif key == "n_threads": prm.n_threads = int(value)
+    elif key == "pipe_min_blocks": prm.pipe_min_blocks = int(value)
+    elif key == "screen_chunk": prm.screen_chunk = int(value)
+    elif key == "debias": prm.debias = int(value)
+    else:
+        raise TypeError(f"unknown solver option {key!r}")
+    return 0
 
 
 def gtr(const floating[:, ::1] G, const floating[:, ::1] R, int n_threads=1):
