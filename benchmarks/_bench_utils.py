@@ -29,6 +29,15 @@ FWD_KINDS = {
 CONDITION = "Left Auditory"
 
 
+def jsonable(x):
+    """``json.dumps`` default for NumPy scalars and arrays (anything else: str)."""
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    return str(x)
+
+
 def find_sample(path=None):
     """Folder of the shared sample data (raises if absent)."""
     cands = [path] if path else []

@@ -113,7 +113,7 @@ def _build_problem(spec, sample):
 
 def _write_json(path, obj):
     tmp = Path(str(path) + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=_jsonable))
+    tmp.write_text(json.dumps(obj, indent=1, default=bu.jsonable))
     os.replace(tmp, path)
 
 
@@ -682,16 +682,6 @@ def report(results, scaling, markdown, ab_labels=None):
             print(("\n" if markdown else "") + _slope_text(scaling["slopes"][axis]))
 
 
-def _jsonable(x):
-    if isinstance(x, np.generic):
-        return x.item()
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    if isinstance(x, Path):
-        return str(x)
-    return str(x)
-
-
 def _strip(obj):
     """Drop the private temp-file keys before writing the JSON."""
     if isinstance(obj, dict):
@@ -828,7 +818,7 @@ def main(argv=None):
                              if k not in ("worker", "impl", "spec", "out", "timeout")},
                        env=env, total_time=total, cases=results, scaling=scaling)
         Path(args.json).write_text(json.dumps(_strip(payload), indent=1,
-                                              default=_jsonable))
+                                              default=bu.jsonable))
         print(f"wrote {args.json}")
     if args.keep_tmp:
         print(f"worker files kept in {tmp}")

@@ -304,17 +304,9 @@ def main(argv=None):
         print("\n(MNE skipped)")
 
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2, default=_jsonable))
+        Path(args.json).write_text(json.dumps(result, indent=2, default=bu.jsonable))
         print(f"wrote {args.json}")
     return result
-
-
-def _jsonable(x):
-    if isinstance(x, np.generic):
-        return x.item()
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    return str(x)
 
 
 if __name__ == "__main__":

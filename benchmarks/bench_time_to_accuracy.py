@@ -578,14 +578,6 @@ def parse_args(argv=None):
     return args
 
 
-def _jsonable(x):
-    if isinstance(x, np.generic):
-        return x.item()
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    return str(x)
-
-
 def report(results, ref_tol, tols_text, out):
     print("\n== all samples ==")
     print_markdown_table(CURVE_HEADER, curve_rows(results))
@@ -663,7 +655,7 @@ def main(argv=None):
         payload = dict(args={k: str(v) if isinstance(v, Path) else v
                              for k, v in vars(args).items()},
                        problem=PROBLEM, env=env, total_time=total, cases=results)
-        Path(args.json).write_text(json.dumps(payload, indent=1, default=_jsonable))
+        Path(args.json).write_text(json.dumps(payload, indent=1, default=bu.jsonable))
         print(f"wrote {args.json}")
     return results
 
