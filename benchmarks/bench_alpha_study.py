@@ -142,7 +142,7 @@ def data_and_sure_paths(sim, fwd, cov, seed, sure=True, alphas=STUDY_ALPHAS, l1=
                                * delta)) / eps
             sure_v.append(out[0].residual_norm2 - p.M.size * sigma2
                           + 2.0 * sigma2 * dof)
-        if tpath._n_positions(p, out[0]) > K_STOP:
+        if tpath._n_positions(out[0]) > K_STOP:
             break
     return path, sure_v, p
 
@@ -151,7 +151,8 @@ def evaluate(r, fwd, true_rr, S):
     """Localisation, spurious positions and time-course correlation of one estimate."""
     n_or = 3 if r.active_set.size == 3 * fwd["nsource"] else 1
     pos = np.flatnonzero(r.active_set.reshape(-1, n_or).any(axis=1))
-    out = dict(n_active=int(len(pos)), alpha=float(r.alpha), l1_ratio=float(r.l1_ratio))
+    out = dict(n_active=int(len(pos)), alpha=float(r.alpha), l1_ratio=float(r.l1_ratio),
+               pos=pos.tolist())
     if len(pos) == 0:
         out.update(err_mm=[np.inf] * len(true_rr), spurious=0, corr=[0.0] * len(true_rr),
                    success=False)
@@ -178,19 +179,22 @@ def path_stats(path, nave):
         n_or = 3 if r.active_set.size % 3 == 0 and r._res is not None and \
             getattr(r._res, "positions", None) is not None else 1
         rows.append(dict(alpha=float(r.alpha), rss=float(r.residual_norm2),
-                         rss_ls=_rss_ls(r),
+                         rss_ls=_rss_ls(r)[0], rank_ls=_rss_ls(r)[1],
                          k_pos=int(len(r._res.positions)) if r._res is not None else 0,
                          k_coef=int(np.count_nonzero(r.tf_coefs)), n_or=n_or))
     return rows
 
 
 def _rss_ls(r):
-    """Residual energy of the least-squares refit on the active positions."""
+    """Residual energy of the least-squares refit on the active positions, and the
+    rank of their gain columns."""
     G = r._gain_active
     if G.shape[1] == 0:
-        return float(np.sum(r._M ** 2))
-    Q = np.linalg.qr(G)[0]
-    return float(np.sum((r._M - Q @ (Q.T @ r._M)) ** 2))
+        return float(np.sum(r._M ** 2)), 0
+    U, s, _ = np.linalg.svd(G, full_matrices=False)
+    rank = int(np.sum(s > s[0] * max(G.shape) * np.finfo(float).eps))
+    U = U[:, :rank]
+    return float(np.sum((r._M - U @ (U.T @ r._M)) ** 2)), rank
 
 
 def choose_model_discrepancy(rows, noise, m2, eps):
@@ -351,7 +355,7 @@ def main():
                 for row, v in zip(case["rows"], sure):
                     row["sure"] = v
                 case["evals"] = [evaluate(r, fwd, true_rr, S) for r in path]
-                case["N"], case["m2"] = N, m2
+                case["N"], case["m2"], case["n_chan"] = N, m2, int(p.M.shape[0])
                 _end_to_end(case, e2e, sim, fwd, cov, true_rr, S, seed, args)
                 cases.append(case)
                 print(f"extent {extent:g} nave {nave:3d} n_src {n_src} seed {seed}: "
@@ -369,25 +373,40 @@ def choose_sure(rows):
     return int(np.argmin([row["sure"] for row in rows]))
 
 
-def choose_sparse_bic(rows, noise, m2, c):
-    """argmin of RSS / E + c k: each active position must explain at least a
-    share ``c`` of the data energy beyond the noise (E = m2 - noise)."""
+def share_values(c, cc, kappa=1.0, refit=True):
+    """'signal-share' values along a case's path.
+
+    ``refit`` (tfmxne's default): ``U + cc k``, U the unexplained share of the
+    signal estimated from the least-squares refit on the active positions,
+    ``(RSS_A + kappa sigma^2 n_t rank(G_A) - noise) / E`` (kappa = 1: the
+    noise energy the refit absorbs, taken out without bias). Otherwise the
+    earlier form ``RSS / E + cc k`` on the debiased estimate.
+    """
+    noise, m2 = _noise(c), c["m2"]
     E = max(m2 - noise, 1e-3 * m2)
-    vals = [row["rss"] / E + c * row["k_pos"] if row["k_pos"] else np.inf
-            for row in rows]
-    return int(np.argmin(vals))
+    n_chan = c.get("n_chan", 362)   # the study's whitened channels (older files)
+    vals = []
+    for row in c["rows"]:
+        k = row["k_pos"]
+        if not k:
+            vals.append(np.inf)
+        elif refit:
+            rank = row.get("rank_ls", row["n_or"] * k)
+            vals.append((row["rss_ls"] + kappa * noise / n_chan * rank - noise) / E
+                        + cc * k)
+        else:
+            vals.append(row["rss"] / E + cc * k)
+    return vals
 
 
-def choose_sparse_walk(rows, noise, m2, c, patience):
-    """'sparse-bic' as the default walks it: down the grid, stopped once
+def choose_sparse_walk(rows, vals, patience):
+    """'signal-share' as the default walks it: down the grid, stopped once
     ``patience`` successive levels with more positions than the best so far
-    have not lowered RSS / E + c k (the answer is that best level)."""
-    E = max(m2 - noise, 1e-3 * m2)
+    have not lowered the value (the answer is that best level)."""
     best, fails = None, 0
-    for j, row in enumerate(rows):
+    for j, (row, v) in enumerate(zip(rows, vals)):
         if not row["k_pos"]:
             continue
-        v = row["rss"] / E + c * row["k_pos"]
         if best is None or v < best[0]:
             best, fails = (v, j, row["k_pos"]), 0
         elif row["k_pos"] > best[2]:
@@ -397,32 +416,13 @@ def choose_sparse_walk(rows, noise, m2, c, patience):
     return len(rows) - 1 if best is None else best[1]
 
 
-def choose_gain(rows, noise, m2, c):
-    """Walk down; the answer is the last level before the first one whose new
-    positions explain less than ``c`` E each (levels without new positions
-    pass)."""
-    E = max(m2 - noise, 1e-3 * m2)
-    j0 = next((j for j, r in enumerate(rows) if r["k_pos"]), len(rows) - 1)
-    best = j0
-    for j in range(j0 + 1, len(rows)):
-        dk = rows[j]["k_pos"] - rows[best]["k_pos"]
-        if dk <= 0:
-            if rows[j]["rss"] < rows[best]["rss"]:
-                best = j
-            continue
-        if (rows[best]["rss"] - rows[j]["rss"]) / dk < c * E:
-            return best
-        best = j
-    return best
-
-
 def _noise(c):
     """Expected whitened noise energy of a case (tapered, as tfmxne computes it)."""
     return c.get("noise", c["N"] / c["nave"])
 
 
 def pickers(eps_grid=(0.0, 0.2, 0.4, 0.6, 0.7, 0.8, 0.9), gammas=(100, 300, 1000),
-            cs=(0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05)):
+            cs=(0.015, 0.02, 0.025, 0.03, 0.035, 0.04, 0.05), kappas=(0, 1, 2)):
     """Criterion name -> function of a case giving the evaluation it chooses.
 
     'discrepancy' is model-discrepancy with no model error; SURE is evaluated on
@@ -441,25 +441,28 @@ def pickers(eps_grid=(0.0, 0.2, 0.4, 0.6, 0.7, 0.8, 0.9), gammas=(100, 300, 1000
         out[f"bic {g:g}"] = (lambda c, g=g: c["evals"][
             choose_bic(c["rows"], c["N"], g, "k_pos")])
     for cc in cs:
-        # as tfmxne walks it (patience SIGNAL_PATIENCE = 3), on the whole
-        # grid, and with patience 1 (the same as the 'gain' rule)
-        out[f"signal-share {cc:g}"] = (lambda c, cc=cc: c["evals"][
-            choose_sparse_walk(c["rows"], _noise(c), c["m2"], cc, 3)])
-        out[f"signal-share {cc:g} whole grid"] = (lambda c, cc=cc: c["evals"][
-            choose_sparse_bic(c["rows"], _noise(c), c["m2"], cc)])
+        # as tfmxne walks it (patience SIGNAL_PATIENCE = 3): on the refit with
+        # the absorbed noise taken out (kappa 1, the default; 0 and 2 beside
+        # it), on the debiased estimate's RSS (the earlier form), with patience 1
+        for kap in kappas:
+            name = f"signal-share {cc:g}" + ("" if kap == 1 else f" kappa {kap:g}")
+            out[name] = (lambda c, cc=cc, kap=kap: c["evals"][
+                choose_sparse_walk(c["rows"], share_values(c, cc, kap), 3)])
+        out[f"signal-share {cc:g} debiased RSS"] = (lambda c, cc=cc: c["evals"][
+            choose_sparse_walk(c["rows"], share_values(c, cc, refit=False), 3)])
         out[f"signal-share {cc:g} patience 1"] = (lambda c, cc=cc: c["evals"][
-            choose_sparse_walk(c["rows"], _noise(c), c["m2"], cc, 1)])
-        out[f"gain {cc:g}"] = (lambda c, cc=cc: c["evals"][
-            choose_gain(c["rows"], _noise(c), c["m2"], cc)])
+            choose_sparse_walk(c["rows"], share_values(c, cc), 1)])
+        out[f"signal-share {cc:g} patience 2"] = (lambda c, cc=cc: c["evals"][
+            choose_sparse_walk(c["rows"], share_values(c, cc), 2)])
     return out
 
 
 TABLE_ROWS = ("oracle", "sure", "sure-irl", "discrepancy", "model-discrepancy 0.4",
-              "model-discrepancy 0.6", "model-discrepancy 0.7", "model-discrepancy 0.8",
-              "bic 100", "bic 300", "bic 1000", "signal-share 0.02",
-              "signal-share 0.025", "signal-share 0.03", "signal-share 0.03 whole grid",
-              "signal-share 0.03 patience 1", "signal-share 0.04", "signal-share 0.05",
-              "default")
+              "model-discrepancy 0.7", "bic 300", "signal-share 0.03 debiased RSS",
+              "signal-share 0.02", "signal-share 0.025", "signal-share 0.03",
+              "signal-share 0.035", "signal-share 0.04", "signal-share 0.03 kappa 0",
+              "signal-share 0.03 kappa 2", "signal-share 0.03 patience 1",
+              "signal-share 0.03 patience 2", "default")
 
 
 def summarize(cases, markdown=False, rows=None):

@@ -226,8 +226,8 @@ def test_l1_ratio_none(evoked, fwd, noise_cov, monkeypatch):
 
 
 def test_signal_share_walk(evoked, fwd, noise_cov, monkeypatch):
-    """'signal-share' with l1_ratio=None: its recorded values are RSS / E + c k
-    of the warm-started path (recomputed here from tf_mixed_norm_path), the
+    """'signal-share' with l1_ratio=None: its recorded values are U + c k of the
+    warm-started path (recomputed here from tf_mixed_norm_path), the
     walk follows its stopping rule, and two threads choose the same."""
     monkeypatch.setattr(tfmxne.path, "AUTO_L1_RATIOS", (0.01, 0.03, 0.3))
     res = tfmxne.solve(evoked, fwd, noise_cov, alpha="signal-share", l1_ratio=None)
@@ -240,8 +240,7 @@ def test_signal_share_walk(evoked, fwd, noise_cov, monkeypatch):
                                      l1_ratio=tfmxne.path.SIGNAL_L1_RATIO)
     k = [int(r.active_set.reshape(-1, 3).any(axis=1).sum()) for r in path]
     assert k == sel["n_active"][i_ref, walked].tolist()
-    v = [r.residual_norm2 / sel["signal_energy"] + sel["signal_share"] * kk
-         if kk else np.inf for r, kk in zip(path, k)]
+    v = [_share_value(r, sel, kk) for r, kk in zip(path, k)]
     np.testing.assert_allclose(v, sel["values"][i_ref, walked], rtol=1e-10)
     # the signal energy is the data energy beyond the expected noise energy
     assert sel["signal_energy"] == pytest.approx(sel["data_energy"]
@@ -392,6 +391,20 @@ def test_default_alpha_two_sources_model_error(two_sources_model_error, fwd_surf
     _check_signal_share(sel, res)
 
 
+def _share_value(r, sel, k):
+    """'signal-share' value U + c k of one estimate, computed independently: U
+    from a least-squares refit (lstsq) on the active whitened gain columns,
+    plus the noise energy it absorbs (sigma^2 n_t rank), minus the expected
+    noise energy, over the signal energy."""
+    if not k:
+        return np.inf
+    noise, E = sel["noise_energy"], sel["signal_energy"]
+    coef = np.linalg.lstsq(r._gain_active, r._M, rcond=None)[0]
+    rss = np.sum((r._M - r._gain_active @ coef) ** 2)
+    absorbed = noise / r._M.shape[0] * np.linalg.matrix_rank(r._gain_active)
+    return (rss + absorbed - noise) / E + sel["signal_share"] * k
+
+
 def _check_signal_share(sel, res):
     """The walk's own rule, checked on what it recorded: the answer has the
     smallest value of everything solved, the walk stopped after
@@ -408,9 +421,8 @@ def _check_signal_share(sel, res):
     j = int(np.flatnonzero(sel["alphas"] == sel["alpha"])[0])
     i = l1s.index(res.l1_ratio)
     assert j < n and np.nanmin(v) == v[i, j]
-    # the value is RSS / E + c k of the chosen estimate
-    assert v[i, j] == pytest.approx(res.residual_norm2 / sel["signal_energy"]
-                                    + sel["signal_share"] * k[i, j], rel=1e-12)
+    # the value is U + c k of the chosen estimate
+    assert v[i, j] == pytest.approx(_share_value(res, sel, k[i, j]), rel=1e-10)
     # after the best level of the walk: the levels with more positions that
     # did not improve on it
     j_ref = int(np.nanargmin(v[i_ref]))

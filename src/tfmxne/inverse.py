@@ -50,10 +50,13 @@ def solve(evoked, forward, noise_cov, loose="auto", depth=0.8, maxit=3000, tol=1
         on a warm-started grid (``tfmxne.path.AUTO_ALPHAS``, 90 to 5 percent of
         alpha_max); ``result.selection`` holds the curve and the choice.
         ``'signal-share'`` (what ``None`` means): the minimum along the path
-        of ``RSS / E + tfmxne.path.SIGNAL_SHARE * k`` on the debiased fits
-        (k active positions, E the whitened data energy beyond the expected
-        noise energy), i.e. every position kept must explain at least that
-        share of the signal; the grid is walked down on l1_ratio
+        of ``U + tfmxne.path.SIGNAL_SHARE * k`` (k active positions, E the
+        whitened data energy beyond the expected noise energy, U the share of
+        E the active positions leave unexplained, estimated without bias from
+        the least-squares refit on their gain columns: its residual plus the
+        noise energy the refit absorbs, minus the expected noise energy), i.e.
+        every position kept must explain at least that share of the signal,
+        noise taken out; the grid is walked down on l1_ratio
         ``tfmxne.path.SIGNAL_L1_RATIO`` and stops once
         ``tfmxne.path.SIGNAL_PATIENCE`` levels after the best, with more
         positions than it, have not improved on it. ``'model-discrepancy'``: the largest

@@ -36,9 +36,9 @@ AUTO_ALPHAS = np.geomspace(90.0, 5.0, 23)
 AUTO_L1_RATIOS = (0.01, 0.03, 0.1, 0.3)
 #: Criteria of automatic selection; the first is what ``alpha=None`` means.
 CRITERIA = ("signal-share", "model-discrepancy", "sure", "discrepancy", "bic")
-#: Share of the data energy beyond the noise that each active position must
-#: explain under 'signal-share' (chosen on the simulation study of
-#: benchmarks/bench_alpha_study.py, never on recordings).
+#: Share of the signal (the data energy beyond the expected noise) that each
+#: active position must explain under 'signal-share' (chosen on the simulation
+#: study of benchmarks/bench_alpha_study.py, never on recordings).
 SIGNAL_SHARE = 0.03
 #: 'signal-share' walks down the grid until this many levels after its best so
 #: far, with more active positions than it, have not improved on it.
@@ -475,26 +475,54 @@ def _select_discrepancy(evoked, fp, criterion, l1_grid, alphas, o, kw, n_workers
     return r
 
 
-def _signal_share_value(r, energy, n_pos):
-    """RSS / E + SIGNAL_SHARE k of one estimate (inf when empty)."""
+def _refit_rss(r):
+    """Residual energy of the least-squares refit of ``r``'s whitened data on its
+    active gain columns, and the rank of those columns."""
+    G, M = r._gain_active, r._M
+    if G.shape[1] == 0:
+        return float(np.sum(M ** 2)), 0
+    U, s, _ = np.linalg.svd(G, full_matrices=False)
+    rank = int(np.sum(s > s[0] * max(G.shape) * np.finfo(np.float64).eps))
+    U = U[:, :rank]
+    return float(np.sum((M - U @ (U.T @ M)) ** 2)), rank
+
+
+def _signal_share_value(r, p, energy, n_pos):
+    """Unexplained share of the signal + SIGNAL_SHARE k of one estimate (inf when
+    empty).
+
+    The share left unexplained by the active positions is estimated without
+    bias from the least-squares refit on their gain columns: its residual
+    ``RSS_A`` misses the signal outside their span plus all the noise but the
+    ``sigma^2 n_t rank(G_A)`` that the refit absorbs, so
+    ``(RSS_A + sigma^2 n_t rank(G_A) - noise) / E`` estimates the unexplained
+    signal energy over the signal energy ``E``.
+    """
     if not n_pos:
         return np.inf
-    return r.residual_norm2 / energy + SIGNAL_SHARE * n_pos
+    rss, rank = _refit_rss(r)
+    noise = _noise_energy(p)
+    absorbed = noise / p.M.shape[0] * rank   # sigma^2 n_t rank(G_A)
+    return (rss + absorbed - noise) / energy + SIGNAL_SHARE * n_pos
 
 
 def _select_signal_share(evoked, fp, l1_grid, alphas, o, kw, n_workers,
                          emit=None):
     """Each active position must explain a share of the signal: the minimum of
-    ``RSS / E + SIGNAL_SHARE * k`` on the debiased fits of the path.
+    ``U + SIGNAL_SHARE * k`` along the path.
 
-    ``RSS`` is the whitened residual energy, ``k`` the number of active
-    positions and ``E`` the data energy beyond the expected noise energy
-    (the signal's energy: forward-model error and unexplained activity
-    included). Every position kept must lower the residual by at least
-    ``SIGNAL_SHARE * E``: a threshold that scales with the signal, as the
-    energy a wrong forward model leaves for spurious positions does, where a
-    penalty in units of the noise (BIC, SURE, the discrepancy principle)
-    buys that error back with sources as the noise goes down.
+    ``k`` is the number of active positions, ``E`` the whitened data energy
+    beyond the expected noise energy (the signal's energy: forward-model error
+    and unexplained activity included) and ``U`` the share of ``E`` that the
+    active positions leave unexplained, estimated without bias from the
+    least-squares refit on their gain columns (:func:`_signal_share_value`).
+    Every position kept must explain at least ``SIGNAL_SHARE * E`` of the
+    signal: a threshold that scales with the signal, as the energy a wrong
+    forward model leaves for spurious positions does, where a penalty in
+    units of the noise alone (BIC, SURE, the discrepancy principle) buys that
+    error back with sources as the noise goes down. The noise a refit absorbs
+    is taken out of what it explains, so at low SNR a position must also
+    stand above the noise, and the choice moves to larger alphas.
 
     The grid is walked down on ``SIGNAL_L1_RATIO`` (warm-started) and stops
     once ``SIGNAL_PATIENCE`` levels after the best so far, with more positions
@@ -533,7 +561,7 @@ def _select_signal_share(evoked, fp, l1_grid, alphas, o, kw, n_workers,
         k = _n_positions(r)
         if k:
             Z, pos = r._res.Z, r._res.positions
-        v = _signal_share_value(r, energy, k)
+        v = _signal_share_value(r, p, energy, k)
         values[i_ref, j], n_active[i_ref, j] = v, k
         logger.info(f"alpha {a:.3g}: {k} positions, signal-share {v:.4g}")
         if best is None or v < best[0]:
@@ -561,7 +589,7 @@ def _select_signal_share(evoked, fp, l1_grid, alphas, o, kw, n_workers,
         n_solves += len(others) * kw["n_iter"]
         for m, (pm, rm) in zip(others, outs):
             km = _n_positions(rm)
-            values[m, j] = _signal_share_value(rm, energy, km)
+            values[m, j] = _signal_share_value(rm, pm, energy, km)
             n_active[m, j] = km
             if values[m, j] < v:
                 v, i, r = values[m, j], m, rm
