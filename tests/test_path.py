@@ -391,6 +391,30 @@ def test_default_alpha_two_sources_model_error(two_sources_model_error, fwd_surf
     _check_signal_share(sel, res)
 
 
+#: Auditory cortex positions (head coordinates, mm) of the real-geometry issue.
+AUDITORY_MM = {"left": np.array([[-60.0, -5.0, 71.0], [-54.0, 6.0, 66.0]]),
+               "right": np.array([[49.0, 9.0, 78.0]])}
+
+
+@pytest.mark.parametrize("condition", ["Left Auditory", "Left visual"])
+def test_default_alpha_focal_on_sample_recordings(sample_path, fwd_surf, noise_cov,
+                                                  condition):
+    """The default (alpha=None, l1_ratio=None) on the shared recordings with the
+    whole surface forward: a focal estimate (at most 20 active positions) and,
+    for 'Left Auditory', a position within 20 mm of each auditory cortex."""
+    ev = mne.read_evokeds(sample_path / "sample-ave.fif.gz", condition=condition,
+                          baseline=(None, 0), verbose=False).crop(-0.05, 0.3)
+    res = tfmxne.solve(ev, fwd_surf, noise_cov)
+    pos = np.flatnonzero(res.active_set.reshape(-1, 3).any(axis=1))
+    assert 1 <= len(pos) <= 20, len(pos)
+    _check_signal_share(res.selection, res)
+    if condition == "Left Auditory":
+        rr = fwd_surf["source_rr"][pos] * 1e3
+        for side, pts in AUDITORY_MM.items():
+            d = np.linalg.norm(rr[:, None] - pts[None], axis=2).min()
+            assert d <= 20.0, (side, d, rr)
+
+
 def _share_value(r, sel, k):
     """'signal-share' value U + c k of one estimate, computed independently: U
     from a least-squares refit (lstsq) on the active whitened gain columns,

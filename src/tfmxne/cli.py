@@ -812,8 +812,8 @@ def _cmd_demo(args):
     if params["alpha"] == sample.DEMO_PARAMS["alpha"]:
         notes = [f"alpha is fixed for this data set: from {sample.DEMO_ALPHA_RANGE[0]:g} "
                  f"to {sample.DEMO_ALPHA_RANGE[1]:g} the estimate keeps one source in",
-                 "each auditory cortex (the automatic choice, alpha=None, is not "
-                 "used: on these recordings it keeps the left one only)"]
+                 "each auditory cortex (tfmxne.solve with alpha=None chooses alpha "
+                 "automatically, in a few solves)"]
     return _run_and_report(
         args, evoked, forward, noise_cov, params,
         title=f"tfmxne demo: TF-MxNE on MNE's sample data ('{evoked.comment}', "
