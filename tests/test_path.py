@@ -248,6 +248,17 @@ def test_signal_share_walk(evoked, fwd, noise_cov, monkeypatch):
     par = tfmxne.solve(evoked, fwd, noise_cov, alpha="signal-share", l1_ratio=None,
                        n_jobs=2)
     assert (par.alpha, par.l1_ratio) == (res.alpha, res.l1_ratio)
+    # the residual (built for the answer only) is the data minus the answer's fit,
+    # as MNE computes it (on the evoked tapered by the default window, 0.02 s),
+    # on the channels a direct solve returns
+    from mne.inverse_sparse.mxne_inverse import _compute_residual, _window_evoked
+    one = tfmxne.solve(evoked, fwd, noise_cov, alpha=res.alpha, l1_ratio=res.l1_ratio)
+    assert res.residual.ch_names == one.residual.ch_names
+    ref = _compute_residual(res._forward, _window_evoked(evoked, 0.02), res.X,
+                            res.active_set,
+                            {"ch_names": res.residual.ch_names})
+    np.testing.assert_allclose(res.residual.data, ref.data, rtol=1e-12,
+                               atol=1e-12 * np.abs(ref.data).max())
 
 
 def test_l1_ratio_none_walks_levels_together(evoked, fwd, noise_cov, monkeypatch):
