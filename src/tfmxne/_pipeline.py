@@ -530,7 +530,7 @@ def _solve_prepared(p, alpha, l1_ratio, maxit, tol, debias, wsize, tstep, dgap_f
         res = _tf_solve(Mc, G, alpha_space, alpha_time, frame, n_orient, maxit,
                         tol_abs, dgap_freq, Z_init=Z_init, init_positions=init_positions,
                         warn_name="tf_mixed_norm", screen_init=screen,
-                        on_outer=on_outer)
+                        on_outer=on_outer, mixed=True)
         E = res.E
     else:
         res, E, _ = _iterative_core(Mc, G, alpha_space, alpha_time, n_tfmxne_iter, frame,
@@ -538,7 +538,7 @@ def _solve_prepared(p, alpha, l1_ratio, maxit, tol, debias, wsize, tstep, dgap_f
                                     log_name="tf_mixed_norm", Z_init=Z_init,
                                     init_positions=init_positions,
                                     progress=on_reweighting, screen_init=screen,
-                                    on_outer=on_outer)
+                                    on_outer=on_outer, mixed=True)
     n_src = p.gain.shape[1]
     active_set = np.zeros(n_src, bool)
     active_set[_cols(res.positions, n_orient)] = True

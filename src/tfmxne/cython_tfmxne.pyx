@@ -359,7 +359,8 @@ def _solve_arrays(M, G, double alpha_space, double alpha_time, wsize, tstep,
     return X, active, dict(
         status=st, n_iter=info.n_iter, n_outer=info.n_outer, n_active=info.n_active,
         gap=info.gap, p_obj=info.p_obj, d_obj=info.d_obj, stalled=info.stalled,
-        n_threads=info.n_threads, debias_status=info.debias_status), out
+        n_threads=info.n_threads, debias_status=info.debias_status,
+        n_iter_start=info.n_iter_start), out
 
 
 def _plan_info(int n_times, wsizes, tsteps, bint is_double=True):

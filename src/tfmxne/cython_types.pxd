@@ -48,6 +48,11 @@ ctypedef struct tfx_params_t:
     int anderson_start      # epochs of an inner solve before Anderson starts
     int dual_extrap         # 1: dual extrapolation of the residuals
     int dual_refine         # 1: Newton-refined dual points (certificate)
+    # mixed precision (float64 plans only): first solve the problem in float32
+    # (half the memory traffic) to a gap of max(tol, mixed_tol_ratio ||M||^2),
+    # then start the float64 solve, which certifies the answer, from its result
+    int mixed
+    double mixed_tol_ratio
     # threads (the core's own; BLAS is called as is)
     int n_threads           # threads for G^T R, screening and the BCD sweep
     int pipe_min_blocks     # smallest working set swept by two threads
@@ -59,8 +64,8 @@ ctypedef struct tfx_params_t:
     tfx_progress_fn progress
     void* progress_ctx
     # room for options of later versions (set to 0 by tfx_params_default)
-    int reserved_int[15]
-    double reserved_double[16]
+    int reserved_int[14]
+    double reserved_double[15]
 
 ctypedef struct tfx_info_t:
     int status              # as returned
@@ -72,11 +77,12 @@ ctypedef struct tfx_info_t:
     int n_accel             # ... and accepted
     int n_threads           # threads actually used
     int debias_status       # TFX_OK, or TFX_MAXIT if debiasing failed (weights 1)
+    int n_iter_start        # epochs of the float32 start (params.mixed), 0 if none
     double gap              # duality gap of the full problem at the result
     double p_obj            # primal objective at the result
     double d_obj            # best dual objective (the certificate)
     double nu_max           # dual norm of G^T R at the last outer iteration
-    double reserved[8]
+    double reserved[7]
 
 # One outer working-set iteration (diagnostics).
 ctypedef struct tfx_outer_t:

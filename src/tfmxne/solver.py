@@ -146,10 +146,15 @@ class _SolveResult:
                  "n_iter", "n_outer", "converged", "status", "nu_max")
 
 
+#: Float32 start of the float64 solves of ``tfmxne.solve`` / ``tf_mixed_norm``
+#: (the core's ``tfx_params_t.mixed``; the array-level solvers stay in float64).
+MIXED_PRECISION = True
+
+
 def _tf_solve(M, G, alpha_space, alpha_time, frame, n_orient, maxit, tol, dgap_freq,
               *, lc=None, w_space=None, w_time=None, Z_init=None, init_positions=None,
               max_outer=None, warn_name="tf_mixed_norm_solver", screen_init=None,
-              on_outer=None):
+              on_outer=None, mixed=False):
     """Solve the (weighted) convex TF-MxNE problem with the core's ``tf_solve``.
 
     ``w_time`` is in the internal coefficient order, shape (n_positions, n_coefs).
@@ -159,7 +164,10 @@ def _tf_solve(M, G, alpha_space, alpha_time, frame, n_orient, maxit, tol, dgap_f
     from the computation of alpha_max), reused by the first outer iteration of
     a cold, unweighted start. ``on_outer(n_outer, gap, n_active)`` is called
     after the certificate of every outer iteration (an exception it raises
-    stops the solve and propagates).
+    stops the solve and propagates). ``mixed`` (float64 frames, with
+    ``MIXED_PRECISION``): the core first solves the problem in float32 and
+    starts the float64 solve, which certifies the answer, from its result
+    (``tfx_params_t.mixed``).
     The result holds the dual point ``theta`` (feasible for the dual of this
     problem) whose dual objective ``d_obj`` certifies ``gap``.
     """
@@ -188,7 +196,7 @@ def _tf_solve(M, G, alpha_space, alpha_time, frame, n_orient, maxit, tol, dgap_f
                 arr(screen_init[0]), screen_init[1], screen_init[2]),
             progress=report, tol=tol, maxit=maxit, dgap_freq=dgap_freq,
             max_outer=max_outer, n_threads=n_thr, dual_extrap=int(DUAL_EXTRAP),
-            dual_refine=int(DUAL_REFINE))
+            dual_refine=int(DUAL_REFINE), mixed=int(bool(mixed and MIXED_PRECISION)))
     status = out["status"]
     if status == _engine.STATUS_NO_MEMORY:
         raise MemoryError("TF-MxNE core: out of memory")
@@ -359,7 +367,7 @@ def _reweights(frame, Z, n_orient):
 def _iterative_core(M, G, alpha_space, alpha_time, n_tfmxne_iter, frame, n_orient,
                     maxit, tol, dgap_freq, *, log_name="iterative_tf_mixed_norm_solver",
                     max_outer=None, Z_init=None, init_positions=None, progress=None,
-                    screen_init=None, on_outer=None):
+                    screen_init=None, on_outer=None, mixed=False):
     """Reweighted solves; returns (result on the final support, E, n_iter_done).
 
     ``progress(k)`` is called after reweighting ``k`` (0-based); ``on_outer`` is
@@ -393,7 +401,7 @@ def _iterative_core(M, G, alpha_space, alpha_time, n_tfmxne_iter, frame, n_orien
                         dgap_freq, lc=lck, w_space=w_space, w_time=w_time, Z_init=z0,
                         init_positions=p0, max_outer=max_outer, warn_name=log_name,
                         screen_init=screen_init if k == 0 else None,
-                        on_outer=on_outer)
+                        on_outer=on_outer, mixed=mixed and k == 0)
         new.positions = positions[new.positions]  # back to indices into G
         res = new
         if progress is not None:

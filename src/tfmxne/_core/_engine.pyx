@@ -31,7 +31,7 @@ from libc.string cimport memset, memcpy
 from ._types cimport (floating, tf_plan, tf_dict, eps_item, tf_info, bcd_args,
                       tf_problem, TFX_MAX_DICTS, TFX_OK, TFX_MAXIT, TFX_NONFINITE,
                       TFX_BAD_ARG, TFX_NO_MEMORY, TFX_INTERRUPTED, tfx_params_t,
-                      tfx_info_t, tfx_outer_t, tfx_result_t)
+                      tfx_info_t, tfx_outer_t, tfx_result_t, tfx_progress_fn)
 from ._blas cimport gemm_rm, dot
 from scipy.linalg.cython_lapack cimport dsyev, dposv
 
@@ -1042,6 +1042,7 @@ def default_params():
             "complete_tol_ratio": prm.complete_tol_ratio,
             "anderson_k": prm.anderson_k, "anderson_start": prm.anderson_start,
             "dual_extrap": prm.dual_extrap, "dual_refine": prm.dual_refine,
+            "mixed": prm.mixed, "mixed_tol_ratio": prm.mixed_tol_ratio,
             "n_threads": prm.n_threads,
             "pipe_min_blocks": prm.pipe_min_blocks,
             "screen_chunk": prm.screen_chunk}
@@ -1195,6 +1196,8 @@ cdef int set_param(tfx_params_t* prm, str key, object value) except -1:
     elif key == "anderson_start": prm.anderson_start = int(value)
     elif key == "dual_extrap": prm.dual_extrap = int(value)
     elif key == "dual_refine": prm.dual_refine = int(value)
+    elif key == "mixed": prm.mixed = int(value)
+    elif key == "mixed_tol_ratio": prm.mixed_tol_ratio = float(value)
     elif key == "n_threads": prm.n_threads = int(value)
     elif key == "pipe_min_blocks": prm.pipe_min_blocks = int(value)
     elif key == "screen_chunk": prm.screen_chunk = int(value)

@@ -51,6 +51,11 @@ cdef void tfx_params_default(tfx_params_t* prm) noexcept nogil:
     prm.dual_extrap = 1
     # Newton-refined dual points in the inner solves that must close the gap
     prm.dual_refine = 0
+    # No float32 start unless asked (tfmxne.solve asks); when asked, it stops at
+    # a gap of 1e-5 ||M||^2 at most: float32 objectives carry about 1e-7
+    # relative rounding, so tighter gaps are left to the float64 solve.
+    prm.mixed = 0
+    prm.mixed_tol_ratio = 1e-5
     prm.n_threads = 1
     # Smallest working set swept by two threads (hand-offs cost more below).
     prm.pipe_min_blocks = 16
@@ -1180,10 +1185,194 @@ cdef int tf_solve(const tf_plan* p, const tfx_params_t* prm, const tf_problem* p
         info.status = st
         return st
     if p.is_double:
+        if prm.mixed:
+            return _tf_solve_mixed(p, prm, pb, res, info)
         return _tf_solve_t(p, prm, pb, res, info, <const double*> pb.M,
                            <const double*> pb.G)
     return _tf_solve_t(p, prm, pb, res, info, <const float*> pb.M,
                        <const float*> pb.G)
+
+
+# --------------------------------------------------------------------------
+# Mixed precision: a float32 start for a float64 solve
+# --------------------------------------------------------------------------
+cdef Py_ssize_t _plan_f32_size(const tf_plan* p) noexcept nogil:
+    """Floats of the tables of a float32 copy of the (float64) plan ``p``."""
+    cdef int i, N, nf
+    cdef Py_ssize_t total = p.n_coefs
+    for i in range(p.n_dicts):
+        N = p.d[i].wsize
+        nf = p.d[i].n_freq
+        # analysis + synthesis (N nf each folded, 2 N nf each plain), two windows
+        total += (2 if p.d[i].folded else 4) * <Py_ssize_t> N * nf
+        total += 2 * <Py_ssize_t> p.d[i].n_step * N
+    return total
+
+
+cdef void _to_f32(const double* src, float* dst, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        dst[i] = <float> src[i]
+
+
+cdef void _plan_f32(const tf_plan* p, tf_plan* q, float* buf) noexcept nogil:
+    """``q``: ``p`` (float64) with its tables converted to float32 into ``buf``
+    (:c:func:`_plan_f32_size` floats)."""
+    cdef int i, N, nf
+    cdef Py_ssize_t off = 0, n_dft, n_win
+    memcpy(q, p, sizeof(tf_plan))
+    q.is_double = 0
+    for i in range(p.n_dicts):
+        N = p.d[i].wsize
+        nf = p.d[i].n_freq
+        n_dft = (1 if p.d[i].folded else 2) * <Py_ssize_t> N * nf
+        n_win = <Py_ssize_t> p.d[i].n_step * N
+        _to_f32(<const double*> p.d[i].fa, buf + off, n_dft)
+        q.d[i].fa = buf + off
+        off += n_dft
+        _to_f32(<const double*> p.d[i].fs, buf + off, n_dft)
+        q.d[i].fs = buf + off
+        off += n_dft
+        _to_f32(<const double*> p.d[i].wa, buf + off, n_win)
+        q.d[i].wa = buf + off
+        off += n_win
+        _to_f32(<const double*> p.d[i].wsy, buf + off, n_win)
+        q.d[i].wsy = buf + off
+        off += n_win
+    _to_f32(<const double*> p.mult, buf + off, p.n_coefs)
+    q.mult = buf + off
+
+
+ctypedef struct _offset_ctx:
+    tfx_progress_fn fn
+    void* ctx
+    int offset
+
+
+cdef int _offset_progress(void* c, int n_outer, double gap,
+                          int n_active) noexcept nogil:
+    """The caller's progress callback with outer iterations counted on from
+    ``offset`` (the float64 solve after the float32 start: one numbering)."""
+    cdef _offset_ctx* oc = <_offset_ctx*> c
+    return oc.fn(oc.ctx, n_outer + oc.offset, gap, n_active)
+
+
+cdef int _tf_solve_mixed(const tf_plan* p, const tfx_params_t* prm,
+                         const tf_problem* pb, tfx_result_t* res,
+                         tfx_info_t* info) noexcept nogil:
+    """``tf_solve`` of a float64 problem with ``prm.mixed``: the same problem
+    solved in float32 first (a copy of the plan and the data, the screening of
+    ``R = M`` dropped), to a gap of at most ``max(tol, mixed_tol_ratio ||M||^2)``
+    as float32 computes it; its support and coefficients then start the float64
+    solve, which certifies the answer with a float64 gap and continues where
+    the start stopped short of ``tol``. The start's status only decides whether
+    its iterate is used (OK or MAXIT, finite, some active position); a start
+    interrupted by the progress callback returns TFX_INTERRUPTED with an empty
+    result. ``info.n_iter_start``: the start's epochs. Progress: one numbering of
+    the outer iterations over both solves. The two-thread sweep and the
+    sequential one differ by float32 rounding in the start, so answers with
+    different ``n_threads`` agree within tol (certified), not to float64
+    rounding as without the start."""
+    cdef int o = prm.n_orient, n_chan = pb.n_chan, n_src = pb.n_sources
+    cdef int T = p.n_times, K = p.n_coefs, K2 = 2 * p.n_coefs
+    cdef int n_pos = n_src // o, st
+    cdef Py_ssize_t n_M = <Py_ssize_t> n_chan * T, n_G = <Py_ssize_t> n_chan * n_src
+    cdef Py_ssize_t n_Z = <Py_ssize_t> pb.n_init * o * K2, n_plan = _plan_f32_size(p)
+    cdef Py_ssize_t n_buf, off, r, n_rows
+    cdef double m2 = 0.0
+    cdef const double* Md = <const double*> pb.M
+    cdef float* buf
+    cdef double* Zd = NULL
+    cdef int* pos = NULL
+    cdef bint ok = True
+    cdef tf_plan q
+    cdef tf_problem pb32
+    cdef tf_problem pb64
+    cdef tfx_params_t prm32
+    cdef tfx_params_t prm64
+    cdef _offset_ctx oc
+    cdef tfx_result_t res32
+    cdef tfx_info_t info32
+    n_buf = n_plan + n_M + n_G + 2 * <Py_ssize_t> n_pos + <Py_ssize_t> n_pos * K + n_Z
+    buf = <float*> malloc(n_buf * sizeof(float))
+    if buf == NULL:
+        info.status = TFX_NO_MEMORY
+        return TFX_NO_MEMORY
+    _plan_f32(p, &q, buf)
+    off = n_plan
+    memcpy(&pb32, pb, sizeof(tf_problem))
+    _to_f32(Md, buf + off, n_M)
+    pb32.M = buf + off
+    off += n_M
+    _to_f32(<const double*> pb.G, buf + off, n_G)
+    pb32.G = buf + off
+    off += n_G
+    if pb.lc != NULL:
+        _to_f32(<const double*> pb.lc, buf + off, n_pos)
+        pb32.lc = buf + off
+    off += n_pos
+    if pb.w_space != NULL:
+        _to_f32(<const double*> pb.w_space, buf + off, n_pos)
+        pb32.w_space = buf + off
+    off += n_pos
+    if pb.w_time != NULL:
+        _to_f32(<const double*> pb.w_time, buf + off, <Py_ssize_t> n_pos * K)
+        pb32.w_time = buf + off
+    off += <Py_ssize_t> n_pos * K
+    if pb.n_init > 0:
+        _to_f32(<const double*> pb.Z_init, buf + off, n_Z)
+        pb32.Z_init = buf + off
+    pb32.screen_gtr = NULL
+    pb32.screen_nu = NULL
+    pb32.screen_exact = NULL
+    for r in range(n_M):
+        m2 += Md[r] * Md[r]
+    memcpy(&prm32, prm, sizeof(tfx_params_t))
+    prm32.mixed = 0
+    prm32.debias = 0
+    if prm.mixed_tol_ratio * m2 > prm32.tol:
+        prm32.tol = prm.mixed_tol_ratio * m2
+    memset(&res32, 0, sizeof(tfx_result_t))
+    memset(&info32, 0, sizeof(tfx_info_t))
+    st = _tf_solve_t(&q, &prm32, &pb32, &res32, &info32, <const float*> pb32.M,
+                     <const float*> pb32.G)
+    free(buf)
+    if st == TFX_INTERRUPTED:
+        tfx_result_clear(&res32)
+        info.status = st
+        info.n_iter_start = info32.n_iter
+        return st
+    memcpy(&pb64, pb, sizeof(tf_problem))
+    if (st == TFX_OK or st == TFX_MAXIT) and res32.n_active > 0:
+        n_rows = <Py_ssize_t> res32.n_active * o
+        Zd = <double*> malloc(n_rows * K2 * sizeof(double))
+        pos = <int*> malloc(res32.n_active * sizeof(int))
+        if Zd != NULL and pos != NULL:
+            for r in range(n_rows * K2):
+                Zd[r] = (<const float*> res32.Z)[r]
+                if not isfinite(Zd[r]):
+                    ok = False
+            memcpy(pos, res32.positions, res32.n_active * sizeof(int))
+            if ok:
+                pb64.n_init = res32.n_active
+                pb64.init_pos = pos
+                pb64.Z_init = Zd
+                pb64.screen_gtr = NULL   # (the screening of R = M, not of the start)
+                pb64.screen_nu = NULL
+                pb64.screen_exact = NULL
+    tfx_result_clear(&res32)
+    memcpy(&prm64, prm, sizeof(tfx_params_t))
+    if prm.progress != NULL:
+        oc.fn = prm.progress
+        oc.ctx = prm.progress_ctx
+        oc.offset = info32.n_outer
+        prm64.progress = _offset_progress
+        prm64.progress_ctx = &oc
+    st = _tf_solve_t(p, &prm64, &pb64, res, info, Md, <const double*> pb.G)
+    info.n_iter_start = info32.n_iter
+    free(Zd)
+    free(pos)
+    return st
 
 
 # --------------------------------------------------------------------------

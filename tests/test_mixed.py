@@ -1,0 +1,97 @@
+# Authors: The tfmxne developers
+# SPDX-License-Identifier: BSD-3-Clause
+"""Mixed precision (``tfx_params_t.mixed``): a float64 solve started from the
+same problem solved in float32. The answer must be certified in float64: the
+returned dual point is feasible and its gap (independent NumPy code,
+``tests/_helpers.py``) is below tol, at tolerances the float32 start cannot reach
+on its own; the answer brackets a tightly solved optimum."""
+
+import numpy as np
+import pytest
+
+from tfmxne import cython_tfmxne as ct
+from tfmxne import norm_epsilon_inf, tf_mixed_norm_solver
+from tfmxne._core import _engine
+from tfmxne._stft import TFFrame
+
+from _helpers import correlated_problem, dual_ref, objectives_ref
+
+
+def _certify(M, G, a_s, a_t, wsize, tstep, n_orient, out, info, tol, w_space=None,
+             w_time_mne=None):
+    """Independent primal objective at the result, dual objective and feasibility
+    of its theta: the gap they certify is below tol."""
+    scale = float(np.sum(M * M))
+    frame = TFFrame(M.shape[1], wsize, tstep)
+    active = np.zeros(G.shape[1], bool)
+    active[(out["positions"][:, None] * n_orient + np.arange(n_orient)).ravel()] = True
+    Z = frame.to_mne(out["Z"]) if len(out["Z"]) else out["Z"]
+    p_obj = objectives_ref(M, G, Z, active, a_s, a_t, wsize, tstep, n_orient,
+                           w_space, w_time_mne)[0]
+    d_obj, nu = dual_ref(M, G, out["theta"], a_s, a_t, wsize, tstep, n_orient,
+                         w_space, w_time_mne)
+    assert nu <= (a_s + a_t) * (1 + 1e-12)                   # theta is dual feasible
+    # a true float64 duality gap (rounding of the reference: 1e-12 ||M||^2)
+    assert p_obj - d_obj < tol + 1e-12 * scale
+    assert d_obj == pytest.approx(info["d_obj"], rel=1e-10)
+    return p_obj, d_obj
+
+
+@pytest.mark.parametrize("seed, n_orient, wsize, tstep", [
+    (0, 3, 16, 4), (1, 1, 16, 4), (2, 3, [8, 16], [2, 4])])
+@pytest.mark.parametrize("rel_tol", [1e-4, 1e-10])
+def test_mixed_answer_is_certified_in_float64(seed, n_orient, wsize, tstep, rel_tol):
+    """At tol 1e-4 ||M||^2 and at 1e-10 (far below float32 rounding: the float64
+    solve must continue from the start), with one and two dictionaries: a true
+    float64 gap below tol, the float32 start did run, and the answer brackets a
+    tightly solved optimum as the plain float64 solve does."""
+    M, G = correlated_problem(seed, n_orient)
+    l1_ratio = 0.1
+    amax = norm_epsilon_inf(G, M, l1_ratio, n_orient, wsize, tstep)
+    a_s, a_t = 0.1 * amax * (1 - l1_ratio), 0.1 * amax * l1_ratio
+    scale = float(np.sum(M * M))
+    tol = rel_tol * scale
+    _, _, E = tf_mixed_norm_solver(M, G, a_s, a_t, wsize, tstep, n_orient, maxit=20000,
+                                   tol=1e-13, debias=False)
+    p_star = E[-1]
+    for mixed in (0, 1):
+        X, act, info, out = ct._solve_arrays(M, G, a_s, a_t, wsize, tstep, n_orient,
+                                             3000, tol, mixed=mixed)
+        assert info["status"] == ct.OK and 0 <= info["gap"] < tol
+        assert (info["n_iter_start"] > 0) == bool(mixed)
+        p_obj, d_obj = _certify(M, G, a_s, a_t, wsize, tstep, n_orient, out, info, tol)
+        assert d_obj <= p_star + 1e-10 * abs(p_star)
+        assert p_obj >= p_star - 1e-10 * abs(p_star)
+        assert p_obj - p_star < tol + 1e-10 * abs(p_star)
+
+
+def test_mixed_weights_and_warm_start():
+    """Weighted problem (the reweighting of irTF-MxNE) with a warm start: the
+    float32 start takes both, the float64 answer is certified."""
+    wsize, tstep, n_orient = 16, 4, 3
+    M, G = correlated_problem(5, n_orient)
+    n_pos = G.shape[1] // n_orient
+    frame = TFFrame(M.shape[1], wsize, tstep)
+    rng = np.random.default_rng(1)
+    w_space = rng.uniform(0.5, 2.0, n_pos)
+    w_time = rng.uniform(0.5, 2.0, (n_pos, frame.n_coefs))   # internal order
+    w_time_mne = frame.to_mne_weights(w_time)
+    amax = norm_epsilon_inf(G, M, 0.2, n_orient, wsize, tstep)
+    a_s, a_t = 0.15 * amax * 0.8, 0.15 * amax * 0.2
+    tol = 1e-8 * float(np.sum(M * M))
+    # a warm start: a loose plain solve
+    _, _, _, first = ct._solve_arrays(M, G, a_s, a_t, wsize, tstep, n_orient, 3000,
+                                      1e-2 * float(np.sum(M * M)))
+    X, act, info, out = ct._solve_arrays(
+        M, G, a_s, a_t, wsize, tstep, n_orient, 3000, tol, w_space=w_space,
+        w_time=w_time, init_positions=first["positions"], Z_init=first["Z"], mixed=1)
+    assert info["status"] == ct.OK and info["n_iter_start"] > 0
+    _certify(M, G, a_s, a_t, wsize, tstep, n_orient, out, info, tol, w_space,
+             w_time_mne)
+
+
+def test_mixed_option_defaults():
+    """Off by default in the core (the C API and the array-level solvers keep
+    float64 throughout); the float32 start stops at 1e-5 ||M||^2 at most."""
+    prm = _engine.default_params()
+    assert prm["mixed"] == 0 and prm["mixed_tol_ratio"] == 1e-5
