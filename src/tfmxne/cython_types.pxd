@@ -49,8 +49,9 @@ ctypedef struct tfx_params_t:
     int dual_extrap         # 1: dual extrapolation of the residuals
     int dual_refine         # 1: Newton-refined dual points (certificate)
     # mixed precision (float64 plans only): first solve the problem in float32
-    # (half the memory traffic) to a gap of max(tol, mixed_tol_ratio ||M||^2),
-    # then start the float64 solve, which certifies the answer, from its result
+    # (half the memory traffic) to a gap of max(stop_gap_ratio tol,
+    # mixed_tol_ratio ||M||^2), then start the float64 solve, which certifies
+    # the answer, from its result
     int mixed
     double mixed_tol_ratio
     # threads (the core's own; BLAS is called as is)
