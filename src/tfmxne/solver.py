@@ -230,7 +230,7 @@ def _tf_solve(M, G, alpha_space, alpha_time, frame, n_orient, maxit, tol, dgap_f
     res.p_obj = out["p_obj"]
     res.d_obj = out["d_obj"]
     res.E = out["obj"]
-    res.n_iter = out["n_iter"]
+    res.n_iter = out["n_iter"] + out["n_iter_start"]   # (float32 start included)
     res.n_outer = out["n_outer"]
     res.converged = status == _engine.STATUS_OK
     res.status = status
