@@ -117,3 +117,31 @@ def test_solve_uses_the_float32_start(small_problem, monkeypatch):
     assert mixed == 1 and out["n_iter_start"] > 0
     assert res.n_iter == out["n_iter"] + out["n_iter_start"]
     assert res.converged and res.gap == out["gap"] < res.tol
+
+
+def test_mixed_progress_numbering_and_interruption():
+    """Progress counts the outer iterations of both phases as one run (1, 2, ...),
+    and an exception from the callback during the float32 start stops the solve
+    and propagates."""
+    wsize, tstep, n_orient = 16, 4, 3
+    M, G = correlated_problem(7, n_orient)
+    frame = TFFrame(M.shape[1], wsize, tstep)
+    amax = norm_epsilon_inf(G, M, 0.1, n_orient, wsize, tstep)
+    a_s, a_t = 0.1 * amax * 0.9, 0.1 * amax * 0.1
+    tol = 1e-10 * float(np.sum(M * M))   # the float64 phase must run outer iterations
+    steps = []
+    out = _engine.solve(frame.plan, M, G, a_s, a_t, n_orient, tol=tol, maxit=3000,
+                        mixed=1, progress=lambda k, gap, n: steps.append(k))
+    assert out["status"] == _engine.STATUS_OK and out["n_iter_start"] > 0
+    assert steps == list(range(1, len(steps) + 1))
+    assert len(steps) > out["n_outer"]     # the start's outer iterations come first
+
+    class Stop(Exception):
+        pass
+
+    def stop(k, gap, n):
+        raise Stop
+
+    with pytest.raises(Stop):
+        _engine.solve(frame.plan, M, G, a_s, a_t, n_orient, tol=tol, maxit=3000,
+                      mixed=1, progress=stop)

@@ -85,12 +85,17 @@ the core (``G^T R``, the screening, the two-thread sweep); BLAS is called as
 is, single-threaded products are fastest (pin BLAS to one thread). ``debias``:
 rescale each active position's time courses by the exact debiasing weight (in
 ``result.debias``). ``progress``: a nogil callback after every outer iteration.
-The other fields tune the working-set loop; see ``cython_types.pxd``.
+``mixed`` (float64 plans; off by default, on in ``tfmxne.solve``): solve the
+problem in float32 first and start the float64 solve, which certifies the
+answer, from its result (``info.n_iter_start``: the float32 epochs); answers
+for different ``n_threads`` then agree within tol, not to rounding; a solve
+interrupted during the float32 start returns ``TFX_INTERRUPTED`` with an empty
+result. The other fields tune the working-set loop; see ``cython_types.pxd``.
 
 Results: ``tfx_result_t``
 -------------------------
-For the statuses ``TFX_OK``, ``TFX_MAXIT`` and ``TFX_INTERRUPTED`` the result
-holds ``n_active`` positions (increasing), their coefficients ``Z`` and time
+For the statuses ``TFX_OK``, ``TFX_MAXIT`` and ``TFX_INTERRUPTED`` (but see
+``mixed``) the result holds ``n_active`` positions (increasing), their coefficients ``Z`` and time
 courses ``X`` (``PhiT(Z)``, debiased if asked), the residual ``R``, the dual
 point ``theta`` that certifies ``info.gap``, the objective history and one
 record per outer iteration, all ``malloc``'d by the solver: release them with
