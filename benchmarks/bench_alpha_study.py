@@ -173,28 +173,21 @@ def evaluate(r, fwd, true_rr, S):
 
 
 def path_stats(path, nave):
-    """What the path-based criteria need from each solve of the data path."""
+    """What the path-based criteria need from each solve of the data path
+    (``rss_ls``, ``rank_ls``: the least-squares refit tfmxne's 'signal-share'
+    scores, ``tfmxne.path._refit_rss``)."""
+    from tfmxne import path as tpath
+
     rows = []
     for r in path:
+        rss_ls, rank_ls = tpath._refit_rss(r)
         n_or = 3 if r.active_set.size % 3 == 0 and r._res is not None and \
             getattr(r._res, "positions", None) is not None else 1
         rows.append(dict(alpha=float(r.alpha), rss=float(r.residual_norm2),
-                         rss_ls=_rss_ls(r)[0], rank_ls=_rss_ls(r)[1],
+                         rss_ls=rss_ls, rank_ls=rank_ls,
                          k_pos=int(len(r._res.positions)) if r._res is not None else 0,
                          k_coef=int(np.count_nonzero(r.tf_coefs)), n_or=n_or))
     return rows
-
-
-def _rss_ls(r):
-    """Residual energy of the least-squares refit on the active positions, and the
-    rank of their gain columns."""
-    G = r._gain_active
-    if G.shape[1] == 0:
-        return float(np.sum(r._M ** 2)), 0
-    U, s, _ = np.linalg.svd(G, full_matrices=False)
-    rank = int(np.sum(s > s[0] * max(G.shape) * np.finfo(float).eps))
-    U = U[:, :rank]
-    return float(np.sum((r._M - U @ (U.T @ r._M)) ** 2)), rank
 
 
 def choose_model_discrepancy(rows, noise, m2, eps):

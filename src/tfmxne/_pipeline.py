@@ -260,7 +260,10 @@ def _taper(n, sfreq, window):
 
 
 def _window_evoked(evoked, window):
-    """Taper both ends with half Hanning windows (copy), without MNE's 0 bug."""
+    """Taper both ends with half Hanning windows (copy), without MNE's 0 bug;
+    ``window=None``: the evoked itself."""
+    if window is None:
+        return evoked
     evoked = evoked.copy()
     taper = _taper(len(evoked.times), float(evoked.info["sfreq"]), window)
     evoked.data *= taper[None, :]
@@ -310,7 +313,7 @@ def _prepare_data(fp, evoked, window, l1_ratio, wsize, tstep):
 
     _check_reference(evoked)
     all_ch_names = evoked.ch_names
-    ev = _window_evoked(evoked, window) if window is not None else evoked
+    ev = _window_evoked(evoked, window)
     sel = [all_ch_names.index(name) for name in fp.gain_info["ch_names"]]
     logger.info("Whitening data matrix.")
     M = fp.whitener @ ev.data[sel]

@@ -312,8 +312,8 @@ def _select(evoked, forward, noise_cov, criterion, l1_ratio, o, alphas=None,
         r = _select_on_grid(evoked, fp, criterion, l1_grid, alphas, o, kw, n_workers,
                             emit, random_state)
     if return_residual:
-        ev = _window_evoked(evoked, o["window"]) if o["window"] is not None else evoked
-        r.residual = _compute_residual(fp.forward, ev, r.X, r.active_set, fp.gain_info)
+        r.residual = _compute_residual(fp.forward, _window_evoked(evoked, o["window"]),
+                                       r.X, r.active_set, fp.gain_info)
     return r
 
 
@@ -504,7 +504,7 @@ def _refit_rss(r):
     return float(np.sum((M - U @ (U.T @ M)) ** 2)), rank
 
 
-def _signal_share_value(r, p, energy, n_pos):
+def _signal_share_value(r, noise, energy, n_pos):
     """Unexplained share of the signal + SIGNAL_SHARE k of one estimate (inf when
     empty).
 
@@ -513,13 +513,13 @@ def _signal_share_value(r, p, energy, n_pos):
     ``RSS_A`` misses the signal outside their span plus all the noise but the
     ``sigma^2 n_t rank(G_A)`` that the refit absorbs, so
     ``(RSS_A + sigma^2 n_t rank(G_A) - noise) / E`` estimates the unexplained
-    signal energy over the signal energy ``E``.
+    signal energy over the signal energy ``E`` (``noise``: the expected noise
+    energy of the whitened data, ``sigma^2 n_t n_chan``).
     """
     if not n_pos:
         return np.inf
     rss, rank = _refit_rss(r)
-    noise = _noise_energy(p)
-    absorbed = noise / p.M.shape[0] * rank   # sigma^2 n_t rank(G_A)
+    absorbed = noise / r._M.shape[0] * rank   # sigma^2 n_t rank(G_A)
     return (rss + absorbed - noise) / energy + SIGNAL_SHARE * n_pos
 
 
@@ -578,7 +578,7 @@ def _select_signal_share(evoked, fp, l1_grid, alphas, o, kw, n_workers,
         k = _n_positions(r)
         if k:
             Z, pos = r._res.Z, r._res.positions
-        v = _signal_share_value(r, p, energy, k)
+        v = _signal_share_value(r, noise, energy, k)
         values[i_ref, j], n_active[i_ref, j] = v, k
         logger.info(f"alpha {a:.3g}: {k} positions, signal-share {v:.4g}")
         if best is None or v < best[0]:
@@ -600,13 +600,13 @@ def _select_signal_share(evoked, fp, l1_grid, alphas, o, kw, n_workers,
                 tstep, kw["dgap_freq"], o["pick_ori"], kw["n_iter"],
                 kw["return_residual"], np.float64, raise_empty=False)
             _solved(emit, "alpha", rm, total)
-            return pm, rm
+            return rm
 
         outs = _in_threads([lambda m=m: one(m) for m in others], n_workers)
         n_solves += len(others) * kw["n_iter"]
-        for m, (pm, rm) in zip(others, outs):
+        for m, rm in zip(others, outs):
             km = _n_positions(rm)
-            values[m, j] = _signal_share_value(rm, pm, energy, km)
+            values[m, j] = _signal_share_value(rm, noise, energy, km)
             n_active[m, j] = km
             if values[m, j] < v:
                 v, i, r = values[m, j], m, rm

@@ -1263,12 +1263,12 @@ cdef int _tf_solve_mixed(const tf_plan* p, const tfx_params_t* prm,
     """``tf_solve`` of a float64 problem with ``prm.mixed``: the same problem
     solved in float32 first (a copy of the plan and the data, the screening of
     ``R = M`` dropped), to a gap of at most ``max(stop_gap_ratio tol,
-    mixed_tol_ratio ||M||^2)`` as float32 computes it; its support and coefficients then start the float64
-    solve, which certifies the answer with a float64 gap and continues where
-    the start stopped short of ``tol``. The start's status only decides whether
-    its iterate is used (OK or MAXIT, finite, some active position); a start
-    interrupted by the progress callback returns TFX_INTERRUPTED with an empty
-    result. ``info.n_iter_start``: the start's epochs. Progress: one numbering of
+    mixed_tol_ratio ||M||^2)`` as float32 computes it; its support and
+    coefficients then start the float64 solve, which certifies the answer with
+    a float64 gap and continues where the start stopped short of ``tol``. The
+    start's status only decides whether its iterate is used (OK or MAXIT,
+    finite, some active position); a start interrupted by the progress
+    callback returns TFX_INTERRUPTED with an empty result. ``info.n_iter_start``: the start's epochs. Progress: one numbering of
     the outer iterations over both solves. The two-thread sweep and the
     sequential one differ by float32 rounding in the start, so answers with
     different ``n_threads`` agree within tol (certified), not to float64
