@@ -23,7 +23,7 @@ from mne.source_estimate import _BaseSourceEstimate, _make_stc
 from mne.utils import logger
 
 from ._prepare import prepare_gain
-from ._stft import TFFrame
+from ._stft import TFFrame, internal_to_mne
 from ._validation import (
     _short,
     check_alpha,
@@ -406,6 +406,13 @@ class TFMxNEResult:
             self.X, self.active_set, self._forward, self.times[0],
             1.0 / self._sfreq, self._M, self._gain_active)
 
+    @property
+    def tf_coefs(self):
+        # MNE's layout of the solver's coefficients, made on first use
+        if self.__dict__.get("_tf_coefs") is None:
+            self._tf_coefs = internal_to_mne(self._res.Z, self.n_steps, self.n_freqs)
+        return self._tf_coefs
+
     def tf_coefs_of(self, k):
         """Complex STFT coefficients of active source ``k`` per dictionary.
 
@@ -563,7 +570,7 @@ def _solve_prepared(p, alpha, l1_ratio, maxit, tol, debias, wsize, tstep, dgap_f
             alpha_max=p.alpha_max * 100.0, gap=res.gap, tol=tol_abs,
             converged=bool(res.converged), n_iter=res.n_iter, explained_variance=0.0,
             objective=list(E), gap_history=[res.gap],
-            tf_coefs=np.zeros((0, frame.n_coefs), complex), active_set=full,
+            _tf_coefs=np.zeros((0, frame.n_coefs), complex), active_set=full,
             X=np.zeros((0, M.shape[1])), times=p.evoked.times.copy(),
             n_freqs=frame.n_freqs, n_steps=frame.n_steps, wsize=frame.wsizes,
             tstep=frame.tsteps, elapsed=time.perf_counter() - t0, residual_norm2=nM2,
@@ -572,7 +579,6 @@ def _solve_prepared(p, alpha, l1_ratio, maxit, tol, debias, wsize, tstep, dgap_f
     gain_active = gain[:, active_set]
     rn2 = float(np.sum((M - gain_active @ X) ** 2))
     ev = 1.0 - rn2 / nM2 if nM2 > 0 else 0.0
-    tf_coefs = frame.to_mne(res.Z.astype(np.float64))
     if p.mask is not None:
         full = np.zeros(len(p.mask), bool)
         full[p.mask] = active_set
@@ -591,8 +597,7 @@ def _solve_prepared(p, alpha, l1_ratio, maxit, tol, debias, wsize, tstep, dgap_f
         estimate=estimate, residual=residual, alpha=alpha, l1_ratio=l1_ratio,
         alpha_max=p.alpha_max * 100.0, gap=res.gap, tol=tol_abs,
         converged=bool(res.converged), n_iter=res.n_iter, explained_variance=ev,
-        objective=list(E), gap_history=[res.gap], tf_coefs=tf_coefs,
-        active_set=active_set, X=X, times=p.evoked.times.copy(),
+        objective=list(E), gap_history=[res.gap], active_set=active_set, X=X, times=p.evoked.times.copy(),
         n_freqs=frame.n_freqs, n_steps=frame.n_steps, wsize=frame.wsizes,
         tstep=frame.tsteps, elapsed=time.perf_counter() - t0, residual_norm2=rn2,
         _forward=forward, _sfreq=p.evoked.info["sfreq"], _M=M,

@@ -23,6 +23,14 @@ import numpy as np
 from mne.forward import compute_orient_prior, convert_forward_solution, is_fixed_orient
 from mne.utils import logger
 
+from .solver import _gtr
+
+
+def _whiten(whitener, sol):
+    """``whitener @ sol`` by the core's threads (BLAS is pinned to one thread
+    during a call: see ``tfmxne._parallel.call_scope``)."""
+    return _gtr(np.ascontiguousarray(whitener.T), np.ascontiguousarray(sol))
+
 
 def _depth_prior(Gw, forward, exp, limit, combine_xyz, fixed):
     """MNE's depth prior (``limit_depth_chs='whiten'``) of a whitened gain."""
@@ -108,16 +116,17 @@ def prepare_gain(forward, info, noise_cov, pca, depth, loose, rank, weights=None
                             on_rank_mismatch="warn")
     whitener = compute_whitener(cov, pca=pca, verbose=False)[0]
     logger.info("Whitening the forward solution.")
-    gain = whitener @ forward["sol"]["data"]
+    gain = _whiten(whitener, forward["sol"]["data"])
 
     source_std = np.ones(gain.shape[1], dtype=gain.dtype)
     if exp is not None:
         logger.info("Creating the depth weighting matrix...")
         # MNE whitens the depth gain with the PCA whitener; without PCA the
         # whitener is that one rotated (same column norms up to rounding), but
-        # keep MNE's product so the prior is MNE's to the last bits
+        # keep MNE's product so the prior is MNE's up to rounding
         Gw = gain if pca is True else (
-            compute_whitener(cov, pca=True, verbose=False)[0] @ forward["sol"]["data"])
+            _whiten(compute_whitener(cov, pca=True, verbose=False)[0],
+                    forward["sol"]["data"]))
         source_std *= _depth_prior(Gw, forward, exp, depth["limit"],
                                    depth["combine_xyz"], fixed)
         del Gw

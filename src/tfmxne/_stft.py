@@ -64,10 +64,7 @@ class TFFrame:
 
     def to_mne(self, z):
         """Internal real coefficients -> MNE's complex layout (n, n_coefs)."""
-        zc = np.ascontiguousarray(z, dtype=np.float64).view(np.complex128)
-        out = np.empty_like(zc)
-        out[:, self._to_mne] = zc
-        return out
+        return internal_to_mne(z, self.n_steps, self.n_freqs)
 
     def from_mne(self, Z):
         """MNE's complex layout (n, n_coefs) -> internal real coefficients."""
@@ -84,6 +81,22 @@ class TFFrame:
     def from_mne_weights(self, w):
         """Per-coefficient weights, MNE order -> internal order."""
         return np.ascontiguousarray(np.asarray(w)[:, self._to_mne])
+
+
+def internal_to_mne(z, n_steps, n_freqs):
+    """Internal real coefficients (n, 2 n_coefs) -> MNE's complex layout.
+
+    Per dictionary, the internal order is (step, frequency) and MNE's
+    (frequency, step): one transposed copy each.
+    """
+    zc = np.ascontiguousarray(z, dtype=np.float64).view(np.complex128)
+    out = np.empty_like(zc)
+    off = 0
+    for ns, nf in zip(n_steps, n_freqs):
+        out[:, off:off + ns * nf].reshape(-1, nf, ns)[...] = (
+            zc[:, off:off + ns * nf].reshape(-1, ns, nf).transpose(0, 2, 1))
+        off += ns * nf
+    return out
 
 
 def _as_signals(x):

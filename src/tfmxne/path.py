@@ -29,7 +29,7 @@ from ._pipeline import (
     _window_evoked,
 )
 from ._validation import _short, check_int
-from ._parallel import batch_scope
+from ._parallel import batch_scope, call_scope
 
 #: Default alpha grid of automatic selection, in percent of alpha_max
 #: (geometric, about 12 % apart).
@@ -235,11 +235,13 @@ def tf_mixed_norm_path(evoked, forward, noise_cov, alphas=None, l1_ratio=0.03,
             return results
         _, l1_ratio, maxit, tol, n_iter, dgap_freq, wsize, tstep = _validated(
             evoked, forward, noise_cov, float(alphas[0]), l1_ratio, o)
-        fp = _forward_part(evoked.info, forward, noise_cov, o)
-        p = _prepare_data(fp, evoked, o["window"], l1_ratio, wsize, tstep)
-        return _path_on_prepared(p, alphas, l1_ratio, o, wsize=wsize, tstep=tstep,
-                                 maxit=maxit, tol=tol, dgap_freq=dgap_freq, n_iter=n_iter,
-                                 emit=emit, total=len(alphas), n_workers=n_workers)
+        with call_scope():
+            fp = _forward_part(evoked.info, forward, noise_cov, o)
+            p = _prepare_data(fp, evoked, o["window"], l1_ratio, wsize, tstep)
+            return _path_on_prepared(
+                p, alphas, l1_ratio, o, wsize=wsize, tstep=tstep, maxit=maxit, tol=tol,
+                dgap_freq=dgap_freq, n_iter=n_iter, emit=emit, total=len(alphas),
+                n_workers=n_workers)
 
 
 def _path_task(evoked, forward, noise_cov, alphas, l1_ratio, o, n_jobs=1):
@@ -733,9 +735,16 @@ def _solve(evoked, forward, noise_cov, alpha, l1_ratio, o, return_residual, dtyp
 
     A batch (list of evokeds or Dask) reports 'batch' events, an automatic
     selection 'alpha' events, a single solve 'outer' (and 'reweighting')
-    events.
+    events. The whole call runs in one :func:`tfmxne._parallel.call_scope`.
     """
     t0 = time.perf_counter() if t0 is None else t0
+    with call_scope():
+        return _solve_in_scope(evoked, forward, noise_cov, alpha, l1_ratio, o,
+                               return_residual, dtype, n_jobs, client, emit, t0)
+
+
+def _solve_in_scope(evoked, forward, noise_cov, alpha, l1_ratio, o, return_residual,
+                    dtype, n_jobs, client, emit, t0):
     dtype = _check_solve_options(dtype, return_residual)
     auto = _is_auto(alpha, l1_ratio)
     if isinstance(evoked, list | tuple):
