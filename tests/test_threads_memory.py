@@ -401,3 +401,38 @@ def test_thread_layer_builds_and_runs_on_windows(tmp_path):
     run = subprocess.run([wine, str(exe)], capture_output=True, text=True, timeout=300,
                          env=os.environ | {"WINEDEBUG": "-all"})
     assert run.returncode == 0 and "ok" in run.stdout, (run.returncode, run.stdout)
+
+
+def _blas_threads():
+    from threadpoolctl import threadpool_info
+
+    return min(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+
+
+def test_call_scope_pins_blas_for_the_whole_call(small_problem, monkeypatch):
+    """A call runs on one BLAS thread from its start (the preparation included),
+    its solves on the threads BLAS had before; nested scopes change nothing."""
+    from tfmxne import _parallel, _prepare
+
+    with threadpool_limits(2, user_api="blas"):
+        n_before = _parallel.solve_threads()
+        assert _blas_threads() == 2
+        with _parallel.call_scope():
+            inner = (_parallel.solve_threads(), _blas_threads())
+            with _parallel.call_scope():
+                nested = (_parallel.solve_threads(), _blas_threads())
+        assert inner == nested == (n_before, 1)
+        assert _blas_threads() == 2 and _parallel.solve_threads() == n_before
+
+        seen = []
+        whiten = _prepare._whiten
+
+        def spy(*a):
+            seen.append((_parallel.solve_threads(), _blas_threads()))
+            return whiten(*a)
+
+        monkeypatch.setattr(_prepare, "_whiten", spy)
+        evoked, forward, cov = small_problem
+        tfmxne.tf_mixed_norm(evoked, forward, cov, alpha=50.0, verbose=False)
+        assert seen == [(n_before, 1)]
+        assert _blas_threads() == 2
