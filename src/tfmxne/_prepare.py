@@ -29,7 +29,10 @@ from .solver import _gtr
 def _whiten(whitener, sol):
     """``whitener @ sol`` by the core's threads (BLAS is pinned to one thread
     during a call: see ``tfmxne._parallel.call_scope``)."""
-    return _gtr(np.ascontiguousarray(whitener.T), np.ascontiguousarray(sol))
+    # (one conversion of the stored gain, often float32 in Fortran order, to
+    # float64 in C order: the product MNE's ``whitener @ sol`` computes)
+    return _gtr(np.ascontiguousarray(whitener.T, dtype=np.float64),
+                np.ascontiguousarray(sol, dtype=np.float64))
 
 
 def _depth_prior(Gw, forward, exp, limit, combine_xyz, fixed):
