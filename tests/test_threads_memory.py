@@ -415,8 +415,9 @@ def test_call_scope_pins_blas_for_the_whole_call(small_problem, monkeypatch):
     from tfmxne import _parallel, _prepare
 
     with threadpool_limits(2, user_api="blas"):
+        if _blas_threads() < 2:
+            pytest.skip("BLAS runs one thread only here")
         n_before = _parallel.solve_threads()
-        assert _blas_threads() == 2
         with _parallel.call_scope():
             inner = (_parallel.solve_threads(), _blas_threads())
             with _parallel.call_scope():

@@ -80,9 +80,9 @@ def call_scope():
 
 def solve_threads():
     """Threads for one solve: as many as BLAS may use now (so ``threadpoolctl``
-    limits set by the caller apply; in a :func:`call_scope`, when it started), at most the CPUs and
-    :data:`MAX_SOLVE_THREADS`; one inside a batch, whose solves already run in
-    parallel."""
+    limits set by the caller apply; in a :func:`call_scope`, as many as it could
+    when the scope started), at most the CPUs and :data:`MAX_SOLVE_THREADS`; one
+    inside a batch, whose solves already run in parallel."""
     if in_batch():
         return 1
     n = _CALL_THREADS.get()
