@@ -25,6 +25,7 @@ equal to that of the two-sided spectra, so that the frame is tight:
 import numpy as np
 cimport numpy as cnp
 from libc.math cimport sqrt, fabs, isfinite, INFINITY
+from libc.float cimport FLT_EPSILON
 from libc.stdlib cimport qsort, malloc, calloc, realloc, free
 from libc.string cimport memset, memcpy
 

@@ -718,6 +718,13 @@ cdef int _tf_solve_t(const tf_plan* p, const tfx_params_t* prm, const tf_problem
                     G + <Py_ssize_t> A[i] * o, n_src, XA + <Py_ssize_t> i * o * T, T,
                     <floating> 1.0, R, T)
     reuse = (pb.screen_gtr != NULL and nA == 0 and wsp == NULL and wt == NULL)
+    if n_outer == 0 and floating is double and pb.seed_gtr != NULL:
+        # the float32 start's last screening, as the "previous" one of the
+        # first outer iteration: its bounds need no STFT
+        for r in range(n_big):
+            gtr_buf[1 - cur][r] = pb.seed_gtr[r]
+        memcpy(nu_buf[1 - cur], pb.seed_nu, n_pos * sizeof(double))
+        have_prev = True
     extrap[0] = extrap[1] = 0.0
     refine_st[0] = 0.0
     # ---- outer loop: max_outer inner solves, the gap always at the iterate ----
@@ -1084,6 +1091,11 @@ cdef int _tf_solve_t(const tf_plan* p, const tfx_params_t* prm, const tf_problem
     info.n_active = res.n_active
     if status != TFX_OK and status != TFX_MAXIT and status != TFX_INTERRUPTED:
         tfx_result_clear(res)
+    elif pb.keep_gtr != NULL and have_prev and n_outer > 0:
+        # (after the last certificate its buffers are the "previous" ones)
+        memcpy(pb.keep_gtr, gtr_buf[1 - cur], n_big * sizeof(floating))
+        memcpy(pb.keep_nu, nu_buf[1 - cur], n_pos * sizeof(double))
+        pb.kept[0] = 1
     free(perm)
     free(lc)
     free(gtr_buf[0])
@@ -1268,8 +1280,12 @@ cdef int _tf_solve_mixed(const tf_plan* p, const tfx_params_t* prm,
     a float64 gap and continues where the start stopped short of ``tol``. The
     start's status only decides whether its iterate is used (OK or MAXIT,
     finite, some active position); a start interrupted by the progress
-    callback returns TFX_INTERRUPTED with an empty result. ``info.n_iter_start``: the start's epochs. Progress: one numbering of
-    the outer iterations over both solves. The two-thread sweep and the
+    callback returns TFX_INTERRUPTED with an empty result.
+    ``info.n_iter_start``: the start's epochs. Progress: one numbering of the
+    outer iterations over both solves. Unweighted problems: the start's last
+    screening (G^T R and dual-norm bounds, widened by float32 rounding) bounds
+    the dual norms of the first float64 certificate, which then evaluates
+    exactly only the positions those bounds cannot clear. The two-thread sweep and the
     sequential one differ by float32 rounding in the start, so answers with
     different ``n_threads`` agree within tol (certified), not to float64
     rounding as without the start."""
@@ -1293,9 +1309,23 @@ cdef int _tf_solve_mixed(const tf_plan* p, const tfx_params_t* prm,
     cdef _offset_ctx oc
     cdef tfx_result_t res32
     cdef tfx_info_t info32
+    cdef bint seed = pb.w_space == NULL and pb.w_time == NULL
+    cdef float* kgtr = NULL
+    cdef double* knu = NULL
+    cdef int kept = 0
+    cdef double infl = 0.0, w, nrm
+    cdef int j
+    cdef Py_ssize_t r1
+    cdef Py_ssize_t n_big = <Py_ssize_t> n_src * T
     n_buf = n_plan + n_M + n_G + 2 * <Py_ssize_t> n_pos + <Py_ssize_t> n_pos * K + n_Z
     buf = <float*> malloc(n_buf * sizeof(float))
-    if buf == NULL:
+    if seed:
+        kgtr = <float*> malloc(n_big * sizeof(float))
+        knu = <double*> malloc(n_pos * sizeof(double))
+    if buf == NULL or (seed and (kgtr == NULL or knu == NULL)):
+        free(buf)
+        free(kgtr)
+        free(knu)
         info.status = TFX_NO_MEMORY
         return TFX_NO_MEMORY
     _plan_f32(p, &q, buf)
@@ -1325,6 +1355,9 @@ cdef int _tf_solve_mixed(const tf_plan* p, const tfx_params_t* prm,
     pb32.screen_gtr = NULL
     pb32.screen_nu = NULL
     pb32.screen_exact = NULL
+    pb32.keep_gtr = kgtr
+    pb32.keep_nu = knu
+    pb32.kept = &kept
     for r in range(n_M):
         m2 += Md[r] * Md[r]
     memcpy(&prm32, prm, sizeof(tfx_params_t))
@@ -1345,6 +1378,8 @@ cdef int _tf_solve_mixed(const tf_plan* p, const tfx_params_t* prm,
     free(buf)
     if st == TFX_INTERRUPTED:
         tfx_result_clear(&res32)
+        free(kgtr)
+        free(knu)
         info.status = st
         info.n_iter_start = info32.n_iter
         return st
@@ -1366,6 +1401,27 @@ cdef int _tf_solve_mixed(const tf_plan* p, const tfx_params_t* prm,
                 pb64.screen_gtr = NULL   # (the screening of R = M, not of the start)
                 pb64.screen_nu = NULL
                 pb64.screen_exact = NULL
+                if kept:
+                    # float32 bounds -> bounds of the float64 dual norms of the same
+                    # (stored) G^T R: the epsilon norm is a norm below the l2 norm
+                    # of its time courses (Parseval), so the float32 rounding of
+                    # the frame products (relative to ||G_j^T R||: wsize eps per
+                    # product, sqrt(wsize) per frame, sqrt(wsize / tstep) frames
+                    # per sample) moves the computed value by less than that; add
+                    # 10 times it
+                    for r in range(p.n_dicts):
+                        w = p.d[r].wsize
+                        w = 10.0 * FLT_EPSILON * w * sqrt(w) * sqrt(w / p.d[r].tstep)
+                        if w > infl:
+                            infl = w
+                    for j in range(n_pos):
+                        nrm = 0.0
+                        r1 = <Py_ssize_t> j * o * T
+                        for r in range(r1, r1 + o * T):
+                            nrm += <double> kgtr[r] * kgtr[r]
+                        knu[j] += infl * sqrt(nrm)
+                    pb64.seed_gtr = kgtr
+                    pb64.seed_nu = knu
     tfx_result_clear(&res32)
     memcpy(&prm64, prm, sizeof(tfx_params_t))
     if prm.progress != NULL:
@@ -1378,6 +1434,8 @@ cdef int _tf_solve_mixed(const tf_plan* p, const tfx_params_t* prm,
     info.n_iter_start = info32.n_iter
     free(Zd)
     free(pos)
+    free(kgtr)
+    free(knu)
     return st
 
 

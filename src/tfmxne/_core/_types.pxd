@@ -111,3 +111,11 @@ ctypedef struct tf_problem:
     const void* screen_gtr      # screening of R = M (G^T M, bounds / exact values
     const double* screen_nu     # and which are exact) from alpha_max, or NULL
     const unsigned char* screen_exact
+    # the float32 start of a float64 solve (tfx_params_t.mixed; NULL otherwise):
+    # the start hands its last screening to the float64 solve, whose first
+    # outer iteration bounds the dual norms from it (triangle inequality)
+    void* keep_gtr              # out: G^T R of the last certificate (n_sources, T) ...
+    double* keep_nu             # ... and upper bounds of its dual norms (n_pos,)
+    int* kept                   # ... set to 1 once they are written
+    const float* seed_gtr       # in: a float32 G^T R (n_sources, T) and upper
+    const double* seed_nu       # bounds of its dual norms, as exact float64 values
