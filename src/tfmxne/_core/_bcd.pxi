@@ -403,8 +403,8 @@ cdef void _bcd_run(const tf_plan* p, int n_ws, int n_orient, int n_chan,
                 thr_s = alpha_s * (wsp[j] if wsp != NULL else 1.0) / lcj
                 thr_t = alpha_t / lcj
                 # gtr = G_j^T R / lc_j
-                gemm_rm(False, False, n_orient, T, n_chan, <floating> (1.0 / lcj),
-                        GTj, n_chan, R, T, <floating> 0.0, gtr, T)
+                gemm_rm_slim(n_orient, T, n_chan, <floating> (1.0 / lcj),
+                             GTj, n_chan, R, T, <floating> 0.0, gtr, T)
                 if not active[j]:
                     nrm = dot(n_orient * T, gtr, gtr)
                     if sqrt(nrm) <= thr_s:

@@ -33,7 +33,7 @@ from ._types cimport (floating, tf_plan, tf_dict, eps_item, tf_info, bcd_args,
                       tf_problem, TFX_MAX_DICTS, TFX_OK, TFX_MAXIT, TFX_NONFINITE,
                       TFX_BAD_ARG, TFX_NO_MEMORY, TFX_INTERRUPTED, tfx_params_t,
                       tfx_info_t, tfx_outer_t, tfx_result_t, tfx_progress_fn)
-from ._blas cimport gemm_rm, dot
+from ._blas cimport gemm_rm, gemm_rm_slim, dot
 from scipy.linalg.cython_lapack cimport dsyev, dposv
 
 cnp.import_array()

@@ -68,8 +68,8 @@ cdef void _helper_epoch(pipe_ctx* c, long e, const floating* GT, floating* R,
         if lc[j] <= 0:
             continue
         g = gb + (k & 1) * blk
-        gemm_rm(False, False, no, T, nc, <floating> (1.0 / lc[j]),
-                GT + <Py_ssize_t> j * no * nc, nc, R, T, <floating> 0.0, g, T)
+        gemm_rm_slim(no, T, nc, <floating> (1.0 / lc[j]),
+                     GT + <Py_ssize_t> j * no * nc, nc, R, T, <floating> 0.0, g, T)
         pz = 1
         if prev >= 0:
             _wait_at_least(&c.dx_done, k)
