@@ -34,9 +34,9 @@ cdef double ws_dual_norm(const tf_plan* p, int n_ws, int n_orient, int n_chan,
     for k in range(N_EXTRAP):
         nu_t[k] = 0.0
     for j in range(n_ws):
-        gemm_rm(False, False, n_orient, T, n_chan, <floating> 1.0,
-                GT + <Py_ssize_t> j * n_orient * n_chan, n_chan, R, T,
-                <floating> 0.0, gtr, T)
+        gemm_rm_slim(n_orient, T, n_chan, <floating> 1.0,
+                     GT + <Py_ssize_t> j * n_orient * n_chan, n_chan, R, T,
+                     <floating> 0.0, gtr, T)
         stft_rows(p, gtr, n_orient, T, Y, K2, frames)
         wt_j = wt + <Py_ssize_t> j * p.n_coefs if wt != NULL else NULL
         w_s = wsp[j] if wsp != NULL else 1.0
@@ -45,9 +45,9 @@ cdef double ws_dual_norm(const tf_plan* p, int n_ws, int n_orient, int n_chan,
             best = nu
         if dR == NULL:
             continue
-        gemm_rm(False, False, n_orient, T, n_chan, <floating> 1.0,
-                GT + <Py_ssize_t> j * n_orient * n_chan, n_chan, dR, T,
-                <floating> 0.0, gd, T)
+        gemm_rm_slim(n_orient, T, n_chan, <floating> 1.0,
+                     GT + <Py_ssize_t> j * n_orient * n_chan, n_chan, dR, T,
+                     <floating> 0.0, gd, T)
         stft_rows(p, gd, n_orient, T, Yd, K2, frames)
         for k in range(N_EXTRAP):
             t = ts[k]
@@ -133,8 +133,9 @@ cdef bint refine_dir(const tf_plan* p, int n_ws, int n_orient, int n_chan,
         idx[m] = j
         memcpy(GA + <Py_ssize_t> m * o * n_chan, GT + <Py_ssize_t> j * o * n_chan,
                <Py_ssize_t> o * n_chan * sizeof(floating))
-        gemm_rm(False, False, o, T, n_chan, <floating> 1.0,
-                GT + <Py_ssize_t> j * o * n_chan, n_chan, R, T, <floating> 0.0, gtr, T)
+        gemm_rm_slim(o, T, n_chan, <floating> 1.0,
+                     GT + <Py_ssize_t> j * o * n_chan, n_chan, R, T, <floating> 0.0,
+                     gtr, T)
         stft_rows(p, gtr, o, T, Y, K2, frames)
         wt_j = wt + <Py_ssize_t> j * K if wt != NULL else NULL
         ws_j = wsp[j] if wsp != NULL else 1.0
