@@ -41,14 +41,18 @@ def jsonable(x):
 def find_sample(path=None):
     """Folder of the shared sample data (raises if absent)."""
     cands = [path] if path else []
-    cands += [os.environ.get("TFMXNE_SAMPLE"),
-              HERE.parent.parent / "shared" / "data" / "sample",
-              HERE.parent / "shared" / "data" / "sample"]
+    cands += [
+        os.environ.get("TFMXNE_SAMPLE"),
+        HERE.parent.parent / "shared" / "data" / "sample",
+        HERE.parent / "shared" / "data" / "sample",
+    ]
     for cand in cands:
         if cand and (Path(cand) / "sample-ave.fif.gz").exists():
             return Path(cand).resolve()
-    raise SystemExit("sample data not found: pass --data or set TFMXNE_SAMPLE "
-                     "(folder with sample-ave.fif.gz, sample-cov.fif, ...)")
+    raise SystemExit(
+        "sample data not found: pass --data or set TFMXNE_SAMPLE "
+        "(folder with sample-ave.fif.gz, sample-cov.fif, ...)"
+    )
 
 
 def cache_dir():
@@ -61,18 +65,25 @@ def cache_dir():
 
 def read_evoked(sample):
     import mne
-    return mne.read_evokeds(sample / "sample-ave.fif.gz", condition=CONDITION,
-                            baseline=(None, 0), verbose=False)
+
+    return mne.read_evokeds(
+        sample / "sample-ave.fif.gz",
+        condition=CONDITION,
+        baseline=(None, 0),
+        verbose=False,
+    )
 
 
 def read_cov(sample):
     import mne
+
     return mne.read_cov(sample / "sample-cov.fif", verbose=False)
 
 
 def get_forward(sample, name, log=print):
     """Read the cached forward ``name`` (surf, vol7, vol5); compute it if absent."""
     import mne
+
     fname = ensure_forward(sample, name, log=log)
     return mne.read_forward_solution(fname, verbose=False)
 
@@ -80,13 +91,16 @@ def get_forward(sample, name, log=print):
 def ensure_forward(sample, name, log=print):
     """Path of the cached forward ``name``, computed and written first if absent."""
     import mne
+
     if name not in FWD_KINDS:
         raise ValueError(f"unknown forward {name!r}, expected one of {list(FWD_KINDS)}")
     fname = cache_dir() / f"{name}-fwd.fif"
     if not fname.exists():
         spec = FWD_KINDS[name]
-        log(f"computing forward {name} (cached afterwards in {fname}); "
-            "this takes from a few seconds (surf) to a few minutes (vol5) ...")
+        log(
+            f"computing forward {name} (cached afterwards in {fname}); "
+            "this takes from a few seconds (surf) to a few minutes (vol5) ..."
+        )
         t0 = time.perf_counter()
         info = read_evoked(sample).info
         bem = str(sample / "sample-320-320-320-bem-sol.fif")
@@ -94,10 +108,10 @@ def ensure_forward(sample, name, log=print):
         if spec["kind"] == "surface":
             src = mne.read_source_spaces(sample / "sample-oct4-src.fif.gz", verbose=False)
         else:
-            src = mne.setup_volume_source_space(None, pos=spec["pos"], bem=bem, mri=None,
-                                                verbose=False)
-        fwd = mne.make_forward_solution(info, trans, src, bem, mindist=5.0,
-                                        verbose=False)
+            src = mne.setup_volume_source_space(
+                None, pos=spec["pos"], bem=bem, mri=None, verbose=False
+            )
+        fwd = mne.make_forward_solution(info, trans, src, bem, mindist=5.0, verbose=False)
         # write under a temporary name, then rename: concurrent runs never read
         # a half-written file
         tmp = fname.with_name(f"{name}-tmp{os.getpid()}-fwd.fif")
@@ -110,6 +124,7 @@ def ensure_forward(sample, name, log=print):
 def subsample_forward(fwd, step):
     """Keep every ``step``-th source position of ``fwd`` (all when step == 1)."""
     import mne
+
     if step == 1:
         return fwd
     verts = [s["vertno"] for s in fwd["src"]]
@@ -136,7 +151,7 @@ def resample_to_n_times(evoked, n_times):
 def maxrss_mb():
     """Peak resident set size of this process so far (MB), as getrusage reports."""
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return r / 1024.0 if sys.platform != "darwin" else r / 2.0 ** 20
+    return r / 1024.0 if sys.platform != "darwin" else r / 2.0**20
 
 
 def current_rss_mb():
@@ -144,7 +159,7 @@ def current_rss_mb():
     try:
         with open("/proc/self/statm") as f:
             pages = int(f.read().split()[1])
-        return pages * os.sysconf("SC_PAGE_SIZE") / 2.0 ** 20
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2.0**20
     except (OSError, ValueError):
         return float("nan")
 
@@ -172,25 +187,46 @@ def environment():
     import mne
     import scipy
     from threadpoolctl import threadpool_info
+
     import tfmxne
+
     try:
         load = os.getloadavg()
     except OSError:
         load = None
     return dict(
-        python=platform.python_version(), platform=platform.platform(),
-        machine=platform.machine(), processor=platform.processor(),
+        python=platform.python_version(),
+        platform=platform.platform(),
+        machine=platform.machine(),
+        processor=platform.processor(),
         cpu_count=os.cpu_count(),
-        affinity=(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                  else None),
-        loadavg=load, numpy=np.__version__, scipy=scipy.__version__,
-        mne=mne.__version__, tfmxne=tfmxne.__version__,
-        blas=[{k: d.get(k) for k in ("internal_api", "version", "num_threads",
-                                     "threading_layer", "architecture")}
-              for d in threadpool_info() if d.get("user_api") == "blas"],
-        env_threads={k: os.environ[k] for k in
-                     ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-                     if k in os.environ},
+        affinity=(
+            len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+        ),
+        loadavg=load,
+        numpy=np.__version__,
+        scipy=scipy.__version__,
+        mne=mne.__version__,
+        tfmxne=tfmxne.__version__,
+        blas=[
+            {
+                k: d.get(k)
+                for k in (
+                    "internal_api",
+                    "version",
+                    "num_threads",
+                    "threading_layer",
+                    "architecture",
+                )
+            }
+            for d in threadpool_info()
+            if d.get("user_api") == "blas"
+        ],
+        env_threads={
+            k: os.environ[k]
+            for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+            if k in os.environ
+        },
     )
 
 
@@ -201,8 +237,10 @@ def warn_if_busy(log=print):
     except OSError:
         return
     if load1 > 0.5:
-        log(f"WARNING: load average {load1:.2f} > 0.5: other processes are running; "
-            "timings will be unreliable (see benchmarks/README.md)")
+        log(
+            f"WARNING: load average {load1:.2f} > 0.5: other processes are running; "
+            "timings will be unreliable (see benchmarks/README.md)"
+        )
 
 
 def fmt_time(t):
@@ -235,12 +273,13 @@ def tf_synthesis(Z, wsize, tstep, n_times):
     :func:`mne.time_frequency.istft`.
     """
     from mne.time_frequency import istft
+
     Z = np.atleast_2d(Z)
     dicts = _tf_dicts(wsize, tstep, n_times)
     X = np.zeros((Z.shape[0], n_times))
     off = 0
     for _, t, nf, ns in dicts:
-        X += istft(Z[:, off:off + nf * ns].reshape(len(Z), nf, ns), t, n_times)
+        X += istft(Z[:, off : off + nf * ns].reshape(len(Z), nf, ns), t, n_times)
         off += nf * ns
     if off != Z.shape[1]:
         raise ValueError(f"Z has {Z.shape[1]} coefficients per row, expected {off}")
@@ -258,8 +297,9 @@ def tf_multiplicity(wsize, tstep, n_times):
     return np.concatenate(out)
 
 
-def tf_primal_objective(M, G, Z, active_set, alpha_space, alpha_time, wsize, tstep,
-                        n_orient):
+def tf_primal_objective(
+    M, G, Z, active_set, alpha_space, alpha_time, wsize, tstep, n_orient
+):
     """TF-MxNE primal objective at the coefficients ``Z`` (MNE's layout).
 
     ``0.5 ||M - G_A Phi^T Z||_F^2 + alpha_space sum_j ||Z_j||_2
@@ -278,7 +318,7 @@ def tf_primal_objective(M, G, Z, active_set, alpha_space, alpha_time, wsize, tst
     n_times = M.shape[1]
     n_act = int(active_set.sum())
     if n_act == 0:
-        return 0.5 * float(np.sum(M ** 2)), np.zeros((0, n_times))
+        return 0.5 * float(np.sum(M**2)), np.zeros((0, n_times))
     if n_act % n_orient:
         raise ValueError(f"{n_act} active rows is not a multiple of n_orient={n_orient}")
     Z = np.asarray(Z, dtype=np.complex128)
@@ -287,7 +327,7 @@ def tf_primal_objective(M, G, Z, active_set, alpha_space, alpha_time, wsize, tst
     X = tf_synthesis(Z, wsize, tstep, n_times)
     R = M - G[:, active_set] @ X
     c = tf_multiplicity(wsize, tstep, n_times)
-    mag2 = (Z.real ** 2 + Z.imag ** 2).reshape(n_act // n_orient, n_orient, -1).sum(1)
+    mag2 = (Z.real**2 + Z.imag**2).reshape(n_act // n_orient, n_orient, -1).sum(1)
     l21 = float(np.sum(np.sqrt(mag2 @ c)))
     l1 = float(np.sum(np.sqrt(mag2) @ c))
     return 0.5 * float(np.sum(R * R)) + alpha_space * l21 + alpha_time * l1, X

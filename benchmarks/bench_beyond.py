@@ -20,10 +20,10 @@ import warnings
 
 import mne
 import numpy as np
+from _bench_utils import find_sample, get_forward, read_cov, read_evoked
 from threadpoolctl import threadpool_limits
 
 import tfmxne
-from _bench_utils import find_sample, get_forward, read_cov, read_evoked  # noqa: E402
 
 
 def main():
@@ -59,20 +59,32 @@ def main():
             continue
         if np.array_equal(a.active_set, b.active_set):
             diffs.append(np.linalg.norm(a.X - b.X) / np.linalg.norm(b.X))
-    print(f"alpha path on {args.fwd} ({fwd['nsource']} positions), {len(alphas)} alphas "
-          f"{alphas[0]:.0f}..{alphas[-1]:.0f} %:")
+    print(
+        f"alpha path on {args.fwd} ({fwd['nsource']} positions), {len(alphas)} alphas "
+        f"{alphas[0]:.0f}..{alphas[-1]:.0f} %:"
+    )
     print(f"  warm-started path  {t_path:7.2f} s")
-    print(f"  same, n_jobs=2     {t_path2:7.2f} s   (two interleaved warm-started chains)")
-    print(f"  independent solves {t_indep:7.2f} s   speedup {t_indep / t_path:.1f}x "
-          f"(n_jobs=2: {t_indep / t_path2:.1f}x)")
+    print(
+        f"  same, n_jobs=2     {t_path2:7.2f} s   (two interleaved warm-started chains)"
+    )
+    print(
+        f"  independent solves {t_indep:7.2f} s   speedup {t_indep / t_path:.1f}x "
+        f"(n_jobs=2: {t_indep / t_path2:.1f}x)"
+    )
     same2 = sum(np.array_equal(a.active_set, b.active_set) for a, b in zip(path, path2))
-    print(f"  n_jobs=2 path: same support as the n_jobs=1 path at {same2}/{len(alphas)} "
-          "alphas")
-    print(f"  active positions along the path: "
-          f"{[int(r.active_set.sum() // (3 if loose != 0 else 1)) for r in path]}")
+    print(
+        f"  n_jobs=2 path: same support as the n_jobs=1 path at {same2}/{len(alphas)} "
+        "alphas"
+    )
+    print(
+        f"  active positions along the path: "
+        f"{[int(r.active_set.sum() // (3 if loose != 0 else 1)) for r in path]}"
+    )
     if diffs:
-        print(f"  same support at {len(diffs)}/{len(alphas)} alphas, max rel. diff of X "
-              f"{max(diffs):.1e}")
+        print(
+            f"  same support at {len(diffs)}/{len(alphas)} alphas, max rel. diff of X "
+            f"{max(diffs):.1e}"
+        )
 
     # batches
     bfwd = get_forward(sample, args.batch_fwd)
@@ -82,8 +94,12 @@ def main():
         ev = evoked.copy()
         ev.data = ev.data * (0.8 + 0.05 * k) + 1e-13 * rng.standard_normal(ev.data.shape)
         evs.append(ev)
-    bkw = dict(alpha=40.0, l1_ratio=0.03, tol=1e-4,
-               loose="auto" if args.batch_fwd == "surf" else 1.0)
+    bkw = dict(
+        alpha=40.0,
+        l1_ratio=0.03,
+        tol=1e-4,
+        loose="auto" if args.batch_fwd == "surf" else 1.0,
+    )
     # a batch takes 1-2 s: alternate the two modes and keep the best of
     # --repeat runs of each, so that a moment of machine noise does not decide
     t_seq = t_par = np.inf
@@ -99,11 +115,15 @@ def main():
             t_seq, t_par = min(t_seq, ts), min(t_par, tp)
             ratios.append(ts / tp)
     same = all(np.array_equal(a.active_set, b.active_set) for a, b in zip(seq, par))
-    print(f"batch of {len(evs)} evokeds on {args.batch_fwd} (BLAS pinned to 1 thread), "
-          f"best of {args.repeat}:")
+    print(
+        f"batch of {len(evs)} evokeds on {args.batch_fwd} (BLAS pinned to 1 thread), "
+        f"best of {args.repeat}:"
+    )
     print(f"  one after another  {t_seq:7.2f} s")
-    print(f"  2 threads          {t_par:7.2f} s   speedup {t_seq / t_par:.2f}x   "
-          f"same supports: {same}")
+    print(
+        f"  2 threads          {t_par:7.2f} s   speedup {t_seq / t_par:.2f}x   "
+        f"same supports: {same}"
+    )
     print(f"  speedup of each paired run: {', '.join(f'{r:.2f}x' for r in ratios)}")
 
 

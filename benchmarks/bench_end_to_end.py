@@ -67,26 +67,51 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _bench_utils as bu  # noqa: E402
+import _bench_utils as bu
 
 DEFAULT_CROP = (-0.05, 0.3)
-BASE = dict(fwd="surf", crop=DEFAULT_CROP, resample=None, n_times=None, src_step=1,
-            loose="auto", alpha=40.0, l1_ratio=0.03, tol=1e-4, wsize=64, tstep=4,
-            n_tfmxne_iter=1)
+BASE = dict(
+    fwd="surf",
+    crop=DEFAULT_CROP,
+    resample=None,
+    n_times=None,
+    src_step=1,
+    loose="auto",
+    alpha=40.0,
+    l1_ratio=0.03,
+    tol=1e-4,
+    wsize=64,
+    tstep=4,
+    n_tfmxne_iter=1,
+)
 CASES = {
     "a": dict(name="surf", desc="surface, 508 positions, loose='auto'"),
-    "b": dict(name="vol7", desc="7 mm volume, 4371 positions, loose=1",
-              fwd="vol7", loose=1.0),
-    "c": dict(name="vol5", desc="5 mm volume, 11942 positions, loose=1",
-              fwd="vol5", loose=1.0),
-    "d": dict(name="long", desc="whole evoked at 1801.8 Hz, surface",
-              crop=None, resample=1801.8),
-    "e": dict(name="multi", desc="wsize [16,64], tstep [4,4], 10 reweightings, "
-              "alpha 30, l1_ratio 0.05, surface",
-              wsize=[16, 64], tstep=[4, 4], n_tfmxne_iter=10, alpha=30.0,
-              l1_ratio=0.05),
-    "f": dict(name="vol7-tight", desc="7 mm volume, loose=1, tol=1e-8",
-              fwd="vol7", loose=1.0, tol=1e-8),
+    "b": dict(
+        name="vol7", desc="7 mm volume, 4371 positions, loose=1", fwd="vol7", loose=1.0
+    ),
+    "c": dict(
+        name="vol5", desc="5 mm volume, 11942 positions, loose=1", fwd="vol5", loose=1.0
+    ),
+    "d": dict(
+        name="long", desc="whole evoked at 1801.8 Hz, surface", crop=None, resample=1801.8
+    ),
+    "e": dict(
+        name="multi",
+        desc="wsize [16,64], tstep [4,4], 10 reweightings, "
+        "alpha 30, l1_ratio 0.05, surface",
+        wsize=[16, 64],
+        tstep=[4, 4],
+        n_tfmxne_iter=10,
+        alpha=30.0,
+        l1_ratio=0.05,
+    ),
+    "f": dict(
+        name="vol7-tight",
+        desc="7 mm volume, loose=1, tol=1e-8",
+        fwd="vol7",
+        loose=1.0,
+        tol=1e-8,
+    ),
 }
 SCALING_N_TIMES = (200, 500, 1000, 2000)
 SCALING_SRC_STEPS = (4, 2, 1)
@@ -119,10 +144,11 @@ def _write_json(path, obj):
 
 def run_worker(args):
     import mne
-    import tfmxne
+    import mne.inverse_sparse.mxne_inverse
     from mne.inverse_sparse import tf_mixed_norm as mne_tf_mixed_norm
-    import mne.inverse_sparse.mxne_inverse  # noqa: F401  (no lazy import in the timing)
-    import tfmxne.inverse  # noqa: F401
+
+    import tfmxne
+    import tfmxne.inverse
 
     mne.set_log_level("ERROR")
     spec = json.loads(args.spec)
@@ -132,17 +158,32 @@ def run_worker(args):
     evoked, fwd, cov = _build_problem(spec, sample)
     t_load = time.perf_counter() - t_load0
     fun = mne_tf_mixed_norm if args.impl == "mne" else tfmxne.tf_mixed_norm
-    kw = dict(alpha=spec["alpha"], l1_ratio=spec["l1_ratio"], tol=spec["tol"],
-              loose=spec["loose"], wsize=spec["wsize"], tstep=spec["tstep"],
-              n_tfmxne_iter=spec["n_tfmxne_iter"])
+    kw = dict(
+        alpha=spec["alpha"],
+        l1_ratio=spec["l1_ratio"],
+        tol=spec["tol"],
+        loose=spec["loose"],
+        wsize=spec["wsize"],
+        tstep=spec["tstep"],
+        n_tfmxne_iter=spec["n_tfmxne_iter"],
+    )
     if args.impl == "ref":
         kw.update(tol=args.ref_tol, maxit=100000)
     scalings = _record_debiasing(args.impl)
-    info = dict(impl=args.impl, spec=spec, t_load=t_load, n_times=len(evoked.times),
-                sfreq=float(evoked.info["sfreq"]), n_positions=int(fwd["nsource"]),
-                timeout=args.timeout, pid=os.getpid(), env=bu.environment(),
-                python=sys.executable, tfmxne_file=tfmxne.__file__,
-                debias_recorded=scalings is not None)
+    info = dict(
+        impl=args.impl,
+        spec=spec,
+        t_load=t_load,
+        n_times=len(evoked.times),
+        sfreq=float(evoked.info["sfreq"]),
+        n_positions=int(fwd["nsource"]),
+        timeout=args.timeout,
+        pid=os.getpid(),
+        env=bu.environment(),
+        python=sys.executable,
+        tfmxne_file=tfmxne.__file__,
+        debias_recorded=scalings is not None,
+    )
 
     rss_before = bu.current_rss_mb()
     maxrss_load = bu.maxrss_mb()
@@ -150,13 +191,15 @@ def run_worker(args):
     info.update(rss_before_mb=rss_before, maxrss_load_mb=maxrss_load, peak_reset=reset_ok)
 
     def on_timeout(signum, frame):  # runs between bytecodes once the limit is hit
-        info.update(status="timeout", time=time.perf_counter() - t0,
-                    maxrss_call_mb=bu.maxrss_mb())
+        info.update(
+            status="timeout", time=time.perf_counter() - t0, maxrss_call_mb=bu.maxrss_mb()
+        )
         _write_json(out, info)
         os._exit(3)
 
     if args.tracemalloc:
         import tracemalloc
+
         tracemalloc.start()
     signal.signal(signal.SIGALRM, on_timeout)
     t0 = time.perf_counter()
@@ -175,17 +218,23 @@ def run_worker(args):
     signal.setitimer(signal.ITIMER_REAL, 0)
     maxrss_call = bu.maxrss_mb()
     if args.tracemalloc:
-        info["tracemalloc_peak_mb"] = tracemalloc.get_traced_memory()[1] / 2.0 ** 20
+        info["tracemalloc_peak_mb"] = tracemalloc.get_traced_memory()[1] / 2.0**20
         tracemalloc.stop()
-    info.update(status=status, error=err, time=t_call, cpu_time=c_call,
-                maxrss_call_mb=maxrss_call,
-                maxrss_process_mb=max(maxrss_load, maxrss_call),
-                call_increment_mb=maxrss_call - rss_before,
-                warnings=sorted({f"{w.category.__name__}: {w.message}" for w in wrec}))
+    info.update(
+        status=status,
+        error=err,
+        time=t_call,
+        cpu_time=c_call,
+        maxrss_call_mb=maxrss_call,
+        maxrss_process_mb=max(maxrss_load, maxrss_call),
+        call_increment_mb=maxrss_call - rss_before,
+        warnings=sorted({f"{w.category.__name__}: {w.message}" for w in wrec}),
+    )
     if stc is not None:
         verts = stc.vertices if isinstance(stc.vertices, list) else [stc.vertices]
-        keys = np.concatenate([np.c_[np.full(len(v), h), v]
-                               for h, v in enumerate(verts)]).astype(np.int64)
+        keys = np.concatenate(
+            [np.c_[np.full(len(v), h), v] for h, v in enumerate(verts)]
+        ).astype(np.int64)
         data = np.asarray(stc.data)
         # the estimate before debiasing: the debiasing scaling is one factor per
         # position (tied over orientations), applied before the components are
@@ -196,7 +245,7 @@ def run_worker(args):
         elif scalings:
             d = np.asarray(scalings[-1], dtype=float)
             if len(d) % len(keys) == 0 and len(d) > 0:
-                d_pos = d[::len(d) // len(keys)]
+                d_pos = d[:: len(d) // len(keys)]
                 nodebias = data / d_pos.reshape((-1,) + (1,) * (data.ndim - 1))
             info["debias_mean_scaling"] = float(np.mean(d))
         arrays = dict(keys=keys, data=data)
@@ -215,19 +264,23 @@ def _record_debiasing(impl):
     scalings = []
     if impl == "mne":
         from mne.inverse_sparse import mxne_optim as mod
+
         name = "compute_bias"
     else:
         import importlib
 
-        try:   # where tf_mixed_norm calls it (older installs: tfmxne.inverse)
+        try:  # where tf_mixed_norm calls it (older installs: tfmxne.inverse)
             mod = importlib.import_module("tfmxne._pipeline")
         except ImportError:
             mod = importlib.import_module("tfmxne.inverse")
         name = "_debias"
     original = getattr(mod, name, None)
     if original is None:
-        print(f"note: {mod.__name__}.{name} not found: the estimate before debiasing "
-              "is not recorded", file=sys.stderr)
+        print(
+            f"note: {mod.__name__}.{name} not found: the estimate before debiasing "
+            "is not recorded",
+            file=sys.stderr,
+        )
         return None
 
     def wrapper(*a, **k):
@@ -267,9 +320,19 @@ class Runner:
         self.count += 1
         base = self.tmpdir / f"run{self.count:03d}-{impl}"
         out = base.with_suffix(".json")
-        cmd = [python or sys.executable, str(Path(__file__).resolve()), "--worker",
-               "--impl", impl,
-               "--spec", json.dumps(spec), "--out", str(out), "--timeout", f"{timeout:g}"]
+        cmd = [
+            python or sys.executable,
+            str(Path(__file__).resolve()),
+            "--worker",
+            "--impl",
+            impl,
+            "--spec",
+            json.dumps(spec),
+            "--out",
+            str(out),
+            "--timeout",
+            f"{timeout:g}",
+        ]
         if self.args.data:
             cmd += ["--data", self.args.data]
         if impl == "ref":
@@ -282,8 +345,13 @@ class Runner:
             try:
                 # backstop: the worker stops itself after `timeout` s of solving;
                 # this also covers interpreter start and data loading
-                proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                      env=self.env, timeout=timeout + 120)
+                proc = subprocess.run(
+                    cmd,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=self.env,
+                    timeout=timeout + 120,
+                )
                 rc = proc.returncode
             except subprocess.TimeoutExpired:
                 rc = None
@@ -291,15 +359,22 @@ class Runner:
         if out.exists():
             res = json.loads(out.read_text())
         else:
-            res = dict(impl=impl, spec=spec, time=None, timeout=timeout,
-                       status="timeout" if rc is None else "crashed")
+            res = dict(
+                impl=impl,
+                spec=spec,
+                time=None,
+                timeout=timeout,
+                status="timeout" if rc is None else "crashed",
+            )
         res["process_wall"] = wall
         res["returncode"] = rc
         npz = base.with_suffix(".npz")
         res["_npz"] = str(npz) if npz.exists() else None
         if res["status"] == "ok":
-            print(f"{bu.fmt_time(res['time'])} (process {wall:.1f} s, "
-                  f"{res.get('n_active', '?')} active)")
+            print(
+                f"{bu.fmt_time(res['time'])} (process {wall:.1f} s, "
+                f"{res.get('n_active', '?')} active)"
+            )
         elif res["status"] == "timeout":
             print(f"timeout (> {timeout:g} s)")
         else:
@@ -320,8 +395,11 @@ def compare(res_m, res_t):
     ref = np.linalg.norm(dm)
     out = dict(n_mne=int(len(km)), n_tfmxne=int(len(kt)))
     if km.shape == kt.shape and np.array_equal(km, kt) and dm.shape == dt.shape:
-        out.update(same_vertices=True, common=int(len(km)),
-                   rel_diff=float(np.linalg.norm(dt - dm) / ref) if ref > 0 else None)
+        out.update(
+            same_vertices=True,
+            common=int(len(km)),
+            rel_diff=float(np.linalg.norm(dt - dm) / ref) if ref > 0 else None,
+        )
         return out
     sm = {tuple(k) for k in km.tolist()}
     st = {tuple(k) for k in kt.tolist()}
@@ -331,9 +409,14 @@ def compare(res_m, res_t):
     ut = np.zeros((len(union), dt.shape[1]))
     um[[idx[tuple(k)] for k in km.tolist()]] = dm
     ut[[idx[tuple(k)] for k in kt.tolist()]] = dt
-    out.update(same_vertices=False, common=len(sm & st), union=len(union),
-               rel_diff_union=float(np.linalg.norm(ut - um) / ref)
-               if ref > 0 and um.shape == ut.shape else None)
+    out.update(
+        same_vertices=False,
+        common=len(sm & st),
+        union=len(union),
+        rel_diff_union=float(np.linalg.norm(ut - um) / ref)
+        if ref > 0 and um.shape == ut.shape
+        else None,
+    )
     return out
 
 
@@ -401,8 +484,11 @@ def _fmt_agree(comp):
         return "-"
     if comp["same_vertices"]:
         rd = comp.get("rel_diff")
-        return f"same {comp['common']} vertices, rel. diff {rd:.1e}" if rd is not None \
+        return (
+            f"same {comp['common']} vertices, rel. diff {rd:.1e}"
+            if rd is not None
             else f"same {comp['common']} vertices"
+        )
     s = f"overlap {comp['common']}/{comp['union']}"
     if comp.get("rel_diff_union") is not None:
         s += f", rel. diff {comp['rel_diff_union']:.1e}"
@@ -438,16 +524,32 @@ def run_cases(args, runner, case_ids):
     for i, cid in enumerate(case_ids):
         spec = case_spec(cid, args.quick)
         name = CASES[cid]["name"]
-        print(f"\ncase ({cid}) {name}: {CASES[cid]['desc']}"
-              + (f"  [quick: crop {spec['crop']}, tol {spec['tol']:g}]" if args.quick
-                 else ""))
+        print(
+            f"\ncase ({cid}) {name}: {CASES[cid]['desc']}"
+            + (
+                f"  [quick: crop {spec['crop']}, tol {spec['tol']:g}]"
+                if args.quick
+                else ""
+            )
+        )
         # tfmxne first: it is fast and keeps the MNE run last against the budget
-        res_t = runner.run("tfmxne", spec, args.tfmxne_timeout, cid,
-                           name=f"tfmxne ({args.label_a})" if args.python_b else None)
+        res_t = runner.run(
+            "tfmxne",
+            spec,
+            args.tfmxne_timeout,
+            cid,
+            name=f"tfmxne ({args.label_a})" if args.python_b else None,
+        )
         res_b = None
         if args.python_b:
-            res_b = runner.run("tfmxne", spec, args.tfmxne_timeout, cid,
-                               python=args.python_b, name=f"tfmxne ({args.label_b})")
+            res_b = runner.run(
+                "tfmxne",
+                spec,
+                args.tfmxne_timeout,
+                cid,
+                python=args.python_b,
+                name=f"tfmxne ({args.label_b})",
+            )
         if args.no_mne:
             res_m = dict(status="skipped")
         else:
@@ -464,21 +566,36 @@ def run_cases(args, runner, case_ids):
         dist = None
         if not args.no_ref:
             res_r = runner.run("ref", spec, args.tfmxne_timeout, f"{cid} optimum")
-            dist = {impl: distances(r, res_r) for impl, r in (("mne", res_m),
-                                                             ("tfmxne", res_t))}
+            dist = {
+                impl: distances(r, res_r)
+                for impl, r in (("mne", res_m), ("tfmxne", res_t))
+            }
             if res_b is not None:
                 dist["tfmxne_b"] = distances(res_b, res_r)
-        results.append(dict(id=cid, name=name, desc=CASES[cid]["desc"], spec=spec,
-                            n_times=res_t.get("n_times"),
-                            n_positions=res_t.get("n_positions"),
-                            mne=res_m, tfmxne=res_t, speedup=sp,
-                            speedup_is_lower_bound=lower, comparison=comp,
-                            distances=dist))
+        results.append(
+            dict(
+                id=cid,
+                name=name,
+                desc=CASES[cid]["desc"],
+                spec=spec,
+                n_times=res_t.get("n_times"),
+                n_positions=res_t.get("n_positions"),
+                mne=res_m,
+                tfmxne=res_t,
+                speedup=sp,
+                speedup_is_lower_bound=lower,
+                comparison=comp,
+                distances=dist,
+            )
+        )
         if res_b is not None:
             sp_b, lower_b = _speedup(res_m, res_b)
-            results[-1].update(tfmxne_b=res_b, speedup_b=sp_b,
-                               speedup_b_is_lower_bound=lower_b,
-                               comparison_ab=compare(res_b, res_t))
+            results[-1].update(
+                tfmxne_b=res_b,
+                speedup_b=sp_b,
+                speedup_b_is_lower_bound=lower_b,
+                comparison_ab=compare(res_b, res_t),
+            )
     return results
 
 
@@ -526,10 +643,23 @@ def run_scaling(args, runner):
                     mne_blocked = True  # larger sizes would only take longer
             x = res_t.get("n_times") if axis == "n_times" else res_t.get("n_positions")
             sp, lower = _speedup(res_m, res_t)
-            axes[axis].append(dict(key=key, x=x, spec=spec, mne=res_m, tfmxne=res_t,
-                                   speedup=sp, speedup_is_lower_bound=lower))
-    slopes = {axis: {impl: dict(zip(("slope", "n_points"), _slope(pts, impl)))
-                     for impl in IMPLS} for axis, pts in axes.items()}
+            axes[axis].append(
+                dict(
+                    key=key,
+                    x=x,
+                    spec=spec,
+                    mne=res_m,
+                    tfmxne=res_t,
+                    speedup=sp,
+                    speedup_is_lower_bound=lower,
+                )
+            )
+    slopes = {
+        axis: {
+            impl: dict(zip(("slope", "n_points"), _slope(pts, impl))) for impl in IMPLS
+        }
+        for axis, pts in axes.items()
+    }
     return dict(axes=axes, slopes=slopes)
 
 
@@ -540,24 +670,48 @@ def _case_rows(results):
     rows = []
     for r in results:
         m, t = r["mne"], r["tfmxne"]
-        rows.append([
-            f"({r['id']}) {r['name']}", str(r.get("n_positions") or "-"),
-            str(r.get("n_times") or "-"), _fmt_res_time(m), _fmt_res_time(t),
-            _fmt_speed(r["speedup"], r["speedup_is_lower_bound"]),
-            f"{_mem(m)} / {_mem(t)}", f"{_inc(m)} / {_inc(t)}",
-            f"{_nact(m)} / {_nact(t)}", _fmt_agree(r["comparison"]),
-            f"{m.get('process_wall', 0):.0f} / {t.get('process_wall', 0):.0f}"
-            if m.get("process_wall") else f"- / {t.get('process_wall', 0):.0f}",
-        ])
+        rows.append(
+            [
+                f"({r['id']}) {r['name']}",
+                str(r.get("n_positions") or "-"),
+                str(r.get("n_times") or "-"),
+                _fmt_res_time(m),
+                _fmt_res_time(t),
+                _fmt_speed(r["speedup"], r["speedup_is_lower_bound"]),
+                f"{_mem(m)} / {_mem(t)}",
+                f"{_inc(m)} / {_inc(t)}",
+                f"{_nact(m)} / {_nact(t)}",
+                _fmt_agree(r["comparison"]),
+                f"{m.get('process_wall', 0):.0f} / {t.get('process_wall', 0):.0f}"
+                if m.get("process_wall")
+                else f"- / {t.get('process_wall', 0):.0f}",
+            ]
+        )
     return rows
 
 
-CASE_HEADER = ["case", "positions", "samples", "MNE", "tfmxne", "speedup",
-               "peak RSS MB (M/T)", "+call MB (M/T)", "active (M/T)", "agreement",
-               "process s (M/T)"]
+CASE_HEADER = [
+    "case",
+    "positions",
+    "samples",
+    "MNE",
+    "tfmxne",
+    "speedup",
+    "peak RSS MB (M/T)",
+    "+call MB (M/T)",
+    "active (M/T)",
+    "agreement",
+    "process s (M/T)",
+]
 SCALE_HEADER = ["size", "MNE", "tfmxne", "speedup", "active (M/T)"]
-DIST_HEADER = ["case", "MNE debiased", "tfmxne debiased", "MNE no debias",
-               "tfmxne no debias", "closer"]
+DIST_HEADER = [
+    "case",
+    "MNE debiased",
+    "tfmxne debiased",
+    "MNE no debias",
+    "tfmxne no debias",
+    "closer",
+]
 
 
 def _dist_rows(results):
@@ -573,24 +727,42 @@ def _dist_rows(results):
         closer = []
         for field in ("data", "nodebias"):
             m, t = (d.get("mne") or {}).get(field), (d.get("tfmxne") or {}).get(field)
-            closer.append("-" if m is None or t is None else
-                          ("tfmxne" if t <= m else "MNE"))
-        rows.append([f"({r['id']}) {r['name']}", f(d, "mne", "data"),
-                     f(d, "tfmxne", "data"), f(d, "mne", "nodebias"),
-                     f(d, "tfmxne", "nodebias"), " / ".join(closer)])
+            closer.append(
+                "-" if m is None or t is None else ("tfmxne" if t <= m else "MNE")
+            )
+        rows.append(
+            [
+                f"({r['id']}) {r['name']}",
+                f(d, "mne", "data"),
+                f(d, "tfmxne", "data"),
+                f(d, "mne", "nodebias"),
+                f(d, "tfmxne", "nodebias"),
+                " / ".join(closer),
+            ]
+        )
     return rows
 
 
-AB_HEADER = ["case", "tfmxne A", "tfmxne B", "B / A", "MNE / A", "MNE / B",
-             "dist A (deb. / no deb.)", "dist B (deb. / no deb.)", "A vs B",
-             "peak RSS MB (A/B)"]
+AB_HEADER = [
+    "case",
+    "tfmxne A",
+    "tfmxne B",
+    "B / A",
+    "MNE / A",
+    "MNE / B",
+    "dist A (deb. / no deb.)",
+    "dist B (deb. / no deb.)",
+    "A vs B",
+    "peak RSS MB (A/B)",
+]
 
 
 def _ab_rows(results):
     def dd(d, key):
         v = (d or {}).get(key) or {}
-        return " / ".join(f"{v[f]:.1e}" if v.get(f) is not None else "-"
-                          for f in ("data", "nodebias"))
+        return " / ".join(
+            f"{v[f]:.1e}" if v.get(f) is not None else "-" for f in ("data", "nodebias")
+        )
 
     rows = []
     for r in results:
@@ -598,23 +770,40 @@ def _ab_rows(results):
             continue
         a, b = r["tfmxne"], r["tfmxne_b"]
         ratio, _ = _speedup(b, a)  # time of B / time of A (A's speedup over B)
-        rows.append([f"({r['id']}) {r['name']}", _fmt_res_time(a), _fmt_res_time(b),
-                     _fmt_speed(ratio, b.get("status") == "timeout"),
-                     _fmt_speed(r["speedup"], r["speedup_is_lower_bound"]),
-                     _fmt_speed(r["speedup_b"], r["speedup_b_is_lower_bound"]),
-                     dd(r.get("distances"), "tfmxne"), dd(r.get("distances"), "tfmxne_b"),
-                     _fmt_agree(r.get("comparison_ab")), f"{_mem(a)} / {_mem(b)}"])
+        rows.append(
+            [
+                f"({r['id']}) {r['name']}",
+                _fmt_res_time(a),
+                _fmt_res_time(b),
+                _fmt_speed(ratio, b.get("status") == "timeout"),
+                _fmt_speed(r["speedup"], r["speedup_is_lower_bound"]),
+                _fmt_speed(r["speedup_b"], r["speedup_b_is_lower_bound"]),
+                dd(r.get("distances"), "tfmxne"),
+                dd(r.get("distances"), "tfmxne_b"),
+                _fmt_agree(r.get("comparison_ab")),
+                f"{_mem(a)} / {_mem(b)}",
+            ]
+        )
     return rows
 
 
 def _scale_rows(pts, axis):
     rows = []
     for p in pts:
-        size = (f"{p['x']} samples" if axis == "n_times"
-                else f"{p['x']} positions (every {p['key']})")
-        rows.append([size, _fmt_res_time(p["mne"]), _fmt_res_time(p["tfmxne"]),
-                     _fmt_speed(p["speedup"], p["speedup_is_lower_bound"]),
-                     f"{_nact(p['mne'])} / {_nact(p['tfmxne'])}"])
+        size = (
+            f"{p['x']} samples"
+            if axis == "n_times"
+            else f"{p['x']} positions (every {p['key']})"
+        )
+        rows.append(
+            [
+                size,
+                _fmt_res_time(p["mne"]),
+                _fmt_res_time(p["tfmxne"]),
+                _fmt_speed(p["speedup"], p["speedup_is_lower_bound"]),
+                f"{_nact(p['mne'])} / {_nact(p['tfmxne'])}",
+            ]
+        )
     return rows
 
 
@@ -622,15 +811,22 @@ def _slope_text(sl):
     parts = []
     for impl in IMPLS:
         s = sl[impl]
-        parts.append(f"{'MNE' if impl == 'mne' else impl} "
-                     + (f"{s['slope']:.2f} ({s['n_points']} points)"
-                        if s["slope"] is not None else "n/a"))
+        parts.append(
+            f"{'MNE' if impl == 'mne' else impl} "
+            + (
+                f"{s['slope']:.2f} ({s['n_points']} points)"
+                if s["slope"] is not None
+                else "n/a"
+            )
+        )
     return "log-log slope: " + ", ".join(parts)
 
 
 def print_text_table(header, rows):
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
-              for i, h in enumerate(header)]
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+        for i, h in enumerate(header)
+    ]
     line = "  ".join(h.ljust(w) for h, w in zip(header, widths))
     print(line)
     print("-" * len(line))
@@ -665,10 +861,12 @@ def report(results, scaling, markdown, ab_labels=None):
             printer(AB_HEADER, rows)
             r0 = next(r for r in results if "tfmxne_b" in r)
             for tag, res in (("A", r0["tfmxne"]), ("B", r0["tfmxne_b"])):
-                print(("\n" if markdown and tag == "A" else "")
-                      + f"{tag} = {la if tag == 'A' else lb}: {res.get('python', '?')} "
-                      f"(tfmxne from {res.get('tfmxne_file', '?')})"
-                      + ("  " if markdown else ""))
+                print(
+                    ("\n" if markdown and tag == "A" else "")
+                    + f"{tag} = {la if tag == 'A' else lb}: {res.get('python', '?')} "
+                    f"(tfmxne from {res.get('tfmxne_file', '?')})"
+                    + ("  " if markdown else "")
+                )
         if not markdown:
             for r in results:
                 for impl in IMPLS + (("tfmxne_b",) if "tfmxne_b" in r else ()):
@@ -693,53 +891,103 @@ def _strip(obj):
 
 # ---------------------------------------------------------------------------
 def parse_args(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog=__doc__.split("\n\n", 1)[1])
-    ap.add_argument("--cases", default=None,
-                    help="comma-separated case ids or names (a..f, surf, vol7, ...), "
-                         "'all' (default) or 'none'; --quick default: a")
-    ap.add_argument("--mne-timeout", type=float, default=None,
-                    help="seconds of solving after which MNE is stopped (default 300; "
-                         "60 with --quick)")
-    ap.add_argument("--tfmxne-timeout", type=float, default=600.0,
-                    help="same for tfmxne (a safety net, default 600)")
-    ap.add_argument("--budget", type=float, default=None,
-                    help="total seconds for the whole run (default 1740 = 29 min; "
-                         "600 with --quick)")
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
+    ap.add_argument(
+        "--cases",
+        default=None,
+        help="comma-separated case ids or names (a..f, surf, vol7, ...), "
+        "'all' (default) or 'none'; --quick default: a",
+    )
+    ap.add_argument(
+        "--mne-timeout",
+        type=float,
+        default=None,
+        help="seconds of solving after which MNE is stopped (default 300; "
+        "60 with --quick)",
+    )
+    ap.add_argument(
+        "--tfmxne-timeout",
+        type=float,
+        default=600.0,
+        help="same for tfmxne (a safety net, default 600)",
+    )
+    ap.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        help="total seconds for the whole run (default 1740 = 29 min; 600 with --quick)",
+    )
     ap.add_argument("--skip-scaling", action="store_true", help="no scaling table")
-    ap.add_argument("--scaling-mne-timeout", type=float, default=None,
-                    help="MNE timeout per scaling point (default 120; 30 with --quick)")
-    ap.add_argument("--scaling-mne-budget", type=float, default=None,
-                    help="total MNE seconds in the scaling table (default 300; 60 "
-                         "with --quick)")
+    ap.add_argument(
+        "--scaling-mne-timeout",
+        type=float,
+        default=None,
+        help="MNE timeout per scaling point (default 120; 30 with --quick)",
+    )
+    ap.add_argument(
+        "--scaling-mne-budget",
+        type=float,
+        default=None,
+        help="total MNE seconds in the scaling table (default 300; 60 with --quick)",
+    )
     ap.add_argument("--no-mne", action="store_true", help="time tfmxne only")
-    ap.add_argument("--no-ref", action="store_true",
-                    help="skip the converged-optimum reference runs (no distances)")
-    ap.add_argument("--ref-tol", type=float, default=1e-10,
-                    help="tolerance of the converged-optimum reference (default 1e-10)")
-    ap.add_argument("--blas-threads", type=int, default=None,
-                    help="set OMP/OPENBLAS/MKL_NUM_THREADS of the workers (default: "
-                         "library default, all cores)")
-    ap.add_argument("--tracemalloc", action="store_true",
-                    help="also record the tracemalloc peak of the call (slows "
-                         "Python-level allocations a little)")
-    ap.add_argument("--quick", action="store_true",
-                    help="smoke run: case a only, crop 0.05..0.15 s, tol x10, small "
-                         "scaling table, short timeouts")
-    ap.add_argument("--python-b", default=None, metavar="PYTHON",
-                    help="also time tfmxne as imported by this interpreter (another "
-                         "install, e.g. the venv of an older commit) on every case, in "
-                         "the same run, and print an A/B table; A is the tfmxne of the "
-                         "interpreter running this script. Cases only (not the scaling "
-                         "table); the optimum (ref) is computed by A")
+    ap.add_argument(
+        "--no-ref",
+        action="store_true",
+        help="skip the converged-optimum reference runs (no distances)",
+    )
+    ap.add_argument(
+        "--ref-tol",
+        type=float,
+        default=1e-10,
+        help="tolerance of the converged-optimum reference (default 1e-10)",
+    )
+    ap.add_argument(
+        "--blas-threads",
+        type=int,
+        default=None,
+        help="set OMP/OPENBLAS/MKL_NUM_THREADS of the workers (default: "
+        "library default, all cores)",
+    )
+    ap.add_argument(
+        "--tracemalloc",
+        action="store_true",
+        help="also record the tracemalloc peak of the call (slows "
+        "Python-level allocations a little)",
+    )
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: case a only, crop 0.05..0.15 s, tol x10, small "
+        "scaling table, short timeouts",
+    )
+    ap.add_argument(
+        "--python-b",
+        default=None,
+        metavar="PYTHON",
+        help="also time tfmxne as imported by this interpreter (another "
+        "install, e.g. the venv of an older commit) on every case, in "
+        "the same run, and print an A/B table; A is the tfmxne of the "
+        "interpreter running this script. Cases only (not the scaling "
+        "table); the optimum (ref) is computed by A",
+    )
     ap.add_argument("--label-a", default="A", help="name of A in the A/B table")
     ap.add_argument("--label-b", default="B", help="name of B in the A/B table")
     ap.add_argument("--json", default=None, metavar="PATH", help="write all numbers here")
-    ap.add_argument("--markdown", action="store_true",
-                    help="print the final tables as Markdown (for benchmarks/README.md)")
-    ap.add_argument("--keep-tmp", action="store_true",
-                    help="keep the workers' logs, JSON and npz files")
+    ap.add_argument(
+        "--markdown",
+        action="store_true",
+        help="print the final tables as Markdown (for benchmarks/README.md)",
+    )
+    ap.add_argument(
+        "--keep-tmp",
+        action="store_true",
+        help="keep the workers' logs, JSON and npz files",
+    )
     ap.add_argument("--data", default=None, help="sample data folder")
     # hidden worker mode
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -774,8 +1022,9 @@ def _case_ids(text):
     for tok in filter(None, (t.strip() for t in text.split(","))):
         cid = tok if tok in CASES else by_name.get(tok)
         if cid is None:
-            raise SystemExit(f"unknown case {tok!r}: use {', '.join(CASES)} or "
-                             f"{', '.join(by_name)}")
+            raise SystemExit(
+                f"unknown case {tok!r}: use {', '.join(CASES)} or {', '.join(by_name)}"
+            )
         ids.append(cid)
     return ids
 
@@ -795,14 +1044,20 @@ def main(argv=None):
     for name in sorted(need):
         bu.ensure_forward(sample, name)
     env = bu.environment()
-    print(f"tfmxne {env['tfmxne']}, MNE {env['mne']}, numpy {env['numpy']}; "
-          f"{env['cpu_count']} CPUs; BLAS {[b['num_threads'] for b in env['blas']]} "
-          f"threads (workers: {args.blas_threads or 'default'}); cache {bu.cache_dir()}")
-    print(f"cases: {','.join(case_ids) or 'none'}; MNE timeout {args.mne_timeout:g} s; "
-          f"budget {args.budget:g} s" + ("; QUICK smoke run" if args.quick else ""))
+    print(
+        f"tfmxne {env['tfmxne']}, MNE {env['mne']}, numpy {env['numpy']}; "
+        f"{env['cpu_count']} CPUs; BLAS {[b['num_threads'] for b in env['blas']]} "
+        f"threads (workers: {args.blas_threads or 'default'}); cache {bu.cache_dir()}"
+    )
+    print(
+        f"cases: {','.join(case_ids) or 'none'}; MNE timeout {args.mne_timeout:g} s; "
+        f"budget {args.budget:g} s" + ("; QUICK smoke run" if args.quick else "")
+    )
     if args.python_b:
-        print(f"A/B: tfmxne A = {args.label_a} ({sys.executable}), B = {args.label_b} "
-              f"({args.python_b})")
+        print(
+            f"A/B: tfmxne A = {args.label_a} ({sys.executable}), B = {args.label_b} "
+            f"({args.python_b})"
+        )
     tmp = tempfile.mkdtemp(prefix="tfmxne-e2e-")
     runner = Runner(args, tmp)
     results = run_cases(args, runner, case_ids)
@@ -814,16 +1069,26 @@ def main(argv=None):
         report(results, scaling, markdown=True, ab_labels=labels)
     print(f"\ntotal benchmark time: {total:.0f} s ({runner.count} worker processes)")
     if args.json:
-        payload = dict(args={k: v for k, v in vars(args).items()
-                             if k not in ("worker", "impl", "spec", "out", "timeout")},
-                       env=env, total_time=total, cases=results, scaling=scaling)
-        Path(args.json).write_text(json.dumps(_strip(payload), indent=1,
-                                              default=bu.jsonable))
+        payload = dict(
+            args={
+                k: v
+                for k, v in vars(args).items()
+                if k not in ("worker", "impl", "spec", "out", "timeout")
+            },
+            env=env,
+            total_time=total,
+            cases=results,
+            scaling=scaling,
+        )
+        Path(args.json).write_text(
+            json.dumps(_strip(payload), indent=1, default=bu.jsonable)
+        )
         print(f"wrote {args.json}")
     if args.keep_tmp:
         print(f"worker files kept in {tmp}")
     else:
         import shutil
+
         shutil.rmtree(tmp, ignore_errors=True)
 
 

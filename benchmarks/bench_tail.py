@@ -39,9 +39,13 @@ import warnings
 
 import mne
 import numpy as np
-
-from _bench_utils import (  # noqa: E402
-    find_sample, get_forward, read_cov, read_evoked, tf_multiplicity)
+from _bench_utils import (
+    find_sample,
+    get_forward,
+    read_cov,
+    read_evoked,
+    tf_multiplicity,
+)
 
 
 def _problem(fwd_name):
@@ -54,9 +58,10 @@ def _problem(fwd_name):
     fwd = get_forward(sample, fwd_name)
     with _parallel.call_scope():
         t0 = time.perf_counter()
-        loose = "auto" if fwd_name == "surf" else 1.0   # (as bench_end_to_end.py)
-        fp = _pipeline._prepare_forward_part(evoked.info, fwd, cov, loose, 0.8, None,
-                                             None, True, None)
+        loose = "auto" if fwd_name == "surf" else 1.0  # (as bench_end_to_end.py)
+        fp = _pipeline._prepare_forward_part(
+            evoked.info, fwd, cov, loose, 0.8, None, None, True, None
+        )
         t1 = time.perf_counter()
         p = _pipeline._prepare_data(fp, evoked, 0.01, 0.03, 64, 4)
         t2 = time.perf_counter()
@@ -64,12 +69,13 @@ def _problem(fwd_name):
     M, G, n_orient = p.M, np.ascontiguousarray(p.gain), p.n_orient
     a_s, a_t = 40 * 0.97, 40 * 0.03
     frame = TFFrame(M.shape[1], 64, 4)
-    nM2 = float(np.sum(M ** 2))
+    nM2 = float(np.sum(M**2))
     saved = solver.MIXED_PRECISION
     solver.MIXED_PRECISION = False
     try:
-        ref = solver._tf_solve(M, G, a_s, a_t, frame, n_orient, 100000, 1e-10 * nM2, 10,
-                               max_outer=1000)
+        ref = solver._tf_solve(
+            M, G, a_s, a_t, frame, n_orient, 100000, 1e-10 * nM2, 10, max_outer=1000
+        )
         return M, G, n_orient, a_s, a_t, frame, ref, nM2
     finally:
         solver.MIXED_PRECISION = saved
@@ -96,7 +102,7 @@ class Restricted:
 
     def norms(self, Z):
         z = Z.reshape(len(self.W), self.no, self.K, 2)
-        m2 = (z ** 2).sum(axis=(1, 3))
+        m2 = (z**2).sum(axis=(1, 3))
         return z, np.sqrt(m2), np.sqrt(m2 @ self.c)
 
     def objective(self, Z):
@@ -110,7 +116,7 @@ def _sweeper(pb):
 
     no, GW = pb.no, pb.GW
     GT = np.ascontiguousarray(GW.T)
-    blocks = [GW[:, j * no:(j + 1) * no] for j in range(len(pb.W))]
+    blocks = [GW[:, j * no : (j + 1) * no] for j in range(len(pb.W))]
     lc = np.array([np.linalg.norm(b, 2) ** 2 for b in blocks])
     gram = np.stack([b.T @ b for b in blocks])
     work = np.empty(_engine.work_size(pb.frame.plan, no))
@@ -120,8 +126,26 @@ def _sweeper(pb):
         Z = Z.copy()
         X = pb.frame.phiT(Z)
         R = pb.M - GW @ X
-        _engine.bcd(pb.frame.plan, GT, pb.M, R, X, Z, active, lc, None, None, pb.a_s,
-                    pb.a_t, no, 1, 0.0, 0, work, gram=gram)
+        _engine.bcd(
+            pb.frame.plan,
+            GT,
+            pb.M,
+            R,
+            X,
+            Z,
+            active,
+            lc,
+            None,
+            None,
+            pb.a_s,
+            pb.a_t,
+            no,
+            1,
+            0.0,
+            0,
+            work,
+            gram=gram,
+        )
         return Z
 
     return epoch, np.trace(gram, axis1=1, axis2=2) / no
@@ -136,15 +160,16 @@ def _newton_step(pb, Z, curv, n_cg):
     snk = np.where(S, nk, 1.0)[:, None, :, None]
     snj = np.where(nj > 0, nj, 1.0)[:, None, None, None]
     R = pb.M - GW @ frame.phiT(Z)
-    g = (-frame.phi(GW.T @ R)
-         + (pb.a_s * z / snj + pb.a_t * z / snk).reshape(Z.shape)) * mask
+    g = (
+        -frame.phi(GW.T @ R) + (pb.a_s * z / snj + pb.a_t * z / snk).reshape(Z.shape)
+    ) * mask
 
     def hess(v):
         vz = v.reshape(z.shape)
         hd = frame.phi(GW.T @ (GW @ frame.phiT(v)))
         zv = ((z * vz).sum(axis=(1, 3)) @ pb.c)[:, None, None, None]
         zvk = (z * vz).sum(axis=(1, 3))[:, None, :, None]
-        h = pb.a_s * (vz / snj - z * zv / snj ** 3) + pb.a_t * (vz / snk - z * zvk / snk ** 3)
+        h = pb.a_s * (vz / snj - z * zv / snj**3) + pb.a_t * (vz / snk - z * zvk / snk**3)
         return (hd + h.reshape(v.shape)) * mask
 
     def ip(a, b):
@@ -160,7 +185,7 @@ def _newton_step(pb, Z, curv, n_cg):
     ry = ip(r, y)
     r0 = np.sqrt(ip(r, r))
     it = 0
-    for it in range(1, n_cg + 1):
+    for it in range(1, n_cg + 1):  # noqa: B007 (returned)
         Hd = hess(d)
         dHd = ip(d, Hd)
         if dHd <= 0:
@@ -192,20 +217,24 @@ def main():
     args = ap.parse_args()
     mne.set_log_level("ERROR")
     warnings.simplefilter("ignore")
-    from tfmxne import solver
     from threadpoolctl import threadpool_limits
+
+    from tfmxne import solver
 
     M, G, no, a_s, a_t, frame, ref, nM2 = _problem(args.fwd)
     solver.MIXED_PRECISION = False
-    start = solver._tf_solve(M, G, a_s, a_t, frame, no, 3000, 0.5e-4 * nM2, 10,
-                             max_outer=args.start_outer)
+    start = solver._tf_solve(
+        M, G, a_s, a_t, frame, no, 3000, 0.5e-4 * nM2, 10, max_outer=args.start_outer
+    )
     W = np.union1d(start.positions, ref.positions)
     pb = Restricted(M, G, no, a_s, a_t, frame, W)
     p_star = pb.objective(pb.embed(ref.positions, ref.Z))
     Z0 = pb.embed(start.positions, start.Z)
-    print(f"working set {len(W)} positions (start {len(start.positions)}, optimum "
-          f"{len(ref.positions)}); start gap {start.gap:.3g}, P - P* "
-          f"{pb.objective(Z0) - p_star:.3e}")
+    print(
+        f"working set {len(W)} positions (start {len(start.positions)}, optimum "
+        f"{len(ref.positions)}); start gap {start.gap:.3g}, P - P* "
+        f"{pb.objective(Z0) - p_star:.3e}"
+    )
     with threadpool_limits(1, user_api="blas"):
         epoch, curv = _sweeper(pb)
         marks = {10, 20, 40, 60, 80, 100, 120, args.epochs}
@@ -215,15 +244,17 @@ def main():
             Z = epoch(Z)
             if e in marks:
                 print(f"   {e:4d}: {pb.objective(Z) - p_star:.3e}")
-        print(f"   ({(time.perf_counter() - t0) / args.epochs * 1e3:.1f} ms per epoch "
-              "with the NumPy objective)")
+        print(
+            f"   ({(time.perf_counter() - t0) / args.epochs * 1e3:.1f} ms per epoch "
+            "with the NumPy objective)"
+        )
 
         k = args.anderson_k
         print(f"\n2. Anderson, memory {k}, tried every 10 epochs")
         Z, snaps = Z0, [Z0]
         for e in range(1, args.epochs + 1):
             Z = epoch(Z)
-            snaps = (snaps + [Z])[-(k + 2):]
+            snaps = (snaps + [Z])[-(k + 2) :]
             if e % 10 or len(snaps) < k + 2:
                 continue
             U = np.stack([(snaps[i + 1] - snaps[i]).ravel() for i in range(k + 1)])
@@ -236,11 +267,15 @@ def main():
             kept = fx < fz
             if kept:
                 Z, snaps = Zx, [Zx]
-            print(f"   {e:4d}: {'kept    ' if kept else 'rejected'} extrapolated "
-                  f"{fx:.3e}, sweep {fz:.3e}, max |weight| {np.abs(w).max():.3g}")
+            print(
+                f"   {e:4d}: {'kept    ' if kept else 'rejected'} extrapolated "
+                f"{fx:.3e}, sweep {fz:.3e}, max |weight| {np.abs(w).max():.3g}"
+            )
 
-        print(f"\n3. Newton-CG on the support ({args.cg} CG iterations at most) + 1 sweep"
-              ", after 5 sweeps (cost in epochs: P - P*)")
+        print(
+            f"\n3. Newton-CG on the support ({args.cg} CG iterations at most) + 1 sweep"
+            ", after 5 sweeps (cost in epochs: P - P*)"
+        )
         Z = Z0
         for _ in range(5):
             Z = epoch(Z)
@@ -248,8 +283,10 @@ def main():
         for _ in range(args.newton_steps):
             Z, n_cg, t = _newton_step(pb, Z, curv, args.cg)
             Z = epoch(Z)
-            cost += n_cg + 2   # CG products, the line search's product, the sweep
-            print(f"   {cost:4d}: {pb.objective(Z) - p_star:.3e}  (CG {n_cg}, step {t:g})")
+            cost += n_cg + 2  # CG products, the line search's product, the sweep
+            print(
+                f"   {cost:4d}: {pb.objective(Z) - p_star:.3e}  (CG {n_cg}, step {t:g})"
+            )
     return 0
 
 

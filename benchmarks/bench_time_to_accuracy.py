@@ -65,18 +65,19 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _bench_utils as bu  # noqa: E402
+import _bench_utils as bu
 
 HERE = Path(__file__).resolve().parent
 CASES = {
-    "surf": dict(fwd="surf", loose="auto", desc="oct4 surface, 508 positions, "
-                 "loose='auto'"),
-    "vol7": dict(fwd="vol7", loose=1.0, desc="7 mm volume grid, 4371 positions, "
-                 "loose=1"),
+    "surf": dict(
+        fwd="surf", loose="auto", desc="oct4 surface, 508 positions, loose='auto'"
+    ),
+    "vol7": dict(fwd="vol7", loose=1.0, desc="7 mm volume grid, 4371 positions, loose=1"),
 }
-PROBLEM = dict(alpha=40.0, l1_ratio=0.03, wsize=64, tstep=4, maxit=3000,
-               crop=(-0.05, 0.3))
-TOLS = tuple(10.0 ** -k for k in range(1, 11))  # relative: tol = tol_rel * ||M||^2
+PROBLEM = dict(
+    alpha=40.0, l1_ratio=0.03, wsize=64, tstep=4, maxit=3000, crop=(-0.05, 0.3)
+)
+TOLS = tuple(10.0**-k for k in range(1, 11))  # relative: tol = tol_rel * ||M||^2
 QUICK_TOLS = (1e-1, 1e-2, 1e-3, 1e-4)
 QUICK_CROP = (0.05, 0.15)
 # the accuracies the summary table is about: MNE's two default tolerances
@@ -103,16 +104,36 @@ def build_problem(case, args, sample):
     fwd = bu.get_forward(sample, spec["fwd"])
     t0 = time.perf_counter()
     # same call as bench_solver.py: depth 0.8, no weights, PCA, no rank, window 0.02
-    p = _prepare(evoked, fwd, cov, spec["loose"], 0.8, None, 0.0, True, None, 0.02,
-                 PROBLEM["l1_ratio"], PROBLEM["wsize"], PROBLEM["tstep"])
+    p = _prepare(
+        evoked,
+        fwd,
+        cov,
+        spec["loose"],
+        0.8,
+        None,
+        0.0,
+        True,
+        None,
+        0.02,
+        PROBLEM["l1_ratio"],
+        PROBLEM["wsize"],
+        PROBLEM["tstep"],
+    )
     M = np.ascontiguousarray(p.M, dtype=np.float64)
     G = np.ascontiguousarray(p.gain, dtype=np.float64)
     alpha = PROBLEM["alpha"]
-    return dict(case=case, desc=spec["desc"], M=M, G=G, n_orient=int(p.n_orient),
-                nM2=float(np.sum(M ** 2)), crop=crop,
-                alpha_space=alpha * (1.0 - PROBLEM["l1_ratio"]),
-                alpha_time=alpha * PROBLEM["l1_ratio"],
-                t_prepare=time.perf_counter() - t0)
+    return dict(
+        case=case,
+        desc=spec["desc"],
+        M=M,
+        G=G,
+        n_orient=int(p.n_orient),
+        nM2=float(np.sum(M**2)),
+        crop=crop,
+        alpha_space=alpha * (1.0 - PROBLEM["l1_ratio"]),
+        alpha_time=alpha * PROBLEM["l1_ratio"],
+        t_prepare=time.perf_counter() - t0,
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -137,6 +158,7 @@ class Capture:
 
     def _hook_mne(self):
         from mne.inverse_sparse import mxne_optim
+
         original = mxne_optim._tf_mixed_norm_solver_bcd_active_set
 
         def hook(*a, **k):
@@ -149,9 +171,11 @@ class Capture:
 
     def _hook_tfmxne(self):
         import tfmxne.solver as tsol
+
         core = getattr(tsol, "_solver_core", None)
         solve = getattr(tsol, "_tf_solve", None)
         if core is not None:
+
             def hook(*a, **k):
                 out = core(*a, **k)
                 frame, res = out[3], out[4]
@@ -160,6 +184,7 @@ class Capture:
 
             tsol._solver_core = hook
         elif solve is not None:  # _tf_solve(M, G, alpha_space, alpha_time, frame, ...)
+
             def hook(*a, **k):
                 res = solve(*a, **k)
                 frame = a[4] if len(a) > 4 else k["frame"]
@@ -168,9 +193,11 @@ class Capture:
 
             tsol._tf_solve = hook
         else:
-            raise SystemExit("tfmxne.solver has neither _solver_core nor _tf_solve: "
-                             "update Capture._hook_tfmxne in bench_time_to_accuracy.py "
-                             "so that it records the coefficients Z of a solve")
+            raise SystemExit(
+                "tfmxne.solver has neither _solver_core nor _tf_solve: "
+                "update Capture._hook_tfmxne in bench_time_to_accuracy.py "
+                "so that it records the coefficients Z of a solve"
+            )
 
 
 class _Timeout(Exception):
@@ -184,18 +211,24 @@ def _on_alarm(signum, frame):
 def _solver_fun(name):
     if name == "mne":
         from mne.inverse_sparse.mxne_optim import tf_mixed_norm_solver
+
         return tf_mixed_norm_solver
     import tfmxne
+
     return tfmxne.tf_mixed_norm_solver
 
 
 def solve_once(name, prob, tol_abs, capture, timeout, blas_threads, maxit=None):
     """One solve from scratch on fresh copies; returns a dict (time, X, Z, ...)."""
     from threadpoolctl import threadpool_limits
+
     fun = _solver_fun(name)
     M, G = prob["M"].copy(), prob["G"].copy()
-    limit = (threadpool_limits(blas_threads, user_api="blas") if blas_threads
-             else nullcontext())
+    limit = (
+        threadpool_limits(blas_threads, user_api="blas")
+        if blas_threads
+        else nullcontext()
+    )
     capture.get = None
     signal.signal(signal.SIGALRM, _on_alarm)
     with warnings.catch_warnings(record=True) as wrec, limit:
@@ -203,10 +236,20 @@ def solve_once(name, prob, tol_abs, capture, timeout, blas_threads, maxit=None):
         t0 = time.perf_counter()
         try:
             signal.setitimer(signal.ITIMER_REAL, timeout)
-            out = fun(M, G, prob["alpha_space"], prob["alpha_time"],
-                      wsize=PROBLEM["wsize"], tstep=PROBLEM["tstep"],
-                      n_orient=prob["n_orient"], maxit=maxit or PROBLEM["maxit"],
-                      tol=tol_abs, debias=False, return_gap=True, verbose=False)
+            out = fun(
+                M,
+                G,
+                prob["alpha_space"],
+                prob["alpha_time"],
+                wsize=PROBLEM["wsize"],
+                tstep=PROBLEM["tstep"],
+                n_orient=prob["n_orient"],
+                maxit=maxit or PROBLEM["maxit"],
+                tol=tol_abs,
+                debias=False,
+                return_gap=True,
+                verbose=False,
+            )
         except _Timeout:
             out = None
         finally:
@@ -219,9 +262,16 @@ def solve_once(name, prob, tol_abs, capture, timeout, blas_threads, maxit=None):
     if capture.get is None:
         raise RuntimeError(f"the {name} hook did not record Z: see Capture")
     Z = capture.get()
-    return dict(status="ok", time=t, X=np.asarray(X, dtype=np.float64),
-                active_set=np.asarray(active_set, dtype=bool), Z=Z, gap=float(gap),
-                E_last=float(E[-1]) if len(E) else None, warnings=msgs)
+    return dict(
+        status="ok",
+        time=t,
+        X=np.asarray(X, dtype=np.float64),
+        active_set=np.asarray(active_set, dtype=bool),
+        Z=Z,
+        gap=float(gap),
+        E_last=float(E[-1]) if len(E) else None,
+        warnings=msgs,
+    )
 
 
 def _full(X, active_set):
@@ -235,12 +285,21 @@ def evaluate(res, prob, ref=None):
     if res["status"] != "ok":
         return res
     p_obj, X_syn = bu.tf_primal_objective(
-        prob["M"], prob["G"], res["Z"], res["active_set"], prob["alpha_space"],
-        prob["alpha_time"], PROBLEM["wsize"], PROBLEM["tstep"], prob["n_orient"])
+        prob["M"],
+        prob["G"],
+        res["Z"],
+        res["active_set"],
+        prob["alpha_space"],
+        prob["alpha_time"],
+        PROBLEM["wsize"],
+        PROBLEM["tstep"],
+        prob["n_orient"],
+    )
     # the captured Z is the returned X's: X = Phi^T Z up to rounding
     scale = max(np.abs(res["X"]).max() if res["X"].size else 0.0, 1e-300)
-    res["synthesis_mismatch"] = (float(np.abs(X_syn - res["X"]).max() / scale)
-                                 if res["X"].size else 0.0)
+    res["synthesis_mismatch"] = (
+        float(np.abs(X_syn - res["X"]).max() / scale) if res["X"].size else 0.0
+    )
     res["p_obj"] = p_obj
     res["n_active_positions"] = int(res["active_set"].sum() // prob["n_orient"])
     if ref is not None:
@@ -253,11 +312,22 @@ def evaluate(res, prob, ref=None):
 def reference(prob, args, capture):
     """P* and X*: tfmxne at --ref-tol, with two duality-gap certificates."""
     from mne.inverse_sparse import mxne_optim
+
     tol_abs = args.ref_tol * prob["nM2"]
-    print(f"  optimum: tfmxne at tol {args.ref_tol:g} x ||M||^2 = {tol_abs:.3g} ... ",
-          end="", flush=True)
-    ref = solve_once("tfmxne", prob, tol_abs, capture, args.tfmxne_timeout,
-                     args.blas_threads, maxit=100000)
+    print(
+        f"  optimum: tfmxne at tol {args.ref_tol:g} x ||M||^2 = {tol_abs:.3g} ... ",
+        end="",
+        flush=True,
+    )
+    ref = solve_once(
+        "tfmxne",
+        prob,
+        tol_abs,
+        capture,
+        args.tfmxne_timeout,
+        args.blas_threads,
+        maxit=100000,
+    )
     if ref["status"] != "ok":
         raise SystemExit(f"the reference solve timed out (> {args.tfmxne_timeout:g} s)")
     evaluate(ref, prob)
@@ -269,10 +339,24 @@ def reference(prob, args, capture):
     phi = mxne_optim._Phi(wsize, tstep, n_steps * n_freqs, T)
     phiT = mxne_optim._PhiT(tstep, n_freqs, n_steps, T)
     gap_m, p_m, d_m, _ = mxne_optim.dgap_l21l1(
-        prob["M"], prob["G"], ref["Z"], ref["active_set"], prob["alpha_space"],
-        prob["alpha_time"], phi, phiT, prob["n_orient"], -np.inf)
-    ref.update(tol_abs=tol_abs, gap_mne=float(gap_m), p_obj_mne=float(p_m),
-               d_obj_mne=float(d_m), X_full=_full(ref["X"], ref["active_set"]))
+        prob["M"],
+        prob["G"],
+        ref["Z"],
+        ref["active_set"],
+        prob["alpha_space"],
+        prob["alpha_time"],
+        phi,
+        phiT,
+        prob["n_orient"],
+        -np.inf,
+    )
+    ref.update(
+        tol_abs=tol_abs,
+        gap_mne=float(gap_m),
+        p_obj_mne=float(p_m),
+        d_obj_mne=float(d_m),
+        X_full=_full(ref["X"], ref["active_set"]),
+    )
     ref["nX"] = float(np.linalg.norm(ref["X_full"]))
     # resolution of P - P*: P* is within either gap of the true minimum (both
     # are valid certificates: tfmxne's is checked against independent code in
@@ -280,12 +364,16 @@ def reference(prob, args, capture):
     ref["resolution"] = max(min(ref["gap"], ref["gap_mne"]), 0.0)
     ok = ref["resolution"] <= tol_abs
     ref["certified"] = bool(ok)
-    print(f"{bu.fmt_time(ref['time'])}, {ref['n_active_positions']} positions, "
-          f"P* = {ref['p_obj']:.12g}; gap {ref['gap']:.2e} (tfmxne), "
-          f"{ref['gap_mne']:.2e} (MNE's dgap_l21l1 at Z*): "
-          + ("certified" if ok else "NOT certified (gap > tol)"))
-    print(f"           P(Z*) here vs MNE's dgap_l21l1: {ref['p_obj'] - p_m:+.2e}; "
-          f"X = Phi^T Z mismatch {ref['synthesis_mismatch']:.1e}")
+    print(
+        f"{bu.fmt_time(ref['time'])}, {ref['n_active_positions']} positions, "
+        f"P* = {ref['p_obj']:.12g}; gap {ref['gap']:.2e} (tfmxne), "
+        f"{ref['gap_mne']:.2e} (MNE's dgap_l21l1 at Z*): "
+        + ("certified" if ok else "NOT certified (gap > tol)")
+    )
+    print(
+        f"           P(Z*) here vs MNE's dgap_l21l1: {ref['p_obj'] - p_m:+.2e}; "
+        f"X = Phi^T Z mismatch {ref['synthesis_mismatch']:.1e}"
+    )
     for w in ref["warnings"]:
         print(f"           warning: {w}")
     return ref
@@ -293,8 +381,10 @@ def reference(prob, args, capture):
 
 def tol_sequence(prob, args):
     """(label, tol_rel, tol_abs) from loose to tight; MNE's defaults always in."""
-    rel = sorted(set(args.tols) | {d["tol"] for d in MNE_DEFAULT_TOLS
-                                   if d["kind"] == "relative"}, reverse=True)
+    rel = sorted(
+        set(args.tols) | {d["tol"] for d in MNE_DEFAULT_TOLS if d["kind"] == "relative"},
+        reverse=True,
+    )
     tols = [(f"{t:.0e}", t, t * prob["nM2"]) for t in rel]
     tols.append(("1e-08 abs", 1e-8 / prob["nM2"], 1e-8))
     return sorted(tols, key=lambda x: -x[2])
@@ -323,13 +413,17 @@ def run_curve(name, prob, ref, tols, args, capture):
             res.pop(k, None)
         samples.append(dict(base, **res))
         if res["status"] == "ok":
-            print(f"    {LABELS[name]:<7} tol {label:<10} {bu.fmt_time(res['time']):>8}  "
-                  f"P-P* {res['subopt']:+.2e}  dist {res['dist']:.1e}  "
-                  f"gap {res['gap']:.1e}  {res['n_active_positions']} pos"
-                  + ("  (warned)" if res["warnings"] else ""))
+            print(
+                f"    {LABELS[name]:<7} tol {label:<10} {bu.fmt_time(res['time']):>8}  "
+                f"P-P* {res['subopt']:+.2e}  dist {res['dist']:.1e}  "
+                f"gap {res['gap']:.1e}  {res['n_active_positions']} pos"
+                + ("  (warned)" if res["warnings"] else "")
+            )
         else:
-            print(f"    {LABELS[name]:<7} tol {label:<10} timeout (> {timeout:g} s): "
-                  "tighter tolerances skipped")
+            print(
+                f"    {LABELS[name]:<7} tol {label:<10} timeout (> {timeout:g} s): "
+                "tighter tolerances skipped"
+            )
             stopped = True
     return samples
 
@@ -353,8 +447,9 @@ def summarize(case_res):
     for d in MNE_DEFAULT_TOLS:
         tol_abs = d["tol"] * case_res["nM2"] if d["kind"] == "relative" else d["tol"]
         label = f"{d['tol']:.0e}" if d["kind"] == "relative" else f"{d['tol']:.0e} abs"
-        row = dict(key=d["key"], where=d["where"], tol=d["tol"], kind=d["kind"],
-                   tol_abs=tol_abs)
+        row = dict(
+            key=d["key"], where=d["where"], tol=d["tol"], kind=d["kind"], tol_abs=tol_abs
+        )
         m = next((s for s in case_res["mne"] if s["tol_label"] == label), None)
         t_same = next((s for s in case_res["tfmxne"] if s["tol_label"] == label), None)
         row["mne"] = _brief(m)
@@ -375,8 +470,16 @@ def summarize(case_res):
 def _brief(s):
     if s is None:
         return None
-    keys = ("tol_label", "status", "time", "subopt", "dist", "gap",
-            "n_active_positions", "timeout")
+    keys = (
+        "tol_label",
+        "status",
+        "time",
+        "subopt",
+        "dist",
+        "gap",
+        "n_active_positions",
+        "timeout",
+    )
     return {k: s[k] for k in keys if k in s}
 
 
@@ -393,17 +496,26 @@ def _f_time(s):
 def _f_sub(s, res_floor):
     if not s or s.get("status") != "ok":
         return "-"
-    return (f"<= {res_floor:.1e} (res.)" if s["subopt"] <= res_floor
-            else f"{s['subopt']:.1e}")
+    return (
+        f"<= {res_floor:.1e} (res.)" if s["subopt"] <= res_floor else f"{s['subopt']:.1e}"
+    )
 
 
 def _f_dist(s):
     return f"{s['dist']:.1e}" if s and s.get("status") == "ok" else "-"
 
 
-SUMMARY_HEADER = ["case", "MNE tol (default of)", "MNE time", "MNE P-P*", "MNE dist",
-                  "tfmxne time to same P-P*", "tfmxne P-P* / dist there", "ratio",
-                  "tfmxne at same tol: time, P-P*, dist"]
+SUMMARY_HEADER = [
+    "case",
+    "MNE tol (default of)",
+    "MNE time",
+    "MNE P-P*",
+    "MNE dist",
+    "tfmxne time to same P-P*",
+    "tfmxne P-P* / dist there",
+    "ratio",
+    "tfmxne at same tol: time, P-P*, dist",
+]
 
 
 def summary_rows(results):
@@ -411,8 +523,11 @@ def summary_rows(results):
     for c in results:
         res_floor = c["ref"]["resolution"]
         for r in c["summary"]:
-            tol = (f"{r['tol']:g} x ||M||^2" if r["kind"] == "relative"
-                   else f"{r['tol']:g} absolute")
+            tol = (
+                f"{r['tol']:g} x ||M||^2"
+                if r["kind"] == "relative"
+                else f"{r['tol']:g} absolute"
+            )
             reach = r.get("tfmxne_reach")
             same = r.get("tfmxne_same_tol")
             if r.get("target") is None:
@@ -422,17 +537,36 @@ def summary_rows(results):
             else:
                 t_reach = _f_time(reach)
                 there = f"{_f_sub(reach, res_floor)} / {_f_dist(reach)}"
-            rows.append([
-                c["case"], f"{tol} ({r['where']})", _f_time(r["mne"]),
-                _f_sub(r["mne"], res_floor), _f_dist(r["mne"]), t_reach, there,
-                f"{r['ratio']:.1f}x" if r.get("ratio") else "-",
-                (f"{_f_time(same)}, {_f_sub(same, res_floor)}, {_f_dist(same)}"
-                 if same else "-")])
+            rows.append(
+                [
+                    c["case"],
+                    f"{tol} ({r['where']})",
+                    _f_time(r["mne"]),
+                    _f_sub(r["mne"], res_floor),
+                    _f_dist(r["mne"]),
+                    t_reach,
+                    there,
+                    f"{r['ratio']:.1f}x" if r.get("ratio") else "-",
+                    (
+                        f"{_f_time(same)}, {_f_sub(same, res_floor)}, {_f_dist(same)}"
+                        if same
+                        else "-"
+                    ),
+                ]
+            )
     return rows
 
 
-CURVE_HEADER = ["case", "solver", "tol", "time", "P-P*", "dist", "gap (solver)",
-                "positions"]
+CURVE_HEADER = [
+    "case",
+    "solver",
+    "tol",
+    "time",
+    "P-P*",
+    "dist",
+    "gap (solver)",
+    "positions",
+]
 
 
 def curve_rows(results):
@@ -441,11 +575,18 @@ def curve_rows(results):
         for name in SOLVERS:
             for s in c[name]:
                 ok = s["status"] == "ok"
-                rows.append([c["case"], LABELS[name], s["tol_label"], _f_time(s),
-                             f"{s['subopt']:+.2e}" if ok else "-",
-                             f"{s['dist']:.1e}" if ok else "-",
-                             f"{s['gap']:.1e}" if ok else "-",
-                             str(s["n_active_positions"]) if ok else "-"])
+                rows.append(
+                    [
+                        c["case"],
+                        LABELS[name],
+                        s["tol_label"],
+                        _f_time(s),
+                        f"{s['subopt']:+.2e}" if ok else "-",
+                        f"{s['dist']:.1e}" if ok else "-",
+                        f"{s['gap']:.1e}" if ok else "-",
+                        str(s["n_active_positions"]) if ok else "-",
+                    ]
+                )
     return rows
 
 
@@ -461,12 +602,14 @@ def print_markdown_table(header, rows):
 # ---------------------------------------------------------------------------
 def plot(results, path, tols_text):
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     n = len(results)
-    fig, axes = plt.subplots(2, n, figsize=(max(5.2 * n, 7.5), 7.0), squeeze=False,
-                             constrained_layout=True)
+    fig, axes = plt.subplots(
+        2, n, figsize=(max(5.2 * n, 7.5), 7.0), squeeze=False, constrained_layout=True
+    )
     for j, c in enumerate(results):
         res_floor = c["ref"]["resolution"]
         ax_s, ax_d = axes[0, j], axes[1, j]
@@ -480,82 +623,169 @@ def plot(results, path, tols_text):
             t = np.array([s["time"] for s in ok])
             sub = np.array([s["subopt"] for s in ok])
             dist = np.array([s["dist"] for s in ok])
-            ax_s.plot(t, np.maximum(sub, y_floor), "o-", color=COLORS[name],
-                      label=LABELS[name], ms=4)
-            ax_d.plot(t, np.maximum(dist, 1e-16), "o-", color=COLORS[name],
-                      label=LABELS[name], ms=4)
+            ax_s.plot(
+                t,
+                np.maximum(sub, y_floor),
+                "o-",
+                color=COLORS[name],
+                label=LABELS[name],
+                ms=4,
+            )
+            ax_d.plot(
+                t,
+                np.maximum(dist, 1e-16),
+                "o-",
+                color=COLORS[name],
+                label=LABELS[name],
+                ms=4,
+            )
         for r, marker in zip(c["summary"], ("*", "D")):
             m = r.get("mne")
             if not m or m.get("status") != "ok":
                 continue
-            lab = (f"MNE at tol {r['tol']:g}" + (" x ||M||^2" if r["kind"] == "relative"
-                                                 else " abs") + f" ({r['where']})")
-            ax_s.plot(m["time"], max(m["subopt"], y_floor), marker, color="k", ms=9,
-                      mfc="none", label=lab)
+            lab = (
+                f"MNE at tol {r['tol']:g}"
+                + (" x ||M||^2" if r["kind"] == "relative" else " abs")
+                + f" ({r['where']})"
+            )
+            ax_s.plot(
+                m["time"],
+                max(m["subopt"], y_floor),
+                marker,
+                color="k",
+                ms=9,
+                mfc="none",
+                label=lab,
+            )
             ax_d.plot(m["time"], m["dist"], marker, color="k", ms=9, mfc="none")
             reach = r.get("tfmxne_reach")
             if reach:
                 y = max(r["target"], y_floor)
                 ax_s.plot([reach["time"], m["time"]], [y, y], ":", color="k", lw=1)
-                ax_s.plot(reach["time"], max(reach["subopt"], y_floor), marker,
-                          color=COLORS["tfmxne"], ms=9, mfc="none")
+                ax_s.plot(
+                    reach["time"],
+                    max(reach["subopt"], y_floor),
+                    marker,
+                    color=COLORS["tfmxne"],
+                    ms=9,
+                    mfc="none",
+                )
         if res_floor > 0:
-            ax_s.axhspan(y_floor / 3, res_floor, color="0.85", zorder=0,
-                         label="not resolved (gap of P*)")
-        ax_s.set(xscale="log", yscale="log", ylabel="P(Z_t) - P*",
-                 title=f"{c['case']}: {c['desc']}\n{c['M_shape'][0]} whitened channels "
-                       f"x {c['M_shape'][1]} samples")
-        ax_d.set(xscale="log", yscale="log", xlabel="wall time of the solve (s)",
-                 ylabel="||X_t - X*|| / ||X*||")
+            ax_s.axhspan(
+                y_floor / 3,
+                res_floor,
+                color="0.85",
+                zorder=0,
+                label="not resolved (gap of P*)",
+            )
+        ax_s.set(
+            xscale="log",
+            yscale="log",
+            ylabel="P(Z_t) - P*",
+            title=f"{c['case']}: {c['desc']}\n{c['M_shape'][0]} whitened channels "
+            f"x {c['M_shape'][1]} samples",
+        )
+        ax_d.set(
+            xscale="log",
+            yscale="log",
+            xlabel="wall time of the solve (s)",
+            ylabel="||X_t - X*|| / ||X*||",
+        )
         for ax in (ax_s, ax_d):
             ax.grid(True, which="major", alpha=0.4)
     handles = {}
     for ax in axes[0]:
         for h, lab in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(lab, h)
-    fig.legend(list(handles.values()), list(handles), loc="outside lower center",
-               ncol=3 if n > 1 else 2, fontsize=8, frameon=False)
-    fig.suptitle("Time to accuracy: each point is one solve from scratch to a "
-                 f"tolerance\n(tol = {tols_text} x ||M||^2 and 1e-8 absolute; "
-                 "debias=False)", fontsize=9)
+    fig.legend(
+        list(handles.values()),
+        list(handles),
+        loc="outside lower center",
+        ncol=3 if n > 1 else 2,
+        fontsize=8,
+        frameon=False,
+    )
+    fig.suptitle(
+        "Time to accuracy: each point is one solve from scratch to a "
+        f"tolerance\n(tol = {tols_text} x ||M||^2 and 1e-8 absolute; "
+        "debias=False)",
+        fontsize=9,
+    )
     fig.savefig(path, dpi=80)
     plt.close(fig)
 
 
 # ---------------------------------------------------------------------------
 def parse_args(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog=__doc__.split("\n\n", 1)[1])
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
     ap.add_argument("--case", choices=("surf", "vol7", "all"), default="all")
-    ap.add_argument("--quick", action="store_true",
-                    help="smoke run: crop 0.05..0.15 s, tol 1e-1..1e-4 (and 1e-8 abs), "
-                         "reference at 1e-10, MNE timeout 60 s, figure in a temp folder")
-    ap.add_argument("--out", default=None, metavar="DIR",
-                    help="folder of time_to_accuracy.png (default: benchmarks/; a "
-                         "temporary folder with --quick)")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: crop 0.05..0.15 s, tol 1e-1..1e-4 (and 1e-8 abs), "
+        "reference at 1e-10, MNE timeout 60 s, figure in a temp folder",
+    )
+    ap.add_argument(
+        "--out",
+        default=None,
+        metavar="DIR",
+        help="folder of time_to_accuracy.png (default: benchmarks/; a "
+        "temporary folder with --quick)",
+    )
     ap.add_argument("--json", default=None, metavar="PATH", help="write all numbers here")
-    ap.add_argument("--tols", default=None, metavar="T1,T2,...",
-                    help="relative tolerances of the curves (default 1e-1,1e-2,...,1e-10;"
-                         " 1e-1,...,1e-4 with --quick); MNE's defaults, 1e-4 relative "
-                         "and 1e-8 absolute, are always added")
-    ap.add_argument("--ref-tol", type=float, default=None,
-                    help="relative tol of the reference tfmxne solve (default 1e-12; "
-                         "1e-10 with --quick)")
-    ap.add_argument("--mne-timeout", type=float, default=None,
-                    help="seconds after which one MNE solve is stopped (default 600; 60 "
-                         "with --quick); tighter tolerances are then skipped")
-    ap.add_argument("--tfmxne-timeout", type=float, default=300.0,
-                    help="same for tfmxne (a safety net, default 300)")
-    ap.add_argument("--repeat", type=int, default=1,
-                    help="time each sample N times, keep the fastest (default 1)")
-    ap.add_argument("--blas-threads", type=int, default=None,
-                    help="limit BLAS threads of both solvers (threadpoolctl); default: "
-                         "library default")
+    ap.add_argument(
+        "--tols",
+        default=None,
+        metavar="T1,T2,...",
+        help="relative tolerances of the curves (default 1e-1,1e-2,...,1e-10;"
+        " 1e-1,...,1e-4 with --quick); MNE's defaults, 1e-4 relative "
+        "and 1e-8 absolute, are always added",
+    )
+    ap.add_argument(
+        "--ref-tol",
+        type=float,
+        default=None,
+        help="relative tol of the reference tfmxne solve (default 1e-12; "
+        "1e-10 with --quick)",
+    )
+    ap.add_argument(
+        "--mne-timeout",
+        type=float,
+        default=None,
+        help="seconds after which one MNE solve is stopped (default 600; 60 "
+        "with --quick); tighter tolerances are then skipped",
+    )
+    ap.add_argument(
+        "--tfmxne-timeout",
+        type=float,
+        default=300.0,
+        help="same for tfmxne (a safety net, default 300)",
+    )
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="time each sample N times, keep the fastest (default 1)",
+    )
+    ap.add_argument(
+        "--blas-threads",
+        type=int,
+        default=None,
+        help="limit BLAS threads of both solvers (threadpoolctl); default: "
+        "library default",
+    )
     ap.add_argument("--data", default=None, help="sample data folder")
-    ap.add_argument("--from-json", default=None, metavar="PATH",
-                    help="no solve: print the tables and redraw the figure from the "
-                         "--json output of an earlier run")
+    ap.add_argument(
+        "--from-json",
+        default=None,
+        metavar="PATH",
+        help="no solve: print the tables and redraw the figure from the "
+        "--json output of an earlier run",
+    )
     args = ap.parse_args(argv)
     if args.repeat < 1:
         ap.error("--repeat must be >= 1")
@@ -573,8 +803,9 @@ def parse_args(argv=None):
     if args.mne_timeout is None:
         args.mne_timeout = 60.0 if args.quick else 600.0
     if args.out is None:
-        args.out = (Path(tempfile.gettempdir()) / "tfmxne-tta-quick" if args.quick
-                    else HERE)
+        args.out = (
+            Path(tempfile.gettempdir()) / "tfmxne-tta-quick" if args.quick else HERE
+        )
     return args
 
 
@@ -586,11 +817,13 @@ def report(results, ref_tol, tols_text, out):
     print_markdown_table(SUMMARY_HEADER, summary_rows(results))
     for c in results:
         r = c["ref"]
-        print(f"\n{c['case']}: P* = {r['p_obj']:.12g} (tfmxne at {ref_tol:g} x "
-              f"||M||^2, {bu.fmt_time(r['time'])}); resolution of P-P* "
-              f"{r['resolution']:.1e} ({r['resolution'] / c['nM2']:.1e} x ||M||^2); "
-              f"dist = ||X_t - X*|| / ||X*||, debias=False"
-              + ("" if r["certified"] else "; P* NOT certified"))
+        print(
+            f"\n{c['case']}: P* = {r['p_obj']:.12g} (tfmxne at {ref_tol:g} x "
+            f"||M||^2, {bu.fmt_time(r['time'])}); resolution of P-P* "
+            f"{r['resolution']:.1e} ({r['resolution'] / c['nM2']:.1e} x ||M||^2); "
+            f"dist = ||X_t - X*|| / ||X*||, debias=False"
+            + ("" if r["certified"] else "; P* NOT certified")
+        )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     fig_path = out / "time_to_accuracy.png"
@@ -604,11 +837,13 @@ def main(argv=None):
     if args.from_json:
         payload = json.loads(Path(args.from_json).read_text())
         a = payload["args"]
-        tols_text = ", ".join(f"{t:g}" for t in sorted(set(a.get("tols", TOLS)) | {1e-4},
-                                                         reverse=True))
+        tols_text = ", ".join(
+            f"{t:g}" for t in sorted(set(a.get("tols", TOLS)) | {1e-4}, reverse=True)
+        )
         report(payload["cases"], a["ref_tol"], tols_text, args.out)
         return payload["cases"]
     import mne
+
     mne.set_log_level("ERROR")
     bu.warn_if_busy()
     sample = bu.find_sample(args.data)
@@ -616,34 +851,53 @@ def main(argv=None):
     capture = Capture()
     env = bu.environment()
     import tfmxne
+
     env.update(python_executable=sys.executable, tfmxne_file=tfmxne.__file__)
-    print(f"tfmxne {env['tfmxne']}, MNE {env['mne']}, numpy {env['numpy']}; "
-          f"{env['cpu_count']} CPUs; BLAS threads {args.blas_threads or 'default'}"
-          + ("; QUICK smoke run" if args.quick else ""))
+    print(
+        f"tfmxne {env['tfmxne']}, MNE {env['mne']}, numpy {env['numpy']}; "
+        f"{env['cpu_count']} CPUs; BLAS threads {args.blas_threads or 'default'}"
+        + ("; QUICK smoke run" if args.quick else "")
+    )
     t_start = time.perf_counter()
     results = []
     for case in cases:
         prob = build_problem(case, args, sample)
         M = prob["M"]
-        print(f"\ncase {case}: {prob['desc']}; M {M.shape[0]} x {M.shape[1]} "
-              f"(crop {prob['crop'][0]:g}..{prob['crop'][1]:g} s), G {prob['G'].shape}, "
-              f"||M||^2 = {prob['nM2']:.6g}; alpha_space {prob['alpha_space']:g}, "
-              f"alpha_time {prob['alpha_time']:g}")
+        print(
+            f"\ncase {case}: {prob['desc']}; M {M.shape[0]} x {M.shape[1]} "
+            f"(crop {prob['crop'][0]:g}..{prob['crop'][1]:g} s), G {prob['G'].shape}, "
+            f"||M||^2 = {prob['nM2']:.6g}; alpha_space {prob['alpha_space']:g}, "
+            f"alpha_time {prob['alpha_time']:g}"
+        )
         ref = reference(prob, args, capture)
         tols = tol_sequence(prob, args)
-        case_res = dict(case=case, desc=prob["desc"], M_shape=list(M.shape),
-                        G_shape=list(prob["G"].shape), n_orient=prob["n_orient"],
-                        nM2=prob["nM2"], crop=prob["crop"],
-                        alpha_space=prob["alpha_space"], alpha_time=prob["alpha_time"])
-        case_res["ref"] = {k: v for k, v in ref.items()
-                           if k not in ("X", "Z", "active_set", "X_full")}
+        case_res = dict(
+            case=case,
+            desc=prob["desc"],
+            M_shape=list(M.shape),
+            G_shape=list(prob["G"].shape),
+            n_orient=prob["n_orient"],
+            nM2=prob["nM2"],
+            crop=prob["crop"],
+            alpha_space=prob["alpha_space"],
+            alpha_time=prob["alpha_time"],
+        )
+        case_res["ref"] = {
+            k: v for k, v in ref.items() if k not in ("X", "Z", "active_set", "X_full")
+        }
         for name in ("tfmxne", "mne"):
             case_res[name] = run_curve(name, prob, ref, tols, args, capture)
-        low = [s for n in SOLVERS for s in case_res[n]
-               if s["status"] == "ok" and s["subopt"] < -ref["resolution"]]
+        low = [
+            s
+            for n in SOLVERS
+            for s in case_res[n]
+            if s["status"] == "ok" and s["subopt"] < -ref["resolution"]
+        ]
         if low:
-            print(f"  WARNING: {len(low)} sample(s) below P* by more than its gap: "
-                  "the certificate of P* is wrong")
+            print(
+                f"  WARNING: {len(low)} sample(s) below P* by more than its gap: "
+                "the certificate of P* is wrong"
+            )
         case_res["summary"] = summarize(case_res)
         results.append(case_res)
         del prob, ref
@@ -652,9 +906,13 @@ def main(argv=None):
     report(results, args.ref_tol, tols_text, args.out)
     print(f"total {total:.0f} s")
     if args.json:
-        payload = dict(args={k: str(v) if isinstance(v, Path) else v
-                             for k, v in vars(args).items()},
-                       problem=PROBLEM, env=env, total_time=total, cases=results)
+        payload = dict(
+            args={k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+            problem=PROBLEM,
+            env=env,
+            total_time=total,
+            cases=results,
+        )
         Path(args.json).write_text(json.dumps(payload, indent=1, default=bu.jsonable))
         print(f"wrote {args.json}")
     return results

@@ -45,14 +45,17 @@ from threadpoolctl import threadpool_limits
 import tfmxne
 from tfmxne import solver as tsolver
 
-BASE = dict(l1_ratio=0.05, wsize=[16, 64], tstep=[4, 4], depth=0.9, debias=False,
-            maxit=100000)
+BASE = dict(
+    l1_ratio=0.05, wsize=[16, 64], tstep=[4, 4], depth=0.9, debias=False, maxit=100000
+)
 
 
 def _sample_path():
     here = Path(__file__).resolve().parent
-    for cand in (here.parent.parent / "shared" / "data" / "sample",
-                 here.parent / ".." / "shared" / "data" / "sample"):
+    for cand in (
+        here.parent.parent / "shared" / "data" / "sample",
+        here.parent / ".." / "shared" / "data" / "sample",
+    ):
         if (cand / "sample-ave.fif.gz").exists():
             return cand.resolve()
     raise SystemExit("shared sample data not found (../shared/data/sample)")
@@ -87,8 +90,9 @@ def _record_tf(log):
 
     def wrapped(M, G, a_s, a_t, frame, n_orient, maxit, tol, *args, **kwargs):
         res = orig(M, G, a_s, a_t, frame, n_orient, maxit, tol, *args, **kwargs)
-        log.append(dict(res=res, frame=frame, n_orient=n_orient, thr=tol,
-                        n_src=G.shape[1]))
+        log.append(
+            dict(res=res, frame=frame, n_orient=n_orient, thr=tol, n_src=G.shape[1])
+        )
         return res
 
     tsolver._tf_solve = wrapped
@@ -105,8 +109,9 @@ def _tf_steps(log):
         res = e["res"]
         mask = np.zeros(n_src, bool)
         mask[tsolver._cols(res.positions, e["n_orient"])] = True
-        steps.append(dict(Z=e["frame"].to_mne(res.Z), X=np.asarray(res.X), mask=mask,
-                          thr=e["thr"]))
+        steps.append(
+            dict(Z=e["frame"].to_mne(res.Z), X=np.asarray(res.X), mask=mask, thr=e["thr"])
+        )
     return steps
 
 
@@ -139,7 +144,8 @@ def run_tf(evoked, fwd, cov, **kw):
 
 def _rel(a, b):
     if len(a.data) != len(b.data) or not all(
-            np.array_equal(x, y) for x, y in zip(a.vertices, b.vertices)):
+        np.array_equal(x, y) for x, y in zip(a.vertices, b.vertices)
+    ):
         return np.inf  # different supports
     return float(np.linalg.norm(a.data - b.data) / np.linalg.norm(a.data))
 
@@ -148,17 +154,20 @@ def _subset(fwd, step):
     if step == 1:
         return fwd
     verts = [s["vertno"][::step] for s in fwd["src"]]
-    stc = mne.SourceEstimate(np.zeros((sum(map(len, verts)), 1)), verts, 0, 1,
-                             subject="sample")
+    stc = mne.SourceEstimate(
+        np.zeros((sum(map(len, verts)), 1)), verts, 0, 1, subject="sample"
+    )
     return mne.forward.restrict_forward_to_stc(fwd, stc)
 
 
 def _evoked(path, cond, noise, seed, tmin, tmax, cov):
-    ev = mne.read_evokeds(path / "sample-ave.fif.gz", condition=cond,
-                          baseline=(None, 0), verbose=False)
+    ev = mne.read_evokeds(
+        path / "sample-ave.fif.gz", condition=cond, baseline=(None, 0), verbose=False
+    )
     for i in range(noise):  # noise drawn from the noise covariance (/ sqrt(nave))
-        ev = mne.simulation.add_noise(ev.copy(), cov, iir_filter=None,
-                                      random_state=seed + i, verbose=False)
+        ev = mne.simulation.add_noise(
+            ev.copy(), cov, iir_filter=None, random_state=seed + i, verbose=False
+        )
     return ev.crop(tmin, tmax)
 
 
@@ -173,19 +182,28 @@ def main():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fwd = mne.make_forward_solution(
-            info, str(path / "sample-trans.fif"), src,
-            str(path / "sample-320-320-320-bem-sol.fif"), mindist=5.0, verbose=False)
+            info,
+            str(path / "sample-trans.fif"),
+            src,
+            str(path / "sample-320-320-320-bem-sol.fif"),
+            mindist=5.0,
+            verbose=False,
+        )
     cov = mne.read_cov(path / "sample-cov.fif", verbose=False)
 
     conds = ["Left Auditory", "Left visual"]
     grid = [(c, 0, a) for c in conds for a in (30.0, 45.0)]
     if args.full:
         grid = [(c, n, a) for c in conds for n in (0, 1, 3) for a in (20.0, 30.0, 45.0)]
-    print("irTF-MxNE, wsize=[16, 64], tstep=[4, 4], n_tfmxne_iter=5, depth=0.9, "
-          "l1_ratio=0.05, tol=1e-8, debias=False; surface (508 positions, loose 0.2), "
-          "0.05-0.15 s; noise n: n draws from the noise covariance added")
-    head = (f"{'case':<24}{'n_act':>6}{'k':>6}{'min d/thr':>11}{'rel':>10}"
-            f"{'worst k':>10}{'1 more':>10}{'to fixed pt':>13}{'t mne/tf (s)':>14}")
+    print(
+        "irTF-MxNE, wsize=[16, 64], tstep=[4, 4], n_tfmxne_iter=5, depth=0.9, "
+        "l1_ratio=0.05, tol=1e-8, debias=False; surface (508 positions, loose 0.2), "
+        "0.05-0.15 s; noise n: n draws from the noise covariance added"
+    )
+    head = (
+        f"{'case':<24}{'n_act':>6}{'k':>6}{'min d/thr':>11}{'rel':>10}"
+        f"{'worst k':>10}{'1 more':>10}{'to fixed pt':>13}{'t mne/tf (s)':>14}"
+    )
     print(head)
     print("-" * len(head))
     for cond, noise, alpha in grid:
@@ -196,19 +214,29 @@ def main():
         d = _changes(log_t)
         d_ok = d[np.isfinite(d)]
         margin = d_ok.min() / log_t[0]["thr"] if len(d_ok) else np.nan
-        worst = max((np.abs(a["Z"] - b["Z"]).max() / np.abs(a["Z"]).max()
-                     if np.array_equal(a["mask"], b["mask"]) else np.inf)
-                    for a, b in zip(log_m, log_t))
+        worst = max(
+            (
+                np.abs(a["Z"] - b["Z"]).max() / np.abs(a["Z"]).max()
+                if np.array_equal(a["mask"], b["mask"])
+                else np.inf
+            )
+            for a, b in zip(log_m, log_t)
+        )
         more = run_tf(ev, fwd, cov, **dict(kw, n_tfmxne_iter=len(log_t) + 1))[0]
         conv = run_tf(ev, fwd, cov, **dict(kw, tol=1e-12, n_tfmxne_iter=300))[0]
         name = f"{cond[5:]} n{noise} a{alpha:.0f}"
-        print(f"{name:<24}{len(stc_t.data):>6}{len(log_m):>3}/{len(log_t):<2}"
-              f"{margin:>11.2g}{_rel(stc_m, stc_t):>10.1e}{worst:>10.1e}"
-              f"{_rel(stc_t, more):>10.1e}{_rel(conv, stc_t):>13.1e}"
-              f"{t_m:>8.1f}/{t_t:<5.1f}", flush=True)
+        print(
+            f"{name:<24}{len(stc_t.data):>6}{len(log_m):>3}/{len(log_t):<2}"
+            f"{margin:>11.2g}{_rel(stc_m, stc_t):>10.1e}{worst:>10.1e}"
+            f"{_rel(stc_t, more):>10.1e}{_rel(conv, stc_t):>13.1e}"
+            f"{t_m:>8.1f}/{t_t:<5.1f}",
+            flush=True,
+        )
 
-    print("\nPer reweighting, 'Left visual', alpha 30, tol=1e-8, n_tfmxne_iter=30: "
-          "change / threshold on each side, distance of the two iterates")
+    print(
+        "\nPer reweighting, 'Left visual', alpha 30, tol=1e-8, n_tfmxne_iter=30: "
+        "change / threshold on each side, distance of the two iterates"
+    )
     ev = _evoked(path, "Left visual", 0, 0, 0.05, 0.15, cov)
     kw = dict(BASE, alpha=30.0, tol=1e-8, n_tfmxne_iter=30)
     stc_m, log_m, _ = run_mne(ev, fwd, cov, **kw)
@@ -225,15 +253,23 @@ def main():
         if a is not None and b is not None and np.array_equal(a["mask"], b["mask"]):
             dz = np.abs(a["Z"] - b["Z"]).max() / np.abs(a["Z"]).max()
             rx = np.linalg.norm(a["X"] - b["X"]) / np.linalg.norm(a["X"])
-        print(f"{k + 1:>4}{dm[k] if k < len(dm) else np.nan:>12.3g}"
-              f"{dt[k] if k < len(dt) else np.nan:>12.3g}{dz:>14.1e}{rx:>10.1e}")
-    print(f"final estimates: {len(log_m)} / {len(log_t)} reweightings, "
-          f"rel {_rel(stc_m, stc_t):.1e}")
+        print(
+            f"{k + 1:>4}{dm[k] if k < len(dm) else np.nan:>12.3g}"
+            f"{dt[k] if k < len(dt) else np.nan:>12.3g}{dz:>14.1e}{rx:>10.1e}"
+        )
+    print(
+        f"final estimates: {len(log_m)} / {len(log_t)} reweightings, "
+        f"rel {_rel(stc_m, stc_t):.1e}"
+    )
 
-    print("\nConverged reweighting: tol=1e-12 (gap of every solve and the stopping "
-          "threshold), n_tfmxne_iter=300 (cap not reached), every 4th vertex")
-    head = (f"{'case':<24}{'k mne/tf':>10}{'last d/thr':>14}{'rel':>10}"
-            f"{'worst k':>10}{'t mne/tf (s)':>14}")
+    print(
+        "\nConverged reweighting: tol=1e-12 (gap of every solve and the stopping "
+        "threshold), n_tfmxne_iter=300 (cap not reached), every 4th vertex"
+    )
+    head = (
+        f"{'case':<24}{'k mne/tf':>10}{'last d/thr':>14}{'rel':>10}"
+        f"{'worst k':>10}{'t mne/tf (s)':>14}"
+    )
     print(head)
     print("-" * len(head))
     conv_cases = [("Left visual", 30.0)]
@@ -246,13 +282,20 @@ def main():
         stc_m, log_m, t_m = run_mne(ev, fwd4, cov, **kw)
         stc_t, log_t, t_t = run_tf(ev, fwd4, cov, **kw)
         last = "/".join(f"{_changes(lg)[-1] / lg[0]['thr']:.2g}" for lg in (log_m, log_t))
-        worst = max((np.abs(a["Z"] - b["Z"]).max() / np.abs(a["Z"]).max()
-                     if np.array_equal(a["mask"], b["mask"]) else np.inf)
-                    for a, b in zip(log_m, log_t))
+        worst = max(
+            (
+                np.abs(a["Z"] - b["Z"]).max() / np.abs(a["Z"]).max()
+                if np.array_equal(a["mask"], b["mask"])
+                else np.inf
+            )
+            for a, b in zip(log_m, log_t)
+        )
         name = f"{cond[5:]} a{alpha:.0f}"
-        print(f"{name:<24}{len(log_m):>5}/{len(log_t):<4}{last:>14}"
-              f"{_rel(stc_m, stc_t):>10.1e}{worst:>10.1e}{t_m:>8.1f}/{t_t:<5.1f}",
-              flush=True)
+        print(
+            f"{name:<24}{len(log_m):>5}/{len(log_t):<4}{last:>14}"
+            f"{_rel(stc_m, stc_t):>10.1e}{worst:>10.1e}{t_m:>8.1f}/{t_t:<5.1f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

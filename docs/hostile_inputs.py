@@ -42,12 +42,17 @@ def row(section, label, param=None, expect="raise", note=""):
     def deco(fn):
         ROWS.append((section, label, param, expect, note, fn))
         return fn
+
     return deco
 
 
 def _find_sample(arg):
-    cands = [arg, os.environ.get("TFMXNE_SAMPLE"), REPO.parent / "shared" / "data" / "sample",
-             REPO.parent.parent / "shared" / "data" / "sample"]
+    cands = [
+        arg,
+        os.environ.get("TFMXNE_SAMPLE"),
+        REPO.parent / "shared" / "data" / "sample",
+        REPO.parent.parent / "shared" / "data" / "sample",
+    ]
     for c in cands:
         if c and (Path(c) / "sample-ave.fif.gz").exists():
             return Path(c).resolve()
@@ -62,20 +67,29 @@ class Setup:
 
         self.mne = mne
         self.sample = sample
-        ev = mne.read_evokeds(sample / "sample-ave.fif.gz", condition="Left Auditory",
-                              baseline=(None, 0), verbose=False)
+        ev = mne.read_evokeds(
+            sample / "sample-ave.fif.gz",
+            condition="Left Auditory",
+            baseline=(None, 0),
+            verbose=False,
+        )
         self._evoked = ev.crop(-0.05, 0.15)
         self.cov = mne.read_cov(sample / "sample-cov.fif", verbose=False)
         cache.mkdir(parents=True, exist_ok=True)
         fname = cache / "surf-fwd.fif"
         if not fname.exists():
-            info = mne.read_evokeds(sample / "sample-ave.fif.gz", condition=0,
-                                    verbose=False).info
+            info = mne.read_evokeds(
+                sample / "sample-ave.fif.gz", condition=0, verbose=False
+            ).info
             src = mne.read_source_spaces(sample / "sample-oct4-src.fif.gz", verbose=False)
             fwd = mne.make_forward_solution(
-                info, str(sample / "sample-trans.fif"), src,
-                str(sample / "sample-320-320-320-bem-sol.fif"), mindist=5.0,
-                verbose=False)
+                info,
+                str(sample / "sample-trans.fif"),
+                src,
+                str(sample / "sample-320-320-320-bem-sol.fif"),
+                mindist=5.0,
+                verbose=False,
+            )
             mne.write_forward_solution(fname, fwd, overwrite=True, verbose=False)
         # always the one read from the cache, so that the messages quoting it do
         # not depend on whether this run computed it
@@ -91,9 +105,12 @@ class Setup:
 
     def fresh_evoked(self):
         """Read again (renaming channels of a copy also renames the shared projs)."""
-        ev = self.mne.read_evokeds(self.sample / "sample-ave.fif.gz",
-                                   condition="Left Auditory", baseline=(None, 0),
-                                   verbose=False)
+        ev = self.mne.read_evokeds(
+            self.sample / "sample-ave.fif.gz",
+            condition="Left Auditory",
+            baseline=(None, 0),
+            verbose=False,
+        )
         return ev.crop(-0.05, 0.15)
 
 
@@ -109,10 +126,13 @@ def tfmn(**kw):
     noise_cov = kw.pop("noise_cov", None)
     args = dict(BASE)
     args.update(kw)
-    return tfmxne.tf_mixed_norm(S.evoked() if evoked is None else evoked,
-                                S.fwd if forward is None else forward,
-                                S.cov if noise_cov is None else noise_cov,
-                                verbose=False, **args)
+    return tfmxne.tf_mixed_norm(
+        S.evoked() if evoked is None else evoked,
+        S.fwd if forward is None else forward,
+        S.cov if noise_cov is None else noise_cov,
+        verbose=False,
+        **args,
+    )
 
 
 _NONE = object()
@@ -132,9 +152,13 @@ def tfmn_with(**kw):
     fw = kw.pop("forward", _NONE)
     nc = kw.pop("noise_cov", _NONE)
     args.update(kw)
-    return tfmxne.tf_mixed_norm(S.evoked() if ev is _NONE else ev,
-                                S.fwd if fw is _NONE else fw,
-                                S.cov if nc is _NONE else nc, verbose=False, **args)
+    return tfmxne.tf_mixed_norm(
+        S.evoked() if ev is _NONE else ev,
+        S.fwd if fw is _NONE else fw,
+        S.cov if nc is _NONE else nc,
+        verbose=False,
+        **args,
+    )
 
 
 # ---- tf_mixed_norm --------------------------------------------------------
@@ -185,9 +209,11 @@ row(T, "NaN in evoked.data", "evoked")(lambda: tfmn(evoked=_ev_with(np.nan)))
 row(T, "Inf in evoked.data", "evoked")(lambda: tfmn(evoked=_ev_with(np.inf)))
 row(T, "NaN in forward['sol']['data']", "forward")(lambda: tfmn(forward=_fwd_nan()))
 row(T, "Inf in noise_cov.data", "noise_cov")(
-    lambda: tfmn(noise_cov=_cov_with(lambda d: _set(d, (2, 2), np.inf))))
+    lambda: tfmn(noise_cov=_cov_with(lambda d: _set(d, (2, 2), np.inf)))
+)
 row(T, "NaN in noise_cov.data", "noise_cov")(
-    lambda: tfmn(noise_cov=_cov_with(lambda d: _set(d, (2, 3), np.nan))))
+    lambda: tfmn(noise_cov=_cov_with(lambda d: _set(d, (2, 3), np.nan)))
+)
 
 
 @row(T, "evoked with 1 time point", "evoked")
@@ -199,8 +225,9 @@ def _():
 @row(T, "evoked with 0 time points (EvokedArray of shape (n, 0))", "evoked")
 def _():
     ev = S.evoked()
-    return tfmn(evoked=S.mne.EvokedArray(np.zeros((len(ev.ch_names), 0)), ev.info,
-                                         verbose=False))
+    return tfmn(
+        evoked=S.mne.EvokedArray(np.zeros((len(ev.ch_names), 0)), ev.info, verbose=False)
+    )
 
 
 @row(T, "evoked with 2 time points (window=None)", expect="accept")
@@ -211,13 +238,19 @@ def _():
 
 @row(T, "evoked EEG only, forward MEG only (no common channel)", "channels")
 def _():
-    return tfmn(evoked=S.evoked().pick("eeg"),
-                forward=S.mne.pick_types_forward(S.fwd, meg=True, eeg=False))
+    return tfmn(
+        evoked=S.evoked().pick("eeg"),
+        forward=S.mne.pick_types_forward(S.fwd, meg=True, eeg=False),
+    )
 
 
-@row(T, "evoked MEG+EEG, noise_cov of the EEG channels only", expect="by design",
-     note="MNE uses the channels common to the evoked, the forward and the "
-          "covariance; the others are dropped (tfmxne logs how many at level INFO).")
+@row(
+    T,
+    "evoked MEG+EEG, noise_cov of the EEG channels only",
+    expect="by design",
+    note="MNE uses the channels common to the evoked, the forward and the "
+    "covariance; the others are dropped (tfmxne logs how many at level INFO).",
+)
 def _():
     eeg = [c for c in S.cov.ch_names if c.startswith("EEG")]
     return tfmn(noise_cov=S.cov.copy().pick_channels(eeg, verbose=False))
@@ -238,12 +271,17 @@ def _():
 
 
 row(T, "evoked MEG only (subset of the forward channels)", expect="accept")(
-    lambda: tfmn(evoked=S.evoked().pick("meg")))
+    lambda: tfmn(evoked=S.evoked().pick("meg"))
+)
 
 
-@row(T, "evoked MEG+EEG, forward MEG only", expect="by design",
-     note="As MNE: the EEG channels, absent from the forward, are dropped (logged "
-          "at level INFO).")
+@row(
+    T,
+    "evoked MEG+EEG, forward MEG only",
+    expect="by design",
+    note="As MNE: the EEG channels, absent from the forward, are dropped (logged "
+    "at level INFO).",
+)
 def _():
     return tfmn(forward=S.mne.pick_types_forward(S.fwd, meg=True, eeg=False))
 
@@ -261,11 +299,13 @@ def _():
         w, v = np.linalg.eigh(d)
         w[-1] = -w[-1]
         return (v * w) @ v.T
+
     return tfmn(noise_cov=_cov_with(neg))
 
 
 row(T, "non-symmetric noise_cov (EEG block)", "noise_cov")(
-    lambda: tfmn(noise_cov=_cov_with(lambda d: _set(d, (-1, -2), d[-1, -2] + d[-1, -1]))))
+    lambda: tfmn(noise_cov=_cov_with(lambda d: _set(d, (-1, -2), d[-1, -2] + d[-1, -1])))
+)
 
 
 @row(T, "diagonal noise_cov with a negative variance", "noise_cov")
@@ -283,34 +323,46 @@ def _corr2(d, i, j):
 
 
 row(T, "non-PSD noise_cov (correlation 2 between two gradiometers)", "noise_cov")(
-    lambda: tfmn(noise_cov=_cov_with(lambda d: _corr2(d, 0, 1))))
+    lambda: tfmn(noise_cov=_cov_with(lambda d: _corr2(d, 0, 1)))
+)
 row(T, "non-PSD noise_cov (correlation 2 between two EEG channels)", "noise_cov")(
-    lambda: tfmn(noise_cov=_cov_with(lambda d: _corr2(d, -1, -2))))
+    lambda: tfmn(noise_cov=_cov_with(lambda d: _corr2(d, -1, -2)))
+)
 
 
 row(T, "non-symmetric noise_cov in the gradiometer block", "noise_cov")(
-    lambda: tfmn(noise_cov=_cov_with(lambda d: _set(d, (0, 1), d[0, 1] + d[0, 0]))))
+    lambda: tfmn(noise_cov=_cov_with(lambda d: _set(d, (0, 1), d[0, 1] + d[0, 0])))
+)
 
 
-@row(T, "noise_cov zero on the MEG channels, MEG+EEG evoked", "noise_cov",
-     expect="by design",
-     note="As MNE: the rank of the zero block is 0, so the whitener drops those "
-          "channels and the EEG alone is used (tfmxne logs how many at level INFO).")
+@row(
+    T,
+    "noise_cov zero on the MEG channels, MEG+EEG evoked",
+    "noise_cov",
+    expect="by design",
+    note="As MNE: the rank of the zero block is 0, so the whitener drops those "
+    "channels and the EEG alone is used (tfmxne logs how many at level INFO).",
+)
 def _():
     def zero_meg(d):
         idx = [k for k, c in enumerate(S.cov.ch_names) if c.startswith("MEG")]
         d[idx, :] = 0
         d[:, idx] = 0
         return d
+
     return tfmn(noise_cov=_cov_with(zero_meg))
 
 
 row(T, "all-zero noise_cov", "noise_cov")(
-    lambda: tfmn(noise_cov=_cov_with(lambda d: np.zeros_like(d))))
+    lambda: tfmn(noise_cov=_cov_with(lambda d: np.zeros_like(d)))
+)
 
 
-@row(T, "noise_cov zero on every channel used (EEG-only evoked, MEG+EEG cov zero "
-        "on EEG)", "noise_cov")
+@row(
+    T,
+    "noise_cov zero on every channel used (EEG-only evoked, MEG+EEG cov zero on EEG)",
+    "noise_cov",
+)
 def _():
     def zero_eeg(d):
         idx = [k for k, c in enumerate(S.cov.ch_names) if c.startswith("EEG")]
@@ -318,6 +370,7 @@ def _():
         d[idx, :] = 0
         d[:, idx] = 0
         return d
+
     return tfmn(evoked=S.evoked().pick("eeg"), noise_cov=_cov_with(zero_eeg))
 
 
@@ -326,55 +379,111 @@ for _a in ("foo", -1.0, 0.0, 100.0, 150.0, np.nan, np.inf, True, [40]):
 row(T, "alpha=None (automatic choice)", expect="accept")(lambda: tfmn(alpha=None))
 for _a in (-0.1, 1.5, np.nan, "foo", [0.03]):
     row(T, f"l1_ratio={_a!r}", "l1_ratio")(lambda a=_a: tfmn(l1_ratio=a))
-row(T, "alpha=99.999 (no source survives)", "alpha", expect="by design",
+row(
+    T,
+    "alpha=99.999 (no source survives)",
+    "alpha",
+    expect="by design",
     note="`NoActiveSourcesError` (a subclass of `Exception`, as MNE's bare "
-         "`Exception`), whose message starts with MNE's text and names alpha.")(
-    lambda: tfmn(alpha=99.999))
-for _w, _t in ((63, 4), (0, 4), (-16, 4), (16.5, 4), ("16", 4), (16, 3), (16, 16),
-               (16, 0), (16, None), ([16, 8], 4), ([16, 8], [4]), ([], []), (16, 32),
-               (np.array([16, 8]), np.array([4])), ([[16]], [[4]])):
+    "`Exception`), whose message starts with MNE's text and names alpha.",
+)(lambda: tfmn(alpha=99.999))
+for _w, _t in (
+    (63, 4),
+    (0, 4),
+    (-16, 4),
+    (16.5, 4),
+    ("16", 4),
+    (16, 3),
+    (16, 16),
+    (16, 0),
+    (16, None),
+    ([16, 8], 4),
+    ([16, 8], [4]),
+    ([], []),
+    (16, 32),
+    (np.array([16, 8]), np.array([4])),
+    ([[16]], [[4]]),
+):
     _p = "tstep" if isinstance(_w, int) and _w == 16 else "wsize"
     row(T, f"wsize={_w!r}, tstep={_t!r}", _p)(lambda w=_w, t=_t: tfmn(wsize=w, tstep=t))
-row(T, "wsize=1024, tstep=4 (window longer than the 121 samples)", expect="by design",
-    note="As MNE: the STFT frames overhang the data, which is zero-padded.")(
-    lambda: tfmn(wsize=1024, tstep=4))
-for _l in ("foo", -0.5, 1.5, np.nan, None, [0.2], {"surface": 2.0},
-           {"surface": np.nan}, {"foo": 0.2}, True):
+row(
+    T,
+    "wsize=1024, tstep=4 (window longer than the 121 samples)",
+    expect="by design",
+    note="As MNE: the STFT frames overhang the data, which is zero-padded.",
+)(lambda: tfmn(wsize=1024, tstep=4))
+for _l in (
+    "foo",
+    -0.5,
+    1.5,
+    np.nan,
+    None,
+    [0.2],
+    {"surface": 2.0},
+    {"surface": np.nan},
+    {"foo": 0.2},
+    True,
+):
     row(T, f"loose={_l!r}", "loose")(lambda v=_l: tfmn(loose=v))
-for _d in ("foo", -1.0, np.nan, np.inf, [0.8], {"exp": -1}, {"exp": "foo"},
-           {"exp": np.nan}, {"foo": 1}, {"limit": -1.0}, True):
+for _d in (
+    "foo",
+    -1.0,
+    np.nan,
+    np.inf,
+    [0.8],
+    {"exp": -1},
+    {"exp": "foo"},
+    {"exp": np.nan},
+    {"foo": 1},
+    {"limit": -1.0},
+    True,
+):
     row(T, f"depth={_d!r}", "depth")(lambda v=_d: tfmn(depth=v))
-for _r in ("foo", -3, 5, {"meg": -1}, {"foo": 3}, 1.5, {"meg": 2.5}, {"meg": True},
-           {"meg": "full"}):
+for _r in (
+    "foo",
+    -3,
+    5,
+    {"meg": -1},
+    {"foo": 3},
+    1.5,
+    {"meg": 2.5},
+    {"meg": True},
+    {"meg": "full"},
+):
     row(T, f"rank={_r!r}", "rank")(lambda v=_r: tfmn(rank=v))
 row(T, "rank={'meg': 300} (below the data rank)", expect="accept")(
-    lambda: tfmn(rank={"meg": 300}))
+    lambda: tfmn(rank={"meg": 300})
+)
 for _p in ("foo", "max-power", 1):
     row(T, f"pick_ori={_p!r}", "pick_ori")(lambda v=_p: tfmn(pick_ori=v))
 
 
 @row(T, "pick_ori='vector' with a fixed-orientation forward", "pick_ori")
 def _():
-    f = S.mne.convert_forward_solution(S.fwd, surf_ori=True, force_fixed=True,
-                                       verbose=False)
+    f = S.mne.convert_forward_solution(
+        S.fwd, surf_ori=True, force_fixed=True, verbose=False
+    )
     return tfmn(forward=f, pick_ori="vector", loose=0.0)
 
 
 def _fixed():
-    return S.mne.convert_forward_solution(S.fwd, surf_ori=True, force_fixed=True,
-                                          verbose=False)
+    return S.mne.convert_forward_solution(
+        S.fwd, surf_ori=True, force_fixed=True, verbose=False
+    )
 
 
 row(T, "fixed-orientation forward, loose=0.5", "loose")(
-    lambda: tfmn(forward=_fixed(), loose=0.5))
-row(T, "fixed-orientation forward, loose='auto'", "loose")(
-    lambda: tfmn(forward=_fixed()))
+    lambda: tfmn(forward=_fixed(), loose=0.5)
+)
+row(T, "fixed-orientation forward, loose='auto'", "loose")(lambda: tfmn(forward=_fixed()))
 row(T, "fixed-orientation forward, loose=0", expect="accept")(
-    lambda: tfmn(forward=_fixed(), loose=0))
+    lambda: tfmn(forward=_fixed(), loose=0)
+)
 row(T, "alpha=np.float32(40)", expect="accept")(lambda: tfmn(alpha=np.float32(40)))
 row(T, "l1_ratio=0.0 (no temporal penalty)", expect="accept")(lambda: tfmn(l1_ratio=0.0))
 row(T, "l1_ratio=1.0 (no spatial penalty)", expect="accept")(
-    lambda: tfmn(l1_ratio=1.0, alpha=20.0))
+    lambda: tfmn(l1_ratio=1.0, alpha=20.0)
+)
 
 
 @row(T, "noise_cov with its channels in reverse order", expect="accept")
@@ -389,12 +498,16 @@ row(T, "window=True", "window")(lambda: tfmn(window=True))
 
 @row(T, "weights: VolSourceEstimate (surface forward)", "weights")
 def _():
-    return tfmn(weights=S.mne.VolSourceEstimate(np.ones((S.n_pos, 1)),
-                                                [np.arange(S.n_pos)], 0.0, 1.0))
+    return tfmn(
+        weights=S.mne.VolSourceEstimate(
+            np.ones((S.n_pos, 1)), [np.arange(S.n_pos)], 0.0, 1.0
+        )
+    )
 
 
 row(T, "pick_ori='normal', return_as_dipoles=True", "pick_ori")(
-    lambda: tfmn(pick_ori="normal", return_as_dipoles=True))
+    lambda: tfmn(pick_ori="normal", return_as_dipoles=True)
+)
 for _w in (10.0, (0.15, 0.15), -0.01, (0.02,), "foo", np.nan, (0.02, np.inf)):
     row(T, f"window={_w!r}", "window")(lambda v=_w: tfmn(window=v))
 row(T, "window=(0.0, 0.0)", expect="accept")(lambda: tfmn(window=(0.0, 0.0)))
@@ -405,16 +518,24 @@ def _w(fn):
     return fn(w)
 
 
-row(T, "weights: wrong length (n_pos - 1)", "weights")(lambda: tfmn(weights=_w(lambda w: w[:-1])))
-row(T, "weights: negative entry", "weights")(lambda: tfmn(weights=_w(lambda w: _set(w, 3, -1.0))))
+row(T, "weights: wrong length (n_pos - 1)", "weights")(
+    lambda: tfmn(weights=_w(lambda w: w[:-1]))
+)
+row(T, "weights: negative entry", "weights")(
+    lambda: tfmn(weights=_w(lambda w: _set(w, 3, -1.0)))
+)
 row(T, "weights: all zero", "weights")(lambda: tfmn(weights=_w(lambda w: 0 * w)))
-row(T, "weights: NaN entry", "weights")(lambda: tfmn(weights=_w(lambda w: _set(w, 3, np.nan))))
+row(T, "weights: NaN entry", "weights")(
+    lambda: tfmn(weights=_w(lambda w: _set(w, 3, np.nan)))
+)
 row(T, "weights: 2-D array", "weights")(
-    lambda: tfmn(weights=_w(lambda w: np.stack([w, w], 1))))
+    lambda: tfmn(weights=_w(lambda w: np.stack([w, w], 1)))
+)
 row(T, "weights='dSPM' (a str)", "weights")(lambda: tfmn(weights="dSPM"))
 row(T, "weights: complex array", "weights")(lambda: tfmn(weights=_w(lambda w: w + 1j)))
 row(T, "weights: object array of str", "weights")(
-    lambda: tfmn(weights=np.array(["a"] * S.n_pos, dtype=object)))
+    lambda: tfmn(weights=np.array(["a"] * S.n_pos, dtype=object))
+)
 
 
 def _stc(data=None, drop=0):
@@ -428,26 +549,47 @@ def _stc(data=None, drop=0):
 
 
 row(T, "weights: SourceEstimate with wrong vertices", "weights")(
-    lambda: tfmn(weights=_stc(np.ones((S.n_pos - 1, 1)), drop=1)))
-row(T, "weights: SourceEstimate all negative (abs is used)", expect="by design",
+    lambda: tfmn(weights=_stc(np.ones((S.n_pos - 1, 1)), drop=1))
+)
+row(
+    T,
+    "weights: SourceEstimate all negative (abs is used)",
+    expect="by design",
     note="As MNE: the absolute value of a source estimate is used (MNE computes "
-         "weights from dSPM amplitudes), whereas a negative entry in an array raises.")(
-    lambda: tfmn(weights=_stc(-np.ones((S.n_pos, 1)))))
+    "weights from dSPM amplitudes), whereas a negative entry in an array raises.",
+)(lambda: tfmn(weights=_stc(-np.ones((S.n_pos, 1)))))
 row(T, "weights: SourceEstimate with a NaN", "weights")(
-    lambda: tfmn(weights=_stc(_set(np.ones((S.n_pos, 1)), (2, 0), np.nan))))
+    lambda: tfmn(weights=_stc(_set(np.ones((S.n_pos, 1)), (2, 0), np.nan)))
+)
 row(T, "weights_min=-1", "weights_min")(lambda: tfmn(weights_min=-1))
-row(T, "weights_min=2 (above the scaled maximum 1; drops every position)",
-    "weights_min")(lambda: tfmn(weights=np.ones(S.n_pos), weights_min=2))
+row(T, "weights_min=2 (above the scaled maximum 1; drops every position)", "weights_min")(
+    lambda: tfmn(weights=np.ones(S.n_pos), weights_min=2)
+)
 row(T, "weights_min='foo'", "weights_min")(lambda: tfmn(weights_min="foo"))
-for _k, _v in (("maxit", 0), ("maxit", -5), ("maxit", 1.5), ("maxit", "10"),
-               ("tol", 0.0), ("tol", -1e-4), ("tol", np.nan), ("tol", "1e-4"),
-               ("n_tfmxne_iter", 0), ("n_tfmxne_iter", 1.5), ("dgap_freq", 0),
-               ("dgap_freq", "10"), ("dgap_freq", np.nan), ("pca", "yes"),
-               ("debias", 1), ("return_residual", "yes"), ("return_as_dipoles", 1),
-               ("verbose", "loud")):
+for _k, _v in (
+    ("maxit", 0),
+    ("maxit", -5),
+    ("maxit", 1.5),
+    ("maxit", "10"),
+    ("tol", 0.0),
+    ("tol", -1e-4),
+    ("tol", np.nan),
+    ("tol", "1e-4"),
+    ("n_tfmxne_iter", 0),
+    ("n_tfmxne_iter", 1.5),
+    ("dgap_freq", 0),
+    ("dgap_freq", "10"),
+    ("dgap_freq", np.nan),
+    ("pca", "yes"),
+    ("debias", 1),
+    ("return_residual", "yes"),
+    ("return_as_dipoles", 1),
+    ("verbose", "loud"),
+):
     row(T, f"{_k}={_v!r}", _k)(lambda k=_k, v=_v: tfmn(**{k: v}))
 row(T, "pca='white' (a string option of MNE's whitener)", "pca")(
-    lambda: tfmn(pca="white"))
+    lambda: tfmn(pca="white")
+)
 
 # ---- solve ----------------------------------------------------------------
 SV = "solve"
@@ -459,8 +601,9 @@ def solve(**kw):
     args = dict(BASE)
     ev = kw.pop("evoked", _NONE)
     args.update(kw)
-    return tfmxne.solve(S.evoked() if ev is _NONE else ev, S.fwd, S.cov, verbose=False,
-                        **args)
+    return tfmxne.solve(
+        S.evoked() if ev is _NONE else ev, S.fwd, S.cov, verbose=False, **args
+    )
 
 
 row(SV, "baseline (valid call)", expect="accept")(lambda: solve())
@@ -471,9 +614,12 @@ row(SV, "alpha='aic' (unknown criterion)", "alpha")(lambda: solve(alpha="aic"))
 row(SV, "return_residual='yes'", "return_residual")(lambda: solve(return_residual="yes"))
 row(SV, "evoked=[] (empty batch)", "evoked")(lambda: solve(evoked=[]))
 row(SV, "evoked=[evoked, None] (batch with a non-Evoked)", "evoked")(
-    lambda: solve(evoked=[S.evoked(), None]))
+    lambda: solve(evoked=[S.evoked(), None])
+)
 row(SV, "n_jobs='foo' (batch of two)", "n_jobs")(
-    lambda: solve(evoked=[S.evoked(), S.evoked()], n_jobs="foo"))
+    lambda: solve(evoked=[S.evoked(), S.evoked()], n_jobs="foo")
+)
+
 
 @row(SV, "batch of two evokeds with different sampling rates", "sampling rate")
 def _():
@@ -493,8 +639,9 @@ P = "tf_mixed_norm_path / solve_epochs"
 def path(**kw):
     import tfmxne
 
-    args = dict(alphas=[60.0, 40.0], l1_ratio=0.03, wsize=16, tstep=4, maxit=200,
-                tol=1e-4)
+    args = dict(
+        alphas=[60.0, 40.0], l1_ratio=0.03, wsize=16, tstep=4, maxit=200, tol=1e-4
+    )
     args.update(kw)
     return tfmxne.tf_mixed_norm_path(S.evoked(), S.fwd, S.cov, verbose=False, **args)
 
@@ -511,8 +658,7 @@ def epochs(ep=None, **kw):
     args = dict(BASE)
     args.update(kw)
     ep = _epochs() if ep is None else None if ep is _NONE else ep
-    return tfmxne.solve_epochs(ep, S.fwd, S.cov,
-                               verbose=False, **args)
+    return tfmxne.solve_epochs(ep, S.fwd, S.cov, verbose=False, **args)
 
 
 row(P, "path: baseline (alphas=[60, 40])", expect="accept")(lambda: path())
@@ -526,14 +672,18 @@ row(P, "path: debias='yes'", "debias")(lambda: path(debias="yes"))
 row(P, "solve_epochs: baseline (2 epochs)", expect="accept")(lambda: epochs())
 row(P, "solve_epochs: epochs=None", "epochs")(lambda: epochs(ep=_NONE))
 row(P, "solve_epochs: an Evoked instead of Epochs", "epochs")(
-    lambda: epochs(ep=S.evoked()))
+    lambda: epochs(ep=S.evoked())
+)
 row(P, "solve_epochs: NaN in one epoch", "evoked")(
-    lambda: epochs(ep=_epochs(data=_set(np.repeat(S.evoked().data[None], 2, 0),
-                                        (1, 3, 5), np.nan))))
+    lambda: epochs(
+        ep=_epochs(data=_set(np.repeat(S.evoked().data[None], 2, 0), (1, 3, 5), np.nan))
+    )
+)
 row(P, "solve_epochs: unknown option foo=1", "foo")(lambda: epochs(foo=1))
 row(P, "solve_epochs: dtype='foo'", "dtype")(lambda: epochs(dtype="foo"))
 row(P, "solve_epochs: return_residual='yes'", "return_residual")(
-    lambda: epochs(return_residual="yes"))
+    lambda: epochs(return_residual="yes")
+)
 
 
 # ---- array solvers --------------------------------------------------------
@@ -556,8 +706,9 @@ def itr(**kw):
 
     M = kw.pop("M", S.M)
     G = kw.pop("G", S.G)
-    args = dict(alpha_space=2.0, alpha_time=0.5, n_tfmxne_iter=2, wsize=16, tstep=4,
-                verbose=False)
+    args = dict(
+        alpha_space=2.0, alpha_time=0.5, n_tfmxne_iter=2, wsize=16, tstep=4, verbose=False
+    )
     args.update(kw)
     return tfmxne.iterative_tf_mixed_norm_solver(M, G, **args)
 
@@ -569,10 +720,14 @@ row(A, "M complex", "M")(lambda: arr(M=S.M + 1j))
 row(A, "M object array", "M")(lambda: arr(M=S.M.astype(object)))
 row(A, "M 1-D", "M")(lambda: arr(M=S.M[0]))
 row(A, "M empty (10, 0)", "M")(lambda: arr(M=S.M[:, :0]))
-row(A, "M with 1 time point", "M", expect="by design",
+row(
+    A,
+    "M with 1 time point",
+    "M",
+    expect="by design",
     note="As MNE's solver: a 1-sample problem is well posed on arrays (its STFT has "
-         "one frame). tf_mixed_norm requires 2 time points (an evoked response).")(
-    lambda: arr(M=S.M[:, :1]))
+    "one frame). tf_mixed_norm requires 2 time points (an evoked response).",
+)(lambda: arr(M=S.M[:, :1]))
 row(A, "M bool", "M")(lambda: arr(M=S.M > 0))
 row(A, "M with NaN", "M")(lambda: arr(M=_set(S.M.copy(), (1, 2), np.nan)))
 row(A, "G with Inf", "G")(lambda: arr(G=_set(S.G.copy(), (1, 2), np.inf)))
@@ -584,31 +739,63 @@ row(A, "n_orient=1.5", "n_orient")(lambda: arr(n_orient=1.5))
 row(A, "G with 0 columns", "G")(lambda: arr(G=S.G[:, :0]))
 row(A, "M integer dtype", expect="accept")(lambda: arr(M=np.round(S.M * 10).astype(int)))
 row(A, "M all zero", expect="accept")(lambda: arr(M=0 * S.M))
-for _k, _v in (("alpha_space", -1.0), ("alpha_space", np.nan), ("alpha_time", "1"),
-               ("alpha_space", None), ("maxit", 0), ("tol", 0.0), ("tol", -1.0),
-               ("dgap_freq", 0), ("dgap_freq", 1.5), ("wsize", 63), ("tstep", 3),
-               ("tstep", 16), ("debias", "yes"), ("return_gap", "yes"),
-               ("debias", None)):
+for _k, _v in (
+    ("alpha_space", -1.0),
+    ("alpha_space", np.nan),
+    ("alpha_time", "1"),
+    ("alpha_space", None),
+    ("maxit", 0),
+    ("tol", 0.0),
+    ("tol", -1.0),
+    ("dgap_freq", 0),
+    ("dgap_freq", 1.5),
+    ("wsize", 63),
+    ("tstep", 3),
+    ("tstep", 16),
+    ("debias", "yes"),
+    ("return_gap", "yes"),
+    ("debias", None),
+):
     row(A, f"{_k}={_v!r}", _k)(lambda k=_k, v=_v: arr(**{k: v}))
 row(A, "alpha_space=0.0, alpha_time=0.0", "alpha_space")(
-    lambda: arr(alpha_space=0.0, alpha_time=0.0))
+    lambda: arr(alpha_space=0.0, alpha_time=0.0)
+)
 row(A, "alpha_space=1e6 (everything zero)", expect="accept")(lambda: arr(alpha_space=1e6))
 row(A, "wsize=[16, 8], tstep=[4]", "tstep")(lambda: arr(wsize=[16, 8], tstep=[4]))
 row(A, "wsize=np.array([16, 8]), tstep=np.array([4])", "tstep")(
-    lambda: arr(wsize=np.array([16, 8]), tstep=np.array([4])))
-row(A, "active_set_size='foo'", expect="by design",
-    note="Ignored, as documented (MNE ignores it too).")(lambda: arr(active_set_size="foo"))
-row(A, "wsize=64 (longer than the 32 samples)", expect="by design",
-    note="As MNE: the frames overhang the data.")(lambda: arr(wsize=64))
+    lambda: arr(wsize=np.array([16, 8]), tstep=np.array([4]))
+)
+row(
+    A,
+    "active_set_size='foo'",
+    expect="by design",
+    note="Ignored, as documented (MNE ignores it too).",
+)(lambda: arr(active_set_size="foo"))
+row(
+    A,
+    "wsize=64 (longer than the 32 samples)",
+    expect="by design",
+    note="As MNE: the frames overhang the data.",
+)(lambda: arr(wsize=64))
 row(A, "return_gap=np.True_", expect="accept")(lambda: arr(return_gap=np.True_))
 
 row(IT, "baseline (valid call)", expect="accept")(lambda: itr())
-for _k, _v in (("n_tfmxne_iter", 0), ("n_tfmxne_iter", 1.5), ("n_tfmxne_iter", None),
-               ("maxit", 0), ("tol", 0.0), ("debias", "yes"), ("debias", 1),
-               ("n_orient", 5), ("alpha_time", -1.0), ("dgap_freq", "x")):
+for _k, _v in (
+    ("n_tfmxne_iter", 0),
+    ("n_tfmxne_iter", 1.5),
+    ("n_tfmxne_iter", None),
+    ("maxit", 0),
+    ("tol", 0.0),
+    ("debias", "yes"),
+    ("debias", 1),
+    ("n_orient", 5),
+    ("alpha_time", -1.0),
+    ("dgap_freq", "x"),
+):
     row(IT, f"{_k}={_v!r}", _k)(lambda k=_k, v=_v: itr(**{k: v}))
-row(IT, "M with 1 time point", "M", expect="by design",
-    note="As tf_mixed_norm_solver.")(lambda: itr(M=S.M[:, :1]))
+row(IT, "M with 1 time point", "M", expect="by design", note="As tf_mixed_norm_solver.")(
+    lambda: itr(M=S.M[:, :1])
+)
 row(IT, "G with 9 rows (M has 10)", "G")(lambda: itr(G=S.G[:9]))
 row(IT, "M with NaN", "M")(lambda: itr(M=_set(S.M.copy(), (0, 0), np.nan)))
 
@@ -627,9 +814,17 @@ def nei(**kw):
 def dgap(**kw):
     import tfmxne
 
-    args = dict(M=S.M, G=S.G, Z=np.zeros((0, 9 * 8), complex),
-                active_set=np.zeros(12, bool), alpha_space=2.0, alpha_time=0.5,
-                wsize=16, tstep=4, n_orient=1)
+    args = dict(
+        M=S.M,
+        G=S.G,
+        Z=np.zeros((0, 9 * 8), complex),
+        active_set=np.zeros(12, bool),
+        alpha_space=2.0,
+        alpha_time=0.5,
+        wsize=16,
+        tstep=4,
+        n_orient=1,
+    )
     args.update(kw)
     return tfmxne.dgap_l21l1(**args)
 
@@ -644,9 +839,11 @@ row(C, "dgap_l21l1: baseline (Z = 0)", expect="accept")(lambda: dgap())
 row(C, "dgap_l21l1: M with NaN", "M")(lambda: dgap(M=S.M * np.nan))
 row(C, "dgap_l21l1: alpha_space=-1", "alpha_space")(lambda: dgap(alpha_space=-1.0))
 row(C, "dgap_l21l1: active_set of wrong length", "active_set")(
-    lambda: dgap(active_set=np.zeros(11, bool)))
+    lambda: dgap(active_set=np.zeros(11, bool))
+)
 row(C, "dgap_l21l1: Z rows != active sources", "Z")(
-    lambda: dgap(Z=np.zeros((2, 9 * 8), complex)))
+    lambda: dgap(Z=np.zeros((2, 9 * 8), complex))
+)
 
 # ---- stft / istft ---------------------------------------------------------
 F = "stft / istft"
@@ -669,13 +866,19 @@ row(F, "stft: baseline", expect="accept")(lambda: stft(S.M, 16, 4))
 row(F, "stft: x complex", "x")(lambda: stft(S.M + 1j, 16, 4))
 row(F, "stft: x='abc'", "x")(lambda: stft("abc", 16, 4))
 row(F, "stft: x 3-D", "x")(lambda: stft(S.M[None], 16, 4))
-row(F, "stft: x with NaN", "x", expect="by design",
-    note="As MNE's stft: NaN propagates to the coefficients (a transform, not a "
-         "solver).")(lambda: stft(_set(S.M.copy(), (0, 0), np.nan), 16, 4))
+row(
+    F,
+    "stft: x with NaN",
+    "x",
+    expect="by design",
+    note="As MNE's stft: NaN propagates to the coefficients (a transform, not a solver).",
+)(lambda: stft(_set(S.M.copy(), (0, 0), np.nan), 16, 4))
 row(F, "stft: wsize=18", "wsize")(lambda: stft(S.M, 18, 2))
 row(F, "stft: wsize=16, tstep=3", "tstep")(lambda: stft(S.M, 16, 3))
 row(F, "stft: wsize='16'", "wsize")(lambda: stft(S.M, "16"))
-row(F, "stft: wsize=[16, 8] (several windows)", "wsize")(lambda: stft(S.M, [16, 8], [4, 2]))
+row(F, "stft: wsize=[16, 8] (several windows)", "wsize")(
+    lambda: stft(S.M, [16, 8], [4, 2])
+)
 row(F, "istft: baseline", expect="accept")(lambda: istft(_X, 4, 32))
 row(F, "istft: X 1-D", "X")(lambda: istft(np.zeros(9, complex), 4))
 row(F, "istft: X with an even number of rows", "X")(lambda: istft(np.zeros((2, 8, 8)), 4))
@@ -728,29 +931,46 @@ def run_row(fn):
         try:
             with mne.utils.use_log_level("error"):
                 value = fn()
-        except Exception as exc:  # noqa: BLE001 - recording every outcome
+        except Exception as exc:
             cls = type(exc)
-            name = cls.__name__ if cls.__module__ == "builtins" else \
-                f"{cls.__module__}.{cls.__name__}"
-            return dict(exc=name, exc_cls=cls, msg=str(exc), where=_where(exc.__traceback__),
-                        warnings=[])
+            name = (
+                cls.__name__
+                if cls.__module__ == "builtins"
+                else f"{cls.__module__}.{cls.__name__}"
+            )
+            return dict(
+                exc=name,
+                exc_cls=cls,
+                msg=str(exc),
+                where=_where(exc.__traceback__),
+                warnings=[],
+            )
     warns = []
     for w in caught:
         if issubclass(w.category, DeprecationWarning):
             continue
         warns.append(f"{w.category.__name__}: {_abridge(w.message, 100)}")
-    return dict(exc=None, exc_cls=None, msg=f"returns {_describe(value)}", where="",
-                warnings=warns)
+    return dict(
+        exc=None,
+        exc_cls=None,
+        msg=f"returns {_describe(value)}",
+        where="",
+        warnings=warns,
+    )
 
 
 def _clear(param, out):
-    return (out["exc_cls"] is not None and issubclass(out["exc_cls"], (ValueError, TypeError))
-            and param is not None and param in out["msg"])
+    return (
+        out["exc_cls"] is not None
+        and issubclass(out["exc_cls"], (ValueError, TypeError))
+        and param is not None
+        and param in out["msg"]
+    )
 
 
 def problems_of(results):
     bad = []
-    for num, (section, label, param, expect, note, _), out in results:
+    for num, (section, label, param, expect, _note, _), out in results:
         if expect == "raise" and not _clear(param, out):
             bad.append((num, section, label, param, out))
         elif expect == "accept" and (out["exc"] is not None or out["warnings"]):
@@ -806,23 +1026,33 @@ names the parameter of the row (for channel mismatches: the word "channels").
 def render(results, setup_info):
     out = [HEADER.format(max_msg=MAX_MSG, **setup_info)]
     bad = problems_of(results)
-    out.append("## Rows that do not give a clear `ValueError` / `TypeError` naming the "
-               "parameter\n")
+    out.append(
+        "## Rows that do not give a clear `ValueError` / `TypeError` naming the "
+        "parameter\n"
+    )
     if not bad:
-        out.append("None: every row expected to fail raises a clear error, and every "
-                   "valid call runs without exception or warning.\n")
+        out.append(
+            "None: every row expected to fail raises a clear error, and every "
+            "valid call runs without exception or warning.\n"
+        )
     else:
-        out.append("| # | entry point | input | what happens |\n| --- | --- | --- | --- |")
-        for num, section, label, param, o in bad:
-            what = f"`{o['exc']}`: {_abridge(o['msg'])} ({o['where']})" if o["exc"] \
+        out.append(
+            "| # | entry point | input | what happens |\n| --- | --- | --- | --- |"
+        )
+        for num, section, label, _param, o in bad:
+            what = (
+                f"`{o['exc']}`: {_abridge(o['msg'])} ({o['where']})"
+                if o["exc"]
                 else o["msg"] + ("; " + "; ".join(o["warnings"]) if o["warnings"] else "")
+            )
             out.append(f"| {num} | {section} | {_md(label)} | {_md(what)} |")
         out.append("")
     out.append("## Inputs accepted (or reported) by design\n")
-    out.append("Hostile-looking inputs with a behaviour kept on purpose, mostly "
-               "MNE's:\n")
-    out.append("| # | entry point | input | outcome | why |\n| --- | --- | --- | --- | --- |")
-    for num, (section, label, param, expect, note, _), o in results:
+    out.append("Hostile-looking inputs with a behaviour kept on purpose, mostly MNE's:\n")
+    out.append(
+        "| # | entry point | input | outcome | why |\n| --- | --- | --- | --- | --- |"
+    )
+    for num, (section, label, _param, expect, note, _), o in results:
         if expect == "by design":
             oc = f"`{o['exc']}`" if o["exc"] else "no exception"
             out.append(f"| {num} | {section} | {_md(label)} | {oc} | {_md(note)} |")
@@ -834,7 +1064,7 @@ projector) is mandatory`); build renamed evokeds from a fresh read.
 """)
     out.append("## Full table\n")
     current = None
-    for num, (section, label, param, expect, note, _), o in results:
+    for num, (section, label, _param, _expect, _note, _), o in results:
         if section != current:
             current = section
             out.append(f"\n### `{section}`\n")
@@ -844,7 +1074,9 @@ projector) is mandatory`); build renamed evokeds from a fresh read.
             oc, msg, where = f"`{o['exc']}`", _abridge(o["msg"]), f"`{o['where']}`"
         else:
             oc, where = "no exception", ""
-            msg = o["msg"] + ("; warns " + "; ".join(o["warnings"]) if o["warnings"] else "")
+            msg = o["msg"] + (
+                "; warns " + "; ".join(o["warnings"]) if o["warnings"] else ""
+            )
         out.append(f"| {num} | {_md(label)} | {oc} | {_md(msg)} | {where} |")
     out.append("""
 ## C API (`tfmxne.cython_tfmxne`)
@@ -875,9 +1107,13 @@ def main(argv=None):
     global S
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sample", default=None)
-    ap.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "tfmxne-hostile"))
+    ap.add_argument(
+        "--cache", default=str(Path(tempfile.gettempdir()) / "tfmxne-hostile")
+    )
     ap.add_argument("--out", default=str(HERE / "hostile_inputs.md"))
-    ap.add_argument("--only", default=None, help="run only rows whose label contains this")
+    ap.add_argument(
+        "--only", default=None, help="run only rows whose label contains this"
+    )
     args = ap.parse_args(argv)
     S = Setup(_find_sample(args.sample), Path(args.cache))
     results = []
@@ -887,8 +1123,10 @@ def main(argv=None):
         o = run_row(r[5])
         results.append((num, r, o))
         status = o["exc"] or "ok"
-        print(f"{num:4d} {r[0]:32s} {r[1][:50]:50s} {status}: {_abridge(o['msg'], 90)}",
-              flush=True)
+        print(
+            f"{num:4d} {r[0]:32s} {r[1][:50]:50s} {status}: {_abridge(o['msg'], 90)}",
+            flush=True,
+        )
     bad = problems_of(results)
     print(f"{len(results)} rows, {len(bad)} without a clear outcome")
     if args.only:
@@ -897,9 +1135,14 @@ def main(argv=None):
 
     import tfmxne
 
-    info = dict(n_times=len(S.evoked().times), n_pos=S.n_pos, n_chan=S.n_chan,
-                tfmxne_version=tfmxne.__version__, mne_version=mne.__version__,
-                numpy_version=np.__version__)
+    info = dict(
+        n_times=len(S.evoked().times),
+        n_pos=S.n_pos,
+        n_chan=S.n_chan,
+        tfmxne_version=tfmxne.__version__,
+        mne_version=mne.__version__,
+        numpy_version=np.__version__,
+    )
     Path(args.out).write_text(render(results, info))
     print(f"wrote {args.out}")
     return 0

@@ -37,11 +37,13 @@ def subset_forward(fwd, step):
 
     verts = [s["vertno"][::step] for s in fwd["src"]]
     if fwd["src"].kind == "surface":
-        stc = mne.SourceEstimate(np.zeros((sum(map(len, verts)), 1)), verts, 0, 1,
-                                 subject="sample")
+        stc = mne.SourceEstimate(
+            np.zeros((sum(map(len, verts)), 1)), verts, 0, 1, subject="sample"
+        )
     else:
-        stc = mne.VolSourceEstimate(np.zeros((len(verts[0]), 1)), verts, 0, 1,
-                                    subject="sample")
+        stc = mne.VolSourceEstimate(
+            np.zeros((len(verts[0]), 1)), verts, 0, 1, subject="sample"
+        )
     return mne.forward.restrict_forward_to_stc(fwd, stc)
 
 
@@ -55,10 +57,16 @@ def debias_ref(M, G_A, X, n_orient):
     n_b = X.shape[0] // n_orient
     if n_b == 0:
         return np.ones(0)
-    cols = [(G_A[:, j * n_orient:(j + 1) * n_orient]
-             @ X[j * n_orient:(j + 1) * n_orient]).ravel() for j in range(n_b)]
-    res = lsq_linear(np.stack(cols, 1), M.ravel(), bounds=(1.0, np.inf), method="bvls",
-                     tol=1e-14)
+    cols = [
+        (
+            G_A[:, j * n_orient : (j + 1) * n_orient]
+            @ X[j * n_orient : (j + 1) * n_orient]
+        ).ravel()
+        for j in range(n_b)
+    ]
+    res = lsq_linear(
+        np.stack(cols, 1), M.ravel(), bounds=(1.0, np.inf), method="bvls", tol=1e-14
+    )
     return np.repeat(res.x, n_orient)
 
 
@@ -114,8 +122,9 @@ def generate_tf_data():
     return M, G, active_set
 
 
-def random_problem(seed, n_sensors=16, n_pos=12, n_orient=1, n_times=48, n_true=2,
-                   noise=0.3):
+def random_problem(
+    seed, n_sensors=16, n_pos=12, n_orient=1, n_times=48, n_true=2, noise=0.3
+):
     """Small random sparse problem: (M, G) with ``n_true`` oscillating positions."""
     rng = np.random.default_rng(seed)
     G = rng.standard_normal((n_sensors, n_pos * n_orient))
@@ -124,7 +133,9 @@ def random_problem(seed, n_sensors=16, n_pos=12, n_orient=1, n_times=48, n_true=
     t = np.arange(n_times)
     for j in rng.choice(n_pos, n_true, replace=False):
         f = rng.uniform(0.02, 0.2)
-        env = np.exp(-0.5 * ((t - rng.uniform(0.3, 0.7) * n_times) / (0.15 * n_times)) ** 2)
+        env = np.exp(
+            -0.5 * ((t - rng.uniform(0.3, 0.7) * n_times) / (0.15 * n_times)) ** 2
+        )
         for o in range(n_orient):
             X[j * n_orient + o] = rng.uniform(1, 3) * env * np.sin(2 * np.pi * f * t + o)
     M = G @ X + noise * rng.standard_normal((n_sensors, n_times))
@@ -158,7 +169,7 @@ def mne_phiT(Z, wsize, tstep, n_times):
     off = 0
     for w, t in zip(ws, ts):
         nf, ns = w // 2 + 1, int(np.ceil(n_times / t))
-        block = Z[:, off:off + nf * ns].reshape(len(Z), nf, ns)
+        block = Z[:, off : off + nf * ns].reshape(len(Z), nf, ns)
         x += mne_istft(block, t, n_times)
         off += nf * ns
     assert off == Z.shape[1]
@@ -203,7 +214,10 @@ def eps_norm_ref(y, c, rho, w_space=1.0, w_time=None):
         return float(l2 / w_space)
 
     def f(nu):
-        return np.sum(c * np.maximum(y - rho * nu * w, 0.0) ** 2) - ((1 - rho) * w_space * nu) ** 2
+        return (
+            np.sum(c * np.maximum(y - rho * nu * w, 0.0) ** 2)
+            - ((1 - rho) * w_space * nu) ** 2
+        )
 
     lo = 0.0
     hi = min(np.max(y / w) / rho, l2 / ((1 - rho) * w_space))
@@ -234,16 +248,33 @@ def eps_norms_ref(G, R, rho, n_orient, wsize, tstep, w_space=None, w_time=None):
     Y = mne_phi(G.T @ R, wsize, tstep)
     mag = np.sqrt((np.abs(Y) ** 2).reshape(n_pos, n_orient, -1).sum(axis=1))
     c = multiplicity(wsize, tstep, n_times)
-    return np.array([
-        eps_norm_ref(mag[j], c, rho,
-                     1.0 if w_space is None else w_space[j],
-                     None if w_time is None else w_time[j])
-        for j in range(n_pos)
-    ])
+    return np.array(
+        [
+            eps_norm_ref(
+                mag[j],
+                c,
+                rho,
+                1.0 if w_space is None else w_space[j],
+                None if w_time is None else w_time[j],
+            )
+            for j in range(n_pos)
+        ]
+    )
 
 
-def objectives_ref(M, G, Z, active_set, alpha_space, alpha_time, wsize, tstep,
-                   n_orient, w_space=None, w_time=None):
+def objectives_ref(
+    M,
+    G,
+    Z,
+    active_set,
+    alpha_space,
+    alpha_time,
+    wsize,
+    tstep,
+    n_orient,
+    w_space=None,
+    w_time=None,
+):
     """Independent (p_obj, d_obj, R) of TF-MxNE at ``Z`` (MNE layout, active rows).
 
     The dual point is ``R * min(1, (alpha_space + alpha_time) / nu)`` with ``nu``
@@ -267,21 +298,33 @@ def objectives_ref(M, G, Z, active_set, alpha_space, alpha_time, wsize, tstep,
     nR2 = float(np.sum(R**2))
     p_obj = 0.5 * nR2 + alpha_space * l21 + alpha_time * l1
     alpha = alpha_space + alpha_time
-    nu = eps_norms_ref(G, R, alpha_time / alpha, n_orient, wsize, tstep,
-                       w_space, w_time).max()
+    nu = eps_norms_ref(
+        G, R, alpha_time / alpha, n_orient, wsize, tstep, w_space, w_time
+    ).max()
     scal = 1.0 if nu <= alpha else alpha / nu
     d_obj = scal * float(np.sum(M * R)) - 0.5 * scal**2 * nR2
     return p_obj, d_obj, R
 
 
-def dual_ref(M, G, theta, alpha_space, alpha_time, wsize, tstep, n_orient,
-             w_space=None, w_time=None):
+def dual_ref(
+    M,
+    G,
+    theta,
+    alpha_space,
+    alpha_time,
+    wsize,
+    tstep,
+    n_orient,
+    w_space=None,
+    w_time=None,
+):
     """Independent dual objective ``<theta, M> - ||theta||^2 / 2`` of a dual point
     and its dual norm (max epsilon norm of ``Phi(G_j^T theta)``), which must not
     exceed ``alpha_space + alpha_time`` for theta to be feasible."""
     alpha = alpha_space + alpha_time
-    nu = eps_norms_ref(G, theta, alpha_time / alpha, n_orient, wsize, tstep,
-                       w_space, w_time).max()
+    nu = eps_norms_ref(
+        G, theta, alpha_time / alpha, n_orient, wsize, tstep, w_space, w_time
+    ).max()
     return float(np.sum(M * theta)) - 0.5 * float(np.sum(theta**2)), nu
 
 

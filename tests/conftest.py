@@ -17,9 +17,11 @@ import pytest
 
 def _find_sample():
     here = Path(__file__).resolve().parent
-    for cand in (here.parent.parent / "shared" / "data" / "sample",
-                 here.parent / ".." / "shared" / "data" / "sample",
-                 Path(os.environ.get("TFMXNE_SAMPLE", "/nonexistent"))):
+    for cand in (
+        here.parent.parent / "shared" / "data" / "sample",
+        here.parent / ".." / "shared" / "data" / "sample",
+        Path(os.environ.get("TFMXNE_SAMPLE", "/nonexistent")),
+    ):
         if (cand / "sample-ave.fif.gz").exists():
             return cand.resolve()
     return None
@@ -48,8 +50,12 @@ def cache_dir(tmp_path_factory):
 def evoked_full(sample_path):
     import mne
 
-    return mne.read_evokeds(sample_path / "sample-ave.fif.gz", condition="Left Auditory",
-                            baseline=(None, 0), verbose=False)
+    return mne.read_evokeds(
+        sample_path / "sample-ave.fif.gz",
+        condition="Left Auditory",
+        baseline=(None, 0),
+        verbose=False,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -65,27 +71,35 @@ def _make_fwd(sample_path, cache_dir, kind):
     fname = Path(cache_dir) / f"{kind}-fwd.fif"
     if fname.exists():
         return mne.read_forward_solution(fname, verbose=False)
-    info = mne.read_evokeds(sample_path / "sample-ave.fif.gz", condition=0,
-                            verbose=False).info
+    info = mne.read_evokeds(
+        sample_path / "sample-ave.fif.gz", condition=0, verbose=False
+    ).info
     bem = str(sample_path / "sample-320-320-320-bem-sol.fif")
     trans = str(sample_path / "sample-trans.fif")
     if kind == "surf":
-        src = mne.read_source_spaces(sample_path / "sample-oct4-src.fif.gz", verbose=False)
+        src = mne.read_source_spaces(
+            sample_path / "sample-oct4-src.fif.gz", verbose=False
+        )
     elif kind.startswith("vol"):
         pos = float(kind[3:])
-        src = mne.setup_volume_source_space(None, pos=pos, bem=bem, mri=None, verbose=False)
+        src = mne.setup_volume_source_space(
+            None, pos=pos, bem=bem, mri=None, verbose=False
+        )
     elif kind == "mixed":
-        surf = mne.read_source_spaces(sample_path / "sample-oct4-src.fif.gz", verbose=False)
-        vol = mne.setup_volume_source_space(None, pos=25.0, bem=bem, mri=None,
-                                            verbose=False)
+        surf = mne.read_source_spaces(
+            sample_path / "sample-oct4-src.fif.gz", verbose=False
+        )
+        vol = mne.setup_volume_source_space(
+            None, pos=25.0, bem=bem, mri=None, verbose=False
+        )
         src = surf + vol
     elif kind == "discrete":
-        vol = mne.setup_volume_source_space(None, pos=20.0, bem=bem, mri=None,
-                                            verbose=False)
+        vol = mne.setup_volume_source_space(
+            None, pos=20.0, bem=bem, mri=None, verbose=False
+        )
         rr = vol[0]["rr"][vol[0]["vertno"]]
         nn = np.tile([0.0, 0.0, 1.0], (len(rr), 1))
-        src = mne.setup_volume_source_space(
-            None, pos=dict(rr=rr, nn=nn), verbose=False)
+        src = mne.setup_volume_source_space(None, pos=dict(rr=rr, nn=nn), verbose=False)
     else:
         raise ValueError(kind)
     with warnings.catch_warnings():
@@ -127,7 +141,6 @@ def fwd_discrete(sample_path, cache_dir):
 def fwd_vol7(sample_path, cache_dir):
     """The 7 mm grid of the benchmarks (4371 positions; minutes to compute)."""
     return _make_fwd(sample_path, cache_dir, "vol7.0")
-
 
 
 @pytest.fixture(scope="session")

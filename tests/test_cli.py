@@ -45,8 +45,14 @@ def tfmxne_cmd(*args, module="tfmxne.cli", cwd=None):
     env = dict(os.environ)
     env.pop("MPLBACKEND", None)
     env["COLUMNS"] = "100"
-    return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=TIMEOUT, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", module, *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env=env,
+    )
 
 
 def error_lines(proc):
@@ -82,12 +88,30 @@ def run_result(files, tmp_path_factory):
     """One successful ``tfmxne run`` (quiet, with dipoles), shared by the tests."""
     out = tmp_path_factory.mktemp("cli-run")
     proc = tfmxne_cmd(
-        "run", "--evoked", files / "sample-ave.fif", "--condition", "Left Auditory",
-        "--forward", files / "sample-fwd.fif", "--cov", files / "sample-cov.fif",
-        "--tmin", RUN_CROP[0], "--tmax", RUN_CROP[1],
-        "--alpha", RUN_PARAMS["alpha"], "--l1-ratio", RUN_PARAMS["l1_ratio"],
-        "--n-tfmxne-iter", RUN_PARAMS["n_tfmxne_iter"], "--dipoles",
-        "--out", out / "la", "--quiet")
+        "run",
+        "--evoked",
+        files / "sample-ave.fif",
+        "--condition",
+        "Left Auditory",
+        "--forward",
+        files / "sample-fwd.fif",
+        "--cov",
+        files / "sample-cov.fif",
+        "--tmin",
+        RUN_CROP[0],
+        "--tmax",
+        RUN_CROP[1],
+        "--alpha",
+        RUN_PARAMS["alpha"],
+        "--l1-ratio",
+        RUN_PARAMS["l1_ratio"],
+        "--n-tfmxne-iter",
+        RUN_PARAMS["n_tfmxne_iter"],
+        "--dipoles",
+        "--out",
+        out / "la",
+        "--quiet",
+    )
     return proc, out
 
 
@@ -108,8 +132,10 @@ def _report_sources(out):
 
 
 def _near(rows, hemi, targets):
-    return any(h == hemi and np.linalg.norm(targets - pos, axis=1).min() <= NEAR_MM
-               for h, _, pos, _, _ in rows)
+    return any(
+        h == hemi and np.linalg.norm(targets - pos, axis=1).min() <= NEAR_MM
+        for h, _, pos, _, _ in rows
+    )
 
 
 def test_demo_report_and_figure(tmp_path):
@@ -120,11 +146,23 @@ def test_demo_report_and_figure(tmp_path):
     proc = tfmxne_cmd("demo", "--out", fig, module="tfmxne")  # python -m tfmxne
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    for text in ("active source", "hemi", "vertex", "peak (ms)", "peak (nAm)",
-                 "alpha=80 % of alpha_max", "alpha is fixed", "explained variance",
-                 "after the stimulus (t > 0)", "at the peak of the fitted response",
-                 "over the whole window", "an average of 3 trials",
-                 "duality gap", "converged", "time:"):
+    for text in (
+        "active source",
+        "hemi",
+        "vertex",
+        "peak (ms)",
+        "peak (nAm)",
+        "alpha=80 % of alpha_max",
+        "alpha is fixed",
+        "explained variance",
+        "after the stimulus (t > 0)",
+        "at the peak of the fitted response",
+        "over the whole window",
+        "an average of 3 trials",
+        "duality gap",
+        "converged",
+        "time:",
+    ):
         assert text in out, (text, out)
     assert "Traceback" not in proc.stderr
     rows = _report_sources(out)
@@ -152,8 +190,10 @@ def test_demo_alpha_range(alpha):
     params = dict(sample.DEMO_PARAMS, alpha=alpha)
     with mne.use_log_level("warning"):
         stc = tfmxne.tf_mixed_norm(evoked, forward, noise_cov, **params)
-    rows = [(r["space"], r["vertex"], 1e3 * r["pos"], 0, 0)
-            for r in source_table(stc, forward)]
+    rows = [
+        (r["space"], r["vertex"], 1e3 * r["pos"], 0, 0)
+        for r in source_table(stc, forward)
+    ]
     assert 2 <= len(rows) <= 20
     assert _near(rows, "lh", AUDITORY_LEFT) and _near(rows, "rh", AUDITORY_RIGHT)
 
@@ -163,8 +203,9 @@ def test_demo_compare_mne(tmp_path):
     proc = tfmxne_cmd("demo", "--compare-mne", "--no-figure", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "MNE time" in proc.stdout and "speed-up" in proc.stdout
-    assert ("relative difference" in proc.stdout
-            or "different active sources" in proc.stdout)
+    assert (
+        "relative difference" in proc.stdout or "different active sources" in proc.stdout
+    )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -198,12 +239,14 @@ def test_run_matches_tf_mixed_norm(run_result, files):
 
     proc, out = run_result
     assert proc.returncode == 0, proc.stderr
-    evoked = mne.read_evokeds(files / "sample-ave.fif", condition="Left Auditory",
-                              verbose=False).crop(*RUN_CROP)
+    evoked = mne.read_evokeds(
+        files / "sample-ave.fif", condition="Left Auditory", verbose=False
+    ).crop(*RUN_CROP)
     fwd = mne.read_forward_solution(files / "sample-fwd.fif", verbose=False)
     cov = mne.read_cov(files / "sample-cov.fif", verbose=False)
-    stc_ref, res_ref = tfmxne.tf_mixed_norm(evoked, fwd, cov, return_residual=True,
-                                            **RUN_PARAMS)
+    stc_ref, res_ref = tfmxne.tf_mixed_norm(
+        evoked, fwd, cov, return_residual=True, **RUN_PARAMS
+    )
     stc = mne.read_source_estimate(out / "la")
     for a, b in zip(stc.vertices, stc_ref.vertices):
         np.testing.assert_array_equal(a, b)
@@ -213,38 +256,76 @@ def test_run_matches_tf_mixed_norm(run_result, files):
     np.testing.assert_allclose(stc.tmin, stc_ref.tmin, atol=1e-6)
     res = mne.read_evokeds(out / "la-res-ave.fif", verbose=False)[0]
     assert res.ch_names == res_ref.ch_names
-    np.testing.assert_allclose(res.data, res_ref.data, rtol=1e-5,
-                               atol=1e-6 * np.abs(res_ref.data).max())
+    np.testing.assert_allclose(
+        res.data, res_ref.data, rtol=1e-5, atol=1e-6 * np.abs(res_ref.data).max()
+    )
     # dipoles: amplitudes (nAm, 3 decimals) and positions (mm, 2 decimals)
     offsets = np.cumsum([0] + [len(s["vertno"]) for s in fwd["src"]])
-    idx = np.concatenate([o + np.searchsorted(s["vertno"], v)
-                          for o, s, v in zip(offsets, fwd["src"], stc_ref.vertices)])
+    idx = np.concatenate(
+        [
+            o + np.searchsorted(s["vertno"], v)
+            for o, s, v in zip(offsets, fwd["src"], stc_ref.vertices)
+        ]
+    )
     for k, i in enumerate(idx):
         dip = mne.read_dipole(out / f"la-dip{k:02d}.dip", verbose=False)
         np.testing.assert_allclose(dip.pos[0], fwd["source_rr"][i], atol=1e-5)
-        np.testing.assert_allclose(dip.amplitude, np.abs(stc_ref.data[k]), atol=2e-12,
-                                   rtol=1e-3)
+        np.testing.assert_allclose(
+            dip.amplitude, np.abs(stc_ref.data[k]), atol=2e-12, rtol=1e-3
+        )
 
 
-def _bad_args(files, out, *args, evoked="sample-ave.fif", fwd="sample-fwd.fif",
-              cov="sample-cov.fif", condition=("--condition", "Left Auditory")):
-    return ["run", "--evoked", files / evoked, "--forward", files / fwd,
-            "--cov", files / cov, *condition, "--tmin", "0.05", "--tmax", "0.15",
-            "--out", out / "x", *args]
+def _bad_args(
+    files,
+    out,
+    *args,
+    evoked="sample-ave.fif",
+    fwd="sample-fwd.fif",
+    cov="sample-cov.fif",
+    condition=("--condition", "Left Auditory"),
+):
+    return [
+        "run",
+        "--evoked",
+        files / evoked,
+        "--forward",
+        files / fwd,
+        "--cov",
+        files / cov,
+        *condition,
+        "--tmin",
+        "0.05",
+        "--tmax",
+        "0.15",
+        "--out",
+        out / "x",
+        *args,
+    ]
 
 
 # run in subprocesses: the exit status and stderr exactly as a user sees them
 BAD_CASES = {
     "missing-evoked": (dict(evoked="nope-ave.fif"), (), "evoked file not found"),
-    "unknown-condition": (dict(condition=("--condition", "Right Auditory")), (),
-                          "unknown condition 'Right Auditory'"),
-    "mismatched-files": (dict(evoked="eeg-ave.fif", fwd="meg-fwd.fif",
-                              condition=()), (), "no good channels in common"),
-    "alpha-too-large": (dict(), ("--alpha", "150"),
-                        "--alpha: alpha must be in [0, 100). Got alpha = 150.0"),
-    "verbose-traceback": (dict(evoked="eeg-ave.fif", fwd="meg-fwd.fif",
-                               condition=()), ("--verbose",),
-                          "no good channels in common"),
+    "unknown-condition": (
+        dict(condition=("--condition", "Right Auditory")),
+        (),
+        "unknown condition 'Right Auditory'",
+    ),
+    "mismatched-files": (
+        dict(evoked="eeg-ave.fif", fwd="meg-fwd.fif", condition=()),
+        (),
+        "no good channels in common",
+    ),
+    "alpha-too-large": (
+        dict(),
+        ("--alpha", "150"),
+        "--alpha: alpha must be in [0, 100). Got alpha = 150.0",
+    ),
+    "verbose-traceback": (
+        dict(evoked="eeg-ave.fif", fwd="meg-fwd.fif", condition=()),
+        ("--verbose",),
+        "no good channels in common",
+    ),
 }
 # the same checks in-process (cheaper): cli.main returns the exit status
 BAD_CASES_INPROCESS = {
@@ -256,19 +337,34 @@ BAD_CASES_INPROCESS = {
     "condition-index": (dict(condition=("--condition", "7")), (), "out of range"),
     "alpha-zero": (dict(), ("--alpha", "0"), "--alpha: alpha must be > 0"),
     "alpha-not-a-number": (dict(), ("--alpha", "lots"), "--alpha: expected a number"),
-    "l1-ratio": (dict(), ("--l1-ratio", "1.5"),
-                 "--l1-ratio: l1_ratio must be in range [0, 1]"),
+    "l1-ratio": (
+        dict(),
+        ("--l1-ratio", "1.5"),
+        "--l1-ratio: l1_ratio must be in range [0, 1]",
+    ),
     "wsize": (dict(), ("--wsize", "30"), "wsize must be a positive multiple of 4"),
     "tstep": (dict(), ("--wsize", "64", "--tstep", "6"), "tstep must be"),
-    "window": (dict(), ("--window", "0.1", "0.1", "0.1"),
-               "--window: window must be None, a number of seconds or a tuple of two"),
-    "window-negative": (dict(), ("--window", "-0.1"),
-                        "--window: window must be non-negative"),
+    "window": (
+        dict(),
+        ("--window", "0.1", "0.1", "0.1"),
+        "--window: window must be None, a number of seconds or a tuple of two",
+    ),
+    "window-negative": (
+        dict(),
+        ("--window", "-0.1"),
+        "--window: window must be non-negative",
+    ),
     "rank": (dict(), ("--rank", "most"), "--rank: expected"),
-    "rank-type": (dict(), ("--rank", "meg=300,fnirs=2,brain=3"),
-                  "--rank: rank has an unknown channel type 'brain'"),
-    "loose": (dict(), ("--loose", "2"),
-              "--loose: loose must be 'auto', a number in [0, 1]"),
+    "rank-type": (
+        dict(),
+        ("--rank", "meg=300,fnirs=2,brain=3"),
+        "--rank: rank has an unknown channel type 'brain'",
+    ),
+    "loose": (
+        dict(),
+        ("--loose", "2"),
+        "--loose: loose must be 'auto', a number in [0, 1]",
+    ),
     "maxit": (dict(), ("--maxit", "0"), "--maxit: maxit must be >= 1, got maxit=0"),
     "tol": (dict(), ("--tol", "0"), "--tol: tol must be in (0.0, inf]"),
     "time-window": (dict(), ("--tmin", "2", "--tmax", "3"), "outside the data"),
@@ -286,8 +382,9 @@ def bad_runs(files, tmp_path_factory):
         jobs[case] = (_bad_args(files, out, *args, **kw), out)
     n_workers = max(2, min(len(jobs), os.cpu_count() or 2))
     with ThreadPoolExecutor(n_workers) as pool:
-        futures = {case: pool.submit(tfmxne_cmd, *argv) for case, (argv, _) in
-                   jobs.items()}
+        futures = {
+            case: pool.submit(tfmxne_cmd, *argv) for case, (argv, _) in jobs.items()
+        }
         return {case: (fut.result(), jobs[case][1]) for case, fut in futures.items()}
 
 
@@ -333,8 +430,9 @@ def test_run_vector_needs_h5io(files, tmp_path, capsys, monkeypatch):
     argv = [str(a) for a in _bad_args(files, tmp_path, "--pick-ori", "vector")]
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
-    assert err.startswith("tfmxne: error: saving vector or mixed source estimates "
-                          "needs the h5io package")
+    assert err.startswith(
+        "tfmxne: error: saving vector or mixed source estimates needs the h5io package"
+    )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -353,18 +451,42 @@ def test_warnings_printed_once_on_stderr(capsys):
     cli._print_warnings(caught, collector.messages)
     captured = capsys.readouterr()
     assert captured.err.splitlines() == [
-        "tfmxne: warning: solver did not converge: increase maxit"]
+        "tfmxne: warning: solver did not converge: increase maxit"
+    ]
     assert captured.out == ""
 
 
 @pytest.mark.slow
 def test_run_warns_when_not_converged(files, tmp_path, capsys):
     """Solver warnings reach stderr as one 'tfmxne: warning:' line each."""
-    argv = ["run", "--evoked", files / "sample-ave.fif", "--condition", "0",
-            "--forward", files / "sample-fwd.fif", "--cov", files / "sample-cov.fif",
-            "--tmin", "0.09", "--tmax", "0.11", "--wsize", "8", "--tstep", "2",
-            "--window", "none", "--maxit", "1", "--tol", "1e-12",
-            "--no-figure", "--out", tmp_path / "nc"]
+    argv = [
+        "run",
+        "--evoked",
+        files / "sample-ave.fif",
+        "--condition",
+        "0",
+        "--forward",
+        files / "sample-fwd.fif",
+        "--cov",
+        files / "sample-cov.fif",
+        "--tmin",
+        "0.09",
+        "--tmax",
+        "0.11",
+        "--wsize",
+        "8",
+        "--tstep",
+        "2",
+        "--window",
+        "none",
+        "--maxit",
+        "1",
+        "--tol",
+        "1e-12",
+        "--no-figure",
+        "--out",
+        tmp_path / "nc",
+    ]
     assert cli.main([str(a) for a in argv]) == 0
     captured = capsys.readouterr()
     warn = [line for line in captured.err.splitlines() if line.strip()]
@@ -375,12 +497,33 @@ def test_run_warns_when_not_converged(files, tmp_path, capsys):
 
 
 def _quick_run(files, out, *extra):
-    return [str(a) for a in (
-        "run", "--evoked", files / "sample-ave.fif", "--condition", "Left Auditory",
-        "--forward", files / "sample-fwd.fif", "--cov", files / "sample-cov.fif",
-        "--tmin", RUN_CROP[0], "--tmax", RUN_CROP[1], "--alpha", RUN_PARAMS["alpha"],
-        "--l1-ratio", RUN_PARAMS["l1_ratio"], "--no-figure", "--quiet", "--out", out,
-        *extra)]
+    return [
+        str(a)
+        for a in (
+            "run",
+            "--evoked",
+            files / "sample-ave.fif",
+            "--condition",
+            "Left Auditory",
+            "--forward",
+            files / "sample-fwd.fif",
+            "--cov",
+            files / "sample-cov.fif",
+            "--tmin",
+            RUN_CROP[0],
+            "--tmax",
+            RUN_CROP[1],
+            "--alpha",
+            RUN_PARAMS["alpha"],
+            "--l1-ratio",
+            RUN_PARAMS["l1_ratio"],
+            "--no-figure",
+            "--quiet",
+            "--out",
+            out,
+            *extra,
+        )
+    ]
 
 
 def test_run_creates_output_dir(files, tmp_path, capsys):
@@ -409,9 +552,11 @@ def test_run_output_dir_not_created_on_failure(files, tmp_path, capsys):
     (tmp_path / "afile").write_text("")
     assert cli.main(_quick_run(files, tmp_path / "afile" / "sub" / "x")) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert err == [f"tfmxne: error: cannot create the directory of --out "
-                   f"({tmp_path / 'afile' / 'sub'}): {tmp_path / 'afile'} is not a "
-                   "directory"]
+    assert err == [
+        f"tfmxne: error: cannot create the directory of --out "
+        f"({tmp_path / 'afile' / 'sub'}): {tmp_path / 'afile'} is not a "
+        "directory"
+    ]
 
 
 # --------------------------------------------------------------------------
@@ -425,12 +570,19 @@ def _console_script():
 def test_help_console_script():
     script = _console_script()
     argv = [script] if script else [sys.executable, "-m", "tfmxne"]
-    proc = subprocess.run(argv + ["run", "--help"], capture_output=True, text=True,
-                          timeout=TIMEOUT)
+    proc = subprocess.run(
+        argv + ["run", "--help"], capture_output=True, text=True, timeout=TIMEOUT
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("usage: tfmxne run")
-    for opt in ("--evoked", "--alpha", "--l1-ratio", "--quiet", "--verbose",
-                "--compare-mne"):
+    for opt in (
+        "--evoked",
+        "--alpha",
+        "--l1-ratio",
+        "--quiet",
+        "--verbose",
+        "--compare-mne",
+    ):
         assert opt in proc.stdout
 
 
@@ -467,15 +619,22 @@ def test_run_covers_tf_mixed_norm_options():
     """Each parameter of tf_mixed_norm is an option of `tfmxne run` (MNE's names)."""
     opts = {o for a in _subparser("run")._actions for o in a.option_strings}
     skip = {"evoked", "forward", "noise_cov", "verbose", "return_residual"}
-    alias = {"return_as_dipoles": "--dipoles", "pca": "--no-pca",
-             "debias": "--no-debias"}
+    alias = {"return_as_dipoles": "--dipoles", "pca": "--no-pca", "debias": "--no-debias"}
     for p in inspect.signature(tfmxne.tf_mixed_norm).parameters:
         if p in skip:
             continue
         opt = alias.get(p, "--" + p.replace("_", "-"))
         assert opt in opts, p
-    assert {"--evoked", "--forward", "--cov", "--out", "--condition", "--tmin",
-            "--tmax", "--baseline"} <= opts
+    assert {
+        "--evoked",
+        "--forward",
+        "--cov",
+        "--out",
+        "--condition",
+        "--tmin",
+        "--tmax",
+        "--baseline",
+    } <= opts
 
 
 # --------------------------------------------------------------------------

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-import tfmxne
 from _helpers import correlated_problem, dual_ref, objectives_ref, subset_forward
 from threadpoolctl import threadpool_limits
+
+import tfmxne
 from tfmxne import cython_tfmxne as ct
 from tfmxne import solver as tsolver
 from tfmxne import tf_mixed_norm_solver
@@ -69,7 +69,7 @@ def _weighted_warm_problem(n_orient, wsize, tstep, seed=7):
     n_pos = G.shape[1] // n_orient
     w_space = rng.uniform(0.5, 2.0, n_pos)
     w_time = rng.uniform(0.5, 2.0, (n_pos, frame.n_coefs))
-    w_time[rng.random(w_time.shape) < 0.05] = 0.0   # coefficients held at zero
+    w_time[rng.random(w_time.shape) < 0.05] = 0.0  # coefficients held at zero
     a_s, a_t = _alphas(M, G, n_orient, wsize, tstep, frac=0.05)
     warm = tsolver._tf_solve(M, G, 4 * a_s, 4 * a_t, frame, n_orient, 50, 1.0, 10)
     return M, G, frame, w_space, w_time, a_s, a_t, warm
@@ -86,10 +86,21 @@ def test_c_api_gives_the_python_solver_bits(n_orient, wsize, tstep, n_threads):
     a_s, a_t = _alphas(M, G, n_orient, wsize, tstep, frac=0.05)
     with threadpool_limits(n_threads, user_api="blas"):
         Xp, actp, Ep, gap = tf_mixed_norm_solver(
-            M, G, a_s, a_t, wsize, tstep, n_orient, maxit=500, tol=1e-8,
-            debias=False, return_gap=True)
-    X, act, info, out = ct._solve_arrays(M, G, a_s, a_t, wsize, tstep, n_orient, 500,
-                                         1e-8, n_threads=n_threads)
+            M,
+            G,
+            a_s,
+            a_t,
+            wsize,
+            tstep,
+            n_orient,
+            maxit=500,
+            tol=1e-8,
+            debias=False,
+            return_gap=True,
+        )
+    X, act, info, out = ct._solve_arrays(
+        M, G, a_s, a_t, wsize, tstep, n_orient, 500, 1e-8, n_threads=n_threads
+    )
     assert info["status"] == ct.OK and info["n_outer"] >= 3
     assert info["n_threads"] == n_threads
     np.testing.assert_array_equal(act, actp)
@@ -97,24 +108,51 @@ def test_c_api_gives_the_python_solver_bits(n_orient, wsize, tstep, n_threads):
     assert list(out["obj"]) == list(Ep)
     # debiasing in the core: the same weights as the Python solver's
     with threadpool_limits(n_threads, user_api="blas"):
-        Xd, actd, _ = tf_mixed_norm_solver(M, G, a_s, a_t, wsize, tstep, n_orient,
-                                           maxit=500, tol=1e-8, debias=True)
-    X, act, info, out = ct._solve_arrays(M, G, a_s, a_t, wsize, tstep, n_orient, 500,
-                                         1e-8, n_threads=n_threads, debias=1)
+        Xd, actd, _ = tf_mixed_norm_solver(
+            M, G, a_s, a_t, wsize, tstep, n_orient, maxit=500, tol=1e-8, debias=True
+        )
+    X, act, info, out = ct._solve_arrays(
+        M, G, a_s, a_t, wsize, tstep, n_orient, 500, 1e-8, n_threads=n_threads, debias=1
+    )
     assert info["debias_status"] == ct.OK and np.all(out["debias"] >= 1)
     assert np.array_equal(act, actd) and np.array_equal(X[act], Xd)
 
     M, G, frame, w_space, w_time, a_s, a_t, warm = _weighted_warm_problem(
-        n_orient, wsize, tstep)
+        n_orient, wsize, tstep
+    )
     assert len(warm.positions)
     with threadpool_limits(n_threads, user_api="blas"):
-        ref = tsolver._tf_solve(M, G, a_s, a_t, frame, n_orient, 500, 1e-8, 10,
-                                w_space=w_space, w_time=w_time, Z_init=warm.Z,
-                                init_positions=warm.positions)
+        ref = tsolver._tf_solve(
+            M,
+            G,
+            a_s,
+            a_t,
+            frame,
+            n_orient,
+            500,
+            1e-8,
+            10,
+            w_space=w_space,
+            w_time=w_time,
+            Z_init=warm.Z,
+            init_positions=warm.positions,
+        )
     X, act, info, out = ct._solve_arrays(
-        M, G, a_s, a_t, wsize, tstep, n_orient, 500, 1e-8, w_space=w_space,
-        w_time=w_time, init_positions=warm.positions, Z_init=warm.Z,
-        n_threads=n_threads)
+        M,
+        G,
+        a_s,
+        a_t,
+        wsize,
+        tstep,
+        n_orient,
+        500,
+        1e-8,
+        w_space=w_space,
+        w_time=w_time,
+        init_positions=warm.positions,
+        Z_init=warm.Z,
+        n_threads=n_threads,
+    )
     assert info["status"] == ct.OK and info["n_outer"] >= 3
     np.testing.assert_array_equal(out["positions"], ref.positions)
     for name in ("Z", "X", "R", "theta"):
@@ -122,8 +160,20 @@ def test_c_api_gives_the_python_solver_bits(n_orient, wsize, tstep, n_threads):
     assert info["gap"] == ref.gap and info["d_obj"] == ref.d_obj
 
 
-def _certify(M, G, out, a_s, a_t, wsize, tstep, n_orient, tol, w_space=None,
-             w_time=None, rounding=0.0):
+def _certify(
+    M,
+    G,
+    out,
+    a_s,
+    a_t,
+    wsize,
+    tstep,
+    n_orient,
+    tol,
+    w_space=None,
+    w_time=None,
+    rounding=0.0,
+):
     """Check a result's certificate with independent NumPy code: its primal
     objective, and the dual objective and feasibility of its dual point theta."""
     frame = TFFrame(M.shape[1], wsize, tstep)
@@ -131,12 +181,23 @@ def _certify(M, G, out, a_s, a_t, wsize, tstep, n_orient, tol, w_space=None,
     active[(out["positions"][:, None] * n_orient + np.arange(n_orient)).ravel()] = True
     Z = frame.to_mne(out["Z"].astype(np.float64)) if len(out["Z"]) else out["Z"]
     wt = None if w_time is None else frame.to_mne_weights(w_time)
-    p_obj = objectives_ref(M, G, Z, active, a_s, a_t, wsize, tstep, n_orient,
-                           w_space, wt)[0]
-    d_obj, nu = dual_ref(M, G, out["theta"].astype(np.float64), a_s, a_t, wsize, tstep,
-                         n_orient, w_space, wt)
+    p_obj = objectives_ref(
+        M, G, Z, active, a_s, a_t, wsize, tstep, n_orient, w_space, wt
+    )[0]
+    d_obj, nu = dual_ref(
+        M,
+        G,
+        out["theta"].astype(np.float64),
+        a_s,
+        a_t,
+        wsize,
+        tstep,
+        n_orient,
+        w_space,
+        wt,
+    )
     scale = float(np.sum(M * M))
-    assert nu <= (a_s + a_t) * (1 + 1e-12 + rounding)      # theta is dual feasible
+    assert nu <= (a_s + a_t) * (1 + 1e-12 + rounding)  # theta is dual feasible
     assert p_obj - d_obj < tol + (1e-12 + rounding) * scale  # a true duality gap
     return p_obj, d_obj
 
@@ -154,8 +215,9 @@ def test_c_solver_certificate(seed, n_orient):
     p_obj, d_obj = _certify(M, G, out, a_s, a_t, 16, 4, n_orient, tol)
     assert p_obj == pytest.approx(info["p_obj"], rel=1e-12)
     assert d_obj == pytest.approx(info["d_obj"], rel=1e-10)
-    _, _, E = tf_mixed_norm_solver(M, G, a_s, a_t, 16, 4, n_orient, maxit=20000,
-                                   tol=1e-13, debias=False)
+    _, _, E = tf_mixed_norm_solver(
+        M, G, a_s, a_t, 16, 4, n_orient, maxit=20000, tol=1e-13, debias=False
+    )
     p_star = E[-1]
     assert info["d_obj"] <= p_star + 1e-10 * abs(p_star)
     assert info["p_obj"] >= p_star - 1e-10 * abs(p_star)
@@ -170,8 +232,9 @@ def test_c_solver_float32():
     scale = float(np.sum(M * M))
     tol = 1e-5 * scale
     X64, act64, _, _ = ct._solve_arrays(M, G, a_s, a_t, 16, 4, 3, 500, 1e-10)
-    X32, act32, info, out = ct._solve_arrays(M, G, a_s, a_t, 16, 4, 3, 500, tol,
-                                             dtype=np.float32)
+    X32, act32, info, out = ct._solve_arrays(
+        M, G, a_s, a_t, 16, 4, 3, 500, tol, dtype=np.float32
+    )
     assert X32.dtype == np.float32
     assert info["status"] == ct.OK and info["gap"] < tol
     eps32 = float(np.finfo(np.float32).eps)
@@ -197,8 +260,11 @@ def test_c_solver_status_codes():
         _, _, info, _ = ct._solve_arrays(M, G, *alphas, 16, 4)
         assert info["status"] == ct.BAD_ARG, alphas
     n_coefs = ct._plan_info(M.shape[1], [16], [4])["n_coefs"]
-    for bad in (dict(w_space=np.zeros(20)), dict(w_space=np.ones(20) * np.nan),
-                dict(init_positions=[25], Z_init=np.ones((1, 2 * n_coefs)))):
+    for bad in (
+        dict(w_space=np.zeros(20)),
+        dict(w_space=np.ones(20) * np.nan),
+        dict(init_positions=[25], Z_init=np.ones((1, 2 * n_coefs))),
+    ):
         _, _, info, _ = ct._solve_arrays(M, G, a_s, a_t, 16, 4, **bad)
         assert info["status"] == ct.BAD_ARG, bad
     # non-finite data: TFX_NONFINITE, empty result
@@ -210,8 +276,9 @@ def test_c_solver_status_codes():
     # outer cap: TFX_MAXIT, last iterate returned with its (open) gap
     M, G = _problem(2, n_pos=60, n_true=5)
     a_s, a_t = _alphas(M, G, 1, 16, 4, frac=0.02)
-    X, act, info, _ = ct._solve_arrays(M, G, a_s, a_t, 16, 4, maxit=1, tol=1e-12,
-                                       max_outer=3)
+    X, act, info, _ = ct._solve_arrays(
+        M, G, a_s, a_t, 16, 4, maxit=1, tol=1e-12, max_outer=3
+    )
     assert info["status"] == ct.MAXIT and (info["n_outer"] == 3 or info["stalled"])
     assert info["gap"] >= 1e-12 and act.any()
     assert info["n_active"] == act.sum() and X[act].any() and not X[~act].any()
@@ -324,7 +391,7 @@ DOWNSTREAM = textwrap.dedent('''
         return z, y, shape, st1, st2
 ''')
 
-SETUP = textwrap.dedent('''
+SETUP = textwrap.dedent("""
     import sys
     from setuptools import Extension, setup
     from Cython.Build import cythonize
@@ -334,7 +401,7 @@ SETUP = textwrap.dedent('''
                     extra_compile_args=["-O0", "-g0"] if sys.platform != "win32" else [])
     setup(name="tfx_downstream", script_args=["build_ext", "--inplace", "-q"],
           ext_modules=cythonize([ext], include_path=[include], quiet=True))
-''')
+""")
 
 
 @pytest.fixture(scope="module")
@@ -346,9 +413,14 @@ def downstream(tmp_path_factory):
     (folder / "setup.py").write_text(SETUP)
     # the directory that holds the installed package (src/ for an editable install)
     include = str(Path(tfmxne.__file__).resolve().parent.parent)
-    proc = subprocess.run([sys.executable, "setup.py", include], cwd=folder,
-                          capture_output=True, text=True, timeout=300,
-                          env=os.environ | {"PYTHONWARNINGS": "ignore"})
+    proc = subprocess.run(
+        [sys.executable, "setup.py", include],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=os.environ | {"PYTHONWARNINGS": "ignore"},
+    )
     if proc.returncode:
         if "command 'gcc' failed" in proc.stderr or "No such file" in proc.stderr:
             pytest.skip(f"no working C compiler: {proc.stderr[-300:]}")
@@ -371,8 +443,16 @@ def real_problem(fwd_surf, evoked_full, noise_cov):
     fwd = subset_forward(fwd_surf, 4)
     evoked = evoked_full.copy().crop(0.08, 0.15)
     _, gain, gain_info, whitener, _, _ = _prepare_gain(
-        fwd, evoked.info, noise_cov, pca=True, depth=None, loose=1.0, rank=None,
-        weights=None, weights_min=None)
+        fwd,
+        evoked.info,
+        noise_cov,
+        pca=True,
+        depth=None,
+        loose=1.0,
+        rank=None,
+        weights=None,
+        weights_min=None,
+    )
     sel = [evoked.ch_names.index(name) for name in gain_info["ch_names"]]
     M = np.ascontiguousarray(whitener @ evoked.data[sel])
     return M, np.ascontiguousarray(gain)
@@ -392,8 +472,9 @@ def test_downstream_solves_a_real_problem(downstream, real_problem, wsize, tstep
     assert len(out["positions"]) > 0 and out["gap"] < tol
     _certify(M, G, out, a_s, a_t, wsize, tstep, n_orient, tol)
     with threadpool_limits(1, user_api="blas"):
-        Xp, actp, _ = tf_mixed_norm_solver(M, G, a_s, a_t, wsize, tstep, n_orient,
-                                           maxit=2000, tol=tol, debias=False)
+        Xp, actp, _ = tf_mixed_norm_solver(
+            M, G, a_s, a_t, wsize, tstep, n_orient, maxit=2000, tol=tol, debias=False
+        )
     cols = (out["positions"][:, None] * n_orient + np.arange(n_orient)).ravel()
     assert np.array_equal(np.flatnonzero(actp), cols)
 

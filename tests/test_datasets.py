@@ -12,8 +12,11 @@ import pytest
 
 from tfmxne.datasets import sample
 
-DATA_FILES = ("sample_audvis-ave.fif.gz", "sample_audvis-cov.fif.gz",
-              "sample-oct4-fwd.fif.gz")
+DATA_FILES = (
+    "sample_audvis-ave.fif.gz",
+    "sample_audvis-cov.fif.gz",
+    "sample-oct4-fwd.fif.gz",
+)
 MAX_BYTES = 4_000_000  # all bundled files together
 
 
@@ -86,7 +89,8 @@ def test_forward_geometry():
         assert hemi_sign * np.median(s["rr"][:, 0]) > 0.02
     # the source positions are the used vertices of the surfaces
     np.testing.assert_array_equal(
-        rr, np.concatenate([s["rr"][s["vertno"]] for s in forward["src"]]))
+        rr, np.concatenate([s["rr"][s["vertno"]] for s in forward["src"]])
+    )
     # oct4 spacing: nearest neighbours about 1 cm apart, not 1000 times closer
     d, _ = cKDTree(rr).query(rr, k=2)
     assert 0.005 < np.median(d[:, 1]) < 0.015, np.median(d[:, 1])
@@ -113,8 +117,13 @@ def test_load_time():
 def test_files_installed_by_meson():
     """Every bundled file is in the meson install list (else not in the wheel)."""
     # the source tree next to the tests (the installed package has no meson.build)
-    meson = (Path(__file__).resolve().parent.parent / "src" / "tfmxne" / "datasets"
-             / "meson.build")
+    meson = (
+        Path(__file__).resolve().parent.parent
+        / "src"
+        / "tfmxne"
+        / "datasets"
+        / "meson.build"
+    )
     if not meson.exists():
         pytest.skip("tests run outside a source checkout")
     text = meson.read_text()
@@ -153,8 +162,12 @@ def test_make_sample_reproduces(tmp_path):
     cov = mne.read_cov(fnames[1], verbose=False)
     np.testing.assert_allclose(cov.data, noise_cov.data, rtol=1e-12)
     fwd = mne.read_forward_solution(fnames[2], verbose=False)
-    np.testing.assert_allclose(fwd["sol"]["data"], forward["sol"]["data"], rtol=1e-5,
-                               atol=1e-6 * np.abs(forward["sol"]["data"]).max())
+    np.testing.assert_allclose(
+        fwd["sol"]["data"],
+        forward["sol"]["data"],
+        rtol=1e-5,
+        atol=1e-6 * np.abs(forward["sol"]["data"]).max(),
+    )
     np.testing.assert_allclose(fwd["source_rr"], forward["source_rr"])
     for s_new, s_old in zip(fwd["src"], forward["src"]):
         np.testing.assert_array_equal(s_new["vertno"], s_old["vertno"])

@@ -2,10 +2,9 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """Epsilon norm (dual of the TF-MxNE penalty) against an independent bisection."""
 
-
-
 import numpy as np
 import pytest
+from _helpers import eps_norm_ref, eps_norms_ref, mne_phi, multiplicity
 from mne.inverse_sparse.mxne_optim import _Phi
 from mne.inverse_sparse.mxne_optim import norm_epsilon as mne_norm_epsilon
 from mne.inverse_sparse.mxne_optim import norm_epsilon_inf as mne_norm_epsilon_inf
@@ -15,8 +14,6 @@ from numpy.testing import assert_allclose
 import tfmxne
 from tfmxne._core import _engine
 from tfmxne._stft import TFFrame
-
-from _helpers import eps_norm_ref, eps_norms_ref, mne_phi, multiplicity
 
 RHOS = (0.0, 0.03, 0.5, 0.99, 1.0)
 DICTS = [(16, 4), ([16, 8], [4, 2])]
@@ -62,11 +59,16 @@ def test_reference_closed_forms():
     for cc in (1.0, 2.0):
         for rho in (0.03, 0.5, 0.99):
             nu = eps_norm_ref([3.0], [cc], rho)
-            assert_allclose(nu, np.sqrt(cc) * 3.0 / (np.sqrt(cc) * rho + 1 - rho), rtol=1e-12)
+            assert_allclose(
+                nu, np.sqrt(cc) * 3.0 / (np.sqrt(cc) * rho + 1 - rho), rtol=1e-12
+            )
     # all equal magnitudes, c = 1: K (y - rho nu)^2 = (1 - rho)^2 nu^2
     K, rho = 10, 0.3
-    assert_allclose(eps_norm_ref(np.ones(K), np.ones(K), rho),
-                    np.sqrt(K) / (np.sqrt(K) * rho + 1 - rho), rtol=1e-12)
+    assert_allclose(
+        eps_norm_ref(np.ones(K), np.ones(K), rho),
+        np.sqrt(K) / (np.sqrt(K) * rho + 1 - rho),
+        rtol=1e-12,
+    )
     # homogeneity and root property
     for rho in (0.03, 0.5, 0.99):
         nu = eps_norm_ref(y, c, rho, 1.5, w)
@@ -104,8 +106,11 @@ def test_norm_epsilon_mne_cases():
     assert_allclose(eps(Y, 0.03), eps(Y, 0.03, w_time=np.ones(n_coefs)), rtol=1e-14)
     Y = np.arange(n_coefs) + 1.0
     mult = 2.0
-    assert_allclose(eps(Y, 0.03, 1.0, np.ones(n_coefs)) / mult,
-                    eps(Y, 0.03, mult, mult * np.ones(n_coefs)), rtol=1e-13)
+    assert_allclose(
+        eps(Y, 0.03, 1.0, np.ones(n_coefs)) / mult,
+        eps(Y, 0.03, mult, mult * np.ones(n_coefs)),
+        rtol=1e-13,
+    )
     # and each value equals the reference and (no weights) MNE's norm_epsilon
     for rho in RHOS:
         for Y in (np.arange(n_coefs) + 1.0, np.abs(rng.standard_normal(n_coefs))):
@@ -145,7 +150,9 @@ def test_eps_norms_random_coefficients(wsize, tstep, n_orient):
     c = multiplicity(wsize, tstep, n_times)
     rng = np.random.default_rng(n_orient)
     K = frame.n_coefs
-    Y = rng.standard_normal((n_pos * n_orient, K)) + 1j * rng.standard_normal((n_pos * n_orient, K))
+    Y = rng.standard_normal((n_pos * n_orient, K)) + 1j * rng.standard_normal(
+        (n_pos * n_orient, K)
+    )
     Y[:, c == 1] = Y[:, c == 1].real
     Y[:, rng.random(K) < 0.2] *= 30  # spread of magnitudes
     mag = np.sqrt((np.abs(Y) ** 2).reshape(n_pos, n_orient, K).sum(1))
@@ -161,11 +168,21 @@ def test_eps_norms_random_coefficients(wsize, tstep, n_orient):
             else:
                 w_space = w_time = None
             ours = _eps_internal(frame, Y, n_orient, rho, w_space, w_time)
-            ref = np.array([
-                eps_norm_ref(mag[j], c, rho, 1.0 if w_space is None else w_space[j],
-                             None if w_time is None else w_time[j])
-                for j in range(n_pos)])
-            assert_allclose(ours, ref, rtol=1e-10, atol=0, err_msg=f"rho={rho} w={weighted}")
+            ref = np.array(
+                [
+                    eps_norm_ref(
+                        mag[j],
+                        c,
+                        rho,
+                        1.0 if w_space is None else w_space[j],
+                        None if w_time is None else w_time[j],
+                    )
+                    for j in range(n_pos)
+                ]
+            )
+            assert_allclose(
+                ours, ref, rtol=1e-10, atol=0, err_msg=f"rho={rho} w={weighted}"
+            )
             if weighted:
                 assert ours[0] == 0.0  # every coefficient held at zero
 
@@ -188,9 +205,14 @@ def test_norm_epsilon_inf_vs_reference_and_mne(wsize, tstep, n_orient):
         G = rng.standard_normal((n_sens, n_pos * n_orient))
         R = rng.standard_normal((n_sens, n_times))
         if trial:
-            R = R * 1e-3 + 1e3 * G[:, :1] @ rng.standard_normal((1, n_times))  # one dominant
-        mag = np.sqrt((np.abs(mne_phi(G.T @ R, wsize, tstep)) ** 2)
-                      .reshape(n_pos, n_orient, K).sum(1))
+            R = R * 1e-3 + 1e3 * G[:, :1] @ rng.standard_normal(
+                (1, n_times)
+            )  # one dominant
+        mag = np.sqrt(
+            (np.abs(mne_phi(G.T @ R, wsize, tstep)) ** 2)
+            .reshape(n_pos, n_orient, K)
+            .sum(1)
+        )
         for rho in RHOS:
             ref = eps_norms_ref(G, R, rho, n_orient, wsize, tstep)
             ours = tfmxne.norm_epsilon_inf(G, R, rho, n_orient, wsize, tstep)
@@ -204,17 +226,23 @@ def test_norm_epsilon_inf_vs_reference_and_mne(wsize, tstep, n_orient):
             w_time = rng.uniform(0.05, 2.0, (n_pos, K))
             w_time[rng.random((n_pos, K)) < 0.25] = 0.0
             ref_w = eps_norms_ref(G, R, rho, n_orient, wsize, tstep, w_space, w_time)
-            ours_w = tfmxne.norm_epsilon_inf(G, R, rho, n_orient, wsize, tstep,
-                                             w_space=w_space, w_time=w_time)
+            ours_w = tfmxne.norm_epsilon_inf(
+                G, R, rho, n_orient, wsize, tstep, w_space=w_space, w_time=w_time
+            )
             assert_allclose(ours_w, ref_w.max(), rtol=1e-10)
             # only one kind of weights
             assert_allclose(
-                tfmxne.norm_epsilon_inf(G, R, rho, n_orient, wsize, tstep, w_space=w_space),
-                eps_norms_ref(G, R, rho, n_orient, wsize, tstep, w_space).max(), rtol=1e-10)
+                tfmxne.norm_epsilon_inf(
+                    G, R, rho, n_orient, wsize, tstep, w_space=w_space
+                ),
+                eps_norms_ref(G, R, rho, n_orient, wsize, tstep, w_space).max(),
+                rtol=1e-10,
+            )
             assert_allclose(
                 tfmxne.norm_epsilon_inf(G, R, rho, n_orient, wsize, tstep, w_time=w_time),
                 eps_norms_ref(G, R, rho, n_orient, wsize, tstep, None, w_time).max(),
-                rtol=1e-10)
+                rtol=1e-10,
+            )
 
 
 @pytest.mark.parametrize("n_orient", [1, 3])
@@ -229,14 +257,20 @@ def test_norm_epsilon_inf_screening_many_positions(n_orient):
     K = len(multiplicity(wsize, tstep, n_times))
     for rho in (0.03, 0.5, 0.99):
         ref = eps_norms_ref(G, R, rho, n_orient, wsize, tstep)
-        assert_allclose(tfmxne.norm_epsilon_inf(G, R, rho, n_orient, wsize, tstep),
-                        ref.max(), rtol=1e-10)
+        assert_allclose(
+            tfmxne.norm_epsilon_inf(G, R, rho, n_orient, wsize, tstep),
+            ref.max(),
+            rtol=1e-10,
+        )
         w_space = rng.uniform(0.5, 2.0, n_pos)
         w_time = rng.uniform(0.1, 1.5, (n_pos, K))
         w_time[rng.random((n_pos, K)) < 0.3] = 0.0
         ref = eps_norms_ref(G, R, rho, n_orient, wsize, tstep, w_space, w_time)
-        assert_allclose(tfmxne.norm_epsilon_inf(G, R, rho, n_orient, wsize, tstep,
-                                                w_space, w_time), ref.max(), rtol=1e-10)
+        assert_allclose(
+            tfmxne.norm_epsilon_inf(G, R, rho, n_orient, wsize, tstep, w_space, w_time),
+            ref.max(),
+            rtol=1e-10,
+        )
 
 
 def test_norm_epsilon_inf_identities():
@@ -248,19 +282,30 @@ def test_norm_epsilon_inf_identities():
     R = rng.standard_normal((9, n_times))
     GtR = (G.T @ R).reshape(n_pos, n_orient, n_times)
     for wsize, tstep in DICTS:
-        assert_allclose(tfmxne.norm_epsilon_inf(G, R, 0.0, n_orient, wsize, tstep),
-                        np.sqrt((GtR**2).sum(axis=(1, 2))).max(), rtol=1e-12)
+        assert_allclose(
+            tfmxne.norm_epsilon_inf(G, R, 0.0, n_orient, wsize, tstep),
+            np.sqrt((GtR**2).sum(axis=(1, 2))).max(),
+            rtol=1e-12,
+        )
         Y = mne_phi(G.T @ R, wsize, tstep)
         mag = np.sqrt((np.abs(Y) ** 2).reshape(n_pos, n_orient, -1).sum(1))
-        assert_allclose(tfmxne.norm_epsilon_inf(G, R, 1.0, n_orient, wsize, tstep),
-                        mag.max(), rtol=1e-12)
+        assert_allclose(
+            tfmxne.norm_epsilon_inf(G, R, 1.0, n_orient, wsize, tstep),
+            mag.max(),
+            rtol=1e-12,
+        )
         assert tfmxne.norm_epsilon_inf(G, 0 * R, 0.3, n_orient, wsize, tstep) == 0.0
         a = tfmxne.norm_epsilon_inf(G, R, 0.3, n_orient, wsize, tstep)
-        assert_allclose(tfmxne.norm_epsilon_inf(G, 7.0 * R, 0.3, n_orient, wsize, tstep),
-                        7.0 * a, rtol=1e-12)
+        assert_allclose(
+            tfmxne.norm_epsilon_inf(G, 7.0 * R, 0.3, n_orient, wsize, tstep),
+            7.0 * a,
+            rtol=1e-12,
+        )
         # monotone in rho for a fixed input: between the l_inf and the l2 values
-        vals = [tfmxne.norm_epsilon_inf(G, R, r, n_orient, wsize, tstep)
-                for r in (1.0, 0.99, 0.5, 0.03, 0.0)]
+        vals = [
+            tfmxne.norm_epsilon_inf(G, R, r, n_orient, wsize, tstep)
+            for r in (1.0, 0.99, 0.5, 0.03, 0.0)
+        ]
         assert np.all(np.diff(vals) >= -1e-12 * vals[-1])
 
 

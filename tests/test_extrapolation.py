@@ -4,17 +4,14 @@
 ``R``; checked against an independent NumPy dual objective, and the solver's
 certificate stays a certificate."""
 
-
-
 import numpy as np
 import pytest
+from _helpers import eps_norms_ref, objectives_ref, random_problem
 from numpy.testing import assert_allclose, assert_array_equal
 
 from tfmxne import solver as S
 from tfmxne._core import _engine
 from tfmxne._stft import TFFrame
-
-from _helpers import eps_norms_ref, objectives_ref, random_problem
 
 WSIZE, TSTEP = 16, 4
 
@@ -24,19 +21,42 @@ def _state(M, G, n_orient, frame):
     GT = np.ascontiguousarray(G.T)
     T, K2 = M.shape[1], 2 * frame.n_coefs
     return dict(
-        GT=GT, M=np.ascontiguousarray(M), R=np.ascontiguousarray(M.copy()),
-        X=np.zeros((n_pos * n_orient, T)), Z=np.zeros((n_pos * n_orient, K2)),
-        act=np.zeros(n_pos, np.uint8), lc=np.ascontiguousarray(S._lipschitz(G, n_orient)),
+        GT=GT,
+        M=np.ascontiguousarray(M),
+        R=np.ascontiguousarray(M.copy()),
+        X=np.zeros((n_pos * n_orient, T)),
+        Z=np.zeros((n_pos * n_orient, K2)),
+        act=np.zeros(n_pos, np.uint8),
+        lc=np.ascontiguousarray(S._lipschitz(G, n_orient)),
         gram=_engine.block_grams(GT, n_orient)[0],
-        work=np.empty(_engine.work_size(frame.plan, n_orient)))
+        work=np.empty(_engine.work_size(frame.plan, n_orient)),
+    )
 
 
 def _run(frame, st, n_orient, a_s, a_t, n_epochs, rprev, extrap):
     """``n_epochs`` epochs, tol 0: exactly one gap evaluation, at the end."""
-    return _engine.bcd(frame.plan, st["GT"], st["M"], st["R"], st["X"], st["Z"],
-                       st["act"], st["lc"], None, None, a_s, a_t, n_orient, n_epochs,
-                       0.0, n_epochs, st["work"], gram=st["gram"], rprev=rprev,
-                       extrap=extrap)
+    return _engine.bcd(
+        frame.plan,
+        st["GT"],
+        st["M"],
+        st["R"],
+        st["X"],
+        st["Z"],
+        st["act"],
+        st["lc"],
+        None,
+        None,
+        a_s,
+        a_t,
+        n_orient,
+        n_epochs,
+        0.0,
+        n_epochs,
+        st["work"],
+        gram=st["gram"],
+        rprev=rprev,
+        extrap=extrap,
+    )
 
 
 def _dual_ref(M, G, theta, alpha, rho, n_orient):
@@ -64,7 +84,7 @@ def test_engine_extrapolated_candidates(n_orient):
     # second evaluation: candidates R + t (R - R1), t = 1, 2, 4, 8
     out = _run(frame, st, n_orient, a_s, a_t, 3, rprev, extrap)
     R2 = st["R"]
-    assert extrap[0] == 2          # R - R_prev left for the caller
+    assert extrap[0] == 2  # R - R_prev left for the caller
     assert_allclose(rprev, R2 - R1, rtol=0, atol=1e-15 * np.abs(R2).max())
     cands = {0.0: _dual_ref(M, G, R2, alpha, rho, n_orient)}
     for t in (1.0, 2.0, 4.0, 8.0):
@@ -74,8 +94,9 @@ def test_engine_extrapolated_candidates(n_orient):
     assert extrap[1] == t_best
     # the reported gap is P - that dual value, P by the NumPy reference
     act = np.repeat(st["act"].astype(bool), n_orient)
-    p_ref = objectives_ref(M, G, frame.to_mne(st["Z"][act]), act, a_s, a_t, WSIZE,
-                           TSTEP, n_orient)[0]
+    p_ref = objectives_ref(
+        M, G, frame.to_mne(st["Z"][act]), act, a_s, a_t, WSIZE, TSTEP, n_orient
+    )[0]
     assert out[3] == pytest.approx(p_ref, rel=1e-10)
     assert out[2] == pytest.approx(p_ref - cands[t_best], rel=1e-7, abs=1e-10)
     # a next call restarts from the current residual (not from R1)
@@ -89,15 +110,51 @@ def test_engine_extrapolation_bad_state():
     M, G = random_problem(1)
     frame = TFFrame(M.shape[1], WSIZE, TSTEP)
     st = _state(M, G, 1, frame)
-    bad = _engine.bcd(frame.plan, st["GT"], st["M"], st["R"], st["X"], st["Z"],
-                      st["act"], st["lc"], None, None, 0.1, 0.1, 1, 5, 0.0, 5,
-                      st["work"], gram=st["gram"], rprev=np.empty_like(st["R"]),
-                      extrap=None)
-    assert bad[0] == _engine.STATUS_BAD_ARG   # rprev without its state
-    bad = _engine.bcd(frame.plan, st["GT"], st["M"], st["R"], st["X"], st["Z"],
-                      st["act"], st["lc"], None, None, 0.1, 0.1, 1, 5, 0.0, 5,
-                      st["work"], gram=st["gram"], rprev=np.empty((2, 2)),
-                      extrap=np.zeros(2))
+    bad = _engine.bcd(
+        frame.plan,
+        st["GT"],
+        st["M"],
+        st["R"],
+        st["X"],
+        st["Z"],
+        st["act"],
+        st["lc"],
+        None,
+        None,
+        0.1,
+        0.1,
+        1,
+        5,
+        0.0,
+        5,
+        st["work"],
+        gram=st["gram"],
+        rprev=np.empty_like(st["R"]),
+        extrap=None,
+    )
+    assert bad[0] == _engine.STATUS_BAD_ARG  # rprev without its state
+    bad = _engine.bcd(
+        frame.plan,
+        st["GT"],
+        st["M"],
+        st["R"],
+        st["X"],
+        st["Z"],
+        st["act"],
+        st["lc"],
+        None,
+        None,
+        0.1,
+        0.1,
+        1,
+        5,
+        0.0,
+        5,
+        st["work"],
+        gram=st["gram"],
+        rprev=np.empty((2, 2)),
+        extrap=np.zeros(2),
+    )
     assert bad[0] == _engine.STATUS_BAD_ARG
 
 
@@ -105,8 +162,9 @@ def test_engine_extrapolation_bad_state():
 def test_solver_certificate_with_extrapolation(n_orient, monkeypatch):
     """Extrapolated or not, the returned theta is dual feasible and certifies
     the gap (independent NumPy dual norm), and both settings agree."""
-    M, G = random_problem(5, n_sensors=24, n_pos=30, n_orient=n_orient, n_times=48,
-                          n_true=4, noise=0.5)
+    M, G = random_problem(
+        5, n_sensors=24, n_pos=30, n_orient=n_orient, n_times=48, n_true=4, noise=0.5
+    )
     frame = TFFrame(M.shape[1], WSIZE, TSTEP)
     alpha = 0.08 * np.abs(G.T @ M).max()
     a_s, a_t = 0.95 * alpha, 0.05 * alpha

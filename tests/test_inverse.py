@@ -23,11 +23,10 @@ import warnings
 import mne
 import numpy as np
 import pytest
+from _helpers import cached, debias_ref, mne_exact_debias, subset_forward
 from threadpoolctl import threadpool_limits
 
 import tfmxne
-
-from _helpers import cached, debias_ref, mne_exact_debias, subset_forward
 
 TMIN, TMAX = 0.05, 0.15
 TOL = 1e-8
@@ -47,6 +46,7 @@ def fwd_small(fwd_surf):
 
 def _mne_ref(cache_dir, name, evoked, fwd, cov, **kw):
     """MNE's converged optimum: tol=1e-10 and exact debiasing (cached per run)."""
+
     def run():
         # one BLAS thread: MNE's many small products crawl when threads oversubscribe
         with threadpool_limits(1), warnings.catch_warnings(), mne_exact_debias():
@@ -54,7 +54,10 @@ def _mne_ref(cache_dir, name, evoked, fwd, cov, **kw):
             kw2 = dict(kw)
             kw2["tol"] = 1e-10
             kw2.setdefault("maxit", 100000)
-            return mne.inverse_sparse.tf_mixed_norm(evoked, fwd, cov, verbose=False, **kw2)
+            return mne.inverse_sparse.tf_mixed_norm(
+                evoked, fwd, cov, verbose=False, **kw2
+            )
+
     return cached(cache_dir, f"mne-ref-{name}", run)
 
 
@@ -95,8 +98,15 @@ def test_parity_surface(name, evoked, fwd_small, noise_cov, cache_dir):
 def test_parity_l1_ratio_dense(evoked, fwd_small, noise_cov, cache_dir):
     """l1_ratio=0.9 (mostly the L1 penalty): the estimate and the fit."""
     kw = dict(BASE, alpha=60.0, l1_ratio=0.9)
-    ref = _mne_ref(cache_dir, "l1-ratio-0.9", evoked, fwd_small, noise_cov,
-                   return_residual=True, **kw)
+    ref = _mne_ref(
+        cache_dir,
+        "l1-ratio-0.9",
+        evoked,
+        fwd_small,
+        noise_cov,
+        return_residual=True,
+        **kw,
+    )
     ours = tfmxne.tf_mixed_norm(evoked, fwd_small, noise_cov, return_residual=True, **kw)
     _assert_same_stc(ref[0], ours[0])
     fit_ref = evoked.copy().pick(ref[1].ch_names).data - ref[1].data
@@ -106,7 +116,9 @@ def test_parity_l1_ratio_dense(evoked, fwd_small, noise_cov, cache_dir):
 
 def test_parity_vector_residual(evoked, fwd_small, noise_cov, cache_dir):
     kw = dict(BASE, pick_ori="vector", return_residual=True)
-    ref_stc, ref_res = _mne_ref(cache_dir, "vector-res", evoked, fwd_small, noise_cov, **kw)
+    ref_stc, ref_res = _mne_ref(
+        cache_dir, "vector-res", evoked, fwd_small, noise_cov, **kw
+    )
     stc, res = tfmxne.tf_mixed_norm(evoked, fwd_small, noise_cov, **kw)
     assert isinstance(stc, mne.VectorSourceEstimate)
     _assert_same_stc(ref_stc, stc)
@@ -116,10 +128,12 @@ def test_parity_vector_residual(evoked, fwd_small, noise_cov, cache_dir):
 
 
 def test_parity_weights(evoked, fwd_small, noise_cov, cache_dir):
-    inv = mne.minimum_norm.make_inverse_operator(evoked.info, fwd_small, noise_cov,
-                                                 loose=0.2, depth=0.8, verbose=False)
-    dspm = mne.minimum_norm.apply_inverse(evoked, inv, lambda2=1.0 / 9, method="dSPM",
-                                          verbose=False)
+    inv = mne.minimum_norm.make_inverse_operator(
+        evoked.info, fwd_small, noise_cov, loose=0.2, depth=0.8, verbose=False
+    )
+    dspm = mne.minimum_norm.apply_inverse(
+        evoked, inv, lambda2=1.0 / 9, method="dSPM", verbose=False
+    )
     dspm_before = dspm.data.copy()
     wmax = np.abs(dspm.data).max()
     kw = dict(BASE, weights=dspm, weights_min=0.2 * wmax)
@@ -163,10 +177,12 @@ def test_parity_dipoles(evoked, fwd_small, noise_cov, cache_dir):
 
 def test_debias_exact(evoked, fwd_small, noise_cov):
     """Debiasing solves min ||M - G diag(d) X||^2, d >= 1 tied per position."""
-    res = tfmxne.solve(evoked, fwd_small, noise_cov, alpha=40.0, l1_ratio=0.03,
-                       tol=1e-8, debias=False)
-    resd = tfmxne.solve(evoked, fwd_small, noise_cov, alpha=40.0, l1_ratio=0.03,
-                        tol=1e-8, debias=True)
+    res = tfmxne.solve(
+        evoked, fwd_small, noise_cov, alpha=40.0, l1_ratio=0.03, tol=1e-8, debias=False
+    )
+    resd = tfmxne.solve(
+        evoked, fwd_small, noise_cov, alpha=40.0, l1_ratio=0.03, tol=1e-8, debias=True
+    )
     np.testing.assert_array_equal(res.active_set, resd.active_set)
     M = res._M
     X_ref = res.X * debias_ref(M, res._gain_active, res.X, 3)[:, None]
@@ -193,39 +209,49 @@ def test_no_active_sources(evoked, fwd_small, noise_cov):
         tfmxne.tf_mixed_norm(evoked, fwd_small, noise_cov, alpha=99.9, l1_ratio=0.03)
 
 
-@pytest.mark.parametrize("alpha,l1_ratio,match", [
-    (100.0, 0.03, "alpha"),
-    (-1.0, 0.03, "alpha"), (40.0, 1.5, "l1_ratio"), (40.0, -0.1, "l1_ratio"),
-    (0.0, 0.03, "alpha"), ("big", 0.03, "alpha"), ([40.0], 0.03, "alpha"),
-])
+@pytest.mark.parametrize(
+    "alpha,l1_ratio,match",
+    [
+        (100.0, 0.03, "alpha"),
+        (-1.0, 0.03, "alpha"),
+        (40.0, 1.5, "l1_ratio"),
+        (40.0, -0.1, "l1_ratio"),
+        (0.0, 0.03, "alpha"),
+        ("big", 0.03, "alpha"),
+        ([40.0], 0.03, "alpha"),
+    ],
+)
 def test_bad_alpha(evoked, fwd_small, noise_cov, alpha, l1_ratio, match):
     with pytest.raises((ValueError, TypeError), match=match):
         tfmxne.tf_mixed_norm(evoked, fwd_small, noise_cov, alpha=alpha, l1_ratio=l1_ratio)
 
 
-@pytest.mark.parametrize("kw,match", [
-    (dict(wsize=[16, 64], tstep=[4]), "window sizes and steps"),
-    (dict(n_tfmxne_iter=0), "n_tfmxne_iter"),
-    (dict(dgap_freq=0), "dgap_freq"),
-    (dict(wsize=30), "wsize"),
-    (dict(tstep=3), "tstep"),
-    (dict(maxit=0), "maxit"),
-    (dict(tol=0.0), "tol"),
-    (dict(tol=-1e-4), "tol"),
-    (dict(pick_ori="foo"), "pick_ori"),
-    (dict(window=10.0), "window"),
-    (dict(weights=np.ones(3)), "weights"),
-    (dict(weights=-np.ones(130)), "weights"),
-    (dict(weights=np.zeros(130)), "weights"),
-    (dict(depth="foo"), "depth"),
-    (dict(depth=-1.0), "depth"),
-    (dict(depth=np.nan), "depth"),
-    (dict(rank={"meg": -1}), "rank"),
-    (dict(rank={"foo": 3}), "rank"),
-    (dict(rank="bogus"), "rank"),
-    (dict(loose=1.5), "loose"),
-    (dict(loose="free"), "loose"),
-])
+@pytest.mark.parametrize(
+    "kw,match",
+    [
+        (dict(wsize=[16, 64], tstep=[4]), "window sizes and steps"),
+        (dict(n_tfmxne_iter=0), "n_tfmxne_iter"),
+        (dict(dgap_freq=0), "dgap_freq"),
+        (dict(wsize=30), "wsize"),
+        (dict(tstep=3), "tstep"),
+        (dict(maxit=0), "maxit"),
+        (dict(tol=0.0), "tol"),
+        (dict(tol=-1e-4), "tol"),
+        (dict(pick_ori="foo"), "pick_ori"),
+        (dict(window=10.0), "window"),
+        (dict(weights=np.ones(3)), "weights"),
+        (dict(weights=-np.ones(130)), "weights"),
+        (dict(weights=np.zeros(130)), "weights"),
+        (dict(depth="foo"), "depth"),
+        (dict(depth=-1.0), "depth"),
+        (dict(depth=np.nan), "depth"),
+        (dict(rank={"meg": -1}), "rank"),
+        (dict(rank={"foo": 3}), "rank"),
+        (dict(rank="bogus"), "rank"),
+        (dict(loose=1.5), "loose"),
+        (dict(loose="free"), "loose"),
+    ],
+)
 def test_bad_options(evoked, fwd_small, noise_cov, kw, match):
     kw = dict(dict(alpha=40.0, l1_ratio=0.03), **kw)
     with pytest.raises((ValueError, TypeError), match=match):
@@ -243,8 +269,9 @@ def test_weights_wrong_vertices(evoked, fwd_small, fwd_surf, noise_cov):
     verts = [s["vertno"] for s in fwd_surf["src"]]
     stc = mne.SourceEstimate(np.ones((sum(map(len, verts)), 1)), verts, 0, 1)
     with pytest.raises(ValueError, match="weights"):
-        tfmxne.tf_mixed_norm(evoked, fwd_small, noise_cov, alpha=40.0, l1_ratio=0.03,
-                             weights=stc)
+        tfmxne.tf_mixed_norm(
+            evoked, fwd_small, noise_cov, alpha=40.0, l1_ratio=0.03, weights=stc
+        )
 
 
 def test_inputs_not_modified(evoked, fwd_small, noise_cov):
@@ -252,8 +279,9 @@ def test_inputs_not_modified(evoked, fwd_small, noise_cov):
     g0 = fwd_small["sol"]["data"].copy()
     nn0 = fwd_small["source_nn"].copy()
     c0 = noise_cov.data.copy()
-    tfmxne.tf_mixed_norm(evoked, fwd_small, noise_cov, alpha=40.0, l1_ratio=0.03,
-                         return_residual=True)
+    tfmxne.tf_mixed_norm(
+        evoked, fwd_small, noise_cov, alpha=40.0, l1_ratio=0.03, return_residual=True
+    )
     np.testing.assert_array_equal(evoked.data, ev0.data)
     np.testing.assert_array_equal(fwd_small["sol"]["data"], g0)
     np.testing.assert_array_equal(fwd_small["source_nn"], nn0)
@@ -294,12 +322,14 @@ def test_pick_ori_normal(evoked, fwd_small, noise_cov):
     assert np.any(nrm.data < 0)  # signed, unlike the default (norm) output
     # fixed orientation: as apply_inverse, the fixed (signed) values
     fixed = tfmxne.tf_mixed_norm(evoked, fwd_small, noise_cov, loose=0.0, **kw)
-    fixed_n = tfmxne.tf_mixed_norm(evoked, fwd_small, noise_cov, loose=0.0,
-                                   pick_ori="normal", **kw)
+    fixed_n = tfmxne.tf_mixed_norm(
+        evoked, fwd_small, noise_cov, loose=0.0, pick_ori="normal", **kw
+    )
     np.testing.assert_allclose(fixed.data, fixed_n.data)
     # free orientation too (rotated to the local normal)
-    free_n = tfmxne.tf_mixed_norm(evoked, fwd_small, noise_cov, loose=1.0,
-                                  pick_ori="normal", **kw)
+    free_n = tfmxne.tf_mixed_norm(
+        evoked, fwd_small, noise_cov, loose=1.0, pick_ori="normal", **kw
+    )
     assert type(free_n) is mne.SourceEstimate
 
 
@@ -313,18 +343,34 @@ def test_pick_ori_normal_errors(evoked, fwd_small, fwd_mixed, noise_cov):
 
 
 def test_mixed_and_discrete_spaces(evoked, fwd_mixed, fwd_discrete, noise_cov):
-    stc = tfmxne.tf_mixed_norm(evoked, fwd_mixed, noise_cov, alpha=40.0, l1_ratio=0.03,
-                               loose=1.0)
+    stc = tfmxne.tf_mixed_norm(
+        evoked, fwd_mixed, noise_cov, alpha=40.0, l1_ratio=0.03, loose=1.0
+    )
     assert isinstance(stc, mne.MixedSourceEstimate)
     assert stc.data.shape[1] == len(evoked.times)
-    vec = tfmxne.tf_mixed_norm(evoked, fwd_mixed, noise_cov, alpha=40.0, l1_ratio=0.03,
-                               loose=1.0, pick_ori="vector")
+    vec = tfmxne.tf_mixed_norm(
+        evoked,
+        fwd_mixed,
+        noise_cov,
+        alpha=40.0,
+        l1_ratio=0.03,
+        loose=1.0,
+        pick_ori="vector",
+    )
     assert isinstance(vec, mne.MixedVectorSourceEstimate)
-    stc_d = tfmxne.tf_mixed_norm(evoked, fwd_discrete, noise_cov, alpha=40.0,
-                                 l1_ratio=0.03, loose=1.0)
+    stc_d = tfmxne.tf_mixed_norm(
+        evoked, fwd_discrete, noise_cov, alpha=40.0, l1_ratio=0.03, loose=1.0
+    )
     assert isinstance(stc_d, mne.VolSourceEstimate)
-    dips = tfmxne.tf_mixed_norm(evoked, fwd_discrete, noise_cov, alpha=40.0,
-                                l1_ratio=0.03, loose=1.0, return_as_dipoles=True)
+    dips = tfmxne.tf_mixed_norm(
+        evoked,
+        fwd_discrete,
+        noise_cov,
+        alpha=40.0,
+        l1_ratio=0.03,
+        loose=1.0,
+        return_as_dipoles=True,
+    )
     assert len(dips) == len(stc_d.vertices[0])
 
 
@@ -344,8 +390,9 @@ def test_rank_full_runs_like_mne(evoked, fwd_small, noise_cov):
     threads (seen: different supports). Parity is not meaningful there; check
     that tfmxne passes MNE's warning through and returns a certified estimate.
     """
-    kw = dict(alpha=40.0, l1_ratio=0.03, window=(0.01, 0.03), pca=False, rank="full",
-              tol=1e-6)
+    kw = dict(
+        alpha=40.0, l1_ratio=0.03, window=(0.01, 0.03), pca=False, rank="full", tol=1e-6
+    )
     with pytest.warns(RuntimeWarning, match="whitener"):
         res = tfmxne.solve(evoked, fwd_small, noise_cov, **kw)
     assert res.converged and res.gap < res.tol

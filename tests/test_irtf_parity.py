@@ -35,15 +35,27 @@ from tfmxne._stft import TFFrame
 
 TOL = 1e-12
 N_ITER = 200  # a cap the loop does not reach (it stops after 40-70 here)
-KW = dict(alpha=30.0, l1_ratio=0.05, wsize=[16, 64], tstep=[4, 4], depth=0.9,
-          tol=TOL, n_tfmxne_iter=N_ITER, maxit=100000)
+KW = dict(
+    alpha=30.0,
+    l1_ratio=0.05,
+    wsize=[16, 64],
+    tstep=[4, 4],
+    depth=0.9,
+    tol=TOL,
+    n_tfmxne_iter=N_ITER,
+    maxit=100000,
+)
 RTOL = 10 * np.sqrt(TOL)
 
 
 @pytest.fixture(scope="module")
 def problem(sample_path, fwd_surf, noise_cov):
-    evoked = mne.read_evokeds(sample_path / "sample-ave.fif.gz", condition="Left visual",
-                              baseline=(None, 0), verbose=False).crop(0.05, 0.15)
+    evoked = mne.read_evokeds(
+        sample_path / "sample-ave.fif.gz",
+        condition="Left visual",
+        baseline=(None, 0),
+        verbose=False,
+    ).crop(0.05, 0.15)
     return evoked, subset_forward(fwd_surf, 4), noise_cov
 
 
@@ -62,8 +74,9 @@ def test_irtf_converged_matches_mne(problem, cache_dir):
     def run():
         with threadpool_limits(1), warnings.catch_warnings(), mne_exact_debias():
             warnings.simplefilter("ignore")
-            return mne.inverse_sparse.tf_mixed_norm(evoked, fwd, cov, debias=True,
-                                                    verbose=False, **KW)
+            return mne.inverse_sparse.tf_mixed_norm(
+                evoked, fwd, cov, debias=True, verbose=False, **KW
+            )
 
     ref = cached(cache_dir, "mne-irtf-converged-lvis", run)
     ours = tfmxne.tf_mixed_norm(evoked, fwd, cov, debias=True, **KW)
@@ -76,7 +89,8 @@ def _prepared(evoked, fwd, cov, l1_ratio, wsize, tstep):
     from mne.inverse_sparse.mxne_inverse import _prepare_gain
 
     _, gain, gain_info, whitener, _, _ = _prepare_gain(
-        fwd, evoked.info, cov, True, 0.9, "auto", None, None, 0.0)
+        fwd, evoked.info, cov, True, 0.9, "auto", None, None, 0.0
+    )
     sel = [evoked.ch_names.index(c) for c in gain_info["ch_names"]]
     M = whitener @ evoked.data[sel]
     n_coefs = [int(np.ceil(M.shape[1] / t)) * (w // 2 + 1) for w, t in zip(wsize, tstep)]
@@ -96,14 +110,20 @@ def test_irtf_stop_is_a_fixed_point(problem):
     a_s, a_t = alpha * (1 - l1_ratio), alpha * l1_ratio
     frame = TFFrame(M.shape[1], wsize, tstep)
     res, _, k_done = tsolver._iterative_core(
-        np.ascontiguousarray(M), G, a_s, a_t, N_ITER, frame, 3, 100000, tol, 10)
+        np.ascontiguousarray(M), G, a_s, a_t, N_ITER, frame, 3, 100000, tol, 10
+    )
     assert k_done < N_ITER  # stopped by its rule
     cols = tsolver._cols(res.positions, 3)
     Z = frame.to_mne(res.Z)  # (n_active, n_coefs), MNE's complex layout
     # MNE's weights: 1 / (2 sqrt(.)) of the position norm and of each coefficient
-    c = np.concatenate([np.where((np.arange(w // 2 + 1) % (w // 2) == 0)[:, None],
-                                 1.0, 2.0) * np.ones((1, int(np.ceil(M.shape[1] / t))))
-                        for w, t in zip(wsize, tstep)], axis=None)
+    c = np.concatenate(
+        [
+            np.where((np.arange(w // 2 + 1) % (w // 2) == 0)[:, None], 1.0, 2.0)
+            * np.ones((1, int(np.ceil(M.shape[1] / t))))
+            for w, t in zip(wsize, tstep)
+        ],
+        axis=None,
+    )
     mag = np.abs(Z) ** 2
     pos2 = (mag * c).reshape(-1, 3, Z.shape[1]).sum(axis=(1, 2))
     coef = np.sqrt(mag.reshape(-1, 3, Z.shape[1]).sum(axis=1))
@@ -111,15 +131,32 @@ def test_irtf_stop_is_a_fixed_point(problem):
     with np.errstate(divide="ignore"):
         w_time = np.where(coef > 0, 1.0 / (2.0 * np.sqrt(coef)), 0.0)
     GA = G[:, cols]
-    lc = np.array([np.linalg.norm(GA[:, 3 * j:3 * j + 3].T @ GA[:, 3 * j:3 * j + 3], 2)
-                   for j in range(len(res.positions))])
+    lc = np.array(
+        [
+            np.linalg.norm(GA[:, 3 * j : 3 * j + 3].T @ GA[:, 3 * j : 3 * j + 3], 2)
+            for j in range(len(res.positions))
+        ]
+    )
     n_steps = np.array([int(np.ceil(M.shape[1] / t)) for t in tstep])
     n_freqs = np.array(wsize) // 2 + 1
     phi = mxne_optim._Phi(np.array(wsize), np.array(tstep), n_steps * n_freqs, M.shape[1])
     phiT = mxne_optim._PhiT(np.array(tstep), n_freqs, n_steps, M.shape[1])
     with threadpool_limits(1):
         X2, Z2, as2, _, _ = mxne_optim._tf_mixed_norm_solver_bcd_active_set(
-            M, GA, a_s, a_t, lc, phi, phiT, Z_init=Z, w_space=w_space, w_time=w_time,
-            n_orient=3, maxit=100000, tol=tol, dgap_freq=10)
+            M,
+            GA,
+            a_s,
+            a_t,
+            lc,
+            phi,
+            phiT,
+            Z_init=Z,
+            w_space=w_space,
+            w_time=w_time,
+            n_orient=3,
+            maxit=100000,
+            tol=tol,
+            dgap_freq=10,
+        )
     assert as2.all()
     assert _rel(X2, res.X) < RTOL

@@ -73,7 +73,7 @@ def find_cycle(graph):
         stack.append(node)
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == "open":
-                return stack[stack.index(nxt):] + [nxt]
+                return stack[stack.index(nxt) :] + [nxt]
             if nxt not in state:
                 found = visit(nxt, stack)
                 if found:
@@ -98,8 +98,14 @@ def test_find_cycle_finds_one():
 def test_import_graph_has_no_cycle():
     graph = import_graph()
     # the graph is the package's (the parse found its layers)
-    assert {"tfmxne", "tfmxne.inverse", "tfmxne.path", "tfmxne._pipeline",
-            "tfmxne.solver", "tfmxne.cli"} <= set(graph)
+    assert {
+        "tfmxne",
+        "tfmxne.inverse",
+        "tfmxne.path",
+        "tfmxne._pipeline",
+        "tfmxne.solver",
+        "tfmxne.cli",
+    } <= set(graph)
     assert "tfmxne._pipeline" in graph["tfmxne.path"]
     assert {"tfmxne._pipeline", "tfmxne.path"} <= graph["tfmxne.inverse"]
     assert "tfmxne" in graph["tfmxne.cli"]  # (a function-level `import tfmxne`)
@@ -107,9 +113,14 @@ def test_import_graph_has_no_cycle():
     assert cycle is None, " -> ".join(cycle)
 
 
-@pytest.mark.parametrize("low, high", [("tfmxne._pipeline", "tfmxne.path"),
-                                       ("tfmxne._pipeline", "tfmxne.inverse"),
-                                       ("tfmxne.path", "tfmxne.inverse")])
+@pytest.mark.parametrize(
+    "low, high",
+    [
+        ("tfmxne._pipeline", "tfmxne.path"),
+        ("tfmxne._pipeline", "tfmxne.inverse"),
+        ("tfmxne.path", "tfmxne.inverse"),
+    ],
+)
 def test_layers(low, high):
     """The prepared problem under the path, both under the public solve."""
     graph = import_graph()

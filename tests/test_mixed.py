@@ -8,17 +8,17 @@ on its own; the answer brackets a tightly solved optimum."""
 
 import numpy as np
 import pytest
+from _helpers import correlated_problem, dual_ref, objectives_ref
 
 from tfmxne import cython_tfmxne as ct
 from tfmxne import norm_epsilon_inf, tf_mixed_norm_solver
 from tfmxne._core import _engine
 from tfmxne._stft import TFFrame
 
-from _helpers import correlated_problem, dual_ref, objectives_ref
 
-
-def _certify(M, G, a_s, a_t, wsize, tstep, n_orient, out, info, tol, w_space=None,
-             w_time_mne=None):
+def _certify(
+    M, G, a_s, a_t, wsize, tstep, n_orient, out, info, tol, w_space=None, w_time_mne=None
+):
     """Independent primal objective at the result, dual objective and feasibility
     of its theta: the gap they certify is below tol."""
     scale = float(np.sum(M * M))
@@ -26,19 +26,23 @@ def _certify(M, G, a_s, a_t, wsize, tstep, n_orient, out, info, tol, w_space=Non
     active = np.zeros(G.shape[1], bool)
     active[(out["positions"][:, None] * n_orient + np.arange(n_orient)).ravel()] = True
     Z = frame.to_mne(out["Z"]) if len(out["Z"]) else out["Z"]
-    p_obj = objectives_ref(M, G, Z, active, a_s, a_t, wsize, tstep, n_orient,
-                           w_space, w_time_mne)[0]
-    d_obj, nu = dual_ref(M, G, out["theta"], a_s, a_t, wsize, tstep, n_orient,
-                         w_space, w_time_mne)
-    assert nu <= (a_s + a_t) * (1 + 1e-12)                   # theta is dual feasible
+    p_obj = objectives_ref(
+        M, G, Z, active, a_s, a_t, wsize, tstep, n_orient, w_space, w_time_mne
+    )[0]
+    d_obj, nu = dual_ref(
+        M, G, out["theta"], a_s, a_t, wsize, tstep, n_orient, w_space, w_time_mne
+    )
+    assert nu <= (a_s + a_t) * (1 + 1e-12)  # theta is dual feasible
     # a true float64 duality gap (rounding of the reference: 1e-12 ||M||^2)
     assert p_obj - d_obj < tol + 1e-12 * scale
     assert d_obj == pytest.approx(info["d_obj"], rel=1e-10)
     return p_obj, d_obj
 
 
-@pytest.mark.parametrize("seed, n_orient, wsize, tstep", [
-    (0, 3, 16, 4), (1, 1, 16, 4), (2, 3, [8, 16], [2, 4])])
+@pytest.mark.parametrize(
+    "seed, n_orient, wsize, tstep",
+    [(0, 3, 16, 4), (1, 1, 16, 4), (2, 3, [8, 16], [2, 4])],
+)
 @pytest.mark.parametrize("rel_tol", [1e-4, 1e-10])
 def test_mixed_answer_is_certified_in_float64(seed, n_orient, wsize, tstep, rel_tol):
     """At tol 1e-4 ||M||^2 and at 1e-10 (far below float32 rounding: the float64
@@ -51,12 +55,14 @@ def test_mixed_answer_is_certified_in_float64(seed, n_orient, wsize, tstep, rel_
     a_s, a_t = 0.1 * amax * (1 - l1_ratio), 0.1 * amax * l1_ratio
     scale = float(np.sum(M * M))
     tol = rel_tol * scale
-    _, _, E = tf_mixed_norm_solver(M, G, a_s, a_t, wsize, tstep, n_orient, maxit=20000,
-                                   tol=1e-13, debias=False)
+    _, _, E = tf_mixed_norm_solver(
+        M, G, a_s, a_t, wsize, tstep, n_orient, maxit=20000, tol=1e-13, debias=False
+    )
     p_star = E[-1]
     for mixed in (0, 1):
-        X, act, info, out = ct._solve_arrays(M, G, a_s, a_t, wsize, tstep, n_orient,
-                                             3000, tol, mixed=mixed)
+        X, act, info, out = ct._solve_arrays(
+            M, G, a_s, a_t, wsize, tstep, n_orient, 3000, tol, mixed=mixed
+        )
         assert info["status"] == ct.OK and 0 <= info["gap"] < tol
         assert (info["n_iter_start"] > 0) == bool(mixed)
         p_obj, d_obj = _certify(M, G, a_s, a_t, wsize, tstep, n_orient, out, info, tol)
@@ -74,20 +80,33 @@ def test_mixed_weights_and_warm_start():
     frame = TFFrame(M.shape[1], wsize, tstep)
     rng = np.random.default_rng(1)
     w_space = rng.uniform(0.5, 2.0, n_pos)
-    w_time = rng.uniform(0.5, 2.0, (n_pos, frame.n_coefs))   # internal order
+    w_time = rng.uniform(0.5, 2.0, (n_pos, frame.n_coefs))  # internal order
     w_time_mne = frame.to_mne_weights(w_time)
     amax = norm_epsilon_inf(G, M, 0.2, n_orient, wsize, tstep)
     a_s, a_t = 0.15 * amax * 0.8, 0.15 * amax * 0.2
     tol = 1e-8 * float(np.sum(M * M))
     # a warm start: a loose plain solve
-    _, _, _, first = ct._solve_arrays(M, G, a_s, a_t, wsize, tstep, n_orient, 3000,
-                                      1e-2 * float(np.sum(M * M)))
+    _, _, _, first = ct._solve_arrays(
+        M, G, a_s, a_t, wsize, tstep, n_orient, 3000, 1e-2 * float(np.sum(M * M))
+    )
     X, act, info, out = ct._solve_arrays(
-        M, G, a_s, a_t, wsize, tstep, n_orient, 3000, tol, w_space=w_space,
-        w_time=w_time, init_positions=first["positions"], Z_init=first["Z"], mixed=1)
+        M,
+        G,
+        a_s,
+        a_t,
+        wsize,
+        tstep,
+        n_orient,
+        3000,
+        tol,
+        w_space=w_space,
+        w_time=w_time,
+        init_positions=first["positions"],
+        Z_init=first["Z"],
+        mixed=1,
+    )
     assert info["status"] == ct.OK and info["n_iter_start"] > 0
-    _certify(M, G, a_s, a_t, wsize, tstep, n_orient, out, info, tol, w_space,
-             w_time_mne)
+    _certify(M, G, a_s, a_t, wsize, tstep, n_orient, out, info, tol, w_space, w_time_mne)
 
 
 def test_mixed_option_defaults():
@@ -113,7 +132,7 @@ def test_solve_uses_the_float32_start(small_problem, monkeypatch):
     monkeypatch.setattr(solver._engine, "solve", spy)
     evoked, fwd, cov = small_problem
     res = tfmxne.solve(evoked, fwd, cov, alpha=40.0, l1_ratio=0.03)
-    (mixed, out), = outs
+    ((mixed, out),) = outs
     assert mixed == 1 and out["n_iter_start"] > 0
     assert res.n_iter == out["n_iter"] + out["n_iter_start"]
     assert res.converged and res.gap == out["gap"] < res.tol
@@ -128,13 +147,23 @@ def test_mixed_progress_numbering_and_interruption():
     frame = TFFrame(M.shape[1], wsize, tstep)
     amax = norm_epsilon_inf(G, M, 0.1, n_orient, wsize, tstep)
     a_s, a_t = 0.1 * amax * 0.9, 0.1 * amax * 0.1
-    tol = 1e-10 * float(np.sum(M * M))   # the float64 phase must run outer iterations
+    tol = 1e-10 * float(np.sum(M * M))  # the float64 phase must run outer iterations
     steps = []
-    out = _engine.solve(frame.plan, M, G, a_s, a_t, n_orient, tol=tol, maxit=3000,
-                        mixed=1, progress=lambda k, gap, n: steps.append(k))
+    out = _engine.solve(
+        frame.plan,
+        M,
+        G,
+        a_s,
+        a_t,
+        n_orient,
+        tol=tol,
+        maxit=3000,
+        mixed=1,
+        progress=lambda k, gap, n: steps.append(k),
+    )
     assert out["status"] == _engine.STATUS_OK and out["n_iter_start"] > 0
     assert steps == list(range(1, len(steps) + 1))
-    assert len(steps) > out["n_outer"]     # the start's outer iterations come first
+    assert len(steps) > out["n_outer"]  # the start's outer iterations come first
 
     class Stop(Exception):
         pass
@@ -143,5 +172,15 @@ def test_mixed_progress_numbering_and_interruption():
         raise Stop
 
     with pytest.raises(Stop):
-        _engine.solve(frame.plan, M, G, a_s, a_t, n_orient, tol=tol, maxit=3000,
-                      mixed=1, progress=stop)
+        _engine.solve(
+            frame.plan,
+            M,
+            G,
+            a_s,
+            a_t,
+            n_orient,
+            tol=tol,
+            maxit=3000,
+            mixed=1,
+            progress=stop,
+        )

@@ -5,11 +5,10 @@
 import mne
 import numpy as np
 import pytest
+from _helpers import subset_forward
 from threadpoolctl import threadpool_limits
 
 import tfmxne
-
-from _helpers import subset_forward
 
 KW = dict(tol=1e-8, debias=False)
 
@@ -33,8 +32,9 @@ def _same(a, b, rtol):
 @pytest.mark.parametrize("n_jobs", [1, 2])
 def test_path_equals_independent_solves(evoked, fwd, noise_cov, n_jobs):
     alphas = [95.0, 70.0, 50.0, 35.0]
-    path = tfmxne.tf_mixed_norm_path(evoked, fwd, noise_cov, alphas=alphas,
-                                     l1_ratio=0.03, n_jobs=n_jobs, **KW)
+    path = tfmxne.tf_mixed_norm_path(
+        evoked, fwd, noise_cov, alphas=alphas, l1_ratio=0.03, n_jobs=n_jobs, **KW
+    )
     assert len(path) == 4
     assert [r.alpha for r in path] == sorted(alphas, reverse=True)
     n_act = [int(r.active_set.sum()) for r in path]
@@ -42,18 +42,21 @@ def test_path_equals_independent_solves(evoked, fwd, noise_cov, n_jobs):
     for r in path:
         if r.estimate is None:
             with pytest.raises(tfmxne.NoActiveSourcesError):
-                tfmxne.tf_mixed_norm(evoked, fwd, noise_cov, alpha=r.alpha,
-                                     l1_ratio=0.03, **KW)
+                tfmxne.tf_mixed_norm(
+                    evoked, fwd, noise_cov, alpha=r.alpha, l1_ratio=0.03, **KW
+                )
             continue
         assert r.converged
-        ref = tfmxne.tf_mixed_norm(evoked, fwd, noise_cov, alpha=r.alpha, l1_ratio=0.03,
-                                   **KW)
+        ref = tfmxne.tf_mixed_norm(
+            evoked, fwd, noise_cov, alpha=r.alpha, l1_ratio=0.03, **KW
+        )
         _same(ref, r.estimate, 1e-4)
 
 
 def test_path_default_grid_and_empty(evoked, fwd, noise_cov):
-    path = tfmxne.tf_mixed_norm_path(evoked, fwd, noise_cov, alphas=[99.5, 40.0],
-                                     l1_ratio=0.03)
+    path = tfmxne.tf_mixed_norm_path(
+        evoked, fwd, noise_cov, alphas=[99.5, 40.0], l1_ratio=0.03
+    )
     assert path[0].estimate is None and not path[0].active_set.any()
     assert path[1].estimate is not None
     with pytest.raises(ValueError, match="alphas"):
@@ -110,13 +113,18 @@ def test_batch_identical_to_one_by_one(evoked, fwd, noise_cov):
 
 def test_solve_epochs(evoked, fwd, noise_cov):
     rng = np.random.default_rng(1)
-    data = np.stack([evoked.data * s + 2e-13 * rng.standard_normal(evoked.data.shape)
-                     for s in (1.0, 0.8, 1.2)])
+    data = np.stack(
+        [
+            evoked.data * s + 2e-13 * rng.standard_normal(evoked.data.shape)
+            for s in (1.0, 0.8, 1.2)
+        ]
+    )
     epochs = mne.EpochsArray(data, evoked.info, tmin=evoked.times[0], verbose=False)
     res = tfmxne.solve_epochs(epochs, fwd, noise_cov, alpha=40.0, l1_ratio=0.03, n_jobs=2)
     assert len(res) == 3
-    ref = tfmxne.solve(list(epochs.iter_evoked(copy=True)), fwd, noise_cov, alpha=40.0,
-                       l1_ratio=0.03)
+    ref = tfmxne.solve(
+        list(epochs.iter_evoked(copy=True)), fwd, noise_cov, alpha=40.0, l1_ratio=0.03
+    )
     for a, b in zip(res, ref):
         # solve_epochs runs its solves on one thread each, the list on two: with
         # the float32 start (tfx_params_t.mixed) the answers agree within what
@@ -137,13 +145,14 @@ def simulated(evoked_full, fwd_vol, noise_cov):
     fwd = mne.pick_channels_forward(fwd_vol, ev.ch_names, ordered=True)
     ev = ev.pick(fwd["sol"]["row_names"])
     times = ev.times
-    sig = 50e-9 * np.exp(-((times - 0.1) / 0.03) ** 2) * np.sin(2 * np.pi * 10 * times)
+    sig = 50e-9 * np.exp(-(((times - 0.1) / 0.03) ** 2)) * np.sin(2 * np.pi * 10 * times)
     rr = fwd["source_rr"]
     k = int(np.argmin(np.linalg.norm(rr - np.array([-0.05, 0.0, 0.05]), axis=1)))
     ori = np.array([0.0, 0.6, 0.8])
-    gain = fwd["sol"]["data"][:, 3 * k:3 * k + 3] @ ori
-    sim = mne.EvokedArray(np.outer(gain, sig), ev.info, tmin=times[0], nave=30,
-                          verbose=False)
+    gain = fwd["sol"]["data"][:, 3 * k : 3 * k + 3] @ ori
+    sim = mne.EvokedArray(
+        np.outer(gain, sig), ev.info, tmin=times[0], nave=30, verbose=False
+    )
     cov = noise_cov.copy()
     cov["data"] = cov["data"] / 30.0  # noise of an average of 30 trials
     sim = mne.simulation.add_noise(sim, cov, random_state=0, verbose=False)
@@ -151,13 +160,15 @@ def simulated(evoked_full, fwd_vol, noise_cov):
     return sim, sig, rr[k], fwd_vol
 
 
-@pytest.mark.parametrize("criterion", ["signal-share", "model-discrepancy", "sure",
-                                       "discrepancy", "bic"])
+@pytest.mark.parametrize(
+    "criterion", ["signal-share", "model-discrepancy", "sure", "discrepancy", "bic"]
+)
 def test_auto_alpha_recovers_source(simulated, noise_cov, criterion, monkeypatch):
     monkeypatch.setattr(tfmxne.path, "AUTO_ALPHAS", np.geomspace(80.0, 10.0, 6))
     sim, sig, true_pos, fwd = simulated
-    res = tfmxne.solve(sim, fwd, noise_cov, alpha=criterion, l1_ratio=0.03, tol=1e-4,
-                       loose=1.0)
+    res = tfmxne.solve(
+        sim, fwd, noise_cov, alpha=criterion, l1_ratio=0.03, tol=1e-4, loose=1.0
+    )
     sel = res.selection
     assert sel["criterion"] == criterion and sel["alpha"] == res.alpha
     assert sel["values"].shape == (1, len(sel["alphas"]))
@@ -197,7 +208,7 @@ def test_discrepancy_stops_at_its_answer(simulated, noise_cov):
         alphas, v = sel["alphas"], sel["values"][0]
         solved = ~np.isnan(v)
         j = int(solved.sum()) - 1
-        assert solved[:j + 1].all() and not solved[j + 1:].any()
+        assert solved[: j + 1].all() and not solved[j + 1 :].any()
         # grid level j is the first where the residual meets the target
         assert v[j] <= 1.0 and np.all((v[:j] > 1.0) | (sel["n_active"][0, :j] == 0))
         # then the refinement between alphas[j - 1] and alphas[j], walked down:
@@ -241,30 +252,40 @@ def test_signal_share_walk(evoked, fwd, noise_cov, monkeypatch):
     _check_signal_share(sel, res)
     i_ref = list(sel["l1_ratios"]).index(tfmxne.path.SIGNAL_L1_RATIO)
     walked = ~np.isnan(sel["values"][i_ref])
-    path = tfmxne.tf_mixed_norm_path(evoked, fwd, noise_cov,
-                                     alphas=sel["alphas"][walked],
-                                     l1_ratio=tfmxne.path.SIGNAL_L1_RATIO)
+    path = tfmxne.tf_mixed_norm_path(
+        evoked,
+        fwd,
+        noise_cov,
+        alphas=sel["alphas"][walked],
+        l1_ratio=tfmxne.path.SIGNAL_L1_RATIO,
+    )
     k = [int(r.active_set.reshape(-1, 3).any(axis=1).sum()) for r in path]
     assert k == sel["n_active"][i_ref, walked].tolist()
     v = [_share_value(r, sel, kk) for r, kk in zip(path, k)]
     np.testing.assert_allclose(v, sel["values"][i_ref, walked], rtol=1e-10)
     # the signal energy is the data energy beyond the expected noise energy
-    assert sel["signal_energy"] == pytest.approx(sel["data_energy"]
-                                                 - sel["noise_energy"])
-    par = tfmxne.solve(evoked, fwd, noise_cov, alpha="signal-share", l1_ratio=None,
-                       n_jobs=2)
+    assert sel["signal_energy"] == pytest.approx(sel["data_energy"] - sel["noise_energy"])
+    par = tfmxne.solve(
+        evoked, fwd, noise_cov, alpha="signal-share", l1_ratio=None, n_jobs=2
+    )
     assert (par.alpha, par.l1_ratio) == (res.alpha, res.l1_ratio)
     # the residual (built for the answer only) is the data minus the answer's fit,
     # as MNE computes it (on the evoked tapered by the default window, 0.02 s),
     # on the channels a direct solve returns
     from mne.inverse_sparse.mxne_inverse import _compute_residual, _window_evoked
+
     one = tfmxne.solve(evoked, fwd, noise_cov, alpha=res.alpha, l1_ratio=res.l1_ratio)
     assert res.residual.ch_names == one.residual.ch_names
-    ref = _compute_residual(res._forward, _window_evoked(evoked, 0.02), res.X,
-                            res.active_set,
-                            {"ch_names": res.residual.ch_names})
-    np.testing.assert_allclose(res.residual.data, ref.data, rtol=1e-12,
-                               atol=1e-12 * np.abs(ref.data).max())
+    ref = _compute_residual(
+        res._forward,
+        _window_evoked(evoked, 0.02),
+        res.X,
+        res.active_set,
+        {"ch_names": res.residual.ch_names},
+    )
+    np.testing.assert_allclose(
+        res.residual.data, ref.data, rtol=1e-12, atol=1e-12 * np.abs(ref.data).max()
+    )
 
 
 def test_l1_ratio_none_walks_levels_together(evoked, fwd, noise_cov, monkeypatch):
@@ -288,8 +309,9 @@ def test_l1_ratio_none_walks_levels_together(evoked, fwd, noise_cov, monkeypatch
         meet = (sel["values"][:, j] <= 1.0) & (sel["n_active"][:, j] > 0)
         assert meet[i] and sel["n_active"][i, j] == sel["n_active"][meet, j].min()
         assert not np.any((sel["values"][:, :j] <= 1.0) & (sel["n_active"][:, :j] > 0))
-    par = tfmxne.solve(evoked, fwd, noise_cov, alpha="model-discrepancy", l1_ratio=None,
-                       n_jobs=2)
+    par = tfmxne.solve(
+        evoked, fwd, noise_cov, alpha="model-discrepancy", l1_ratio=None, n_jobs=2
+    )
     assert (par.alpha, par.l1_ratio) == (res.alpha, res.l1_ratio)
 
 
@@ -306,9 +328,12 @@ def test_dask_localcluster(evoked, fwd, noise_cov):
     kw = dict(alpha=40.0, l1_ratio=0.03, tol=1e-6)
     with threadpool_limits(1, user_api="blas"):
         local = [tfmxne.solve(ev, fwd, noise_cov, **kw) for ev in evs]
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, \
-            distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         client.run(_pin_blas)
         remote = tfmxne.solve(evs, fwd, noise_cov, client=client, **kw)
     for a, b in zip(local, remote):
@@ -335,8 +360,9 @@ def test_sure_parallel_paths_and_screen_reuse(evoked, fwd, noise_cov, monkeypatc
     assert sum(reused) == 1 and len(seen) == 6
     par = tfmxne.solve(evoked, fwd, noise_cov, n_jobs=2, **kw)
     assert par.alpha == seq.alpha
-    np.testing.assert_allclose(par.selection["values"], seq.selection["values"],
-                               rtol=1e-3)
+    np.testing.assert_allclose(
+        par.selection["values"], seq.selection["values"], rtol=1e-3
+    )
 
 
 def test_screen_reuse_same_solution(evoked, fwd, noise_cov):
@@ -344,8 +370,9 @@ def test_screen_reuse_same_solution(evoked, fwd, noise_cov):
     answer: same support and estimate as a solve that recomputes it."""
     from tfmxne import _pipeline as inv
 
-    fp = inv._prepare_forward_part(evoked.info, fwd, noise_cov, "auto", 0.8, None, 0.0,
-                                   True, None)
+    fp = inv._prepare_forward_part(
+        evoked.info, fwd, noise_cov, "auto", 0.8, None, 0.0, True, None
+    )
     p = inv._prepare_data(fp, evoked, 0.02, 0.03, 64, 4)
     args = (30.0, 0.03, 3000, 1e-8, False, 64, 4, 10, None, 1, False, np.float64)
     with_reuse = inv._solve_prepared(p, *args)
@@ -353,8 +380,7 @@ def test_screen_reuse_same_solution(evoked, fwd, noise_cov):
     without = inv._solve_prepared(p, *args)
     assert with_reuse.converged and without.converged
     np.testing.assert_array_equal(with_reuse.active_set, without.active_set)
-    assert (np.linalg.norm(with_reuse.X - without.X) / np.linalg.norm(without.X)
-            < 1e-4)
+    assert np.linalg.norm(with_reuse.X - without.X) / np.linalg.norm(without.X) < 1e-4
 
 
 # --------------------------------------------------------------------------
@@ -368,21 +394,34 @@ def two_sources_model_error(sample_path, evoked_full, fwd_surf, noise_cov):
     co-registration and skull-conductivity error) plus background activity
     (30 % of their energy), noise of an average of 60 trials; reconstructed
     with the shared surface forward."""
-    from tfmxne import _simulate
     from tfmxne import _pipeline as inv
+    from tfmxne import _simulate
 
     src = mne.read_source_spaces(sample_path / "sample-oct4-src.fif.gz", verbose=False)
     fwd_sim = _simulate.model_error_forward(
-        evoked_full.info, src, mne.read_trans(sample_path / "sample-trans.fif"),
-        sample_path / "sample-320-320-320-bem-sol.fif", seed=7)
+        evoked_full.info,
+        src,
+        mne.read_trans(sample_path / "sample-trans.fif"),
+        sample_path / "sample-320-320-320-bem-sol.fif",
+        seed=7,
+    )
     ev = evoked_full.copy().crop(-0.05, 0.3).pick(fwd_sim["sol"]["row_names"])
-    fp = inv._prepare_forward_part(ev.info, fwd_surf, noise_cov, "auto", 0.8, None, 0.0,
-                                   True, None)
+    fp = inv._prepare_forward_part(
+        ev.info, fwd_surf, noise_cov, "auto", 0.8, None, 0.0, True, None
+    )
     names = list(fp.gain_info["ch_names"])
     W = fp.whitener[:, [names.index(c) for c in ev.ch_names]]
     sim, true_rr, _ = _simulate.simulate_evoked(
-        ev, fwd_sim, noise_cov, 60, 2, W, seed=3, background=0.3,
-        positions=[[-0.055, -0.01, 0.06], [0.04, -0.04, 0.09]])
+        ev,
+        fwd_sim,
+        noise_cov,
+        60,
+        2,
+        W,
+        seed=3,
+        background=0.3,
+        positions=[[-0.055, -0.01, 0.06], [0.04, -0.04, 0.09]],
+    )
     return sim, true_rr
 
 
@@ -392,8 +431,9 @@ def _localisation(res, fwd, true_rr):
     return D.min(axis=0), int(np.sum(D.min(axis=1) > 0.02))
 
 
-def test_default_alpha_two_sources_model_error(two_sources_model_error, fwd_surf,
-                                                noise_cov):
+def test_default_alpha_two_sources_model_error(
+    two_sources_model_error, fwd_surf, noise_cov
+):
     """The default (alpha=None, l1_ratio=None) localises both sources with at
     most 2 spurious positions per source (the study's success condition). The
     previous default ('model-discrepancy') chose alpha 18.6 on this case, with
@@ -409,18 +449,25 @@ def test_default_alpha_two_sources_model_error(two_sources_model_error, fwd_surf
 
 
 #: Auditory cortex positions (head coordinates, mm) of the real-geometry issue.
-AUDITORY_MM = {"left": np.array([[-60.0, -5.0, 71.0], [-54.0, 6.0, 66.0]]),
-               "right": np.array([[49.0, 9.0, 78.0]])}
+AUDITORY_MM = {
+    "left": np.array([[-60.0, -5.0, 71.0], [-54.0, 6.0, 66.0]]),
+    "right": np.array([[49.0, 9.0, 78.0]]),
+}
 
 
 @pytest.mark.parametrize("condition", ["Left Auditory", "Left visual"])
-def test_default_alpha_focal_on_sample_recordings(sample_path, fwd_surf, noise_cov,
-                                                  condition):
+def test_default_alpha_focal_on_sample_recordings(
+    sample_path, fwd_surf, noise_cov, condition
+):
     """The default (alpha=None, l1_ratio=None) on the shared recordings with the
     whole surface forward: a focal estimate (at most 20 active positions) and,
     for 'Left Auditory', a position within 20 mm of each auditory cortex."""
-    ev = mne.read_evokeds(sample_path / "sample-ave.fif.gz", condition=condition,
-                          baseline=(None, 0), verbose=False).crop(-0.05, 0.3)
+    ev = mne.read_evokeds(
+        sample_path / "sample-ave.fif.gz",
+        condition=condition,
+        baseline=(None, 0),
+        verbose=False,
+    ).crop(-0.05, 0.3)
     res = tfmxne.solve(ev, fwd_surf, noise_cov)
     pos = np.flatnonzero(res.active_set.reshape(-1, 3).any(axis=1))
     assert 1 <= len(pos) <= 20, len(pos)

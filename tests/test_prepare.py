@@ -22,16 +22,18 @@ def info(evoked_full):
 
 
 def _compare(fwd, info, cov, **kw):
-    args = dict(pca=True, depth=0.8, loose="auto", rank=None, weights=None,
-                weights_min=None)
+    args = dict(
+        pca=True, depth=0.8, loose="auto", rank=None, weights=None, weights_min=None
+    )
     args.update(kw)
     fwd_before = copy.deepcopy(fwd["sol"]["data"])
     ref = _prepare_gain(fwd, info, cov, **args)
     out = prepare_gain(fwd, info, cov, **args)
     np.testing.assert_array_equal(fwd["sol"]["data"], fwd_before)  # input untouched
     for k, name in ((1, "gain"), (3, "whitener"), (4, "source_weighting")):
-        np.testing.assert_allclose(out[k], ref[k], rtol=1e-12,
-                                   atol=1e-14 * np.abs(ref[k]).max(), err_msg=name)
+        np.testing.assert_allclose(
+            out[k], ref[k], rtol=1e-12, atol=1e-14 * np.abs(ref[k]).max(), err_msg=name
+        )
     assert out[2]["ch_names"] == ref[2]["ch_names"]
     assert (out[5] is None) == (ref[5] is None)
     if ref[5] is not None:
@@ -47,14 +49,22 @@ def test_prepare_gain_matches_mne(fwd_surf, info, noise_cov, loose, depth):
     _compare(fwd_surf, info, noise_cov, loose=loose, depth=depth)
 
 
-@pytest.mark.parametrize("kw", [
-    dict(pca=False), dict(pca=False, loose=0.0, depth=SPECTRAL), dict(rank="full"),
-    dict(rank=dict(meg=300, eeg=58)), dict(rank="info"), dict(depth=0.0),
-    dict(depth=dict(exp=0.8, limit=2.0)),
-    # options the one-preparation path leaves to MNE (must still be MNE's)
-    dict(depth=dict(exp=0.8, limit_depth_chs=True)),
-    dict(depth=dict(exp=0.8, allow_fixed_depth=False), loose=0.2),
-], ids=lambda kw: "-".join(f"{k}={v}" for k, v in kw.items()))
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(pca=False),
+        dict(pca=False, loose=0.0, depth=SPECTRAL),
+        dict(rank="full"),
+        dict(rank=dict(meg=300, eeg=58)),
+        dict(rank="info"),
+        dict(depth=0.0),
+        dict(depth=dict(exp=0.8, limit=2.0)),
+        # options the one-preparation path leaves to MNE (must still be MNE's)
+        dict(depth=dict(exp=0.8, limit_depth_chs=True)),
+        dict(depth=dict(exp=0.8, allow_fixed_depth=False), loose=0.2),
+    ],
+    ids=lambda kw: "-".join(f"{k}={v}" for k, v in kw.items()),
+)
 @pytest.mark.filterwarnings("ignore:The largest eigenvalue:RuntimeWarning")
 def test_prepare_gain_options(fwd_surf, info, noise_cov, kw):
     _compare(fwd_surf, info, noise_cov, **kw)
@@ -88,10 +98,13 @@ def test_prepare_gain_prepares_covariance_once(fwd_surf, info, noise_cov, monkey
 
 def test_prepare_gain_errors(fwd_surf, info, noise_cov):
     """Same errors as MNE (free orientation asked of a fixed forward, negative depth)."""
-    fixed = mne.convert_forward_solution(fwd_surf, force_fixed=True, use_cps=True,
-                                         verbose=False)
-    for args in ((fixed, info, noise_cov, True, 0.8, 1.0, None),
-                 (fwd_surf, info, noise_cov, True, -0.5, "auto", None)):
+    fixed = mne.convert_forward_solution(
+        fwd_surf, force_fixed=True, use_cps=True, verbose=False
+    )
+    for args in (
+        (fixed, info, noise_cov, True, 0.8, 1.0, None),
+        (fwd_surf, info, noise_cov, True, -0.5, "auto", None),
+    ):
         with pytest.raises(ValueError) as ref:
             _prepare_gain(*args)
         with pytest.raises(ValueError) as out:
@@ -114,14 +127,16 @@ def test_residual_matches_mne(fwd_surf, evoked_full, noise_cov, projs):
         elif projs == "mixed":
             for p in ev.info["projs"][:2]:
                 p["active"] = False
-    fwd, _, info, _, _, _ = prepare_gain(fwd_surf, ev.info, noise_cov, True, 0.8,
-                                         "auto", None)
+    fwd, _, info, _, _, _ = prepare_gain(
+        fwd_surf, ev.info, noise_cov, True, 0.8, "auto", None
+    )
     active = np.zeros(fwd["sol"]["data"].shape[1], bool)
     active[[3, 4, 5, 300, 301, 302]] = True
     X = 1e-8 * np.random.RandomState(0).randn(6, len(ev.times))
     ref = _compute_residual(fwd, ev, X, active, info)
     out = ours(fwd, ev, X, active, info)
     assert out.ch_names == ref.ch_names and out.info["projs"] == ref.info["projs"]
-    np.testing.assert_allclose(out.data, ref.data, rtol=1e-12,
-                               atol=1e-12 * np.abs(ref.data).max())
+    np.testing.assert_allclose(
+        out.data, ref.data, rtol=1e-12, atol=1e-12 * np.abs(ref.data).max()
+    )
     assert not np.allclose(out.data, ev.copy().pick(info["ch_names"]).data)

@@ -81,8 +81,9 @@ def test_solve_outer_events_are_the_certificates(small_problem):
 
 def test_irtf_reweighting_events(small_problem):
     events = []
-    res, logged = _solve_logged(*small_problem, n_tfmxne_iter=3,
-                                progress=events.append, **KW)
+    res, logged = _solve_logged(
+        *small_problem, n_tfmxne_iter=3, progress=events.append, **KW
+    )
     outer = [e for e in events if e.stage == "outer"]
     rew = [e for e in events if e.stage == "reweighting"]
     assert len(outer) + len(rew) == len(events) and len(outer) == len(logged)
@@ -105,8 +106,14 @@ def test_irtf_reweighting_events(small_problem):
 def test_path_alpha_events(small_problem, n_jobs):
     events = []
     alphas = [70.0, 50.0, 40.0]
-    path = tfmxne.tf_mixed_norm_path(*small_problem, alphas=alphas, l1_ratio=0.03,
-                                     tol=1e-6, n_jobs=n_jobs, progress=events.append)
+    path = tfmxne.tf_mixed_norm_path(
+        *small_problem,
+        alphas=alphas,
+        l1_ratio=0.03,
+        tol=1e-6,
+        n_jobs=n_jobs,
+        progress=events.append,
+    )
     assert [e.stage for e in events] == ["alpha"] * 3
     assert [e.step for e in events] == [1, 2, 3]
     assert all(e.total == 3 and e.l1_ratio == 0.03 for e in events)
@@ -121,16 +128,21 @@ def test_batch_and_selection_events(small_problem, monkeypatch):
     ev2.data = ev2.data * 0.8
     events = []
     res = tfmxne.solve([evoked, ev2], fwd, cov, progress=events.append, **KW)
-    assert [(e.stage, e.step, e.total) for e in events] == [("batch", 1, 2),
-                                                             ("batch", 2, 2)]
+    assert [(e.stage, e.step, e.total) for e in events] == [
+        ("batch", 1, 2),
+        ("batch", 2, 2),
+    ]
     assert [e.gap for e in events] == [r.gap for r in res]
     # automatic selection: one event per solve of the grid, none of the inner ones
     monkeypatch.setattr(tfmxne.path, "AUTO_ALPHAS", np.array([70.0, 40.0]))
     events = []
-    res = tfmxne.solve(*small_problem, alpha="bic", l1_ratio=0.03, tol=1e-6,
-                       progress=events.append)
+    res = tfmxne.solve(
+        *small_problem, alpha="bic", l1_ratio=0.03, tol=1e-6, progress=events.append
+    )
     assert [(e.stage, e.step, e.total, e.alpha) for e in events] == [
-        ("alpha", 1, 2, 70.0), ("alpha", 2, 2, 40.0)]
+        ("alpha", 1, 2, 70.0),
+        ("alpha", 2, 2, 40.0),
+    ]
     assert res.gap in [e.gap for e in events]
 
 
@@ -151,8 +163,13 @@ def test_callback_errors_propagate(small_problem):
     assert len(calls) == 2  # the solve ended there
     calls.clear()
     with pytest.raises(_Stop):
-        tfmxne.tf_mixed_norm_path(*small_problem, alphas=[70.0, 60.0, 50.0, 40.0],
-                                  n_jobs=2, progress=stop_at_second, tol=1e-6)
+        tfmxne.tf_mixed_norm_path(
+            *small_problem,
+            alphas=[70.0, 60.0, 50.0, 40.0],
+            n_jobs=2,
+            progress=stop_at_second,
+            tol=1e-6,
+        )
     assert len(calls) == 2  # not called again once it raised
     with pytest.raises(TypeError, match="progress must be None, 'auto' or a callable"):
         tfmxne.solve(*small_problem, progress="yes", **KW)

@@ -28,9 +28,13 @@ from hypothesis import strategies as st
 import tfmxne
 from tfmxne.solver import _cols, _solver_core
 
-SETTINGS = settings(max_examples=15, deadline=None, derandomize=True, database=None,
-                    suppress_health_check=[HealthCheck.too_slow,
-                                           HealthCheck.data_too_large])
+SETTINGS = settings(
+    max_examples=15,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 TOL = 1e-10
 
 
@@ -50,19 +54,35 @@ def problems(draw, max_orient=5):
     X = np.zeros((n_pos * n_orient, n_times))
     t = np.arange(n_times)
     for j in rng.choice(n_pos, min(2, n_pos), replace=False):
-        X[j * n_orient:(j + 1) * n_orient] = (
-            rng.standard_normal((n_orient, 1)) * np.sin(2 * np.pi * t / rng.uniform(4, 16)))
+        X[j * n_orient : (j + 1) * n_orient] = rng.standard_normal(
+            (n_orient, 1)
+        ) * np.sin(2 * np.pi * t / rng.uniform(4, 16))
     M = G @ X + 0.2 * rng.standard_normal((n_sensors, n_times))
     amax = tfmxne.norm_epsilon_inf(G, M, l1_ratio, n_orient, wsize, tstep)
     alpha = frac * amax
-    return dict(M=M, G=G, alpha_space=alpha * (1 - l1_ratio), alpha_time=alpha * l1_ratio,
-                wsize=wsize, tstep=tstep, n_orient=n_orient)
+    return dict(
+        M=M,
+        G=G,
+        alpha_space=alpha * (1 - l1_ratio),
+        alpha_time=alpha * l1_ratio,
+        wsize=wsize,
+        tstep=tstep,
+        n_orient=n_orient,
+    )
 
 
 def _solve(p, **kw):
     kw = dict(maxit=1000, tol=TOL, debias=False, return_gap=True) | kw
-    return tfmxne.tf_mixed_norm_solver(p["M"], p["G"], p["alpha_space"], p["alpha_time"],
-                                       p["wsize"], p["tstep"], p["n_orient"], **kw)
+    return tfmxne.tf_mixed_norm_solver(
+        p["M"],
+        p["G"],
+        p["alpha_space"],
+        p["alpha_time"],
+        p["wsize"],
+        p["tstep"],
+        p["n_orient"],
+        **kw,
+    )
 
 
 def _position_norms(p, X, active):
@@ -70,9 +90,14 @@ def _position_norms(p, X, active):
     M, G, o = p["M"], p["G"], p["n_orient"]
     R = M - G[:, active] @ X if active.any() else M
     rho = p["alpha_time"] / (p["alpha_space"] + p["alpha_time"])
-    return np.array([
-        tfmxne.norm_epsilon_inf(G[:, _cols([j], o)], R, rho, o, p["wsize"], p["tstep"])
-        for j in range(G.shape[1] // o)])
+    return np.array(
+        [
+            tfmxne.norm_epsilon_inf(
+                G[:, _cols([j], o)], R, rho, o, p["wsize"], p["tstep"]
+            )
+            for j in range(G.shape[1] // o)
+        ]
+    )
 
 
 @SETTINGS
@@ -96,8 +121,9 @@ def test_gap_certificate_and_kkt(p):
 @given(problems(), st.sampled_from([0.25, 0.5, 2.0, 8.0, 0.3, 3.7]))
 def test_homogeneity(p, s):
     X, active, _, gap = _solve(p)
-    q = p | dict(M=s * p["M"], alpha_space=s * p["alpha_space"],
-                 alpha_time=s * p["alpha_time"])
+    q = p | dict(
+        M=s * p["M"], alpha_space=s * p["alpha_space"], alpha_time=s * p["alpha_time"]
+    )
     Xs, active_s, _, gap_s = _solve(q, tol=TOL * s**2)
     assert gap_s <= TOL * s**2
     if np.log2(s) == int(np.log2(s)):
@@ -142,8 +168,15 @@ def test_alpha_time_zero_is_mxne(p):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # MNE's own convergence chatter
         Xm, active_m, _ = mixed_norm_solver(
-            p["M"], p["G"], alpha, maxit=3000, tol=1e-12 * float(np.sum(p["M"] ** 2)),
-            n_orient=p["n_orient"], debias=False, verbose=False)
+            p["M"],
+            p["G"],
+            alpha,
+            maxit=3000,
+            tol=1e-12 * float(np.sum(p["M"] ** 2)),
+            n_orient=p["n_orient"],
+            debias=False,
+            verbose=False,
+        )
     np.testing.assert_array_equal(active, active_m)
     scale = max(np.abs(Xm).max(initial=0.0), 1e-300)
     np.testing.assert_allclose(X, Xm, rtol=1e-3, atol=1e-6 * scale)
@@ -152,8 +185,16 @@ def test_alpha_time_zero_is_mxne(p):
 @SETTINGS
 @given(problems())
 def test_float32_matches_float64(p):
-    args = (p["M"], p["G"], p["alpha_space"], p["alpha_time"], p["wsize"], p["tstep"],
-            p["n_orient"], 1000)
+    args = (
+        p["M"],
+        p["G"],
+        p["alpha_space"],
+        p["alpha_time"],
+        p["wsize"],
+        p["tstep"],
+        p["n_orient"],
+        1000,
+    )
     nM2 = float(np.sum(p["M"] ** 2))
     _, _, o, _, r64 = _solver_core(*args, TOL, 10)
     _, _, _, _, r32 = _solver_core(*args, 1e-6 * nM2, 10, dtype=np.float32)

@@ -10,8 +10,12 @@ from tfmxne._core import _engine
 
 # (n_times, wsizes, tsteps): coefficient counts below, at and well above the
 # engine's chunk of 256 coefficients, one and two dictionaries
-PLANS = [(24, (16,), (4,)), (211, (64,), (4,)), (80, (16, 32), (4, 8)),
-         (128, (64,), (16,))]
+PLANS = [
+    (24, (16,), (4,)),
+    (211, (64,), (4,)),
+    (80, (16, 32), (4, 8)),
+    (128, (64,), (16,)),
+]
 
 
 def _prox_ref(plan, Y, n_orient, thr_t, thr_s, w_time=None):
@@ -20,14 +24,14 @@ def _prox_ref(plan, Y, n_orient, thr_t, thr_s, w_time=None):
     n_pos = Y.shape[0] // n_orient
     mult = np.asarray(plan.multiplicity, dtype=np.float64)
     Yc = Y.astype(np.float64).reshape(n_pos, n_orient, -1, 2)
-    mag = np.sqrt((Yc ** 2).sum(axis=(1, 3)))                 # (n_pos, n_coefs)
+    mag = np.sqrt((Yc**2).sum(axis=(1, 3)))  # (n_pos, n_coefs)
     t = thr_t if w_time is None else thr_t * np.asarray(w_time, np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         sh = np.where(mag > t, 1.0 - t / mag, 0.0)
     if w_time is not None:
         sh = np.where(np.asarray(w_time) == 0, 0.0, sh)
     out = Yc * sh[:, None, :, None]
-    nrm = np.sqrt((mag ** 2 * sh ** 2 * mult).sum(axis=1))
+    nrm = np.sqrt((mag**2 * sh**2 * mult).sum(axis=1))
     with np.errstate(divide="ignore", invalid="ignore"):
         g = np.where(nrm > thr_s, 1.0 - thr_s / nrm, 0.0)
     out *= g[:, None, None, None]
@@ -43,13 +47,13 @@ def test_prox_matches_numpy(n_times, wsizes, tsteps, n_orient, weighted, thr_t):
     plan = _engine.TFPlan(n_times, wsizes, tsteps)
     n_pos, K = 9, plan.n_coefs
     Y = rng.randn(n_pos * n_orient, 2 * K)
-    Y[:, 4:40] = 0.0                     # exact zeros (0 / 0 must not leak)
-    Y[n_orient:2 * n_orient] = 0.0       # an all-zero position
-    Y[2 * n_orient:3 * n_orient] *= 1e-3  # a position the group shrink removes
+    Y[:, 4:40] = 0.0  # exact zeros (0 / 0 must not leak)
+    Y[n_orient : 2 * n_orient] = 0.0  # an all-zero position
+    Y[2 * n_orient : 3 * n_orient] *= 1e-3  # a position the group shrink removes
     w_time = None
     if weighted:
         w_time = rng.uniform(0.2, 3.0, (n_pos, K))
-        w_time[:, ::5] = 0.0             # zero weight: coefficient held at zero
+        w_time[:, ::5] = 0.0  # zero weight: coefficient held at zero
     # group threshold between the small and the regular positions
     thr_s = 0.3 * np.sqrt(2 * K * n_orient)
     want, want_nz = _prox_ref(plan, Y, n_orient, thr_t, thr_s, w_time)
@@ -80,5 +84,9 @@ def test_prox_bad_buffers():
     with pytest.raises(ValueError, match="float32 buffers with a float64 plan"):
         _engine.prox(plan, Y.astype(np.float32), 2, 0.1, 0.1)
     with pytest.raises(ValueError, match="float64 buffers with a float32 plan"):
-        _engine.stft(_engine.TFPlan(24, (16,), (4,), np.float32), np.zeros((2, 24)),
-                     np.zeros((2, 2 * plan.n_coefs)), np.zeros(plan.max_frames))
+        _engine.stft(
+            _engine.TFPlan(24, (16,), (4,), np.float32),
+            np.zeros((2, 24)),
+            np.zeros((2, 2 * plan.n_coefs)),
+            np.zeros(plan.max_frames),
+        )

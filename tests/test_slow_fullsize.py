@@ -13,22 +13,21 @@ import warnings
 import mne
 import numpy as np
 import pytest
+from _helpers import cached, mne_exact_debias
 from threadpoolctl import threadpool_limits
 
 import tfmxne
-
-from _helpers import cached, mne_exact_debias
 
 TOL = 1e-8
 KW = dict(alpha=40.0, l1_ratio=0.03)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind, loose, debias", [("surf", "auto", True),
-                                                 ("surf", "auto", False),
-                                                 ("vol7", 1.0, True)])
-def test_fullsize_parity(kind, loose, debias, evoked_full, noise_cov, cache_dir,
-                         request):
+@pytest.mark.parametrize(
+    "kind, loose, debias",
+    [("surf", "auto", True), ("surf", "auto", False), ("vol7", 1.0, True)],
+)
+def test_fullsize_parity(kind, loose, debias, evoked_full, noise_cov, cache_dir, request):
     fwd = request.getfixturevalue("fwd_surf" if kind == "surf" else "fwd_vol7")
     ev = evoked_full.copy().crop(-0.05, 0.3)
 
@@ -36,8 +35,16 @@ def test_fullsize_parity(kind, loose, debias, evoked_full, noise_cov, cache_dir,
         with threadpool_limits(1), warnings.catch_warnings(), mne_exact_debias():
             warnings.simplefilter("ignore")
             return mne.inverse_sparse.tf_mixed_norm(
-                ev, fwd, noise_cov, loose=loose, debias=debias, tol=1e-10,
-                maxit=100000, verbose=False, **KW)
+                ev,
+                fwd,
+                noise_cov,
+                loose=loose,
+                debias=debias,
+                tol=1e-10,
+                maxit=100000,
+                verbose=False,
+                **KW,
+            )
 
     ref = cached(cache_dir, f"mne-full-{kind}-{debias}", run)
     res = tfmxne.solve(ev, fwd, noise_cov, loose=loose, debias=debias, tol=TOL, **KW)

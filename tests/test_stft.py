@@ -4,9 +4,9 @@
 
 import tracemalloc
 
-
 import numpy as np
 import pytest
+from _helpers import mne_phi, mne_phiT, multiplicity
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from mne.time_frequency import istft as mne_istft
@@ -18,8 +18,6 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 import tfmxne
 from tfmxne._stft import TFFrame
-
-from _helpers import mne_phi, mne_phiT, multiplicity
 
 T_VALUES = (1, 2, 5, 127, 128, 255, 256, 1337)
 WSIZES = (16, 64, 128, 256)
@@ -41,11 +39,13 @@ GRID = _grid()
 def _signals(T, seed=0):
     rng = np.random.default_rng(seed + T)
     t = np.arange(T)
-    return np.array([
-        rng.standard_normal(T),
-        np.sin(2 * np.pi * 23.0 * t / 1000.0) + 1.0,  # MNE's test signal, offset
-        3.0 * rng.standard_normal(T) + 10.0,
-    ])
+    return np.array(
+        [
+            rng.standard_normal(T),
+            np.sin(2 * np.pi * 23.0 * t / 1000.0) + 1.0,  # MNE's test signal, offset
+            3.0 * rng.standard_normal(T) + 10.0,
+        ]
+    )
 
 
 @pytest.mark.parametrize("T", T_VALUES)
@@ -65,7 +65,9 @@ def test_stft_istft_match_mne(T):
             xm = mne_istft(Xm, tstep, Tx=Tx)
             assert xr.shape == xm.shape, (wsize, tstep, Tx)
             assert np.abs(xr - xm).max() < 1e-12 * scale, (wsize, tstep, Tx)
-            assert_allclose(tfmxne.istft(Xm, tstep, Tx=Tx), xm, rtol=0, atol=1e-12 * scale)
+            assert_allclose(
+                tfmxne.istft(Xm, tstep, Tx=Tx), xm, rtol=0, atol=1e-12 * scale
+            )
         # round trip and norm conservation (tight frame)
         xr = tfmxne.istft(X, tstep, Tx=T)
         assert np.abs(xr - x).max() < 1e-10 * scale, (wsize, tstep)
@@ -78,18 +80,35 @@ def test_stft_default_tstep_and_1d_and_dtypes():
     """Defaults (tstep=None), 1-D input, integer/float32/strided/Fortran input."""
     rng = np.random.default_rng(42)
     x = rng.standard_normal((2, 100))
-    assert_allclose(tfmxne.stft(x, 64, verbose=False),
-                    mne_stft(x, 64, verbose=False), rtol=0, atol=1e-13)
+    assert_allclose(
+        tfmxne.stft(x, 64, verbose=False),
+        mne_stft(x, 64, verbose=False),
+        rtol=0,
+        atol=1e-13,
+    )
     X1 = tfmxne.stft(x[0], 64, 8, verbose=False)
     assert X1.shape == (1, 33, 13)
     assert_allclose(X1, mne_stft(x[0], 64, 8, verbose=False), rtol=0, atol=1e-13)
-    for xx in (rng.integers(-5, 5, (2, 100)), x.astype(np.float32),
-               np.asfortranarray(x), x[:, ::2], x[::-1]):
-        assert_allclose(tfmxne.stft(xx, 64, 8, verbose=False),
-                        mne_stft(xx, 64, 8, verbose=False), rtol=0, atol=1e-12)
+    for xx in (
+        rng.integers(-5, 5, (2, 100)),
+        x.astype(np.float32),
+        np.asfortranarray(x),
+        x[:, ::2],
+        x[::-1],
+    ):
+        assert_allclose(
+            tfmxne.stft(xx, 64, 8, verbose=False),
+            mne_stft(xx, 64, 8, verbose=False),
+            rtol=0,
+            atol=1e-12,
+        )
     # numpy integer parameters
-    assert_allclose(tfmxne.stft(x, np.int64(64), np.int32(8), verbose=False),
-                    mne_stft(x, 64, 8, verbose=False), rtol=0, atol=1e-13)
+    assert_allclose(
+        tfmxne.stft(x, np.int64(64), np.int32(8), verbose=False),
+        mne_stft(x, 64, 8, verbose=False),
+        rtol=0,
+        atol=1e-13,
+    )
 
 
 def test_stft_frequencies():
@@ -146,8 +165,13 @@ def test_istft_tx_and_nd():
 
 
 @settings(max_examples=60, deadline=None, derandomize=True, database=None)
-@given(T=st.integers(1, 300), w=st.sampled_from([4, 8, 12, 16, 24, 32, 48, 64]),
-       k=st.integers(0, 5), n=st.integers(1, 3), seed=st.integers(0, 2**16))
+@given(
+    T=st.integers(1, 300),
+    w=st.sampled_from([4, 8, 12, 16, 24, 32, 48, 64]),
+    k=st.integers(0, 5),
+    n=st.integers(1, 3),
+    seed=st.integers(0, 2**16),
+)
 def test_stft_property_vs_mne(T, w, k, n, seed):
     """Random shapes, windows and (even, dividing, <= w/2) hops: equal to MNE."""
     divs = [t for t in range(2, w // 2 + 1, 2) if w % t == 0]
@@ -171,17 +195,20 @@ def test_stft_complex_raises():
         mne_stft(x, 16, 4, verbose=False)
 
 
-@pytest.mark.parametrize("wsize, tstep, name", [
-    (30, 2, "wsize"),   # not a multiple of 4
-    (18, 2, "wsize"),
-    (6, 2, "wsize"),
-    (16, 3, "tstep"),   # odd
-    (16, 5, "tstep"),
-    (24, 16, "tstep"),  # not a divider
-    (48, 32, "tstep"),
-    (16, 16, "tstep"),  # > wsize / 2
-    (64, 64, "tstep"),
-])
+@pytest.mark.parametrize(
+    "wsize, tstep, name",
+    [
+        (30, 2, "wsize"),  # not a multiple of 4
+        (18, 2, "wsize"),
+        (6, 2, "wsize"),
+        (16, 3, "tstep"),  # odd
+        (16, 5, "tstep"),
+        (24, 16, "tstep"),  # not a divider
+        (48, 32, "tstep"),
+        (16, 16, "tstep"),  # > wsize / 2
+        (64, 64, "tstep"),
+    ],
+)
 def test_stft_bad_wsize_tstep(wsize, tstep, name):
     """Same rejections as MNE, with the parameter named in our message."""
     x = np.ones((2, 64))
@@ -209,8 +236,10 @@ def test_istft_bad_shape():
 # --------------------------------------------------------------------------
 # multi-dictionary frame used by the solvers
 # --------------------------------------------------------------------------
-@pytest.mark.parametrize("wsize, tstep", [(16, 4), ([16, 8], [4, 2]),
-                                          ([64, 16], [4, 2]), ([32, 16, 8], [4, 4, 2])])
+@pytest.mark.parametrize(
+    "wsize, tstep",
+    [(16, 4), ([16, 8], [4, 2]), ([64, 16], [4, 2]), ([32, 16, 8], [4, 4, 2])],
+)
 @pytest.mark.parametrize("n_times", [1, 37, 64])
 def test_tfframe_matches_mne_phi(wsize, tstep, n_times):
     """phi == MNE's _Phi (in MNE layout), phiT == its adjoint, tight frame."""
@@ -228,8 +257,12 @@ def test_tfframe_matches_mne_phi(wsize, tstep, n_times):
     Zr = rng.standard_normal(Zm.shape) + 1j * rng.standard_normal(Zm.shape)
     c = multiplicity(wsize, tstep, n_times)
     Zr[:, c == 1] = Zr[:, c == 1].real  # DC / Nyquist are real in a real signal's STFT
-    assert_allclose(frame.phiT(frame.from_mne(Zr)), mne_phiT(Zr, wsize, tstep, n_times),
-                    rtol=0, atol=1e-12)
+    assert_allclose(
+        frame.phiT(frame.from_mne(Zr)),
+        mne_phiT(Zr, wsize, tstep, n_times),
+        rtol=0,
+        atol=1e-12,
+    )
     # adjointness for the real inner product of the internal layout weighted by c
     zr = frame.from_mne(Zr)
     y = rng.standard_normal((4, n_times))
@@ -239,7 +272,9 @@ def test_tfframe_matches_mne_phi(wsize, tstep, n_times):
     # tight frame: phiT(phi(x)) == x and the norm counting c_k is conserved
     assert_allclose(frame.phiT(z), x, rtol=0, atol=1e-12)
     assert_allclose((np.abs(Z) ** 2) @ c, np.sum(x**2, axis=1), rtol=1e-12)
-    assert_array_equal(frame.to_mne_weights(frame.from_mne_weights(np.abs(Zm))), np.abs(Zm))
+    assert_array_equal(
+        frame.to_mne_weights(frame.from_mne_weights(np.abs(Zm))), np.abs(Zm)
+    )
 
 
 def test_tfframe_float32():

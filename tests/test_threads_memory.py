@@ -28,8 +28,9 @@ def _problem(seed, n_chan=24, n_pos=60, n_times=64, n_orient=1, n_true=4):
     X = np.zeros((n_pos * n_orient, n_times))
     t = np.arange(n_times)
     for k, j in enumerate(rng.choice(n_pos, n_true, replace=False)):
-        X[j * n_orient + k % n_orient] = (np.sin(2 * np.pi * t / (5 + 2 * k))
-                                         * np.hanning(n_times))
+        X[j * n_orient + k % n_orient] = np.sin(2 * np.pi * t / (5 + 2 * k)) * np.hanning(
+            n_times
+        )
     M = G @ X + 0.1 * rng.standard_normal((n_chan, n_times))
     l1_ratio = 0.1
     amax = tfmxne.norm_epsilon_inf(G, M, l1_ratio, n_orient, 16, 4)
@@ -43,11 +44,22 @@ def _python_solve(seed, n_orient, dtype=np.float64):
     M, G, a_s, a_t = _problem(seed, n_orient=n_orient)
     if dtype == np.float64:
         X, act, E, gap = tfmxne.tf_mixed_norm_solver(
-            M, G, a_s, a_t, 16, 4, n_orient, maxit=300, tol=1e-8, debias=True,
-            return_gap=True)
+            M,
+            G,
+            a_s,
+            a_t,
+            16,
+            4,
+            n_orient,
+            maxit=300,
+            tol=1e-8,
+            debias=True,
+            return_gap=True,
+        )
         return X, act, np.asarray(E), gap
-    _, _, _, _, res = _solver_core(M, G, a_s, a_t, 16, 4, n_orient, 300, 1e-4, 10,
-                                   dtype=dtype)
+    _, _, _, _, res = _solver_core(
+        M, G, a_s, a_t, 16, 4, n_orient, 300, 1e-4, 10, dtype=dtype
+    )
     return res.X, res.positions, res.Z, res.gap
 
 
@@ -73,6 +85,7 @@ def test_threads_bitwise_equal_to_serial(kind):
     if kind == "python":
         fun = _python_solve
     elif kind == "python-float32":
+
         def fun(seed, n_orient):
             return _python_solve(seed, n_orient, np.float32)
     else:
@@ -100,9 +113,21 @@ def _rss_bytes():
 
 
 class _MallInfo2(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_size_t) for name in (
-        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
-        "uordblks", "fordblks", "keepcost")]
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
 
 
 def _malloc_in_use():
@@ -151,8 +176,9 @@ def test_c_api_frees_all_scratch():
     used0 = _malloc_in_use()
     for _ in range(100):
         X, act, info, _ = ct._solve_arrays(M, G, a_s, a_t, 16, 4, 2, 300, 1e-8)
-        X, act, info, _ = ct._solve_arrays(M, G, a_s, a_t, [16, 8], [4, 2], 2, 300, 1e-4,
-                                        np.float32)
+        X, act, info, _ = ct._solve_arrays(
+            M, G, a_s, a_t, [16, 8], [4, 2], 2, 300, 1e-4, np.float32
+        )
         X, act, info, _ = ct._solve_arrays(M, G, a_s, a_t, 16, 4, 3, 300, 1e-8)
         ct._plan_info(48, [16], [4])
     del X, act, info
@@ -180,13 +206,16 @@ def _screen_problem(n_orient, n_pos=700, n_times=64, seed=0):
 
 @pytest.mark.parametrize("n_thr", [2, 3])
 @pytest.mark.parametrize("n_orient", [1, 3])
-@pytest.mark.parametrize("rules", [
-    dict(),                                          # exact dual norm
-    dict(n_min=300, alpha=0.0, n_max=600),           # capped, working-set growth
-    dict(n_min=40, alpha=2.0, n_max=-1),             # stop below alpha
-    dict(n_min=0, alpha=1e9, n_max=-1),              # nothing to evaluate
-    dict(n_min=650, alpha=0.5, n_max=690),           # cap inside the last chunk
-])
+@pytest.mark.parametrize(
+    "rules",
+    [
+        dict(),  # exact dual norm
+        dict(n_min=300, alpha=0.0, n_max=600),  # capped, working-set growth
+        dict(n_min=40, alpha=2.0, n_max=-1),  # stop below alpha
+        dict(n_min=0, alpha=1e9, n_max=-1),  # nothing to evaluate
+        dict(n_min=650, alpha=0.5, n_max=690),  # cap inside the last chunk
+    ],
+)
 @pytest.mark.parametrize("extras", ["plain", "weights+tracking"])
 def test_threaded_screening_bitwise_equal(n_thr, n_orient, rules, extras):
     from tfmxne._core import _engine
@@ -198,16 +227,22 @@ def test_threaded_screening_bitwise_equal(n_thr, n_orient, rules, extras):
     if extras != "plain":
         ws, wt, prev = w_space, w_time, GtR_prev
         nu_prev = _engine.dual_norm_screened(plan, prev, n_orient, rho, ws, wt)[2]
-    args = (rules.get("n_min", 0), rules.get("alpha", 0.0), rules.get("n_max", -1),
-            prev, nu_prev)
+    args = (
+        rules.get("n_min", 0),
+        rules.get("alpha", 0.0),
+        rules.get("n_max", -1),
+        prev,
+        nu_prev,
+    )
     ref = _engine.dual_norm_screened(plan, GtR, n_orient, rho, ws, wt, *args)
     got = _dual_norm_screened(plan, GtR, n_orient, rho, ws, wt, *args, n_thr=n_thr)
     assert got[0] == ref[0] and got[1] == ref[1]
     np.testing.assert_array_equal(got[2], ref[2])
     np.testing.assert_array_equal(got[3], ref[3])
     if not rules:  # the exact dual norm really was computed
-        exact_all = _engine.eps_norms(plan, np.ascontiguousarray(
-            _stft_internal(plan, GtR)), n_orient, rho, ws, wt)
+        exact_all = _engine.eps_norms(
+            plan, np.ascontiguousarray(_stft_internal(plan, GtR)), n_orient, rho, ws, wt
+        )
         assert got[0] == pytest.approx(exact_all.max(), rel=1e-13)
 
 
@@ -230,8 +265,9 @@ def test_threaded_gtr_and_thread_count():
     out = _gtr(G, R, 2)
     assert out.flags.c_contiguous and out.shape == (900, 50)
     np.testing.assert_allclose(out, G.T @ R, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(_gtr(np.asfortranarray(G), R, 3), G.T @ R,
-                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        _gtr(np.asfortranarray(G), R, 3), G.T @ R, rtol=1e-12, atol=1e-12
+    )
     # the screening follows the caller's BLAS limit and stays serial in a batch
     with threadpool_limits(1, user_api="blas"):
         assert solve_threads() == 1
@@ -254,11 +290,13 @@ def test_solve_with_screening_threads_matches_one_thread():
     M = G @ X + 0.05 * rng.standard_normal((n_chan, n_times))
     amax = tfmxne.norm_epsilon_inf(G, M, 0.1, n_orient, 16, 4)
     kw = dict(wsize=16, tstep=4, n_orient=n_orient, maxit=500, tol=1e-8, debias=False)
-    X2, act2, _ = tfmxne.tf_mixed_norm_solver(M, G, 0.3 * amax * 0.9, 0.3 * amax * 0.1,
-                                              **kw)
+    X2, act2, _ = tfmxne.tf_mixed_norm_solver(
+        M, G, 0.3 * amax * 0.9, 0.3 * amax * 0.1, **kw
+    )
     with threadpool_limits(1, user_api="blas"):
-        X1, act1, _ = tfmxne.tf_mixed_norm_solver(M, G, 0.3 * amax * 0.9,
-                                                  0.3 * amax * 0.1, **kw)
+        X1, act1, _ = tfmxne.tf_mixed_norm_solver(
+            M, G, 0.3 * amax * 0.9, 0.3 * amax * 0.1, **kw
+        )
     np.testing.assert_array_equal(act1, act2)
     np.testing.assert_allclose(X2, X1, rtol=1e-8, atol=1e-10 * np.abs(X1).max())
 
@@ -286,11 +324,11 @@ def test_two_thread_sweep_matches_sequential(n_orient, dtype, weighted):
     lc = _lipschitz(G.astype(np.float64), n_orient).astype(dtype)
     lc[4] = 0.0  # a block the sweep skips: the cross Grams must skip it too
     grams = _engine.block_grams(GT, n_orient)[0]
-    amax = tfmxne.norm_epsilon_inf(G.astype(np.float64), M.astype(np.float64), 0.2,
-                                   n_orient, [16, 8], [4, 2])
+    amax = tfmxne.norm_epsilon_inf(
+        G.astype(np.float64), M.astype(np.float64), 0.2, n_orient, [16, 8], [4, 2]
+    )
     w_s = rng.uniform(0.5, 1.5, n_ws).astype(dtype) if weighted else None
-    w_t = (rng.uniform(0.5, 1.5, (n_ws, frame.n_coefs)).astype(dtype)
-           if weighted else None)
+    w_t = rng.uniform(0.5, 1.5, (n_ws, frame.n_coefs)).astype(dtype) if weighted else None
     out = []
     for n_thr in (1, 2):
         R = M.copy()
@@ -299,14 +337,39 @@ def test_two_thread_sweep_matches_sequential(n_orient, dtype, weighted):
         act = np.zeros(n_ws, np.uint8)
         work = np.empty(_engine.work_size(plan, n_orient), dtype)
         xg = _engine.block_grams(GT, n_orient, lc)[1] if n_thr > 1 else None
-        r = _engine.bcd(plan, GT, M, R, X, Z, act, lc, w_s, w_t, 0.05 * amax * 0.8,
-                        0.05 * amax * 0.2, n_orient, 40, 0.0, 10, work, 0, None, 0,
-                        grams, 1, 0, xg, n_thr)
+        r = _engine.bcd(
+            plan,
+            GT,
+            M,
+            R,
+            X,
+            Z,
+            act,
+            lc,
+            w_s,
+            w_t,
+            0.05 * amax * 0.8,
+            0.05 * amax * 0.2,
+            n_orient,
+            40,
+            0.0,
+            10,
+            work,
+            0,
+            None,
+            0,
+            grams,
+            1,
+            0,
+            xg,
+            n_thr,
+        )
         assert r[0] in (0, 1) and r[1] == 40
         # the residual stays M - G X, the skipped block stays zero
-        np.testing.assert_allclose(R, M - G @ X, atol=1e-4 if dtype == np.float32
-                                   else 1e-12)
-        assert not X[4 * n_orient:5 * n_orient].any()
+        np.testing.assert_allclose(
+            R, M - G @ X, atol=1e-4 if dtype == np.float32 else 1e-12
+        )
+        assert not X[4 * n_orient : 5 * n_orient].any()
         out.append((X, act, r[3]))
     (X1, a1, p1), (X2, a2, p2) = out
     np.testing.assert_array_equal(a1, a2)
@@ -376,8 +439,10 @@ int main(void) {
 """
 
 
-@pytest.mark.skipif(shutil.which("x86_64-w64-mingw32-gcc") is None,
-                    reason="needs the MinGW-w64 cross compiler")
+@pytest.mark.skipif(
+    shutil.which("x86_64-w64-mingw32-gcc") is None,
+    reason="needs the MinGW-w64 cross compiler",
+)
 def test_thread_layer_builds_and_runs_on_windows(tmp_path):
     """The Win32 branch of the core's thread layer compiles without warnings for
     Windows and, where Wine is installed, starts, joins and publishes across
@@ -390,16 +455,37 @@ def test_thread_layer_builds_and_runs_on_windows(tmp_path):
     (tmp_path / "probe.c").write_text(_WIN_PROBE)
     exe = tmp_path / "probe.exe"
     proc = subprocess.run(
-        ["x86_64-w64-mingw32-gcc", "-O2", "-std=c11", "-Wall", "-Wextra", "-Werror",
-         f"-I{core}", str(tmp_path / "probe.c"), "-o", str(exe)],
-        capture_output=True, text=True, timeout=120)
+        [
+            "x86_64-w64-mingw32-gcc",
+            "-O2",
+            "-std=c11",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            f"-I{core}",
+            str(tmp_path / "probe.c"),
+            "-o",
+            str(exe),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
-    wine = shutil.which("wine64") or shutil.which("wine") or (
-        "/usr/lib/wine/wine64" if Path("/usr/lib/wine/wine64").is_file() else None)
+    wine = (
+        shutil.which("wine64")
+        or shutil.which("wine")
+        or ("/usr/lib/wine/wine64" if Path("/usr/lib/wine/wine64").is_file() else None)
+    )
     if wine is None:
         return
-    run = subprocess.run([wine, str(exe)], capture_output=True, text=True, timeout=300,
-                         env=os.environ | {"WINEDEBUG": "-all"})
+    run = subprocess.run(
+        [wine, str(exe)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=os.environ | {"WINEDEBUG": "-all"},
+    )
     assert run.returncode == 0 and "ok" in run.stdout, (run.returncode, run.stdout)
 
 

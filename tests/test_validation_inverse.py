@@ -32,8 +32,9 @@ def evoked(evoked_full):
 
 
 def _call(evoked, fwd, cov, **kw):
-    args = dict(alpha=40.0, l1_ratio=0.03, wsize=16, tstep=4, maxit=50, tol=1e-4,
-                verbose=False)
+    args = dict(
+        alpha=40.0, l1_ratio=0.03, wsize=16, tstep=4, maxit=50, tol=1e-4, verbose=False
+    )
     args.update(kw)
     return tfmxne.tf_mixed_norm(evoked.copy(), fwd, cov, **args)
 
@@ -44,17 +45,31 @@ def _cov_with(cov, fn):
     return c
 
 
-@pytest.mark.parametrize("depth", ["foo", [0.8], np.nan, np.inf, True, {"foo": 1},
-                                   {"exp": "foo"}, {"exp": np.nan}, {"limit": -1.0},
-                                   {"limit": 0.0}])
+@pytest.mark.parametrize(
+    "depth",
+    [
+        "foo",
+        [0.8],
+        np.nan,
+        np.inf,
+        True,
+        {"foo": 1},
+        {"exp": "foo"},
+        {"exp": np.nan},
+        {"limit": -1.0},
+        {"limit": 0.0},
+    ],
+)
 def test_bad_depth(evoked, fwd_surf, noise_cov, no_prepare, depth):
     with pytest.raises(ValueError, match="depth") as info:
         _call(evoked, fwd_surf, noise_cov, depth=depth)
     assert repr(depth)[:4] in str(info.value)
 
 
-@pytest.mark.parametrize("rank", [{"meg": -1}, {"foo": 3}, {"meg": 2.5}, {"meg": True},
-                                  {"meg": "full"}, 5, "foo"])
+@pytest.mark.parametrize(
+    "rank",
+    [{"meg": -1}, {"foo": 3}, {"meg": 2.5}, {"meg": True}, {"meg": "full"}, 5, "foo"],
+)
 def test_bad_rank(evoked, fwd_surf, noise_cov, no_prepare, rank):
     with pytest.raises(ValueError, match="rank") as info:
         _call(evoked, fwd_surf, noise_cov, rank=rank)
@@ -77,17 +92,20 @@ def _zero(d, sel):
     return d
 
 
-@pytest.mark.parametrize("case, fn, pick, msg", [
-    # channel 0 is a gradiometer (variance ~1e-23, 1e13 below EEG): an absolute
-    # tolerance scaled on the largest entry would miss these two
-    ("psd_grad", lambda d: _corr2(d, 0, 1), None, "positive semi-definite"),
-    ("psd_eeg", lambda d: _corr2(d, -1, -2), None, "positive semi-definite"),
-    ("sym_grad", lambda d: _asym(d, 0, 1), None, "not symmetric"),
-    ("sym_eeg", lambda d: _asym(d, -1, -2), None, "not symmetric"),
-    ("neg_var", lambda d: _set(d, (3, 3), -d[3, 3]), None, "negative variances"),
-    ("all_zero", lambda d: 0 * d, None, "zero on all the 366 channels"),
-    ("zero_used", lambda d: _zero(d, slice(306, None)), "eeg", "zero on all the 60"),
-])
+@pytest.mark.parametrize(
+    "case, fn, pick, msg",
+    [
+        # channel 0 is a gradiometer (variance ~1e-23, 1e13 below EEG): an absolute
+        # tolerance scaled on the largest entry would miss these two
+        ("psd_grad", lambda d: _corr2(d, 0, 1), None, "positive semi-definite"),
+        ("psd_eeg", lambda d: _corr2(d, -1, -2), None, "positive semi-definite"),
+        ("sym_grad", lambda d: _asym(d, 0, 1), None, "not symmetric"),
+        ("sym_eeg", lambda d: _asym(d, -1, -2), None, "not symmetric"),
+        ("neg_var", lambda d: _set(d, (3, 3), -d[3, 3]), None, "negative variances"),
+        ("all_zero", lambda d: 0 * d, None, "zero on all the 366 channels"),
+        ("zero_used", lambda d: _zero(d, slice(306, None)), "eeg", "zero on all the 60"),
+    ],
+)
 def test_bad_noise_cov(evoked, fwd_surf, noise_cov, no_prepare, case, fn, pick, msg):
     ev = evoked.copy().pick(pick) if pick else evoked
     with pytest.raises(ValueError, match="noise_cov") as info:
@@ -124,8 +142,13 @@ def test_dropped_channels_are_logged(evoked, fwd_surf, noise_cov, no_prepare):
         _call(evoked, fwd_surf, cov, verbose=True)
     # the good MEG channels (in the forward, not in the covariance); stim and EOG
     # channels (in neither) are not counted
-    n_meg = len([c for c in evoked.ch_names if c.startswith("MEG")
-                 and c not in evoked.info["bads"]])
+    n_meg = len(
+        [
+            c
+            for c in evoked.ch_names
+            if c.startswith("MEG") and c not in evoked.info["bads"]
+        ]
+    )
     assert f"    {n_meg} good channels of the evoked are in the forward" in log.getvalue()
 
 
@@ -136,8 +159,10 @@ def test_zero_evoked(evoked, fwd_surf, noise_cov, no_prepare):
         _call(ev, fwd_surf, noise_cov)
 
 
-@pytest.mark.parametrize("weights, exc, value", [
-    ("complex", ValueError, "complex"), ("str", TypeError, "dtype object")])
+@pytest.mark.parametrize(
+    "weights, exc, value",
+    [("complex", ValueError, "complex"), ("str", TypeError, "dtype object")],
+)
 def test_bad_weights_dtype(evoked, fwd_surf, noise_cov, no_prepare, weights, exc, value):
     n = fwd_surf["nsource"]
     w = np.ones(n) + 1j if weights == "complex" else np.array(["a"] * n, dtype=object)
@@ -150,27 +175,41 @@ def test_bad_weights_dtype(evoked, fwd_surf, noise_cov, no_prepare, weights, exc
             _call(evoked, fwd_surf, noise_cov, weights=ok)
 
 
-@pytest.mark.parametrize("kw, exc, name", [
-    (dict(dtype="foo"), ValueError, "dtype"), (dict(dtype=None), ValueError, "dtype"),
-    (dict(dtype=np.float16), ValueError, "dtype"),
-    (dict(return_residual="yes"), TypeError, "return_residual")])
+@pytest.mark.parametrize(
+    "kw, exc, name",
+    [
+        (dict(dtype="foo"), ValueError, "dtype"),
+        (dict(dtype=None), ValueError, "dtype"),
+        (dict(dtype=np.float16), ValueError, "dtype"),
+        (dict(return_residual="yes"), TypeError, "return_residual"),
+    ],
+)
 def test_solve_options(evoked, fwd_surf, noise_cov, no_prepare, kw, exc, name):
     with pytest.raises(exc, match=name) as info:
-        tfmxne.solve(evoked, fwd_surf, noise_cov, alpha=40.0, l1_ratio=0.03,
-                     verbose=False, **kw)
+        tfmxne.solve(
+            evoked, fwd_surf, noise_cov, alpha=40.0, l1_ratio=0.03, verbose=False, **kw
+        )
     assert str(list(kw.values())[0]) in str(info.value)
     for dtype in (np.float32, "float64"):
         with pytest.raises(_Reached):
-            tfmxne.solve(evoked, fwd_surf, noise_cov, alpha=40.0, l1_ratio=0.03,
-                         dtype=dtype, verbose=False)
+            tfmxne.solve(
+                evoked,
+                fwd_surf,
+                noise_cov,
+                alpha=40.0,
+                l1_ratio=0.03,
+                dtype=dtype,
+                verbose=False,
+            )
 
 
 @pytest.mark.parametrize("loose", ["auto", 0.5, 1.0, {"surface": 0.2}, True])
 def test_fixed_forward_needs_loose_zero(evoked, fwd_surf, noise_cov, no_prepare, loose):
     import mne
 
-    fixed = mne.convert_forward_solution(fwd_surf, surf_ori=True, force_fixed=True,
-                                         verbose=False)
+    fixed = mne.convert_forward_solution(
+        fwd_surf, surf_ori=True, force_fixed=True, verbose=False
+    )
     with pytest.raises(ValueError, match="loose") as info:
         _call(evoked, fixed, noise_cov, loose=loose)
     assert repr(loose) in str(info.value)

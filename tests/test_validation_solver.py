@@ -3,7 +3,6 @@
 """Bad inputs of the array solvers raise ValueError / TypeError naming the parameter."""
 
 import re
-
 import warnings
 
 import numpy as np
@@ -20,8 +19,17 @@ def _data():
 
 
 def _call(solver, M, G, **kw):
-    args = dict(alpha_space=1.0, alpha_time=0.5, wsize=16, tstep=4, n_orient=1, maxit=5,
-                tol=1e-8, dgap_freq=10, verbose=False)
+    args = dict(
+        alpha_space=1.0,
+        alpha_time=0.5,
+        wsize=16,
+        tstep=4,
+        n_orient=1,
+        maxit=5,
+        tol=1e-8,
+        dgap_freq=10,
+        verbose=False,
+    )
     n_iter = kw.pop("n_tfmxne_iter", 1)
     args.update(kw)
     if solver == "tf":
@@ -44,26 +52,88 @@ CASES = [
     ("n_orient_zero", dict(n_orient=0), ValueError, r"n_orient", "n_orient=0"),
     ("n_orient_neg", dict(n_orient=-3), ValueError, r"n_orient", "n_orient=-3"),
     ("n_orient_float", dict(n_orient=1.5), TypeError, r"n_orient", "1.5"),
-    ("nan_M", dict(M=lambda M, G: _with_nan(M, np.nan)), ValueError, r"\bM\b", "non-finite"),
-    ("inf_M", dict(M=lambda M, G: _with_nan(M, np.inf)), ValueError, r"\bM\b", "non-finite"),
-    ("nan_G", dict(G=lambda M, G: _with_nan(G, np.nan)), ValueError, r"\bG\b", "non-finite"),
-    ("inf_G", dict(G=lambda M, G: _with_nan(G, -np.inf)), ValueError, r"\bG\b", "non-finite"),
-    ("neg_alpha_space", dict(alpha_space=-1.0), ValueError, r"alpha_space", "alpha_space=-1.0"),
-    ("neg_alpha_time", dict(alpha_time=-0.5), ValueError, r"alpha_time", "alpha_time=-0.5"),
+    (
+        "nan_M",
+        dict(M=lambda M, G: _with_nan(M, np.nan)),
+        ValueError,
+        r"\bM\b",
+        "non-finite",
+    ),
+    (
+        "inf_M",
+        dict(M=lambda M, G: _with_nan(M, np.inf)),
+        ValueError,
+        r"\bM\b",
+        "non-finite",
+    ),
+    (
+        "nan_G",
+        dict(G=lambda M, G: _with_nan(G, np.nan)),
+        ValueError,
+        r"\bG\b",
+        "non-finite",
+    ),
+    (
+        "inf_G",
+        dict(G=lambda M, G: _with_nan(G, -np.inf)),
+        ValueError,
+        r"\bG\b",
+        "non-finite",
+    ),
+    (
+        "neg_alpha_space",
+        dict(alpha_space=-1.0),
+        ValueError,
+        r"alpha_space",
+        "alpha_space=-1.0",
+    ),
+    (
+        "neg_alpha_time",
+        dict(alpha_time=-0.5),
+        ValueError,
+        r"alpha_time",
+        "alpha_time=-0.5",
+    ),
     ("nan_alpha_space", dict(alpha_space=np.nan), ValueError, r"alpha_space", "nan"),
-    ("both_zero", dict(alpha_space=0.0, alpha_time=0.0), ValueError,
-     r"alpha_space.*alpha_time", "alpha_space=0.0, alpha_time=0.0"),
+    (
+        "both_zero",
+        dict(alpha_space=0.0, alpha_time=0.0),
+        ValueError,
+        r"alpha_space.*alpha_time",
+        "alpha_space=0.0, alpha_time=0.0",
+    ),
     ("wsize_not_mult4", dict(wsize=18, tstep=2), ValueError, r"wsize", "wsize=18"),
-    ("wsize_list_not_mult4", dict(wsize=[16, 10], tstep=[4, 2]), ValueError, r"wsize",
-     "wsize=10"),
+    (
+        "wsize_list_not_mult4",
+        dict(wsize=[16, 10], tstep=[4, 2]),
+        ValueError,
+        r"wsize",
+        "wsize=10",
+    ),
     ("tstep_odd", dict(tstep=3), ValueError, r"tstep", "tstep=3"),
     ("tstep_not_divider", dict(wsize=24, tstep=8 + 2), ValueError, r"tstep", "tstep=10"),
     ("tstep_too_big", dict(wsize=16, tstep=16), ValueError, r"tstep", "tstep=16"),
-    ("tstep_list_odd", dict(wsize=[16, 8], tstep=[4, 1]), ValueError, r"tstep", "tstep=1"),
-    ("len_mismatch", dict(wsize=[16, 8], tstep=[4]), ValueError, r"wsize|tstep",
-     re.compile(r"wsize = \[.*16.*8.*\]")),
-    ("len_mismatch2", dict(wsize=16, tstep=[4, 2]), ValueError, r"wsize|tstep",
-     re.compile(r"tstep = \[.*4.*2.*\]")),
+    (
+        "tstep_list_odd",
+        dict(wsize=[16, 8], tstep=[4, 1]),
+        ValueError,
+        r"tstep",
+        "tstep=1",
+    ),
+    (
+        "len_mismatch",
+        dict(wsize=[16, 8], tstep=[4]),
+        ValueError,
+        r"wsize|tstep",
+        re.compile(r"wsize = \[.*16.*8.*\]"),
+    ),
+    (
+        "len_mismatch2",
+        dict(wsize=16, tstep=[4, 2]),
+        ValueError,
+        r"wsize|tstep",
+        re.compile(r"tstep = \[.*4.*2.*\]"),
+    ),
     ("maxit_zero", dict(maxit=0), ValueError, r"maxit", "maxit=0"),
     ("maxit_neg", dict(maxit=-5), ValueError, r"maxit", "maxit=-5"),
     ("tol_zero", dict(tol=0.0), ValueError, r"\btol\b", "tol=0.0"),
@@ -97,8 +167,9 @@ def test_bad_input(solver, case):
         assert value in str(info.value), str(info.value)
 
 
-@pytest.mark.parametrize("n_iter, exc", [(0, ValueError), (-1, ValueError),
-                                         (1.5, TypeError), ("2", TypeError)])
+@pytest.mark.parametrize(
+    "n_iter, exc", [(0, ValueError), (-1, ValueError), (1.5, TypeError), ("2", TypeError)]
+)
 def test_bad_n_tfmxne_iter(n_iter, exc):
     M, G = _data()
     with pytest.raises(exc, match="n_tfmxne_iter") as info:
@@ -109,19 +180,29 @@ def test_bad_n_tfmxne_iter(n_iter, exc):
 def test_valid_edge_values_accepted():
     """Values at the edge of validity are accepted (no over-strict checks)."""
     M, G = _data()
-    for kw in (dict(alpha_space=0.0), dict(alpha_time=0.0), dict(maxit=1, tol=1e3),
-               dict(dgap_freq=np.inf), dict(dgap_freq=1), dict(n_orient=3),
-               dict(n_orient=np.int64(2)), dict(wsize=np.int64(16), tstep=np.int32(8)),
-               dict(wsize=[16], tstep=[4]), dict(wsize=(16, 8), tstep=(4, 2)),
-               dict(wsize=np.array([16, 4]), tstep=np.array([4, 2])),
-               dict(wsize=4, tstep=2)):
+    for kw in (
+        dict(alpha_space=0.0),
+        dict(alpha_time=0.0),
+        dict(maxit=1, tol=1e3),
+        dict(dgap_freq=np.inf),
+        dict(dgap_freq=1),
+        dict(n_orient=3),
+        dict(n_orient=np.int64(2)),
+        dict(wsize=np.int64(16), tstep=np.int32(8)),
+        dict(wsize=[16], tstep=[4]),
+        dict(wsize=(16, 8), tstep=(4, 2)),
+        dict(wsize=np.array([16, 4]), tstep=np.array([4, 2])),
+        dict(wsize=4, tstep=2),
+    ):
         for solver in ("tf", "iterative"):
             with warnings.catch_warnings():
                 # acceptance only: 5 epochs per inner solve need not converge
-                warnings.filterwarnings("ignore", "tf_mixed_norm_solver did not converge",
-                                        RuntimeWarning)
-                warnings.filterwarnings("ignore", "iterative_tf_mixed_norm_solver did not",
-                                        RuntimeWarning)
+                warnings.filterwarnings(
+                    "ignore", "tf_mixed_norm_solver did not converge", RuntimeWarning
+                )
+                warnings.filterwarnings(
+                    "ignore", "iterative_tf_mixed_norm_solver did not", RuntimeWarning
+                )
                 X, A, E = _call(solver, M, G, **kw)
             assert X.shape[1] == N_TIMES and A.shape == (N_SRC,)
 

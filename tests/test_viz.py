@@ -22,8 +22,9 @@ def demo():
     """The demo's solve on the bundled data (about 1 s)."""
     evoked, forward, noise_cov = sample.load()
     evoked.crop(*sample.DEMO_CROP)
-    result = tfmxne.solve(evoked, forward, noise_cov, return_residual=True,
-                          **sample.DEMO_PARAMS)
+    result = tfmxne.solve(
+        evoked, forward, noise_cov, return_residual=True, **sample.DEMO_PARAMS
+    )
     return result, evoked, forward, noise_cov
 
 
@@ -62,8 +63,11 @@ def test_plot_brain_markers_per_view(demo):
             expected = {lab for lab, r in labels.items() if hemi in (None, r["space"])}
             assert set(markers) == expected, view
             # the surfaces: one polygon per triangle of the hemispheres shown
-            n_tri = sum(len(s["tris"]) for s in forward["src"]
-                        if hemi in (None, {101: "lh", 102: "rh"}[int(s["id"])]))
+            n_tri = sum(
+                len(s["tris"])
+                for s in forward["src"]
+                if hemi in (None, {101: "lh", 102: "rh"}[int(s["id"])])
+            )
             polys = [c for c in ax.collections if c.get_gid() is None]
             assert len(polys) == 1 and len(polys[0].get_paths()) == n_tri
     finally:
@@ -76,23 +80,28 @@ def test_plot_brain_positions_and_sizes(demo):
     rows = source_table(result.estimate, forward)
     assert len(rows) >= 2
     # screen axes of each view in the forward's (head) frame
-    proj = {"top": np.array([[1, 0, 0], [0, 1, 0]]),
-            "front": np.array([[-1, 0, 0], [0, 0, 1]])}
+    proj = {
+        "top": np.array([[1, 0, 0], [0, 1, 0]]),
+        "front": np.array([[-1, 0, 0], [0, 0, 1]]),
+    }
     fig = plot_brain(result.estimate, forward, views=tuple(proj), max_size=300.0)
     try:
         axes = [ax for ax in fig.axes if ax.collections]
         amp = np.array([abs(r["amplitude"]) for r in rows])
         for ax, view in zip(axes, proj):
             markers = _markers(ax)
-            xy = np.array([markers[f"{r['space']} {r['vertex']}"].get_offsets()[0]
-                           for r in rows])
+            xy = np.array(
+                [markers[f"{r['space']} {r['vertex']}"].get_offsets()[0] for r in rows]
+            )
             pos = np.array([r["pos"] for r in rows]) @ proj[view].T
             # same picture up to a translation (the centring of the view)
             np.testing.assert_allclose(xy - xy[0], pos - pos[0], atol=1e-12)
-            sizes = np.array([markers[f"{r['space']} {r['vertex']}"].get_sizes()[0]
-                              for r in rows])
-            np.testing.assert_allclose(sizes, np.maximum(300.0 * amp / amp.max(), 12.0),
-                                       rtol=1e-12)
+            sizes = np.array(
+                [markers[f"{r['space']} {r['vertex']}"].get_sizes()[0] for r in rows]
+            )
+            np.testing.assert_allclose(
+                sizes, np.maximum(300.0 * amp / amp.max(), 12.0), rtol=1e-12
+            )
     finally:
         plt.close(fig)
 
@@ -104,8 +113,11 @@ def test_demo_figure_colours_match(demo):
     try:
         tc_ax = [ax for ax in fig.axes if ax.get_title().endswith("active sources")]
         assert len(tc_ax) == 1
-        lines = {ln.get_label().split(" (")[0]: ln for ln in tc_ax[0].get_lines()
-                 if not ln.get_label().startswith("_")}
+        lines = {
+            ln.get_label().split(" (")[0]: ln
+            for ln in tc_ax[0].get_lines()
+            if not ln.get_label().startswith("_")
+        }
         n = len(source_table(result.estimate, forward))
         assert len(lines) == n
         brain_axes = [ax for ax in fig.axes if _markers(ax)]
@@ -133,12 +145,20 @@ def test_demo_figure_colours_match(demo):
 # --------------------------------------------------------------------------
 def _toy(points, amplitudes):
     """A flat square (2 triangles, z = 0) and sources at ``points`` (m)."""
-    corners = np.array([[-0.05, -0.05, 0.0], [0.05, -0.05, 0.0], [0.05, 0.05, 0.0],
-                        [-0.05, 0.05, 0.0]])
+    corners = np.array(
+        [[-0.05, -0.05, 0.0], [0.05, -0.05, 0.0], [0.05, 0.05, 0.0], [-0.05, 0.05, 0.0]]
+    )
     rr = np.concatenate([corners, np.asarray(points, float)])
     vertno = np.arange(4, len(rr))
-    src = [dict(type="surf", id=101, rr=rr, tris=np.array([[0, 1, 2], [0, 2, 3]]),
-                vertno=vertno)]
+    src = [
+        dict(
+            type="surf",
+            id=101,
+            rr=rr,
+            tris=np.array([[0, 1, 2], [0, 2, 3]]),
+            vertno=vertno,
+        )
+    ]
     forward = {"src": src, "source_rr": rr[vertno]}
     data = np.outer(amplitudes, [0.0, 1.0, 0.5])
     estimate = SimpleNamespace(data=data, vertices=[vertno], times=np.array([0, 1, 2.0]))
@@ -147,13 +167,17 @@ def _toy(points, amplitudes):
 
 def test_plot_brain_occlusion():
     # A 2 cm below the square, B 2 cm above it, C beside it
-    est, fwd = _toy([[0.0, 0.0, -0.02], [0.01, 0.0, 0.02], [0.2, 0.0, -0.02]],
-                    [1e-8, 2e-8, 3e-8])
+    est, fwd = _toy(
+        [[0.0, 0.0, -0.02], [0.01, 0.0, 0.02], [0.2, 0.0, -0.02]], [1e-8, 2e-8, 3e-8]
+    )
     fig = plot_brain(est, fwd, views=("top", "front"))
     try:
         top, front = [_markers(ax) for ax in fig.axes]
         assert {k: c.get_gid() for k, c in top.items()} == {
-            "lh 4": "hidden", "lh 5": "visible", "lh 6": "visible"}
+            "lh 4": "hidden",
+            "lh 5": "visible",
+            "lh 6": "visible",
+        }
         # seen edge-on, the square hides nothing
         assert {c.get_gid() for c in front.values()} == {"visible"}
     finally:
@@ -190,8 +214,9 @@ def test_goodness_of_fit_against_mne_whitener():
     result = tfmxne.solve(evoked, forward, noise_cov, return_residual=True, **params)
     gof = goodness_of_fit(result, nave=evoked.nave)
     res = result.residual
-    W, _, rank = mne.cov.compute_whitener(noise_cov, res.info, pca=True,
-                                          return_rank=True, verbose=False)
+    W, _, rank = mne.cov.compute_whitener(
+        noise_cov, res.info, pca=True, return_rank=True, verbose=False
+    )
     rank = sum(rank.values()) if isinstance(rank, dict) else int(rank)
     m2 = np.sum((W @ evoked.copy().pick(res.ch_names).data) ** 2, axis=0)
     r2 = np.sum((W @ res.data) ** 2, axis=0)
@@ -204,8 +229,9 @@ def test_goodness_of_fit_against_mne_whitener():
     assert gof["post"] == pytest.approx(1 - r2[post].sum() / m2[post].sum(), abs=1e-9)
     assert gof["peak_time"] == evoked.times[i]
     assert gof["peak"] == pytest.approx(1 - r2[i] / m2[i], abs=1e-9)
-    assert gof["noise_post"] == pytest.approx(rank * post.sum() / evoked.nave
-                                              / m2[post].sum(), rel=1e-9)
+    assert gof["noise_post"] == pytest.approx(
+        rank * post.sum() / evoked.nave / m2[post].sum(), rel=1e-9
+    )
     assert gof["noise_peak"] == pytest.approx(rank / evoked.nave / m2[i], rel=1e-9)
     # the response is post-stimulus: the fit explains more there than overall
     assert gof["peak"] > gof["post"] > gof["whole"] > 0

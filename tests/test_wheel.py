@@ -23,18 +23,24 @@ def test_build_and_install_wheel(tmp_path):
     if not (ROOT / "pyproject.toml").exists():
         pytest.skip("not running from a source checkout")
     dist = tmp_path / "dist"
-    subprocess.run([sys.executable, "-m", "build", "--outdir", str(dist), str(ROOT)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "build", "--outdir", str(dist), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
     wheels = list(dist.glob("tfmxne-*.whl"))
     sdists = list(dist.glob("tfmxne-*.tar.gz"))
     assert len(wheels) == 1 and len(sdists) == 1
     names = zipfile.ZipFile(wheels[0]).namelist()
     # the public Cython API and its types (the downstream compile needs both)
     assert "tfmxne/cython_tfmxne.pxd" in names and "tfmxne/cython_types.pxd" in names
-    assert any(n.startswith("tfmxne/_core/_engine") and n.endswith((".so", ".pyd"))
-               for n in names)
-    assert any(n.startswith("tfmxne/datasets/data/") and n.endswith(".fif.gz")
-               for n in names)
+    assert any(
+        n.startswith("tfmxne/_core/_engine") and n.endswith((".so", ".pyd"))
+        for n in names
+    )
+    assert any(
+        n.startswith("tfmxne/datasets/data/") and n.endswith(".fif.gz") for n in names
+    )
     assert "tfmxne/datasets/data/README.md" in names
     with tarfile.open(sdists[0]) as tf:
         snames = tf.getnames()
@@ -45,8 +51,11 @@ def test_build_and_install_wheel(tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     py = venv / ("Scripts" if os.name == "nt" else "bin") / "python"
-    subprocess.run([str(py), "-m", "pip", "install", "-q", str(wheels[0])], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [str(py), "-m", "pip", "install", "-q", str(wheels[0])],
+        check=True,
+        capture_output=True,
+    )
     code = (
         "import numpy as np, tfmxne\n"
         "from tfmxne.datasets import sample\n"
@@ -60,8 +69,9 @@ def test_build_and_install_wheel(tmp_path):
         "assert a.any()\n"
         "print('ok', tfmxne.__file__)\n"
     )
-    out = subprocess.run([str(py), "-c", code], check=True, capture_output=True,
-                         text=True, cwd=tmp_path)
+    out = subprocess.run(
+        [str(py), "-c", code], check=True, capture_output=True, text=True, cwd=tmp_path
+    )
     last = out.stdout.strip().splitlines()[-1]  # MNE logs to stdout before it
     assert last.startswith("ok")
     assert str(venv) in last  # imported from the installed wheel

@@ -4,19 +4,19 @@
 
 __version__ = "0.1.0"
 
-from ._stft import stft, istft, stft_norm1, stft_norm2  # noqa: F401
+from ._compare import compare_with_mne  # noqa: F401
+from ._progress import ProgressEvent  # noqa: F401
+from ._stft import istft, stft, stft_norm1, stft_norm2  # noqa: F401
+from .inverse import (  # noqa: F401
+    NoActiveSourcesError,
+    TFMxNEResult,
+    solve,
+    tf_mixed_norm,
+)
+from .path import solve_epochs, tf_mixed_norm_path  # noqa: F401
 from .solver import (  # noqa: F401
-    tf_mixed_norm_solver,
+    dgap_l21l1,
     iterative_tf_mixed_norm_solver,
     norm_epsilon_inf,
-    dgap_l21l1,
+    tf_mixed_norm_solver,
 )
-from .inverse import (  # noqa: F401
-    tf_mixed_norm,
-    solve,
-    TFMxNEResult,
-    NoActiveSourcesError,
-)
-from .path import tf_mixed_norm_path, solve_epochs  # noqa: F401
-from ._progress import ProgressEvent  # noqa: F401
-from ._compare import compare_with_mne  # noqa: F401

@@ -15,8 +15,7 @@ def _vertices(stc):
 
 
 @verbose
-def compare_with_mne(evoked, forward, noise_cov, result=None, *, verbose=None,
-                     **params):
+def compare_with_mne(evoked, forward, noise_cov, result=None, *, verbose=None, **params):
     """Run :func:`mne.inverse_sparse.tf_mixed_norm` on a problem and compare.
 
     MNE's solver is run on the same data and parameters as tfmxne's (it is
@@ -65,13 +64,15 @@ def compare_with_mne(evoked, forward, noise_cov, result=None, *, verbose=None,
         if name in params:
             raise TypeError(
                 f"compare_with_mne compares source estimates: {name} is not one of its "
-                "parameters")
+                "parameters"
+            )
     for name in ("alpha", "l1_ratio"):
         value = params.get(name)
         if value is None or isinstance(value, str):
             raise ValueError(
                 f"{name} must be given as a number (MNE has no automatic selection), "
-                f"got {name}={value!r}")
+                f"got {name}={value!r}"
+            )
     if result is None:
         result = solve(evoked, forward, noise_cov, return_residual=False, **params)
     t0 = time.perf_counter()
@@ -79,19 +80,25 @@ def compare_with_mne(evoked, forward, noise_cov, result=None, *, verbose=None,
     t_mne = time.perf_counter() - t0
     t_ours = float(result.elapsed)
     est = result.estimate
-    ours_v = _vertices(est) if est is not None else [
-        np.zeros(0, int) for _ in forward["src"]]
+    ours_v = (
+        _vertices(est) if est is not None else [np.zeros(0, int) for _ in forward["src"]]
+    )
     mne_v = _vertices(stc)
     same = len(ours_v) == len(mne_v) and all(
-        np.array_equal(a, b) for a, b in zip(ours_v, mne_v))
+        np.array_equal(a, b) for a, b in zip(ours_v, mne_v)
+    )
     rel = None
     if same and est is not None:
         den = float(np.linalg.norm(stc.data))
         rel = float(np.linalg.norm(est.data - stc.data)) / den if den > 0 else 0.0
     return dict(
-        mne_estimate=stc, mne_time=t_mne, tfmxne_time=t_ours,
-        speedup=t_mne / t_ours if t_ours > 0 else np.inf, same_support=same,
+        mne_estimate=stc,
+        mne_time=t_mne,
+        tfmxne_time=t_ours,
+        speedup=t_mne / t_ours if t_ours > 0 else np.inf,
+        same_support=same,
         relative_difference=rel,
         common=[np.intersect1d(a, b) for a, b in zip(ours_v, mne_v)],
         only_tfmxne=[np.setdiff1d(a, b) for a, b in zip(ours_v, mne_v)],
-        only_mne=[np.setdiff1d(b, a) for a, b in zip(ours_v, mne_v)])
+        only_mne=[np.setdiff1d(b, a) for a, b in zip(ours_v, mne_v)],
+    )

@@ -22,6 +22,7 @@ from mne.forward import is_fixed_orient
 from mne.source_estimate import _BaseSourceEstimate, _make_stc
 from mne.utils import logger
 
+from . import _parallel
 from ._prepare import prepare_gain
 from ._stft import TFFrame, internal_to_mne
 from ._validation import (
@@ -38,7 +39,6 @@ from ._validation import (
     check_window,
     check_wsize_tstep,
 )
-from . import _parallel
 from .solver import (
     _cols,
     _debias,
@@ -48,6 +48,7 @@ from .solver import (
     _tf_solve,
 )
 
+
 class NoActiveSourcesError(Exception):
     """No source survives the regularisation (alpha too large).
 
@@ -56,25 +57,48 @@ class NoActiveSourcesError(Exception):
     """
 
 
-
 # --------------------------------------------------------------------------
 # validation (cheap, before any heavy work)
 # --------------------------------------------------------------------------
-def _check_inputs(evoked, forward, noise_cov, alpha, l1_ratio, *, loose, depth, maxit,
-                  tol, weights, weights_min, pca, debias, wsize, tstep, window,
-                  dgap_freq, rank, pick_ori, n_tfmxne_iter):
+def _check_inputs(
+    evoked,
+    forward,
+    noise_cov,
+    alpha,
+    l1_ratio,
+    *,
+    loose,
+    depth,
+    maxit,
+    tol,
+    weights,
+    weights_min,
+    pca,
+    debias,
+    wsize,
+    tstep,
+    window,
+    dgap_freq,
+    rank,
+    pick_ori,
+    n_tfmxne_iter,
+):
     """Validate the arguments of a solve (the options are those of tf_mixed_norm)."""
     if not isinstance(evoked, Evoked):
         raise TypeError(f"evoked must be an instance of mne.Evoked, got {_short(evoked)}")
     if not isinstance(forward, Forward):
-        raise TypeError(f"forward must be an instance of mne.Forward, got {_short(forward)}")
+        raise TypeError(
+            f"forward must be an instance of mne.Forward, got {_short(forward)}"
+        )
     if not isinstance(noise_cov, Covariance):
         raise TypeError(
-            f"noise_cov must be an instance of mne.Covariance, got {_short(noise_cov)}")
+            f"noise_cov must be an instance of mne.Covariance, got {_short(noise_cov)}"
+        )
     if alpha is None or isinstance(alpha, str):
         raise ValueError(
             "alpha must be a number in (0, 100) here (automatic selection is done by "
-            f"the caller), got alpha={alpha!r}")
+            f"the caller), got alpha={alpha!r}"
+        )
     alpha = check_alpha(alpha)
     l1_ratio = check_l1_ratio(l1_ratio)
     maxit = check_int(maxit, "maxit", 1)
@@ -85,31 +109,38 @@ def _check_inputs(evoked, forward, noise_cov, alpha, l1_ratio, *, loose, depth, 
     _check_bools(pca=pca, debias=debias)
     if pick_ori not in (None, "vector", "normal"):
         raise ValueError(
-            f"pick_ori must be None, 'vector' or 'normal', got pick_ori={pick_ori!r}")
+            f"pick_ori must be None, 'vector' or 'normal', got pick_ori={pick_ori!r}"
+        )
     if pick_ori == "normal" and forward["src"].kind not in ("surface", "discrete"):
         raise ValueError(
             "pick_ori='normal' needs a surface (or discrete) source space, as "
-            f"mne.minimum_norm.apply_inverse; got a {forward['src'].kind} source space")
+            f"mne.minimum_norm.apply_inverse; got a {forward['src'].kind} source space"
+        )
     if pick_ori == "vector" and is_fixed_orient(forward):
         raise ValueError(
             "pick_ori='vector' cannot be combined with a fixed orientation forward "
-            "solution.")
+            "solution."
+        )
     check_depth(depth)
     check_rank(rank)
     check_loose(loose)
     if is_fixed_orient(forward):
         vals = list(loose.values()) if isinstance(loose, dict) else [loose]
-        if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) and v == 0
-                   for v in vals):
+        if not all(
+            isinstance(v, numbers.Real) and not isinstance(v, bool) and v == 0
+            for v in vals
+        ):
             raise ValueError(
                 "loose must be 0 with a fixed-orientation forward solution (it has no "
-                f"tangential components to weight), got loose={loose!r}")
+                f"tangential components to weight), got loose={loose!r}"
+            )
     # data checks
     data = evoked.data
     if data.ndim != 2 or data.shape[1] < 2:
         raise ValueError(
             f"evoked must have at least 2 time points, got {data.shape[1]} "
-            f"(evoked.data.shape={data.shape})")
+            f"(evoked.data.shape={data.shape})"
+        )
     if not np.all(np.isfinite(data)):
         raise ValueError("evoked.data contains NaN or Inf values")
     if not np.all(np.isfinite(forward["sol"]["data"])):
@@ -120,7 +151,8 @@ def _check_inputs(evoked, forward, noise_cov, alpha, l1_ratio, *, loose, depth, 
     var = np.diag(cov) if not noise_cov["diag"] else cov
     if np.any(var < 0):
         raise ValueError(
-            f"noise_cov has negative variances, got min(variance)={var.min():.3e}")
+            f"noise_cov has negative variances, got min(variance)={var.min():.3e}"
+        )
     if not noise_cov["diag"]:
         # in correlation units: channel types differ by ~1e13 in variance, so an
         # absolute tolerance would hide an error in the small (gradiometer) block
@@ -132,7 +164,8 @@ def _check_inputs(evoked, forward, noise_cov, alpha, l1_ratio, *, loose, depth, 
             raise ValueError(
                 "noise_cov.data is not symmetric: entries "
                 f"{noise_cov.ch_names[k[0]]}/{noise_cov.ch_names[k[1]]} differ by "
-                f"{abs(corr[k] - corr[k[::-1]]):.2e} in correlation units")
+                f"{abs(corr[k] - corr[k[::-1]]):.2e} in correlation units"
+            )
         # cheap test first (Cholesky with a tiny ridge), eigenvalues only to report
         try:
             np.linalg.cholesky(corr + 1e-6 * np.eye(len(corr)))
@@ -142,34 +175,45 @@ def _check_inputs(evoked, forward, noise_cov, alpha, l1_ratio, *, loose, depth, 
                 "noise_cov is not positive semi-definite: smallest eigenvalue "
                 f"{ev.min():.3e} of the correlation matrix (largest {ev.max():.3e})"
             ) from None
-    common = set(evoked.ch_names) & set(forward["sol"]["row_names"]) & set(
-        noise_cov.ch_names)
+    common = (
+        set(evoked.ch_names) & set(forward["sol"]["row_names"]) & set(noise_cov.ch_names)
+    )
     good = [c for c in evoked.ch_names if c in common and c not in evoked.info["bads"]]
     if not good:
         raise ValueError(
             "evoked, forward and noise_cov have no good channels in common (evoked: "
             f"{len(evoked.ch_names)} channels, forward: {forward['nchan']}, noise_cov: "
-            f"{len(noise_cov.ch_names)})")
+            f"{len(noise_cov.ch_names)})"
+        )
     # (channels in neither, such as stim or EOG, are not data channels)
     fwd_cov = set(forward["sol"]["row_names"]) | set(noise_cov.ch_names)
-    n_drop = sum(c in fwd_cov and c not in common for c in evoked.ch_names
-                 if c not in evoked.info["bads"])
+    n_drop = sum(
+        c in fwd_cov and c not in common
+        for c in evoked.ch_names
+        if c not in evoked.info["bads"]
+    )
     if n_drop:
-        logger.info(f"    {n_drop} good channels of the evoked are in the forward or in "
-                    "noise_cov but not in both, and are not used (as MNE)")
+        logger.info(
+            f"    {n_drop} good channels of the evoked are in the forward or in "
+            "noise_cov but not in both, and are not used (as MNE)"
+        )
     cov_idx = [noise_cov.ch_names.index(c) for c in good]
     if not np.any(var[cov_idx] > 0):
         raise ValueError(
             f"noise_cov is zero on all the {len(good)} channels used: it cannot "
-            "whiten the data")
+            "whiten the data"
+        )
     n_zero = int(np.sum(var[cov_idx] == 0))
     if n_zero:
-        logger.info(f"    noise_cov has zero variance on {n_zero} of the {len(good)} "
-                    "channels used: the whitener (rank) drops them, as MNE")
+        logger.info(
+            f"    noise_cov has zero variance on {n_zero} of the {len(good)} "
+            "channels used: the whitener (rank) drops them, as MNE"
+        )
     if not np.any(data[[evoked.ch_names.index(c) for c in good]]):
         raise ValueError(
             f"evoked.data is zero on all the {len(good)} channels used: no source can "
-            "be estimated")
+            "be estimated"
+        )
     # window
     lr = check_window(window)
     if lr is not None:
@@ -178,7 +222,8 @@ def _check_inputs(evoked, forward, noise_cov, alpha, l1_ratio, *, loose, depth, 
         if n_l + n_r > data.shape[1]:
             raise ValueError(
                 f"window={window!r} ({n_l} + {n_r} samples) is longer than the data "
-                f"({data.shape[1]} samples)")
+                f"({data.shape[1]} samples)"
+            )
     weights_min = check_float(weights_min, "weights_min", low=0.0)
     if weights is not None:
         _check_weights(weights, forward)
@@ -206,31 +251,41 @@ def _check_weights(weights, forward):
     n_pos = forward["nsource"]
     if isinstance(weights, _BaseSourceEstimate):
         fv = [s["vertno"] for s in forward["src"]]
-        wv = weights.vertices if isinstance(weights.vertices, list) else [weights.vertices]
+        wv = (
+            weights.vertices if isinstance(weights.vertices, list) else [weights.vertices]
+        )
         if len(fv) != len(wv) or any(
-                len(a) != len(b) or np.any(a != b) for a, b in zip(fv, wv)):
+            len(a) != len(b) or np.any(a != b) for a, b in zip(fv, wv)
+        ):
             raise ValueError(
                 "weights (a source estimate) must have the vertices of the forward "
                 f"source space: got {[len(v) for v in wv]} vertices per space, forward "
-                f"has {[len(v) for v in fv]} (or different vertex numbers)")
+                f"has {[len(v) for v in fv]} (or different vertex numbers)"
+            )
         w = np.max(np.abs(weights.data), axis=tuple(range(1, weights.data.ndim)))
     else:
         if isinstance(weights, str) or not hasattr(weights, "__len__"):
             raise TypeError(
                 "weights must be None, a source estimate or an array, got "
-                f"{_short(weights)}")
+                f"{_short(weights)}"
+            )
         w = np.asarray(weights)
         if np.iscomplexobj(w):
             raise ValueError(f"weights must be real valued, got dtype {w.dtype}")
-        if not (np.issubdtype(w.dtype, np.floating) or np.issubdtype(w.dtype, np.integer)
-                or w.dtype == bool):
+        if not (
+            np.issubdtype(w.dtype, np.floating)
+            or np.issubdtype(w.dtype, np.integer)
+            or w.dtype == bool
+        ):
             raise TypeError(
-                f"weights must be a real numeric array, got {_short(weights)}")
+                f"weights must be a real numeric array, got {_short(weights)}"
+            )
         w = w.astype(float)
         if w.ndim != 1 or len(w) != n_pos:
             raise ValueError(
                 f"weights must have one value per source position ({n_pos}), got shape "
-                f"{w.shape}")
+                f"{w.shape}"
+            )
         if np.any(w < 0):
             raise ValueError(f"weights must be non-negative, got min(weights)={w.min()}")
     if not np.all(np.isfinite(w)):
@@ -255,7 +310,7 @@ def _taper(n, sfreq, window):
     if nl > 0:
         taper[:nl] = np.hanning(2 * nl)[:nl]
     if nr > 0:
-        taper[n - nr:] = np.hanning(2 * nr)[nr:]
+        taper[n - nr :] = np.hanning(2 * nr)[nr:]
     return taper
 
 
@@ -278,10 +333,12 @@ class _PreparedForward:
     """Whitened, depth-weighted gain shared by every solve on the same forward."""
 
 
-def _prepare_forward_part(info, forward, noise_cov, loose, depth, weights, weights_min,
-                          pca, rank):
+def _prepare_forward_part(
+    info, forward, noise_cov, loose, depth, weights, weights_min, pca, rank
+):
     forward_p, gain, gain_info, whitener, source_weighting, mask = prepare_gain(
-        forward, info, noise_cov, pca, depth, loose, rank, weights, weights_min)
+        forward, info, noise_cov, pca, depth, loose, rank, weights, weights_min
+    )
     fp = _PreparedForward()
     fp.forward = forward_p
     fp.gain = gain
@@ -303,8 +360,9 @@ def _alpha_max(gain, M, n_orient, l1_ratio, wsize, tstep):
     frame = TFFrame(M.shape[1], wsize, tstep, dtype=np.float64)
     n_thr = _parallel.solve_threads()
     GtM = _gtr(gain, M, n_thr)
-    nu_max, _, nu, exact = _dual_norm_screened(frame.plan, GtM, n_orient, l1_ratio,
-                                               n_thr=n_thr)
+    nu_max, _, nu, exact = _dual_norm_screened(
+        frame.plan, GtM, n_orient, l1_ratio, n_thr=n_thr
+    )
     return nu_max * 0.01, (GtM, nu, exact)
 
 
@@ -317,12 +375,14 @@ def _prepare_data(fp, evoked, window, l1_ratio, wsize, tstep):
     sel = [all_ch_names.index(name) for name in fp.gain_info["ch_names"]]
     logger.info("Whitening data matrix.")
     M = fp.whitener @ ev.data[sel]
-    alpha_max, (GtM, nu, exact) = _alpha_max(fp.gain, M, fp.n_orient, l1_ratio, wsize,
-                                             tstep)
+    alpha_max, (GtM, nu, exact) = _alpha_max(
+        fp.gain, M, fp.n_orient, l1_ratio, wsize, tstep
+    )
     if not alpha_max > 0:
         raise ValueError(
             "The whitened data are zero (or orthogonal to the gain): alpha_max = 0, no "
-            "source can be estimated")
+            "source can be estimated"
+        )
     p = _Prepared()
     p.forward = fp.forward
     p.gain = fp.gain / alpha_max
@@ -340,15 +400,35 @@ def _prepare_data(fp, evoked, window, l1_ratio, wsize, tstep):
     # the screening at R = M, in the units of the scaled gain (the epsilon norm
     # is positively homogeneous); valid for this M, l1_ratio and dictionary only
     GtM /= alpha_max
-    p.screen0 = (M, l1_ratio, tuple(np.atleast_1d(wsize)), tuple(np.atleast_1d(tstep)),
-                 (GtM, nu / alpha_max, exact))
+    p.screen0 = (
+        M,
+        l1_ratio,
+        tuple(np.atleast_1d(wsize)),
+        tuple(np.atleast_1d(tstep)),
+        (GtM, nu / alpha_max, exact),
+    )
     return p
 
 
-def _prepare(evoked, forward, noise_cov, loose, depth, weights, weights_min, pca,
-             rank, window, l1_ratio, wsize, tstep, dtype=np.float64):
-    fp = _prepare_forward_part(evoked.info, forward, noise_cov, loose, depth, weights,
-                               weights_min, pca, rank)
+def _prepare(
+    evoked,
+    forward,
+    noise_cov,
+    loose,
+    depth,
+    weights,
+    weights_min,
+    pca,
+    rank,
+    window,
+    l1_ratio,
+    wsize,
+    tstep,
+    dtype=np.float64,
+):
+    fp = _prepare_forward_part(
+        evoked.info, forward, noise_cov, loose, depth, weights, weights_min, pca, rank
+    )
     return _prepare_data(fp, evoked, window, l1_ratio, wsize, tstep)
 
 
@@ -403,8 +483,14 @@ class TFMxNEResult:
         from mne.inverse_sparse.mxne_inverse import _make_dipoles_sparse
 
         return _make_dipoles_sparse(
-            self.X, self.active_set, self._forward, self.times[0],
-            1.0 / self._sfreq, self._M, self._gain_active)
+            self.X,
+            self.active_set,
+            self._forward,
+            self.times[0],
+            1.0 / self._sfreq,
+            self._M,
+            self._gain_active,
+        )
 
     @property
     def tf_coefs(self):
@@ -420,15 +506,17 @@ class TFMxNEResult:
         """
         out, off = [], 0
         for nf, ns in zip(self.n_freqs, self.n_steps):
-            out.append(self.tf_coefs[k, off:off + nf * ns].reshape(nf, ns))
+            out.append(self.tf_coefs[k, off : off + nf * ns].reshape(nf, ns))
             off += nf * ns
         return out
 
     def __repr__(self):
         n = int(self.active_set.sum())
-        return (f"<TFMxNEResult | {n} active sources, alpha={self.alpha:g}, "
-                f"l1_ratio={self.l1_ratio:g}, gap={self.gap:.2e}, converged="
-                f"{self.converged}, explained variance={self.explained_variance:.3f}>")
+        return (
+            f"<TFMxNEResult | {n} active sources, alpha={self.alpha:g}, "
+            f"l1_ratio={self.l1_ratio:g}, gap={self.gap:.2e}, converged="
+            f"{self.converged}, explained variance={self.explained_variance:.3f}>"
+        )
 
 
 # --------------------------------------------------------------------------
@@ -443,7 +531,7 @@ def _normal_component(X, active_idx, forward, n_orient):
     normals = np.concatenate([s["nn"][s["vertno"]] for s in forward["src"]])
     out = np.empty((len(active_idx), X.shape[1]))
     for k, p in enumerate(active_idx):
-        v = nn_src[p].T @ X[3 * k:3 * k + 3]  # xyz (head coords) time courses
+        v = nn_src[p].T @ X[3 * k : 3 * k + 3]  # xyz (head coords) time courses
         out[k] = normals[p] @ v
     return out
 
@@ -510,9 +598,26 @@ def _solver_hooks(emit, n_tfmxne_iter):
     return on_outer, on_reweighting
 
 
-def _solve_prepared(p, alpha, l1_ratio, maxit, tol, debias, wsize, tstep, dgap_freq,
-                    pick_ori, n_tfmxne_iter, return_residual, dtype, t0=None,
-                    Z_init=None, init_positions=None, raise_empty=True, emit=None):
+def _solve_prepared(
+    p,
+    alpha,
+    l1_ratio,
+    maxit,
+    tol,
+    debias,
+    wsize,
+    tstep,
+    dgap_freq,
+    pick_ori,
+    n_tfmxne_iter,
+    return_residual,
+    dtype,
+    t0=None,
+    Z_init=None,
+    init_positions=None,
+    raise_empty=True,
+    emit=None,
+):
     """Solve the prepared problem ``p`` at (alpha, l1_ratio): a TFMxNEResult.
 
     ``emit`` (a :class:`tfmxne._progress._Emitter` or None) receives the
@@ -531,24 +636,55 @@ def _solve_prepared(p, alpha, l1_ratio, maxit, tol, debias, wsize, tstep, dgap_f
     screen = None
     s0 = getattr(p, "screen0", None)
     # (float64 only: the screening is exact for the float64 gain)
-    if (s0 is not None and Z_init is None and np.dtype(dtype) == np.float64
-            and s0[0] is M and s0[1:4] == (
-                l1_ratio, tuple(np.atleast_1d(wsize)), tuple(np.atleast_1d(tstep)))):
+    if (
+        s0 is not None
+        and Z_init is None
+        and np.dtype(dtype) == np.float64
+        and s0[0] is M
+        and s0[1:4]
+        == (l1_ratio, tuple(np.atleast_1d(wsize)), tuple(np.atleast_1d(tstep)))
+    ):
         screen = s0[4]
     logger.info("Using block coordinate descent with active set approach")
     if n_tfmxne_iter == 1:
-        res = _tf_solve(Mc, G, alpha_space, alpha_time, frame, n_orient, maxit,
-                        tol_abs, dgap_freq, Z_init=Z_init, init_positions=init_positions,
-                        warn_name="tf_mixed_norm", screen_init=screen,
-                        on_outer=on_outer, mixed=True)
+        res = _tf_solve(
+            Mc,
+            G,
+            alpha_space,
+            alpha_time,
+            frame,
+            n_orient,
+            maxit,
+            tol_abs,
+            dgap_freq,
+            Z_init=Z_init,
+            init_positions=init_positions,
+            warn_name="tf_mixed_norm",
+            screen_init=screen,
+            on_outer=on_outer,
+            mixed=True,
+        )
         E = res.E
     else:
-        res, E, _ = _iterative_core(Mc, G, alpha_space, alpha_time, n_tfmxne_iter, frame,
-                                    n_orient, maxit, tol_abs, dgap_freq,
-                                    log_name="tf_mixed_norm", Z_init=Z_init,
-                                    init_positions=init_positions,
-                                    progress=on_reweighting, screen_init=screen,
-                                    on_outer=on_outer, mixed=True)
+        res, E, _ = _iterative_core(
+            Mc,
+            G,
+            alpha_space,
+            alpha_time,
+            n_tfmxne_iter,
+            frame,
+            n_orient,
+            maxit,
+            tol_abs,
+            dgap_freq,
+            log_name="tf_mixed_norm",
+            Z_init=Z_init,
+            init_positions=init_positions,
+            progress=on_reweighting,
+            screen_init=screen,
+            on_outer=on_outer,
+            mixed=True,
+        )
     n_src = p.gain.shape[1]
     active_set = np.zeros(n_src, bool)
     active_set[_cols(res.positions, n_orient)] = True
@@ -562,20 +698,40 @@ def _solve_prepared(p, alpha, l1_ratio, maxit, tol, debias, wsize, tstep, dgap_f
             raise NoActiveSourcesError(
                 "No active dipoles found. alpha_space/alpha_time are too big "
                 f"(alpha={alpha} % of alpha_max, alpha_max={p.alpha_max * 100:.6g} in "
-                "whitened units; lower alpha).")
+                "whitened units; lower alpha)."
+            )
         full = np.zeros(len(p.mask) if p.mask is not None else n_src, bool)
         return TFMxNEResult(
-            estimate=None, residual=p.evoked.copy().pick(p.gain_info["ch_names"])
-            if return_residual else None, alpha=alpha, l1_ratio=l1_ratio,
-            alpha_max=p.alpha_max * 100.0, gap=res.gap, tol=tol_abs,
-            converged=bool(res.converged), n_iter=res.n_iter, explained_variance=0.0,
-            objective=list(E), gap_history=[res.gap],
-            _tf_coefs=np.zeros((0, frame.n_coefs), complex), active_set=full,
-            X=np.zeros((0, M.shape[1])), times=p.evoked.times.copy(),
-            n_freqs=frame.n_freqs, n_steps=frame.n_steps, wsize=frame.wsizes,
-            tstep=frame.tsteps, elapsed=time.perf_counter() - t0, residual_norm2=nM2,
-            _forward=p.forward, _sfreq=p.evoked.info["sfreq"], _M=M,
-            _gain_active=np.zeros((M.shape[0], 0)), _res=res)
+            estimate=None,
+            residual=p.evoked.copy().pick(p.gain_info["ch_names"])
+            if return_residual
+            else None,
+            alpha=alpha,
+            l1_ratio=l1_ratio,
+            alpha_max=p.alpha_max * 100.0,
+            gap=res.gap,
+            tol=tol_abs,
+            converged=bool(res.converged),
+            n_iter=res.n_iter,
+            explained_variance=0.0,
+            objective=list(E),
+            gap_history=[res.gap],
+            _tf_coefs=np.zeros((0, frame.n_coefs), complex),
+            active_set=full,
+            X=np.zeros((0, M.shape[1])),
+            times=p.evoked.times.copy(),
+            n_freqs=frame.n_freqs,
+            n_steps=frame.n_steps,
+            wsize=frame.wsizes,
+            tstep=frame.tsteps,
+            elapsed=time.perf_counter() - t0,
+            residual_norm2=nM2,
+            _forward=p.forward,
+            _sfreq=p.evoked.info["sfreq"],
+            _M=M,
+            _gain_active=np.zeros((M.shape[0], 0)),
+            _res=res,
+        )
     gain_active = gain[:, active_set]
     rn2 = float(np.sum((M - gain_active @ X) ** 2))
     ev = 1.0 - rn2 / nM2 if nM2 > 0 else 0.0
@@ -594,28 +750,81 @@ def _solve_prepared(p, alpha, l1_ratio, maxit, tol, debias, wsize, tstep, dgap_f
         residual = _compute_residual(forward, p.evoked, X, active_set, p.gain_info)
     logger.info("[done]")
     return TFMxNEResult(
-        estimate=estimate, residual=residual, alpha=alpha, l1_ratio=l1_ratio,
-        alpha_max=p.alpha_max * 100.0, gap=res.gap, tol=tol_abs,
-        converged=bool(res.converged), n_iter=res.n_iter, explained_variance=ev,
-        objective=list(E), gap_history=[res.gap], active_set=active_set, X=X,
+        estimate=estimate,
+        residual=residual,
+        alpha=alpha,
+        l1_ratio=l1_ratio,
+        alpha_max=p.alpha_max * 100.0,
+        gap=res.gap,
+        tol=tol_abs,
+        converged=bool(res.converged),
+        n_iter=res.n_iter,
+        explained_variance=ev,
+        objective=list(E),
+        gap_history=[res.gap],
+        active_set=active_set,
+        X=X,
         times=p.evoked.times.copy(),
-        n_freqs=frame.n_freqs, n_steps=frame.n_steps, wsize=frame.wsizes,
-        tstep=frame.tsteps, elapsed=time.perf_counter() - t0, residual_norm2=rn2,
-        _forward=forward, _sfreq=p.evoked.info["sfreq"], _M=M,
-        _gain_active=gain_active, _res=res)
+        n_freqs=frame.n_freqs,
+        n_steps=frame.n_steps,
+        wsize=frame.wsizes,
+        tstep=frame.tsteps,
+        elapsed=time.perf_counter() - t0,
+        residual_norm2=rn2,
+        _forward=forward,
+        _sfreq=p.evoked.info["sfreq"],
+        _M=M,
+        _gain_active=gain_active,
+        _res=res,
+    )
 
 
-
-
-def _solve_one(evoked, forward, noise_cov, alpha, l1_ratio, o, return_residual, dtype,
-               emit=None, t0=None):
+def _solve_one(
+    evoked,
+    forward,
+    noise_cov,
+    alpha,
+    l1_ratio,
+    o,
+    return_residual,
+    dtype,
+    emit=None,
+    t0=None,
+):
     """Check, prepare and solve one evoked at a given (alpha, l1_ratio)."""
     t0 = time.perf_counter() if t0 is None else t0
     alpha, l1_ratio, maxit, tol, n_tfmxne_iter, dgap_freq, wsize, tstep = _check_inputs(
-        evoked, forward, noise_cov, alpha, l1_ratio, **o)
-    p = _prepare(evoked, forward, noise_cov, o["loose"], o["depth"], o["weights"],
-                 o["weights_min"], o["pca"], o["rank"], o["window"], l1_ratio, wsize,
-                 tstep)
-    return _solve_prepared(p, alpha, l1_ratio, maxit, tol, o["debias"], wsize, tstep,
-                           dgap_freq, o["pick_ori"], n_tfmxne_iter, return_residual,
-                           dtype, t0, emit=emit)
+        evoked, forward, noise_cov, alpha, l1_ratio, **o
+    )
+    p = _prepare(
+        evoked,
+        forward,
+        noise_cov,
+        o["loose"],
+        o["depth"],
+        o["weights"],
+        o["weights_min"],
+        o["pca"],
+        o["rank"],
+        o["window"],
+        l1_ratio,
+        wsize,
+        tstep,
+    )
+    return _solve_prepared(
+        p,
+        alpha,
+        l1_ratio,
+        maxit,
+        tol,
+        o["debias"],
+        wsize,
+        tstep,
+        dgap_freq,
+        o["pick_ori"],
+        n_tfmxne_iter,
+        return_residual,
+        dtype,
+        t0,
+        emit=emit,
+    )

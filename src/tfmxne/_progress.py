@@ -135,9 +135,15 @@ class TqdmBar:
 
             # explicit sizes: tqdm shows nothing on terminals reporting 0 x 0
             size = shutil.get_terminal_size((80, 24))
-            self._bar = tqdm(total=None, desc=self.desc, unit="it", leave=False,
-                             file=self._file if self._file is not None else sys.stderr,
-                             ncols=min(size.columns or 80, 100), nrows=size.lines or 24)
+            self._bar = tqdm(
+                total=None,
+                desc=self.desc,
+                unit="it",
+                leave=False,
+                file=self._file if self._file is not None else sys.stderr,
+                ncols=min(size.columns or 80, 100),
+                nrows=size.lines or 24,
+            )
         bar = self._bar
         if event.stage == self.count:
             if event.total is not None and bar.total != event.total:
@@ -183,11 +189,15 @@ def _on_terminal():
 
 def check_progress(progress):
     """``progress`` is None, 'auto' or a callable; returns it."""
-    if progress is None or callable(progress) or (
-            isinstance(progress, str) and progress == "auto"):
+    if (
+        progress is None
+        or callable(progress)
+        or (isinstance(progress, str) and progress == "auto")
+    ):
         return progress
     raise TypeError(
-        f"progress must be None, 'auto' or a callable, got progress={_short(progress)}")
+        f"progress must be None, 'auto' or a callable, got progress={_short(progress)}"
+    )
 
 
 @contextlib.contextmanager

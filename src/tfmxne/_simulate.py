@@ -37,8 +37,9 @@ MIN_SEP_MM = 30.0
 
 def _rotation(axis, angle_rad):
     axis = np.asarray(axis, float) / np.linalg.norm(axis)
-    K = np.array([[0.0, -axis[2], axis[1]], [axis[2], 0.0, -axis[0]],
-                  [-axis[1], axis[0], 0.0]])
+    K = np.array(
+        [[0.0, -axis[2], axis[1]], [axis[2], 0.0, -axis[0]], [-axis[1], axis[0], 0.0]]
+    )
     return np.eye(3) + np.sin(angle_rad) * K + (1.0 - np.cos(angle_rad)) * K @ K
 
 
@@ -73,9 +74,19 @@ def tilted(nn, deg, rng):
     return out / np.linalg.norm(out, axis=1, keepdims=True)
 
 
-def model_error_forward(info, src, trans, bem_fname, *, seed=0, shift_mm=4.0,
-                        rot_deg=2.0, tilt_deg=20.0, skull_sigma=0.0125,
-                        mindist=3.0):
+def model_error_forward(
+    info,
+    src,
+    trans,
+    bem_fname,
+    *,
+    seed=0,
+    shift_mm=4.0,
+    rot_deg=2.0,
+    tilt_deg=20.0,
+    skull_sigma=0.0125,
+    mindist=3.0,
+):
     """A fixed-orientation forward of the fine cortex with model error.
 
     Parameters
@@ -117,10 +128,12 @@ def model_error_forward(info, src, trans, bem_fname, *, seed=0, shift_mm=4.0,
     bem = mne.make_bem_solution(surfs, verbose=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fwd = mne.make_forward_solution(info, trans2, vsrc, bem, mindist=mindist,
-                                        verbose=False)
-        fwd = mne.convert_forward_solution(fwd, surf_ori=True, force_fixed=True,
-                                           verbose=False)
+        fwd = mne.make_forward_solution(
+            info, trans2, vsrc, bem, mindist=mindist, verbose=False
+        )
+        fwd = mne.convert_forward_solution(
+            fwd, surf_ori=True, force_fixed=True, verbose=False
+        )
     fwd["hemi"] = hemi[fwd["src"][0]["vertno"]]
     return fwd
 
@@ -131,8 +144,9 @@ def gabor(times, rng):
     t0 = rng.uniform(0.05, 0.2)
     w = rng.uniform(0.015, 0.04)
     ph = rng.uniform(0, 2 * np.pi)
-    return (np.exp(-0.5 * ((times - t0) / w) ** 2)
-            * np.cos(2 * np.pi * f * (times - t0) + ph))
+    return np.exp(-0.5 * ((times - t0) / w) ** 2) * np.cos(
+        2 * np.pi * f * (times - t0) + ph
+    )
 
 
 def _smooth_noise(times, rng, n):
@@ -143,9 +157,21 @@ def _smooth_noise(times, rng, n):
     return np.sum(a * np.cos(2 * np.pi * f * times + ph), axis=1)
 
 
-def simulate_evoked(ev0, fwd_sim, cov, nave, n_src, whitener, *, seed=0, extent=0.0,
-                    energy=(0.05, 0.15), background=0.0, n_background=200,
-                    positions=None):
+def simulate_evoked(
+    ev0,
+    fwd_sim,
+    cov,
+    nave,
+    n_src,
+    whitener,
+    *,
+    seed=0,
+    extent=0.0,
+    energy=(0.05, 0.15),
+    background=0.0,
+    n_background=200,
+    positions=None,
+):
     """Focal sources (plus background) on ``fwd_sim``, noise of ``nave`` trials.
 
     Parameters
@@ -194,8 +220,9 @@ def simulate_evoked(ev0, fwd_sim, cov, nave, n_src, whitener, *, seed=0, extent=
     rr = fwd_sim["source_rr"]
     hemi = fwd_sim.get("hemi", np.zeros(len(rr), int))
     if positions is not None:
-        idx = [int(np.argmin(np.linalg.norm(rr - np.asarray(p), axis=1)))
-               for p in positions]
+        idx = [
+            int(np.argmin(np.linalg.norm(rr - np.asarray(p), axis=1))) for p in positions
+        ]
     else:
         idx = []
         for _ in range(100 * n_src):

@@ -93,8 +93,9 @@ def internal_to_mne(z, n_steps, n_freqs):
     out = np.empty_like(zc)
     off = 0
     for ns, nf in zip(n_steps, n_freqs):
-        out[:, off:off + ns * nf].reshape(-1, nf, ns)[...] = (
-            zc[:, off:off + ns * nf].reshape(-1, ns, nf).transpose(0, 2, 1))
+        out[:, off : off + ns * nf].reshape(-1, nf, ns)[...] = (
+            zc[:, off : off + ns * nf].reshape(-1, ns, nf).transpose(0, 2, 1)
+        )
         off += ns * nf
     return out
 
@@ -104,7 +105,8 @@ def _as_signals(x):
     if np.iscomplexobj(x):
         raise ValueError("x is not a real valued array")
     if x.dtype == object or not (
-        np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)
+        np.issubdtype(x.dtype, np.floating)
+        or np.issubdtype(x.dtype, np.integer)
         or x.dtype == bool
     ):
         raise TypeError(f"x must be a real numeric array, got dtype {x.dtype}")
@@ -139,7 +141,8 @@ def stft(x, wsize, tstep=None, verbose=None):
     if np.ndim(wsize) != 0 or (tstep is not None and np.ndim(tstep) != 0):
         raise ValueError(
             "stft takes one window: wsize and tstep must be integers, got "
-            f"wsize={_short(wsize)}, tstep={_short(tstep)}")
+            f"wsize={_short(wsize)}, tstep={_short(tstep)}"
+        )
     if tstep is None:
         tstep = int(wsize) // 2 if float(wsize) == int(wsize) else wsize
     (wsize,), (tstep,) = check_wsize_tstep(wsize, tstep)
@@ -216,11 +219,16 @@ def istft(X, tstep=None, Tx=None):
     n_sig = int(np.prod(signal_shape)) if signal_shape else 1
     if n_sig == 0 or n_out == 0 or n_step == 0:
         return np.zeros(signal_shape + (n_out,))
-    plan = _engine.TFPlan(n_out, (wsize,), (tstep,), np.float64, n_steps=(n_step,),
-                          scale=1.0)
-    Zi = np.ascontiguousarray(
-        np.swapaxes(X.reshape(n_sig, n_win, n_step), 1, 2), dtype=np.complex128
-    ).reshape(n_sig, -1).view(np.float64)
+    plan = _engine.TFPlan(
+        n_out, (wsize,), (tstep,), np.float64, n_steps=(n_step,), scale=1.0
+    )
+    Zi = (
+        np.ascontiguousarray(
+            np.swapaxes(X.reshape(n_sig, n_win, n_step), 1, 2), dtype=np.complex128
+        )
+        .reshape(n_sig, -1)
+        .view(np.float64)
+    )
     x = np.empty((n_sig, n_out))
     _engine.istft(plan, np.ascontiguousarray(Zi), x, np.empty(plan.max_frames))
     return x.reshape(signal_shape + (n_out,))

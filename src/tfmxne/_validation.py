@@ -63,19 +63,22 @@ def check_int(value, name, min_value=None):
 
 def check_float(value, name, low=None, high=None, low_open=False, high_open=False):
     """Finite real scalar in the given interval."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real | np.floating | np.integer):
+    if isinstance(value, bool) or not isinstance(
+        value, numbers.Real | np.floating | np.integer
+    ):
         raise TypeError(f"{name} must be a real number, got {_short(value)}")
     value = float(value)
     if not np.isfinite(value):
         raise ValueError(f"{name} must be finite, got {name}={value}")
-    bad = (
-        (low is not None and (value < low or (low_open and value == low)))
-        or (high is not None and (value > high or (high_open and value == high)))
+    bad = (low is not None and (value < low or (low_open and value == low))) or (
+        high is not None and (value > high or (high_open and value == high))
     )
     if bad:
         lb = "(" if low_open else "["
         hb = ")" if high_open else "]"
-        rng = f"{lb}{low if low is not None else '-inf'}, {high if high is not None else 'inf'}{hb}"
+        lo = low if low is not None else "-inf"
+        hi = high if high is not None else "inf"
+        rng = f"{lb}{lo}, {hi}{hb}"
         raise ValueError(f"{name} must be in {rng}, got {name}={value}")
     return value
 
@@ -87,19 +90,28 @@ def check_dgap_freq(dgap_freq):
             return 0
         if dgap_freq > 0 and float(dgap_freq) == int(dgap_freq):
             return int(dgap_freq)
-    raise ValueError(f"dgap_freq must be a positive integer or np.inf, got dgap_freq={_short(dgap_freq)}")
+    raise ValueError(
+        "dgap_freq must be a positive integer or np.inf, got "
+        f"dgap_freq={_short(dgap_freq)}"
+    )
 
 
 def check_wsize_tstep(wsize, tstep):
     """Validate window sizes and steps like MNE; return two tuples of ints."""
     ws = np.atleast_1d(np.asarray(wsize))
     if tstep is None:
-        raise ValueError(f"tstep must be an integer or a list of integers, got tstep={tstep!r}")
+        raise ValueError(
+            f"tstep must be an integer or a list of integers, got tstep={tstep!r}"
+        )
     ts = np.atleast_1d(np.asarray(tstep))
     if ws.ndim != 1 or ws.size == 0:
-        raise ValueError(f"wsize must be an integer or a non-empty list, got wsize={_short(wsize)}")
+        raise ValueError(
+            f"wsize must be an integer or a non-empty list, got wsize={_short(wsize)}"
+        )
     if ts.ndim != 1 or ts.size == 0:
-        raise ValueError(f"tstep must be an integer or a non-empty list, got tstep={_short(tstep)}")
+        raise ValueError(
+            f"tstep must be an integer or a non-empty list, got tstep={_short(tstep)}"
+        )
     if len(ws) != len(ts):
         raise ValueError(
             "The same number of window sizes and steps must be passed. "
@@ -110,19 +122,27 @@ def check_wsize_tstep(wsize, tstep):
         for name, v in (("wsize", w), ("tstep", t)):
             if isinstance(v, np.bool_) or not (
                 np.issubdtype(np.asarray(v).dtype, np.integer)
-                or (np.issubdtype(np.asarray(v).dtype, np.floating) and float(v) == int(v))
+                or (
+                    np.issubdtype(np.asarray(v).dtype, np.floating) and float(v) == int(v)
+                )
             ):
-                raise TypeError(f"{name} must hold integers, got {name}={_short(wsize if name == 'wsize' else tstep)}")
+                raise TypeError(
+                    f"{name} must hold integers, got "
+                    f"{name}={_short(wsize if name == 'wsize' else tstep)}"
+                )
         w, t = int(w), int(t)
         if w <= 0 or w % 4:
             raise ValueError(f"wsize must be a positive multiple of 4, got wsize={w}")
         if t <= 0 or t % 2 or w % t:
             raise ValueError(
-                f"tstep must be a positive multiple of 2 that divides wsize, got tstep={t} "
+                "tstep must be a positive multiple of 2 that divides wsize, got "
+                f"tstep={t} "
                 f"for wsize={w}"
             )
         if t > w // 2:
-            raise ValueError(f"tstep must be at most wsize / 2, got tstep={t} for wsize={w}")
+            raise ValueError(
+                f"tstep must be at most wsize / 2, got tstep={t} for wsize={w}"
+            )
         out_w.append(w)
         out_t.append(t)
     return tuple(out_w), tuple(out_t)
@@ -147,7 +167,8 @@ def check_alpha(alpha):
     if alpha == 0.0:
         raise ValueError(
             "alpha must be > 0: alpha = 0 removes the regularisation and the problem "
-            "has no sparse solution. Got alpha = 0.0")
+            "has no sparse solution. Got alpha = 0.0"
+        )
     return alpha
 
 
@@ -162,8 +183,23 @@ def check_l1_ratio(l1_ratio):
 
 
 #: Channel types a ``rank`` dict may name.
-RANK_CH_TYPES = ("meg", "mag", "grad", "eeg", "seeg", "ecog", "dbs", "csd", "fnirs",
-                 "hbo", "hbr", "eog", "ecg", "emg", "misc")
+RANK_CH_TYPES = (
+    "meg",
+    "mag",
+    "grad",
+    "eeg",
+    "seeg",
+    "ecog",
+    "dbs",
+    "csd",
+    "fnirs",
+    "hbo",
+    "hbr",
+    "eog",
+    "ecg",
+    "emg",
+    "misc",
+)
 #: Keys of a ``depth`` dict (those of MNE's depth prior).
 DEPTH_KEYS = ("exp", "limit", "limit_depth_chs", "combine_xyz", "allow_fixed_depth")
 
@@ -173,21 +209,26 @@ def check_depth(depth):
     if depth is not None and not isinstance(depth, dict):
         if not _real(depth) or not np.isfinite(depth) or depth < 0:
             raise ValueError(
-                f"depth must be None, a non-negative number or a dict, got depth={depth!r}")
+                "depth must be None, a non-negative number or a dict, got "
+                f"depth={depth!r}"
+            )
     if isinstance(depth, dict):
         unknown = set(depth) - set(DEPTH_KEYS)
         if unknown:
             raise ValueError(
                 f"depth has unknown keys {sorted(map(str, unknown))} (allowed: "
-                f"{', '.join(repr(k) for k in DEPTH_KEYS)}), got depth={depth!r}")
+                f"{', '.join(repr(k) for k in DEPTH_KEYS)}), got depth={depth!r}"
+            )
         exp = depth.get("exp", 0.8)
         if exp is not None and not (_real(exp) and np.isfinite(exp) and exp >= 0):
             raise ValueError(
-                f"depth['exp'] must be None or a non-negative number, got depth={depth!r}")
+                f"depth['exp'] must be None or a non-negative number, got depth={depth!r}"
+            )
         limit = depth.get("limit", 10.0)
         if limit is not None and not (_real(limit) and np.isfinite(limit) and limit > 0):
             raise ValueError(
-                f"depth['limit'] must be None or a positive number, got depth={depth!r}")
+                f"depth['limit'] must be None or a positive number, got depth={depth!r}"
+            )
     return depth
 
 
@@ -196,13 +237,18 @@ def check_rank(rank):
     if rank is None or (isinstance(rank, str) and rank in ("full", "info")):
         return rank
     if not isinstance(rank, dict):
-        raise ValueError(f"rank must be None, 'full', 'info' or a dict, got rank={rank!r}")
+        raise ValueError(
+            f"rank must be None, 'full', 'info' or a dict, got rank={rank!r}"
+        )
     for key, val in rank.items():
         if key not in RANK_CH_TYPES:
-            raise ValueError(f"rank has an unknown channel type {key!r}, got rank={rank!r}")
+            raise ValueError(
+                f"rank has an unknown channel type {key!r}, got rank={rank!r}"
+            )
         if isinstance(val, bool) or not isinstance(val, numbers.Integral) or val < 0:
             raise ValueError(
-                f"rank[{key!r}] must be a non-negative integer, got rank={rank!r}")
+                f"rank[{key!r}] must be a non-negative integer, got rank={rank!r}"
+            )
     return rank
 
 
@@ -214,7 +260,8 @@ def check_loose(loose):
         ok = isinstance(loose, dict) or (_real(loose) and 0.0 <= float(loose) <= 1.0)
     if not ok:
         raise ValueError(
-            f"loose must be 'auto', a number in [0, 1] or a dict, got loose={loose!r}")
+            f"loose must be 'auto', a number in [0, 1] or a dict, got loose={loose!r}"
+        )
     return loose
 
 
@@ -224,13 +271,17 @@ def check_window(window):
         return None
     if _real(window):
         lr = (float(window), float(window))
-    elif isinstance(window, tuple | list) and len(window) == 2 and all(
-            _real(w) for w in window):
+    elif (
+        isinstance(window, tuple | list)
+        and len(window) == 2
+        and all(_real(w) for w in window)
+    ):
         lr = (float(window[0]), float(window[1]))
     else:
         raise ValueError(
             "window must be None, a number of seconds or a tuple of two, got "
-            f"window={window!r}")
+            f"window={window!r}"
+        )
     if min(lr) < 0 or not np.all(np.isfinite(lr)):
         raise ValueError(f"window must be non-negative and finite, got window={window!r}")
     return lr

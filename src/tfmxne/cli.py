@@ -40,8 +40,14 @@ from ._validation import (
     check_wsize_tstep,
 )
 
-__all__ = ["main", "build_parser", "format_report", "make_progress", "CLIError",
-           "Progress"]
+__all__ = [
+    "main",
+    "build_parser",
+    "format_report",
+    "make_progress",
+    "CLIError",
+    "Progress",
+]
 
 EXIT_OK = 0
 EXIT_FAILURE = 1  # unexpected internal error
@@ -93,6 +99,7 @@ def _checked(parse, check, name):
     accepts what the parameter accepts, with the same message (naming the
     parameter and the value) after ``argument --option:``.
     """
+
     def convert(text):
         value = parse(text)
         try:
@@ -107,6 +114,7 @@ def _checked(parse, check, name):
 
 def _keyword_or(keywords, parse):
     """Parse ``keywords`` (case-insensitive, to their values) or else ``parse``."""
+
     def convert(text):
         low = text.strip().lower()
         return keywords[low] if low in keywords else parse(text)
@@ -125,7 +133,8 @@ def _rank_value(text):
         except ValueError:
             raise argparse.ArgumentTypeError(
                 f"expected 'none', 'full', 'info' or CH_TYPE=RANK pairs such as "
-                f"'meg=302,eeg=59', got {text!r}") from None
+                f"'meg=302,eeg=59', got {text!r}"
+            ) from None
     return out
 
 
@@ -135,14 +144,22 @@ _loose = _checked(_keyword_or({"auto": "auto"}, _number), check_loose, "loose")
 _depth = _checked(_keyword_or({"none": None}, _number), check_depth, "depth")
 _maxit = _checked(_integer, lambda v: check_int(v, "maxit", 1), "maxit")
 _tol = _checked(_number, lambda v: check_float(v, "tol", low=0.0, low_open=True), "tol")
-_weights_min = _checked(_number, lambda v: check_float(v, "weights_min", low=0.0),
-                        "weights_min")
-_dgap_freq = _checked(_keyword_or({"inf": np.inf, "np.inf": np.inf}, _integer),
-                      check_dgap_freq, "dgap_freq")
-_rank = _checked(_keyword_or({"none": None, "auto": None, "full": "full",
-                              "info": "info"}, _rank_value), check_rank, "rank")
-_n_tfmxne_iter = _checked(_integer, lambda v: check_int(v, "n_tfmxne_iter", 1),
-                          "n_tfmxne_iter")
+_weights_min = _checked(
+    _number, lambda v: check_float(v, "weights_min", low=0.0), "weights_min"
+)
+_dgap_freq = _checked(
+    _keyword_or({"inf": np.inf, "np.inf": np.inf}, _integer), check_dgap_freq, "dgap_freq"
+)
+_rank = _checked(
+    _keyword_or(
+        {"none": None, "auto": None, "full": "full", "info": "info"}, _rank_value
+    ),
+    check_rank,
+    "rank",
+)
+_n_tfmxne_iter = _checked(
+    _integer, lambda v: check_int(v, "n_tfmxne_iter", 1), "n_tfmxne_iter"
+)
 
 
 def _condition(text):
@@ -151,83 +168,173 @@ def _condition(text):
 
 def _add_solver_options(parser, alpha=DEFAULT_ALPHA, l1_ratio=DEFAULT_L1_RATIO):
     g = parser.add_argument_group(
-        "TF-MxNE parameters (those of mne.inverse_sparse.tf_mixed_norm)")
-    g.add_argument("--alpha", type=_alpha, default=alpha,
-                   metavar="A",
-                   help="regularisation in percent of alpha_max, in (0, 100): larger "
-                        f"gives fewer active sources (default: {alpha:g})")
-    g.add_argument("--l1-ratio", type=_l1_ratio, default=l1_ratio,
-                   metavar="R",
-                   help="share of the temporal (L1) penalty in [0, 1]: larger gives "
-                        "sparser time-frequency content (default: "
-                        f"{l1_ratio:g})")
-    g.add_argument("--wsize", type=_integer, nargs="+", default=[64], metavar="N",
-                   help="STFT window length(s) in samples, multiples of 4; several "
-                        "values build a multi-scale dictionary (default: 64)")
-    g.add_argument("--tstep", type=_integer, nargs="+", default=[4], metavar="N",
-                   help="STFT hop(s) in samples, one per --wsize, even and dividing "
-                        "wsize (default: 4)")
-    g.add_argument("--window", nargs="+", default=["0.02"], metavar="SECONDS",
-                   help="length of the half-Hanning tapers applied at both ends of "
-                        "the data: one value for both ends, two for left and right, "
-                        "or 'none' (default: 0.02)")
-    g.add_argument("--loose", type=_loose, default="auto",
-                   help="weight of the tangential source orientations, 'auto' or in "
-                        "[0, 1] (0: fixed orientation, 1: free; default: auto, i.e. "
-                        "0.2 on surface source spaces)")
-    g.add_argument("--depth", type=_depth, default=0.8,
-                   help="depth weighting exponent, or 'none' (default: 0.8)")
-    g.add_argument("--maxit", type=_maxit, default=3000,
-                   help="maximum number of block coordinate descent epochs "
-                        "(default: 3000)")
-    g.add_argument("--tol", type=_tol, default=1e-4,
-                   help="tolerance on the duality gap, relative to the squared norm "
-                        "of the whitened data (default: 1e-4)")
-    g.add_argument("--weights", default=None, metavar="FILE",
-                   help="source weights (for example a dSPM estimate): a source "
-                        "estimate file (.stc, -lh.stc, .h5) or a .npy array with one "
-                        "value per source position (default: none)")
-    g.add_argument("--weights-min", type=_weights_min, default=0.0,
-                   metavar="W",
-                   help="drop the source positions whose weight (scaled by the "
-                        "maximum) is at or below this (default: 0)")
-    g.add_argument("--pca", action=argparse.BooleanOptionalAction, default=True,
-                   help="whiten with PCA, dropping the zero-variance directions "
-                        "(default: --pca)")
-    g.add_argument("--debias", action=argparse.BooleanOptionalAction, default=True,
-                   help="remove the amplitude bias of the estimate (default: "
-                        "--debias)")
-    g.add_argument("--dgap-freq", type=_dgap_freq, default=10, metavar="N",
-                   help="evaluate the duality gap every N epochs, or 'inf' "
-                        "(default: 10)")
-    g.add_argument("--rank", type=_rank, default=None,
-                   help="rank of the noise covariance: 'none' (estimated), 'full', "
-                        "'info' or pairs such as 'meg=302,eeg=59' (default: none)")
-    g.add_argument("--pick-ori", choices=("vector", "normal"), default=None,
-                   help="'vector': keep the three orientation components; 'normal': "
-                        "the signed component normal to the cortex (default: the "
-                        "amplitude)")
-    g.add_argument("--n-tfmxne-iter", type=_n_tfmxne_iter, default=1, metavar="N",
-                   help="number of iterations of the reweighted (irTF-MxNE) "
-                        "solver; 1 is plain TF-MxNE (default: 1)")
-    g.add_argument("--dtype", choices=("float64", "float32"), default="float64",
-                   help="precision of the solver iterations (default: float64)")
+        "TF-MxNE parameters (those of mne.inverse_sparse.tf_mixed_norm)"
+    )
+    g.add_argument(
+        "--alpha",
+        type=_alpha,
+        default=alpha,
+        metavar="A",
+        help="regularisation in percent of alpha_max, in (0, 100): larger "
+        f"gives fewer active sources (default: {alpha:g})",
+    )
+    g.add_argument(
+        "--l1-ratio",
+        type=_l1_ratio,
+        default=l1_ratio,
+        metavar="R",
+        help="share of the temporal (L1) penalty in [0, 1]: larger gives "
+        "sparser time-frequency content (default: "
+        f"{l1_ratio:g})",
+    )
+    g.add_argument(
+        "--wsize",
+        type=_integer,
+        nargs="+",
+        default=[64],
+        metavar="N",
+        help="STFT window length(s) in samples, multiples of 4; several "
+        "values build a multi-scale dictionary (default: 64)",
+    )
+    g.add_argument(
+        "--tstep",
+        type=_integer,
+        nargs="+",
+        default=[4],
+        metavar="N",
+        help="STFT hop(s) in samples, one per --wsize, even and dividing "
+        "wsize (default: 4)",
+    )
+    g.add_argument(
+        "--window",
+        nargs="+",
+        default=["0.02"],
+        metavar="SECONDS",
+        help="length of the half-Hanning tapers applied at both ends of "
+        "the data: one value for both ends, two for left and right, "
+        "or 'none' (default: 0.02)",
+    )
+    g.add_argument(
+        "--loose",
+        type=_loose,
+        default="auto",
+        help="weight of the tangential source orientations, 'auto' or in "
+        "[0, 1] (0: fixed orientation, 1: free; default: auto, i.e. "
+        "0.2 on surface source spaces)",
+    )
+    g.add_argument(
+        "--depth",
+        type=_depth,
+        default=0.8,
+        help="depth weighting exponent, or 'none' (default: 0.8)",
+    )
+    g.add_argument(
+        "--maxit",
+        type=_maxit,
+        default=3000,
+        help="maximum number of block coordinate descent epochs (default: 3000)",
+    )
+    g.add_argument(
+        "--tol",
+        type=_tol,
+        default=1e-4,
+        help="tolerance on the duality gap, relative to the squared norm "
+        "of the whitened data (default: 1e-4)",
+    )
+    g.add_argument(
+        "--weights",
+        default=None,
+        metavar="FILE",
+        help="source weights (for example a dSPM estimate): a source "
+        "estimate file (.stc, -lh.stc, .h5) or a .npy array with one "
+        "value per source position (default: none)",
+    )
+    g.add_argument(
+        "--weights-min",
+        type=_weights_min,
+        default=0.0,
+        metavar="W",
+        help="drop the source positions whose weight (scaled by the "
+        "maximum) is at or below this (default: 0)",
+    )
+    g.add_argument(
+        "--pca",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="whiten with PCA, dropping the zero-variance directions (default: --pca)",
+    )
+    g.add_argument(
+        "--debias",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="remove the amplitude bias of the estimate (default: --debias)",
+    )
+    g.add_argument(
+        "--dgap-freq",
+        type=_dgap_freq,
+        default=10,
+        metavar="N",
+        help="evaluate the duality gap every N epochs, or 'inf' (default: 10)",
+    )
+    g.add_argument(
+        "--rank",
+        type=_rank,
+        default=None,
+        help="rank of the noise covariance: 'none' (estimated), 'full', "
+        "'info' or pairs such as 'meg=302,eeg=59' (default: none)",
+    )
+    g.add_argument(
+        "--pick-ori",
+        choices=("vector", "normal"),
+        default=None,
+        help="'vector': keep the three orientation components; 'normal': "
+        "the signed component normal to the cortex (default: the "
+        "amplitude)",
+    )
+    g.add_argument(
+        "--n-tfmxne-iter",
+        type=_n_tfmxne_iter,
+        default=1,
+        metavar="N",
+        help="number of iterations of the reweighted (irTF-MxNE) "
+        "solver; 1 is plain TF-MxNE (default: 1)",
+    )
+    g.add_argument(
+        "--dtype",
+        choices=("float64", "float32"),
+        default="float64",
+        help="precision of the solver iterations (default: float64)",
+    )
     return g
 
 
 def _add_common_options(parser, fig_default):
     g = parser.add_argument_group("output and messages")
-    g.add_argument("--compare-mne", action="store_true",
-                   help="also run mne.inverse_sparse.tf_mixed_norm on the same "
-                        "problem and report its time, the speed-up and the difference "
-                        "between the estimates (slow: MNE takes tens of seconds)")
-    g.add_argument("--no-figure", dest="figure", action="store_false",
-                   help=f"do not write the figure ({fig_default})")
-    g.add_argument("-q", "--quiet", action="store_true",
-                   help="print nothing but errors and warnings (no report, no "
-                        "progress bar)")
-    g.add_argument("-v", "--verbose", action="store_true",
-                   help="print MNE's and tfmxne's log, and the traceback of errors")
+    g.add_argument(
+        "--compare-mne",
+        action="store_true",
+        help="also run mne.inverse_sparse.tf_mixed_norm on the same "
+        "problem and report its time, the speed-up and the difference "
+        "between the estimates (slow: MNE takes tens of seconds)",
+    )
+    g.add_argument(
+        "--no-figure",
+        dest="figure",
+        action="store_false",
+        help=f"do not write the figure ({fig_default})",
+    )
+    g.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="print nothing but errors and warnings (no report, no progress bar)",
+    )
+    g.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="print MNE's and tfmxne's log, and the traceback of errors",
+    )
 
 
 def build_parser():
@@ -244,77 +351,136 @@ def build_parser():
     parser = _ArgumentParser(
         prog=PROG,
         description="tfmxne: fast time-frequency mixed-norm estimates (TF-MxNE) for "
-                    "M/EEG source imaging, a compiled drop-in for "
-                    "mne.inverse_sparse.tf_mixed_norm.",
-        epilog="Start with 'tfmxne demo', then 'tfmxne run --help'.")
-    parser.add_argument("--version", action="version",
-                        version=f"%(prog)s {tfmxne.__version__}")
+        "M/EEG source imaging, a compiled drop-in for "
+        "mne.inverse_sparse.tf_mixed_norm.",
+        epilog="Start with 'tfmxne demo', then 'tfmxne run --help'.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {tfmxne.__version__}"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
     demo = sub.add_parser(
-        "demo", help="TF-MxNE on the bundled sample data (report and figure)",
+        "demo",
+        help="TF-MxNE on the bundled sample data (report and figure)",
         description="Run TF-MxNE on the sample data shipped with tfmxne (MNE's "
-                    "'sample' subject, 'Left Auditory' averaged over 3 trials, MEG + "
-                    "EEG, oct4 cortical source space of 508 positions), print a "
-                    "report of the active sources and the goodness of fit, and write "
-                    "a figure: whitened data and residual, the sources on the "
-                    "cortical surfaces, their time courses and time-frequency maps. "
-                    f"alpha is fixed at {DEMO_PARAMS['alpha']:g} for this data set "
-                    "(one source in each auditory cortex); change it with --alpha.")
-    demo.add_argument("--out", default="tfmxne-demo.png", metavar="FIG.png",
-                      help="figure file; the format follows the extension "
-                           "(default: tfmxne-demo.png)")
-    demo.add_argument("--tmin", type=float, default=DEMO_CROP[0],
-                      help=f"start of the time window, s (default: {DEMO_CROP[0]})")
-    demo.add_argument("--tmax", type=float, default=DEMO_CROP[1],
-                      help=f"end of the time window, s (default: {DEMO_CROP[1]})")
-    _add_solver_options(demo, alpha=DEMO_PARAMS["alpha"],
-                        l1_ratio=DEMO_PARAMS["l1_ratio"])
+        "'sample' subject, 'Left Auditory' averaged over 3 trials, MEG + "
+        "EEG, oct4 cortical source space of 508 positions), print a "
+        "report of the active sources and the goodness of fit, and write "
+        "a figure: whitened data and residual, the sources on the "
+        "cortical surfaces, their time courses and time-frequency maps. "
+        f"alpha is fixed at {DEMO_PARAMS['alpha']:g} for this data set "
+        "(one source in each auditory cortex); change it with --alpha.",
+    )
+    demo.add_argument(
+        "--out",
+        default="tfmxne-demo.png",
+        metavar="FIG.png",
+        help="figure file; the format follows the extension (default: tfmxne-demo.png)",
+    )
+    demo.add_argument(
+        "--tmin",
+        type=float,
+        default=DEMO_CROP[0],
+        help=f"start of the time window, s (default: {DEMO_CROP[0]})",
+    )
+    demo.add_argument(
+        "--tmax",
+        type=float,
+        default=DEMO_CROP[1],
+        help=f"end of the time window, s (default: {DEMO_CROP[1]})",
+    )
+    _add_solver_options(
+        demo, alpha=DEMO_PARAMS["alpha"], l1_ratio=DEMO_PARAMS["l1_ratio"]
+    )
     _add_common_options(demo, "--out")
     demo.set_defaults(func=_cmd_demo)
 
     run = sub.add_parser(
-        "run", help="TF-MxNE on your evoked, forward and noise covariance files",
+        "run",
+        help="TF-MxNE on your evoked, forward and noise covariance files",
         description="Run TF-MxNE on an evoked response and write the source "
-                    "estimate (BASENAME-lh.stc/-rh.stc for surface source spaces, "
-                    "BASENAME-vl.stc for volumes, BASENAME-stc.h5 for vector and "
-                    "mixed estimates), the residual (BASENAME-res-ave.fif), with "
-                    "--dipoles one dipole file per active source "
-                    "(BASENAME-dipNN.dip), and a figure (BASENAME.png). Nothing is "
-                    "written if the run fails. The options are those of "
-                    "mne.inverse_sparse.tf_mixed_norm, with dashes.",
+        "estimate (BASENAME-lh.stc/-rh.stc for surface source spaces, "
+        "BASENAME-vl.stc for volumes, BASENAME-stc.h5 for vector and "
+        "mixed estimates), the residual (BASENAME-res-ave.fif), with "
+        "--dipoles one dipole file per active source "
+        "(BASENAME-dipNN.dip), and a figure (BASENAME.png). Nothing is "
+        "written if the run fails. The options are those of "
+        "mne.inverse_sparse.tf_mixed_norm, with dashes.",
         epilog="Example: tfmxne run --evoked sample-ave.fif --condition "
-               "'Left Auditory' --forward sample-fwd.fif --cov sample-cov.fif "
-               "--tmin -0.05 --tmax 0.3 --alpha 40 --l1-ratio 0.03 --out left_aud")
+        "'Left Auditory' --forward sample-fwd.fif --cov sample-cov.fif "
+        "--tmin -0.05 --tmax 0.3 --alpha 40 --l1-ratio 0.03 --out left_aud",
+    )
     g = run.add_argument_group("input and output files")
-    g.add_argument("--evoked", required=True, metavar="FILE",
-                   help="evoked responses (FIF, e.g. *-ave.fif)")
-    g.add_argument("--condition", type=_condition, default=None, metavar="NAME",
-                   help="which evoked response of the file: its comment (name) or "
-                        "its index; needed when the file holds several")
-    g.add_argument("--forward", required=True, metavar="FILE",
-                   help="forward solution (FIF, e.g. *-fwd.fif)")
-    g.add_argument("--cov", required=True, metavar="FILE",
-                   help="noise covariance (FIF, e.g. *-cov.fif)")
-    g.add_argument("--out", required=True, metavar="BASENAME",
-                   help="base name of the output files, for example "
-                        "results/subject01 (the directory is created if needed)")
-    g.add_argument("--dipoles", action="store_true",
-                   help="also write the active sources as dipoles, one file per "
-                        "source (BASENAME-dipNN.dip or .bdip)")
-    g.add_argument("--dipole-format", choices=("dip", "bdip"), default="dip",
-                   help="dipole file format: text (dip, amplitudes in nAm with 3 "
-                        "decimals) or binary Xfit (bdip) (default: dip)")
+    g.add_argument(
+        "--evoked",
+        required=True,
+        metavar="FILE",
+        help="evoked responses (FIF, e.g. *-ave.fif)",
+    )
+    g.add_argument(
+        "--condition",
+        type=_condition,
+        default=None,
+        metavar="NAME",
+        help="which evoked response of the file: its comment (name) or "
+        "its index; needed when the file holds several",
+    )
+    g.add_argument(
+        "--forward",
+        required=True,
+        metavar="FILE",
+        help="forward solution (FIF, e.g. *-fwd.fif)",
+    )
+    g.add_argument(
+        "--cov",
+        required=True,
+        metavar="FILE",
+        help="noise covariance (FIF, e.g. *-cov.fif)",
+    )
+    g.add_argument(
+        "--out",
+        required=True,
+        metavar="BASENAME",
+        help="base name of the output files, for example "
+        "results/subject01 (the directory is created if needed)",
+    )
+    g.add_argument(
+        "--dipoles",
+        action="store_true",
+        help="also write the active sources as dipoles, one file per "
+        "source (BASENAME-dipNN.dip or .bdip)",
+    )
+    g.add_argument(
+        "--dipole-format",
+        choices=("dip", "bdip"),
+        default="dip",
+        help="dipole file format: text (dip, amplitudes in nAm with 3 "
+        "decimals) or binary Xfit (bdip) (default: dip)",
+    )
     g = run.add_argument_group("data selection")
-    g.add_argument("--tmin", type=float, default=None,
-                   help="crop the evoked response from this time, s")
-    g.add_argument("--tmax", type=float, default=None,
-                   help="crop the evoked response up to this time, s")
-    g.add_argument("--baseline", nargs=2, default=None, metavar=("BMIN", "BMAX"),
-                   help="apply a baseline correction on [BMIN, BMAX] s ('none' for "
-                        "the start or end of the data), before cropping (default: "
-                        "the data as stored)")
+    g.add_argument(
+        "--tmin",
+        type=float,
+        default=None,
+        help="crop the evoked response from this time, s",
+    )
+    g.add_argument(
+        "--tmax",
+        type=float,
+        default=None,
+        help="crop the evoked response up to this time, s",
+    )
+    g.add_argument(
+        "--baseline",
+        nargs=2,
+        default=None,
+        metavar=("BMIN", "BMAX"),
+        help="apply a baseline correction on [BMIN, BMAX] s ('none' for "
+        "the start or end of the data), before cropping (default: "
+        "the data as stored)",
+    )
     _add_solver_options(run)
     _add_common_options(run, "BASENAME.png")
     run.set_defaults(func=_cmd_run)
@@ -473,18 +639,19 @@ def _read_evoked(path, condition):
         if len(evokeds) > 1:
             raise CLIError(
                 f"{path} holds {len(evokeds)} evoked responses ({listing}); choose "
-                "one with --condition")
+                "one with --condition"
+            )
         return evokeds[0]
     if isinstance(condition, int):
         if not -len(evokeds) <= condition < len(evokeds):
             raise CLIError(
                 f"condition index {condition} out of range: {path} holds "
-                f"{len(evokeds)} evoked response(s) ({listing})")
+                f"{len(evokeds)} evoked response(s) ({listing})"
+            )
         return evokeds[condition]
     matches = [e for e in evokeds if e.comment == condition]
     if not matches:
-        raise CLIError(
-            f"unknown condition {condition!r}: {path} holds {listing}")
+        raise CLIError(f"unknown condition {condition!r}: {path} holds {listing}")
     return matches[0]
 
 
@@ -495,7 +662,8 @@ def _parse_window(values):
         w = [float(v) for v in values]
     except ValueError:
         raise CLIError(
-            f"--window: expected seconds or 'none', got {' '.join(values)}") from None
+            f"--window: expected seconds or 'none', got {' '.join(values)}"
+        ) from None
     window = w[0] if len(w) == 1 else tuple(w)
     try:
         check_window(window)
@@ -516,7 +684,8 @@ def _parse_baseline(values):
                 out.append(float(v))
             except ValueError:
                 raise CLIError(
-                    f"--baseline: expected seconds or 'none', got {v!r}") from None
+                    f"--baseline: expected seconds or 'none', got {v!r}"
+                ) from None
     return tuple(out)
 
 
@@ -528,11 +697,23 @@ def _solver_params(args):
     except (ValueError, TypeError) as exc:
         raise CLIError(_one_line(exc)) from exc
     return dict(
-        loose=args.loose, depth=args.depth, maxit=args.maxit, tol=args.tol,
-        weights_min=args.weights_min, pca=args.pca, debias=args.debias, wsize=wsize,
-        tstep=tstep, window=_parse_window(args.window), alpha=args.alpha,
-        l1_ratio=args.l1_ratio, dgap_freq=args.dgap_freq, rank=args.rank,
-        pick_ori=args.pick_ori, n_tfmxne_iter=args.n_tfmxne_iter)
+        loose=args.loose,
+        depth=args.depth,
+        maxit=args.maxit,
+        tol=args.tol,
+        weights_min=args.weights_min,
+        pca=args.pca,
+        debias=args.debias,
+        wsize=wsize,
+        tstep=tstep,
+        window=_parse_window(args.window),
+        alpha=args.alpha,
+        l1_ratio=args.l1_ratio,
+        dgap_freq=args.dgap_freq,
+        rank=args.rank,
+        pick_ori=args.pick_ori,
+        n_tfmxne_iter=args.n_tfmxne_iter,
+    )
 
 
 def _read_weights(path):
@@ -558,7 +739,8 @@ def _crop(evoked, tmin, tmax):
         raise CLIError(f"--tmin ({lo} s) must be before --tmax ({hi} s)")
     if hi < t0 or lo > t1:
         raise CLIError(
-            f"the time window {lo}..{hi} s is outside the data ({t0:.3f}..{t1:.3f} s)")
+            f"the time window {lo}..{hi} s is outside the data ({t0:.3f}..{t1:.3f} s)"
+        )
     try:
         evoked.crop(tmin, tmax)
     except ValueError as exc:
@@ -566,7 +748,8 @@ def _crop(evoked, tmin, tmax):
     if len(evoked.times) < 2:
         raise CLIError(
             f"the time window {lo}..{hi} s keeps {len(evoked.times)} sample(s) of the "
-            "data; TF-MxNE needs at least 2")
+            "data; TF-MxNE needs at least 2"
+        )
     return evoked
 
 
@@ -576,8 +759,15 @@ def _solve(evoked, forward, noise_cov, params, args, quiet):
 
     progress = make_progress(enabled=not quiet, iterative=params["n_tfmxne_iter"] > 1)
     try:
-        result = tfmxne.solve(evoked, forward, noise_cov, return_residual=True,
-                              dtype=np.dtype(args.dtype), progress=progress, **params)
+        result = tfmxne.solve(
+            evoked,
+            forward,
+            noise_cov,
+            return_residual=True,
+            dtype=np.dtype(args.dtype),
+            progress=progress,
+            **params,
+        )
     except tfmxne.NoActiveSourcesError as exc:
         msg = _one_line(exc)
         if "alpha" not in msg:
@@ -601,19 +791,25 @@ def _compare_mne(evoked, forward, noise_cov, params, result):
         lines.append(f"  MNE failed: {_one_line(exc)}")
         return lines
     lines.append(f"  MNE time:      {cmp['mne_time']:8.2f} s")
-    lines.append(f"  tfmxne time:   {cmp['tfmxne_time']:8.2f} s   (speed-up "
-                 f"x{cmp['speedup']:.1f})")
+    lines.append(
+        f"  tfmxne time:   {cmp['tfmxne_time']:8.2f} s   (speed-up x{cmp['speedup']:.1f})"
+    )
     if cmp["same_support"]:
-        lines.append(f"  same {sum(len(v) for v in cmp['common'])} active sources; "
-                     f"relative difference of the estimates "
-                     f"{cmp['relative_difference']:.2e}")
+        lines.append(
+            f"  same {sum(len(v) for v in cmp['common'])} active sources; "
+            f"relative difference of the estimates "
+            f"{cmp['relative_difference']:.2e}"
+        )
     else:
         lines.append("  different active sources (vertices per source space):")
         labels = [_space_label(s) for s in forward["src"]]
-        for lab, common, ours, theirs in zip(labels, cmp["common"], cmp["only_tfmxne"],
-                                             cmp["only_mne"]):
-            lines.append(f"    {lab:>8}: {len(common)} in common; only tfmxne "
-                         f"{_short_list(ours)}; only MNE {_short_list(theirs)}")
+        for lab, common, ours, theirs in zip(
+            labels, cmp["common"], cmp["only_tfmxne"], cmp["only_mne"]
+        ):
+            lines.append(
+                f"    {lab:>8}: {len(common)} in common; only tfmxne "
+                f"{_short_list(ours)}; only MNE {_short_list(theirs)}"
+            )
     return lines
 
 
@@ -681,7 +877,8 @@ def format_report(result, evoked, forward, params, title, notes=()):
     if forward["nsource"] > 1 and spread < 1e-3:
         lines.append(
             f"  note: all source positions lie within {1e3 * spread:.2f} mm of each other "
-            "(a degenerate source space; positions are not anatomical)")
+            "(a degenerate source space; positions are not anatomical)"
+        )
     lines += [
         "",
         f"{n} active source{'s' if n != 1 else ''} (position in mm, {frame} coordinates; "
@@ -692,8 +889,10 @@ def format_report(result, evoked, forward, params, title, notes=()):
     rows = sorted(rows, key=lambda r: -abs(r["amplitude"]))
     for r in rows[:MAX_TABLE_ROWS]:
         x, y, z = 1e3 * r["pos"]
-        lines.append(f"  {r['space']:>{w}} {r['vertex']:>7d} {x:7.1f} {y:7.1f} {z:7.1f} "
-                     f"{1e3 * r['time']:10.1f} {1e9 * r['amplitude']:11.2f}")
+        lines.append(
+            f"  {r['space']:>{w}} {r['vertex']:>7d} {x:7.1f} {y:7.1f} {z:7.1f} "
+            f"{1e3 * r['time']:10.1f} {1e9 * r['amplitude']:11.2f}"
+        )
     if n > MAX_TABLE_ROWS:
         lines.append(f"  ... and {n - MAX_TABLE_ROWS} more")
     conv = "converged" if result.converged else "NOT converged (raise --maxit or --tol)"
@@ -703,16 +902,20 @@ def format_report(result, evoked, forward, params, title, notes=()):
     if gof["post"] is not None:
         parts.append(f"{100 * gof['post']:.1f} % after the stimulus (t > 0)")
     if n:
-        parts.append(f"{100 * gof['peak']:.1f} % at the peak of the fitted response "
-                     f"({1e3 * gof['peak_time']:.0f} ms)")
+        parts.append(
+            f"{100 * gof['peak']:.1f} % at the peak of the fitted response "
+            f"({1e3 * gof['peak_time']:.0f} ms)"
+        )
     parts.append(f"{100 * gof['whole']:.1f} % over the whole window")
     lines += ["", "explained variance (whitened data, as the solver fits them):"]
     lines += _wrap(", ".join(parts))
     if nave is not None and gof.get("noise_post") is not None:
-        text = (f"The evoked response is an average of {evoked.nave} trial"
-                f"{'s' if evoked.nave != 1 else ''}, so its whitened data are noisy: "
-                f"noise alone is expected to make up {100 * min(gof['noise_post'], 1):.0f}"
-                " % of their energy after the stimulus")
+        text = (
+            f"The evoked response is an average of {evoked.nave} trial"
+            f"{'s' if evoked.nave != 1 else ''}, so its whitened data are noisy: "
+            f"noise alone is expected to make up {100 * min(gof['noise_post'], 1):.0f}"
+            " % of their energy after the stimulus"
+        )
         if n and gof.get("noise_peak") is not None:
             text += f" ({100 * min(gof['noise_peak'], 1):.0f} % at the peak)"
         lines += _wrap(text + ", which a good fit leaves in the residual.")
@@ -768,11 +971,13 @@ def _check_out_dir(path, what):
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
-        raise CLIError(f"cannot create the directory of {what} ({d}): {existing} is "
-                       "not a directory")
+        raise CLIError(
+            f"cannot create the directory of {what} ({d}): {existing} is not a directory"
+        )
     if not os.access(existing, os.W_OK):
-        raise CLIError(f"cannot create the directory of {what} ({d}): {existing} is "
-                       "not writable")
+        raise CLIError(
+            f"cannot create the directory of {what} ({d}): {existing} is not writable"
+        )
     return d
 
 
@@ -810,16 +1015,24 @@ def _cmd_demo(args):
     _crop(evoked, args.tmin, args.tmax)
     notes = []
     if params["alpha"] == sample.DEMO_PARAMS["alpha"]:
-        notes = [f"alpha is fixed for this data set: from {sample.DEMO_ALPHA_RANGE[0]:g} "
-                 f"to {sample.DEMO_ALPHA_RANGE[1]:g} the estimate keeps one source in",
-                 "each auditory cortex (tfmxne.solve with alpha=None chooses alpha "
-                 "automatically, in a few solves)"]
+        notes = [
+            f"alpha is fixed for this data set: from {sample.DEMO_ALPHA_RANGE[0]:g} "
+            f"to {sample.DEMO_ALPHA_RANGE[1]:g} the estimate keeps one source in",
+            "each auditory cortex (tfmxne.solve with alpha=None chooses alpha "
+            "automatically, in a few solves)",
+        ]
     return _run_and_report(
-        args, evoked, forward, noise_cov, params,
+        args,
+        evoked,
+        forward,
+        noise_cov,
+        params,
         title=f"tfmxne demo: TF-MxNE on MNE's sample data ('{evoked.comment}', "
-              f"MEG + EEG, N={evoked.nave})",
-        out_dir=fig_dir, figure=Path(args.out).name if args.figure else None,
-        notes=notes)
+        f"MEG + EEG, N={evoked.nave})",
+        out_dir=fig_dir,
+        figure=Path(args.out).name if args.figure else None,
+        notes=notes,
+    )
 
 
 def _cmd_run(args):
@@ -836,10 +1049,12 @@ def _cmd_run(args):
         raise CLIError(f"--out must name files (a base name), got {args.out!r}")
     weights = _read_weights(args.weights)
     evoked = _read_evoked(ev_path, args.condition)
-    forward = _read("forward", fwd_path,
-                    lambda p: mne.read_forward_solution(p, verbose=False))
-    noise_cov = _read("noise covariance", cov_path,
-                      lambda p: mne.read_cov(p, verbose=False))
+    forward = _read(
+        "forward", fwd_path, lambda p: mne.read_forward_solution(p, verbose=False)
+    )
+    noise_cov = _read(
+        "noise covariance", cov_path, lambda p: mne.read_cov(p, verbose=False)
+    )
     if baseline is not None:
         try:
             evoked.apply_baseline(baseline, verbose=False)
@@ -853,17 +1068,26 @@ def _cmd_run(args):
         except ImportError:
             raise CLIError(
                 "saving vector or mixed source estimates needs the h5io package "
-                "(pip install h5io)") from None
+                "(pip install h5io)"
+            ) from None
     params["weights"] = weights
     return _run_and_report(
-        args, evoked, forward, noise_cov, params,
+        args,
+        evoked,
+        forward,
+        noise_cov,
+        params,
         title=f"tfmxne run: TF-MxNE on '{evoked.comment}' (N={evoked.nave}) of "
-              f"{ev_path.name}",
-        out_dir=out_dir, figure=base + ".png" if args.figure else None, base=base)
+        f"{ev_path.name}",
+        out_dir=out_dir,
+        figure=base + ".png" if args.figure else None,
+        base=base,
+    )
 
 
-def _run_and_report(args, evoked, forward, noise_cov, params, title, out_dir, figure,
-                    base=None, notes=()):
+def _run_and_report(
+    args, evoked, forward, noise_cov, params, title, out_dir, figure, base=None, notes=()
+):
     quiet = args.quiet
     result = _solve(evoked, forward, noise_cov, params, args, quiet)
     report = format_report(result, evoked, forward, params, title, notes=notes)
@@ -897,16 +1121,27 @@ def _write_estimates(result, base, args):
     import mne
 
     stc = result.estimate
-    ftype = "h5" if isinstance(stc, (mne.VectorSourceEstimate, mne.MixedSourceEstimate,
-                                     mne.VolVectorSourceEstimate,
-                                     mne.MixedVectorSourceEstimate)) else "stc"
+    ftype = (
+        "h5"
+        if isinstance(
+            stc,
+            (
+                mne.VectorSourceEstimate,
+                mne.MixedSourceEstimate,
+                mne.VolVectorSourceEstimate,
+                mne.MixedVectorSourceEstimate,
+            ),
+        )
+        else "stc"
+    )
     stc.save(str(base), ftype=ftype, overwrite=True, verbose=False)
     result.residual.save(f"{base}-res-ave.fif", overwrite=True, verbose=False)
     if args.dipoles:
         dips = result.dipoles()
         for k, dip in enumerate(dips):
-            dip.save(f"{base}-dip{k:02d}.{args.dipole_format}", overwrite=True,
-                     verbose=False)
+            dip.save(
+                f"{base}-dip{k:02d}.{args.dipole_format}", overwrite=True, verbose=False
+            )
 
 
 # --------------------------------------------------------------------------
@@ -953,8 +1188,11 @@ def main(argv=None):
         _print_warnings(caught, collector.messages)
         if verbose:
             traceback.print_exc()
-        print(f"{PROG}: error: unexpected {type(exc).__name__}: {_one_line(exc)} "
-              "(run with --verbose for the traceback)", file=sys.stderr)
+        print(
+            f"{PROG}: error: unexpected {type(exc).__name__}: {_one_line(exc)} "
+            "(run with --verbose for the traceback)",
+            file=sys.stderr,
+        )
         return EXIT_FAILURE
     _print_warnings(caught, collector.messages)
     return status

@@ -23,11 +23,34 @@ from .path import _counted_stage, _solve
 
 
 @verbose
-def solve(evoked, forward, noise_cov, loose="auto", depth=0.8, maxit=3000, tol=1e-4,
-          weights=None, weights_min=0.0, pca=True, debias=True, wsize=64, tstep=4,
-          window=0.02, alpha=None, l1_ratio=None, dgap_freq=10, rank=None,
-          pick_ori=None, n_tfmxne_iter=1, return_residual=True, dtype=np.float64,
-          n_jobs=1, client=None, progress=None, verbose=None):
+def solve(
+    evoked,
+    forward,
+    noise_cov,
+    loose="auto",
+    depth=0.8,
+    maxit=3000,
+    tol=1e-4,
+    weights=None,
+    weights_min=0.0,
+    pca=True,
+    debias=True,
+    wsize=64,
+    tstep=4,
+    window=0.02,
+    alpha=None,
+    l1_ratio=None,
+    dgap_freq=10,
+    rank=None,
+    pick_ori=None,
+    n_tfmxne_iter=1,
+    return_residual=True,
+    dtype=np.float64,
+    n_jobs=1,
+    client=None,
+    progress=None,
+    verbose=None,
+):
     """TF-MxNE on MNE objects, returning a :class:`TFMxNEResult` (or a list).
 
     Same parameters as :func:`tf_mixed_norm` (see there), plus the options MNE
@@ -63,7 +86,8 @@ def solve(evoked, forward, noise_cov, loose="auto", depth=0.8, maxit=3000, tol=1
         alpha whose whitened residual energy is at most the expected noise
         energy plus ``tfmxne.path.MODEL_ERROR**2`` times the data energy
         beyond it; the grid is walked down and stops at the answer.
-        ``'discrepancy'``: the same with noise only (``rank * n_times / nave``). ``'sure'``: minimise Stein's
+        ``'discrepancy'``: the same with noise only (``rank * n_times / nave``).
+        ``'sure'``: minimise Stein's
         unbiased risk estimate (finite-difference Monte Carlo degrees of
         freedom, Deledalle et al. 2014, as MNE's ``mixed_norm(alpha='sure')``;
         with ``n_tfmxne_iter > 1``, on the reweighted problem). ``'bic'``: an
@@ -113,24 +137,73 @@ def solve(evoked, forward, noise_cov, loose="auto", depth=0.8, maxit=3000, tol=1
         ``estimate=None`` instead of an exception.
     """
     t0 = time.perf_counter()
-    o = dict(loose=loose, depth=depth, maxit=maxit, tol=tol, weights=weights,
-             weights_min=weights_min, pca=pca, debias=debias, wsize=wsize, tstep=tstep,
-             window=window, dgap_freq=dgap_freq, rank=rank, pick_ori=pick_ori,
-             n_tfmxne_iter=n_tfmxne_iter)
+    o = dict(
+        loose=loose,
+        depth=depth,
+        maxit=maxit,
+        tol=tol,
+        weights=weights,
+        weights_min=weights_min,
+        pca=pca,
+        debias=debias,
+        wsize=wsize,
+        tstep=tstep,
+        window=window,
+        dgap_freq=dgap_freq,
+        rank=rank,
+        pick_ori=pick_ori,
+        n_tfmxne_iter=n_tfmxne_iter,
+    )
     count = _counted_stage(evoked, alpha, l1_ratio, n_tfmxne_iter, client)
-    desc = {"outer": "TF-MxNE", "reweighting": "irTF-MxNE", "alpha": "alpha selection",
-            "batch": "batch"}[count]
+    desc = {
+        "outer": "TF-MxNE",
+        "reweighting": "irTF-MxNE",
+        "alpha": "alpha selection",
+        "batch": "batch",
+    }[count]
     with _progress.session(progress, count, desc) as emit:
-        return _solve(evoked, forward, noise_cov, alpha, l1_ratio, o, return_residual,
-                      dtype, n_jobs=n_jobs, client=client, emit=emit, t0=t0)
+        return _solve(
+            evoked,
+            forward,
+            noise_cov,
+            alpha,
+            l1_ratio,
+            o,
+            return_residual,
+            dtype,
+            n_jobs=n_jobs,
+            client=client,
+            emit=emit,
+            t0=t0,
+        )
 
 
 @verbose
-def tf_mixed_norm(evoked, forward, noise_cov, loose="auto", depth=0.8, maxit=3000,
-                  tol=1e-4, weights=None, weights_min=0.0, pca=True, debias=True,
-                  wsize=64, tstep=4, window=0.02, return_residual=False,
-                  return_as_dipoles=False, alpha=None, l1_ratio=None, dgap_freq=10,
-                  rank=None, pick_ori=None, n_tfmxne_iter=1, verbose=None):
+def tf_mixed_norm(
+    evoked,
+    forward,
+    noise_cov,
+    loose="auto",
+    depth=0.8,
+    maxit=3000,
+    tol=1e-4,
+    weights=None,
+    weights_min=0.0,
+    pca=True,
+    debias=True,
+    wsize=64,
+    tstep=4,
+    window=0.02,
+    return_residual=False,
+    return_as_dipoles=False,
+    alpha=None,
+    l1_ratio=None,
+    dgap_freq=10,
+    rank=None,
+    pick_ori=None,
+    n_tfmxne_iter=1,
+    verbose=None,
+):
     """Time-frequency mixed-norm estimate (TF-MxNE): drop-in for MNE's.
 
     Same signature, preprocessing and returns as
@@ -210,17 +283,37 @@ def tf_mixed_norm(evoked, forward, noise_cov, loose="auto", depth=0.8, maxit=300
     if pick_ori == "normal" and return_as_dipoles:
         raise ValueError(
             "pick_ori='normal' cannot be combined with return_as_dipoles=True (dipoles "
-            "carry their own orientation), got pick_ori='normal'")
-    res = solve(evoked, forward, noise_cov, loose=loose, depth=depth, maxit=maxit,
-                tol=tol, weights=weights, weights_min=weights_min, pca=pca,
-                debias=debias, wsize=wsize, tstep=tstep, window=window, alpha=alpha,
-                l1_ratio=l1_ratio, dgap_freq=dgap_freq, rank=rank, pick_ori=pick_ori,
-                n_tfmxne_iter=n_tfmxne_iter, return_residual=return_residual)
+            "carry their own orientation), got pick_ori='normal'"
+        )
+    res = solve(
+        evoked,
+        forward,
+        noise_cov,
+        loose=loose,
+        depth=depth,
+        maxit=maxit,
+        tol=tol,
+        weights=weights,
+        weights_min=weights_min,
+        pca=pca,
+        debias=debias,
+        wsize=wsize,
+        tstep=tstep,
+        window=window,
+        alpha=alpha,
+        l1_ratio=l1_ratio,
+        dgap_freq=dgap_freq,
+        rank=rank,
+        pick_ori=pick_ori,
+        n_tfmxne_iter=n_tfmxne_iter,
+        return_residual=return_residual,
+    )
     if res.estimate is None:
         raise NoActiveSourcesError(
             "No active dipoles found. alpha_space/alpha_time are too big "
             f"(selected alpha={res.alpha} % of alpha_max, alpha_max="
-            f"{res.alpha_max:.6g} in whitened units).")
+            f"{res.alpha_max:.6g} in whitened units)."
+        )
     out = res.dipoles() if return_as_dipoles else res.estimate
     if return_residual:
         return out, res.residual

@@ -17,19 +17,19 @@ from mne.utils import logger, verbose
 from threadpoolctl import threadpool_limits
 
 from . import _progress
+from ._parallel import batch_scope, call_scope
 from ._pipeline import (
     _check_inputs,
     _check_solve_options,
     _compute_residual,
-    _Prepared,
     _prepare_data,
     _prepare_forward_part,
+    _Prepared,
     _solve_one,
     _solve_prepared,
     _window_evoked,
 )
 from ._validation import _short, check_int
-from ._parallel import batch_scope, call_scope
 
 #: Default alpha grid of automatic selection, in percent of alpha_max
 #: (geometric, about 12 % apart).
@@ -60,17 +60,48 @@ BIC_PENALTY = 300.0
 #: Number of default path values (like scikit-learn's lasso_path: from 90 % to 10 %).
 PATH_N_ALPHAS = 10
 
-_OPTS = ("loose", "depth", "maxit", "tol", "weights", "weights_min", "pca", "debias",
-         "wsize", "tstep", "window", "dgap_freq", "rank", "pick_ori", "n_tfmxne_iter")
+_OPTS = (
+    "loose",
+    "depth",
+    "maxit",
+    "tol",
+    "weights",
+    "weights_min",
+    "pca",
+    "debias",
+    "wsize",
+    "tstep",
+    "window",
+    "dgap_freq",
+    "rank",
+    "pick_ori",
+    "n_tfmxne_iter",
+)
 
 
 def _defaults(options):
-    out = dict(loose="auto", depth=0.8, maxit=3000, tol=1e-4, weights=None,
-               weights_min=0.0, pca=True, debias=True, wsize=64, tstep=4, window=0.02,
-               dgap_freq=10, rank=None, pick_ori=None, n_tfmxne_iter=1)
+    out = dict(
+        loose="auto",
+        depth=0.8,
+        maxit=3000,
+        tol=1e-4,
+        weights=None,
+        weights_min=0.0,
+        pca=True,
+        debias=True,
+        wsize=64,
+        tstep=4,
+        window=0.02,
+        dgap_freq=10,
+        rank=None,
+        pick_ori=None,
+        n_tfmxne_iter=1,
+    )
     bad = set(options) - set(out)
     if bad:
-        raise TypeError(f"unexpected option(s) {sorted(bad)}; valid options: {sorted(out)}")
+        raise TypeError(
+            f"unexpected option(s) {sorted(bad)}; valid options: {sorted(out)}"
+        )
     out.update(options)
     return out
 
@@ -80,15 +111,30 @@ def _validated(evoked, forward, noise_cov, alpha, l1_ratio, o):
 
 
 def _forward_part(info, forward, noise_cov, o):
-    return _prepare_forward_part(info, forward, noise_cov, o["loose"], o["depth"],
-                                 o["weights"], o["weights_min"], o["pca"], o["rank"])
+    return _prepare_forward_part(
+        info,
+        forward,
+        noise_cov,
+        o["loose"],
+        o["depth"],
+        o["weights"],
+        o["weights_min"],
+        o["pca"],
+        o["rank"],
+    )
 
 
 def _solved(emit, stage, r, total):
     """Report one finished solve of a path, a selection or a batch."""
     if emit is not None:
-        emit(stage, total=total, gap=float(r.gap), n_active=_n_positions(r),
-             alpha=float(r.alpha), l1_ratio=float(r.l1_ratio))
+        emit(
+            stage,
+            total=total,
+            gap=float(r.gap),
+            n_active=_n_positions(r),
+            alpha=float(r.alpha),
+            l1_ratio=float(r.l1_ratio),
+        )
 
 
 def _n_workers(n_jobs):
@@ -120,9 +166,24 @@ def _in_threads(tasks, n_workers):
                 raise
 
 
-def _path_on_prepared(p, alphas, l1_ratio, o, *, wsize, tstep, maxit, tol, dgap_freq,
-                      n_iter, return_residual=True, emit=None, total=None,
-                      dtype=np.float64, n_workers=1):
+def _path_on_prepared(
+    p,
+    alphas,
+    l1_ratio,
+    o,
+    *,
+    wsize,
+    tstep,
+    maxit,
+    tol,
+    dgap_freq,
+    n_iter,
+    return_residual=True,
+    emit=None,
+    total=None,
+    dtype=np.float64,
+    n_workers=1,
+):
     """Solve along ``alphas`` (decreasing), warm-starting each from the previous.
 
     With ``n_workers > 1`` the grid is dealt into that many interleaved chains
@@ -131,15 +192,33 @@ def _path_on_prepared(p, alphas, l1_ratio, o, *, wsize, tstep, maxit, tol, dgap_
     event (out of ``total``) after each solve.
     """
     if n_workers > 1 and len(alphas) > 1:
-        chains = [np.arange(c, len(alphas), n_workers)
-                  for c in range(min(n_workers, len(alphas)))]
-        kw = dict(wsize=wsize, tstep=tstep, maxit=maxit, tol=tol, dgap_freq=dgap_freq,
-                  n_iter=n_iter, return_residual=return_residual, emit=emit, total=total,
-                  dtype=dtype)
-        outs = _in_threads([
-            (lambda idx=idx: _path_on_prepared(p, np.asarray(alphas)[idx], l1_ratio, o,
-                                               **kw))
-            for idx in chains], len(chains))
+        chains = [
+            np.arange(c, len(alphas), n_workers)
+            for c in range(min(n_workers, len(alphas)))
+        ]
+        kw = dict(
+            wsize=wsize,
+            tstep=tstep,
+            maxit=maxit,
+            tol=tol,
+            dgap_freq=dgap_freq,
+            n_iter=n_iter,
+            return_residual=return_residual,
+            emit=emit,
+            total=total,
+            dtype=dtype,
+        )
+        outs = _in_threads(
+            [
+                (
+                    lambda idx=idx: _path_on_prepared(
+                        p, np.asarray(alphas)[idx], l1_ratio, o, **kw
+                    )
+                )
+                for idx in chains
+            ],
+            len(chains),
+        )
         results = [None] * len(alphas)
         for idx, rs in zip(chains, outs):
             for i, r in zip(idx, rs):
@@ -149,9 +228,23 @@ def _path_on_prepared(p, alphas, l1_ratio, o, *, wsize, tstep, maxit, tol, dgap_
     Z = pos = None
     for a in alphas:
         r = _solve_prepared(
-            p, float(a), l1_ratio, maxit, tol, o["debias"], wsize, tstep, dgap_freq,
-            o["pick_ori"], n_iter, return_residual, dtype, Z_init=Z,
-            init_positions=pos, raise_empty=False)
+            p,
+            float(a),
+            l1_ratio,
+            maxit,
+            tol,
+            o["debias"],
+            wsize,
+            tstep,
+            dgap_freq,
+            o["pick_ori"],
+            n_iter,
+            return_residual,
+            dtype,
+            Z_init=Z,
+            init_positions=pos,
+            raise_empty=False,
+        )
         results.append(r)
         if r._res is not None and len(r._res.positions):
             Z, pos = r._res.Z, r._res.positions
@@ -160,8 +253,18 @@ def _path_on_prepared(p, alphas, l1_ratio, o, *, wsize, tstep, maxit, tol, dgap_
 
 
 @verbose
-def tf_mixed_norm_path(evoked, forward, noise_cov, alphas=None, l1_ratio=0.03,
-                       n_jobs=1, client=None, progress="auto", verbose=None, **options):
+def tf_mixed_norm_path(
+    evoked,
+    forward,
+    noise_cov,
+    alphas=None,
+    l1_ratio=0.03,
+    n_jobs=1,
+    client=None,
+    progress="auto",
+    verbose=None,
+    **options,
+):
     """TF-MxNE along a decreasing grid of alphas, warm-started.
 
     Parameters
@@ -221,33 +324,64 @@ def tf_mixed_norm_path(evoked, forward, noise_cov, alphas=None, l1_ratio=0.03,
             f"alphas must be a non-empty 1D array of numbers, got {_short(given)}"
         ) from None
     if alphas.ndim != 1 or alphas.size == 0 or not np.all(np.isfinite(alphas)):
-        raise ValueError(f"alphas must be a non-empty 1D array of numbers, got {_short(alphas)}")
+        raise ValueError(
+            f"alphas must be a non-empty 1D array of numbers, got {_short(alphas)}"
+        )
     if np.any(alphas <= 0) or np.any(alphas >= 100):
         raise ValueError(f"alphas must be in (0, 100), got alphas={alphas.tolist()}")
     alphas = np.sort(alphas)[::-1]
     with _progress.session(progress, "alpha", "alpha path") as emit:
         if client is not None:
-            fut = client.submit(_path_task, evoked, forward, noise_cov, alphas,
-                                l1_ratio, o, n_jobs, pure=False)
+            fut = client.submit(
+                _path_task,
+                evoked,
+                forward,
+                noise_cov,
+                alphas,
+                l1_ratio,
+                o,
+                n_jobs,
+                pure=False,
+            )
             results = fut.result()
             for r in results:
                 _solved(emit, "alpha", r, len(alphas))
             return results
         _, l1_ratio, maxit, tol, n_iter, dgap_freq, wsize, tstep = _validated(
-            evoked, forward, noise_cov, float(alphas[0]), l1_ratio, o)
+            evoked, forward, noise_cov, float(alphas[0]), l1_ratio, o
+        )
         with call_scope():
             fp = _forward_part(evoked.info, forward, noise_cov, o)
             p = _prepare_data(fp, evoked, o["window"], l1_ratio, wsize, tstep)
             return _path_on_prepared(
-                p, alphas, l1_ratio, o, wsize=wsize, tstep=tstep, maxit=maxit, tol=tol,
-                dgap_freq=dgap_freq, n_iter=n_iter, emit=emit, total=len(alphas),
-                n_workers=n_workers)
+                p,
+                alphas,
+                l1_ratio,
+                o,
+                wsize=wsize,
+                tstep=tstep,
+                maxit=maxit,
+                tol=tol,
+                dgap_freq=dgap_freq,
+                n_iter=n_iter,
+                emit=emit,
+                total=len(alphas),
+                n_workers=n_workers,
+            )
 
 
 def _path_task(evoked, forward, noise_cov, alphas, l1_ratio, o, n_jobs=1):
-    return tf_mixed_norm_path(evoked, forward, noise_cov, alphas=alphas,
-                              l1_ratio=l1_ratio, n_jobs=n_jobs, progress=None,
-                              verbose=False, **o)
+    return tf_mixed_norm_path(
+        evoked,
+        forward,
+        noise_cov,
+        alphas=alphas,
+        l1_ratio=l1_ratio,
+        n_jobs=n_jobs,
+        progress=None,
+        verbose=False,
+        **o,
+    )
 
 
 # --------------------------------------------------------------------------
@@ -265,7 +399,7 @@ def _noise_var(p):
 def _noise_energy(p):
     """Expected energy of the whitened noise in ``p.M``: sigma^2 n_chan sum(taper^2)."""
     taper = getattr(p, "taper", None)
-    n_eff = p.M.shape[1] if taper is None else float(np.sum(taper ** 2))
+    n_eff = p.M.shape[1] if taper is None else float(np.sum(taper**2))
     return _noise_var(p) * p.M.shape[0] * n_eff
 
 
@@ -282,12 +416,24 @@ def _check_criterion(criterion):
     if not isinstance(criterion, str) or criterion not in CRITERIA:
         raise ValueError(
             "alpha must be a number in (0, 100), None or one of "
-            f"{', '.join(repr(c) for c in CRITERIA)}, got alpha={criterion!r}")
+            f"{', '.join(repr(c) for c in CRITERIA)}, got alpha={criterion!r}"
+        )
     return criterion
 
 
-def _select(evoked, forward, noise_cov, criterion, l1_ratio, o, alphas=None,
-            random_state=0, return_residual=True, n_jobs=1, emit=None):
+def _select(
+    evoked,
+    forward,
+    noise_cov,
+    criterion,
+    l1_ratio,
+    o,
+    alphas=None,
+    random_state=0,
+    return_residual=True,
+    n_jobs=1,
+    emit=None,
+):
     """Choose (alpha, l1_ratio) by one of ``CRITERIA`` (see :func:`tfmxne.solve`).
 
     With ``n_jobs > 1``, the paths of the l1_ratio grid ('model-discrepancy',
@@ -298,53 +444,74 @@ def _select(evoked, forward, noise_cov, criterion, l1_ratio, o, alphas=None,
     _check_criterion(criterion)
     l1_grid = AUTO_L1_RATIOS if l1_ratio is None else (l1_ratio,)
     _, _, maxit, tol, n_iter, dgap_freq, wsize, tstep = _validated(
-        evoked, forward, noise_cov, 50.0, l1_grid[0], o)
+        evoked, forward, noise_cov, 50.0, l1_grid[0], o
+    )
     alphas = AUTO_ALPHAS if alphas is None else np.sort(np.asarray(alphas, float))[::-1]
     fp = _forward_part(evoked.info, forward, noise_cov, o)
     # the residual evoked of the answer only (attached below): building one per
     # level costs about 10 ms of MNE channel picking, as much as a small solve
-    kw = dict(wsize=wsize, tstep=tstep, maxit=maxit, tol=tol, dgap_freq=dgap_freq,
-              n_iter=n_iter, return_residual=False)
+    kw = dict(
+        wsize=wsize,
+        tstep=tstep,
+        maxit=maxit,
+        tol=tol,
+        dgap_freq=dgap_freq,
+        n_iter=n_iter,
+        return_residual=False,
+    )
     if criterion in ("model-discrepancy", "discrepancy"):
-        r = _select_discrepancy(evoked, fp, criterion, l1_grid, alphas, o, kw,
-                                n_workers, emit)
+        r = _select_discrepancy(
+            evoked, fp, criterion, l1_grid, alphas, o, kw, n_workers, emit
+        )
     elif criterion == "signal-share":
         r = _select_signal_share(evoked, fp, l1_grid, alphas, o, kw, n_workers, emit)
     else:
-        r = _select_on_grid(evoked, fp, criterion, l1_grid, alphas, o, kw, n_workers,
-                            emit, random_state)
+        r = _select_on_grid(
+            evoked, fp, criterion, l1_grid, alphas, o, kw, n_workers, emit, random_state
+        )
     if return_residual:
-        r.residual = _compute_residual(fp.forward, _window_evoked(evoked, o["window"]),
-                                       r.X, r.active_set, fp.gain_info)
+        r.residual = _compute_residual(
+            fp.forward,
+            _window_evoked(evoked, o["window"]),
+            r.X,
+            r.active_set,
+            fp.gain_info,
+        )
     return r
 
 
-def _select_on_grid(evoked, fp, criterion, l1_grid, alphas, o, kw, n_workers, emit,
-                    random_state):
+def _select_on_grid(
+    evoked, fp, criterion, l1_grid, alphas, o, kw, n_workers, emit, random_state
+):
     """'sure' or 'bic': every (l1_ratio, alpha) of the grid solved, the minimum."""
     wsize, tstep, n_iter = kw["wsize"], kw["tstep"], kw["n_iter"]
     rng = np.random.default_rng(random_state)
     values = np.full((len(l1_grid), len(alphas)), np.inf)
     n_active = np.zeros((len(l1_grid), len(alphas)), int)
     paths = []
-    kw.update(emit=emit,
-              total=len(l1_grid) * len(alphas) * (2 if criterion == "sure" else 1))
+    kw.update(
+        emit=emit, total=len(l1_grid) * len(alphas) * (2 if criterion == "sure" else 1)
+    )
     for i, l1 in enumerate(l1_grid):
         p = _prepare_data(fp, evoked, o["window"], l1, wsize, tstep)
         sigma2 = noise_var = _noise_var(p)
         base_var = _baseline_noise_var(p)
         n_chan, n_times = p.M.shape
         if criterion == "sure":
-            eps = 2.0 * np.sqrt(sigma2) / n_chan ** 0.3
+            eps = 2.0 * np.sqrt(sigma2) / n_chan**0.3
             delta = rng.standard_normal(p.M.shape)
             pe = _Prepared()
             pe.__dict__.update(p.__dict__)
             pe.M = p.M + eps * delta  # (a new M: alpha_max's screen is not reused)
-            res, res_e = _in_threads([
-                lambda: _path_on_prepared(p, alphas, l1, o, **kw),
-                lambda: _path_on_prepared(pe, alphas, l1, o,
-                                          **dict(kw, return_residual=False))],
-                n_workers)
+            res, res_e = _in_threads(
+                [
+                    lambda: _path_on_prepared(p, alphas, l1, o, **kw),
+                    lambda: _path_on_prepared(
+                        pe, alphas, l1, o, **dict(kw, return_residual=False)
+                    ),
+                ],
+                n_workers,
+            )
         else:
             res = _path_on_prepared(p, alphas, l1, o, **kw)
         paths.append(res)
@@ -354,26 +521,35 @@ def _select_on_grid(evoked, fp, criterion, l1_grid, alphas, o, kw, n_workers, em
                 fit = _fit(p, r)
                 fit_e = _fit(pe, re)
                 dof = float(np.sum((fit_e - fit) * delta)) / eps
-                values[i, j] = (r.residual_norm2 - n_chan * n_times * sigma2
-                                + 2.0 * sigma2 * dof)
+                values[i, j] = (
+                    r.residual_norm2 - n_chan * n_times * sigma2 + 2.0 * sigma2 * dof
+                )
         else:  # bic
             N = float(n_chan * n_times)
             for j, r in enumerate(res):
                 if n_active[i, j]:
-                    values[i, j] = (N * np.log(r.residual_norm2 / N)
-                                    + BIC_PENALTY * n_active[i, j] * np.log(N))
-        logger.info(f"l1_ratio {l1}: {criterion} "
-                    + " ".join(f"{a:.3g}:{v:.4g}" for a, v in zip(alphas, values[i])))
+                    values[i, j] = N * np.log(
+                        r.residual_norm2 / N
+                    ) + BIC_PENALTY * n_active[i, j] * np.log(N)
+        logger.info(
+            f"l1_ratio {l1}: {criterion} "
+            + " ".join(f"{a:.3g}:{v:.4g}" for a, v in zip(alphas, values[i]))
+        )
     i, j = np.unravel_index(np.argmin(values), values.shape)
     chosen = paths[i][j]
-    chosen.selection = dict(criterion=criterion, alphas=np.asarray(alphas),
-                            l1_ratios=np.asarray(l1_grid), values=values,
-                            n_active=n_active, alpha=float(alphas[j]),
-                            l1_ratio=float(l1_grid[i]), noise_var=noise_var,
-                            baseline_noise_var=base_var,
-                            n_solves=len(l1_grid) * len(alphas)
-                            * (2 if criterion == "sure" else 1) * n_iter,
-                            stopped_early=False)
+    chosen.selection = dict(
+        criterion=criterion,
+        alphas=np.asarray(alphas),
+        l1_ratios=np.asarray(l1_grid),
+        values=values,
+        n_active=n_active,
+        alpha=float(alphas[j]),
+        l1_ratio=float(l1_grid[i]),
+        noise_var=noise_var,
+        baseline_noise_var=base_var,
+        n_solves=len(l1_grid) * len(alphas) * (2 if criterion == "sure" else 1) * n_iter,
+        stopped_early=False,
+    )
     logger.info(f"Selected alpha={alphas[j]:.4g} l1_ratio={l1_grid[i]} ({criterion})")
     return chosen
 
@@ -383,8 +559,9 @@ def _n_positions(r):
     return int(len(r._res.positions)) if r._res is not None else 0
 
 
-def _select_discrepancy(evoked, fp, criterion, l1_grid, alphas, o, kw, n_workers,
-                        emit=None):
+def _select_discrepancy(
+    evoked, fp, criterion, l1_grid, alphas, o, kw, n_workers, emit=None
+):
     """Discrepancy principle, walked down the grid and stopped at its answer.
 
     The target is the expected energy of the whitened noise, raised for
@@ -404,12 +581,11 @@ def _select_discrepancy(evoked, fp, criterion, l1_grid, alphas, o, kw, n_workers
     """
     eps = MODEL_ERROR if criterion == "model-discrepancy" else 0.0
     wsize, tstep = kw["wsize"], kw["tstep"]
-    preps = [_prepare_data(fp, evoked, o["window"], l1, wsize, tstep)
-             for l1 in l1_grid]
+    preps = [_prepare_data(fp, evoked, o["window"], l1, wsize, tstep) for l1 in l1_grid]
     p0 = preps[0]
     noise = _noise_energy(p0)
-    m2 = float(np.sum(p0.M ** 2))
-    target = noise + eps ** 2 * max(m2 - noise, 0.0)
+    m2 = float(np.sum(p0.M**2))
+    target = noise + eps**2 * max(m2 - noise, 0.0)
     n_l1, n_a = len(l1_grid), len(alphas)
     values = np.full((n_l1, n_a), np.nan)  # residual energy / target
     n_active = np.full((n_l1, n_a), -1)
@@ -423,9 +599,23 @@ def _select_discrepancy(evoked, fp, criterion, l1_grid, alphas, o, kw, n_workers
     def one(i, a):
         Z, pos = warm[i]
         r = _solve_prepared(
-            preps[i], float(a), l1_grid[i], kw["maxit"], kw["tol"], o["debias"], wsize,
-            tstep, kw["dgap_freq"], o["pick_ori"], kw["n_iter"], kw["return_residual"],
-            np.float64, Z_init=Z, init_positions=pos, raise_empty=False)
+            preps[i],
+            float(a),
+            l1_grid[i],
+            kw["maxit"],
+            kw["tol"],
+            o["debias"],
+            wsize,
+            tstep,
+            kw["dgap_freq"],
+            o["pick_ori"],
+            kw["n_iter"],
+            kw["return_residual"],
+            np.float64,
+            Z_init=Z,
+            init_positions=pos,
+            raise_empty=False,
+        )
         _solved(emit, "alpha", r, total)
         return r
 
@@ -450,8 +640,10 @@ def _select_discrepancy(evoked, fp, criterion, l1_grid, alphas, o, kw, n_workers
         for i, r in enumerate(res):
             n_active[i, j] = _n_positions(r)
             values[i, j] = r.residual_norm2 / target
-        logger.info(f"alpha {a:.3g}: residual / target "
-                    + " ".join(f"{v:.3g}" for v in values[:, j]))
+        logger.info(
+            f"alpha {a:.3g}: residual / target "
+            + " ".join(f"{v:.3g}" for v in values[:, j])
+        )
         if hits:
             i = min(hits)[2]
             chosen = (i, float(a), res[i])
@@ -465,8 +657,13 @@ def _select_discrepancy(evoked, fp, criterion, l1_grid, alphas, o, kw, n_workers
         for m in range(1, AUTO_REFINE + 1):
             a = float(alphas[j - 1] * ratio ** (m / (AUTO_REFINE + 1)))
             res, hits = level(a)
-            refined.append((a, [r.residual_norm2 / target for r in res],
-                            [_n_positions(r) for r in res]))
+            refined.append(
+                (
+                    a,
+                    [r.residual_norm2 / target for r in res],
+                    [_n_positions(r) for r in res],
+                )
+            )
             if hits:
                 i = min(hits)[2]
                 chosen = (i, a, res[i])
@@ -477,20 +674,29 @@ def _select_discrepancy(evoked, fp, criterion, l1_grid, alphas, o, kw, n_workers
         i = min(cand, key=lambda i: values[i, j])
         chosen = (i, float(alphas[j]), last[i])
     i, a, r = chosen
-    r.selection = dict(criterion=criterion, alphas=np.asarray(alphas),
-                       l1_ratios=np.asarray(l1_grid), values=values, n_active=n_active,
-                       refined_alphas=np.array([x[0] for x in refined]),
-                       refined_values=np.reshape([x[1] for x in refined],
-                                                 (-1, n_l1)).T,
-                       refined_n_active=np.reshape([x[2] for x in refined],
-                                                   (-1, n_l1)).T.astype(int),
-                       alpha=a, l1_ratio=float(l1_grid[i]),
-                       noise_var=_noise_var(p0), noise_energy=noise, data_energy=m2,
-                       target=target, model_error=eps,
-                       baseline_noise_var=_baseline_noise_var(p0), n_solves=n_solves,
-                       stopped_early=bool(j < n_a - 1))
-    logger.info(f"Selected alpha={a:.4g} l1_ratio={l1_grid[i]} ({criterion}, "
-                f"{n_solves} solves)")
+    r.selection = dict(
+        criterion=criterion,
+        alphas=np.asarray(alphas),
+        l1_ratios=np.asarray(l1_grid),
+        values=values,
+        n_active=n_active,
+        refined_alphas=np.array([x[0] for x in refined]),
+        refined_values=np.reshape([x[1] for x in refined], (-1, n_l1)).T,
+        refined_n_active=np.reshape([x[2] for x in refined], (-1, n_l1)).T.astype(int),
+        alpha=a,
+        l1_ratio=float(l1_grid[i]),
+        noise_var=_noise_var(p0),
+        noise_energy=noise,
+        data_energy=m2,
+        target=target,
+        model_error=eps,
+        baseline_noise_var=_baseline_noise_var(p0),
+        n_solves=n_solves,
+        stopped_early=bool(j < n_a - 1),
+    )
+    logger.info(
+        f"Selected alpha={a:.4g} l1_ratio={l1_grid[i]} ({criterion}, {n_solves} solves)"
+    )
     return r
 
 
@@ -499,7 +705,7 @@ def _refit_rss(r):
     active gain columns, and the rank of those columns."""
     G, M = r._gain_active, r._M
     if G.shape[1] == 0:
-        return float(np.sum(M ** 2)), 0
+        return float(np.sum(M**2)), 0
     U, s, _ = np.linalg.svd(G, full_matrices=False)
     rank = int(np.sum(s > s[0] * max(G.shape) * np.finfo(np.float64).eps))
     U = U[:, :rank]
@@ -521,12 +727,11 @@ def _signal_share_value(r, noise, energy, n_pos):
     if not n_pos:
         return np.inf
     rss, rank = _refit_rss(r)
-    absorbed = noise / r._M.shape[0] * rank   # sigma^2 n_t rank(G_A)
+    absorbed = noise / r._M.shape[0] * rank  # sigma^2 n_t rank(G_A)
     return (rss + absorbed - noise) / energy + SIGNAL_SHARE * n_pos
 
 
-def _select_signal_share(evoked, fp, l1_grid, alphas, o, kw, n_workers,
-                         emit=None):
+def _select_signal_share(evoked, fp, l1_grid, alphas, o, kw, n_workers, emit=None):
     """Each active position must explain a share of the signal: the minimum of
     ``U + SIGNAL_SHARE * k`` along the path.
 
@@ -556,11 +761,13 @@ def _select_signal_share(evoked, fp, l1_grid, alphas, o, kw, n_workers,
     i_ref = list(l1_grid).index(l1_ref)
     p = _prepare_data(fp, evoked, o["window"], l1_ref, wsize, tstep)
     noise = _noise_energy(p)
-    m2 = float(np.sum(p.M ** 2))
+    m2 = float(np.sum(p.M**2))
     energy = m2 - noise
     if energy <= 1e-3 * m2:
-        logger.info(f"signal-share: the data energy ({m2:.4g}) is at most the "
-                    f"expected noise energy ({noise:.4g}); using 1e-3 of it")
+        logger.info(
+            f"signal-share: the data energy ({m2:.4g}) is at most the "
+            f"expected noise energy ({noise:.4g}); using 1e-3 of it"
+        )
         energy = 1e-3 * m2
     n_l1, n_a = len(l1_grid), len(alphas)
     values = np.full((n_l1, n_a), np.nan)
@@ -572,9 +779,23 @@ def _select_signal_share(evoked, fp, l1_grid, alphas, o, kw, n_workers,
     Z = pos = None
     for j, a in enumerate(alphas):
         r = _solve_prepared(
-            p, float(a), l1_ref, kw["maxit"], kw["tol"], o["debias"], wsize, tstep,
-            kw["dgap_freq"], o["pick_ori"], kw["n_iter"], kw["return_residual"],
-            np.float64, Z_init=Z, init_positions=pos, raise_empty=False)
+            p,
+            float(a),
+            l1_ref,
+            kw["maxit"],
+            kw["tol"],
+            o["debias"],
+            wsize,
+            tstep,
+            kw["dgap_freq"],
+            o["pick_ori"],
+            kw["n_iter"],
+            kw["return_residual"],
+            np.float64,
+            Z_init=Z,
+            init_positions=pos,
+            raise_empty=False,
+        )
         _solved(emit, "alpha", r, total)
         n_solves += kw["n_iter"]
         k = _n_positions(r)
@@ -598,9 +819,21 @@ def _select_signal_share(evoked, fp, l1_grid, alphas, o, kw, n_workers,
         def one(m):
             pm = _prepare_data(fp, evoked, o["window"], l1_grid[m], wsize, tstep)
             rm = _solve_prepared(
-                pm, a, l1_grid[m], kw["maxit"], kw["tol"], o["debias"], wsize,
-                tstep, kw["dgap_freq"], o["pick_ori"], kw["n_iter"],
-                kw["return_residual"], np.float64, raise_empty=False)
+                pm,
+                a,
+                l1_grid[m],
+                kw["maxit"],
+                kw["tol"],
+                o["debias"],
+                wsize,
+                tstep,
+                kw["dgap_freq"],
+                o["pick_ori"],
+                kw["n_iter"],
+                kw["return_residual"],
+                np.float64,
+                raise_empty=False,
+            )
             _solved(emit, "alpha", rm, total)
             return rm
 
@@ -612,16 +845,28 @@ def _select_signal_share(evoked, fp, l1_grid, alphas, o, kw, n_workers,
             n_active[m, j] = km
             if values[m, j] < v:
                 v, i, r = values[m, j], m, rm
-    r.selection = dict(criterion="signal-share", alphas=np.asarray(alphas),
-                       l1_ratios=np.asarray(l1_grid), values=values, n_active=n_active,
-                       alpha=float(alphas[j]), l1_ratio=float(l1_grid[i]),
-                       signal_share=SIGNAL_SHARE, patience=SIGNAL_PATIENCE,
-                       noise_var=_noise_var(p), noise_energy=noise, data_energy=m2,
-                       signal_energy=energy, baseline_noise_var=_baseline_noise_var(p),
-                       n_solves=n_solves,
-                       stopped_early=bool(np.isnan(values[i_ref, -1])))
-    logger.info(f"Selected alpha={alphas[j]:.4g} l1_ratio={l1_grid[i]} (signal-share, "
-                f"{n_solves} solves)")
+    r.selection = dict(
+        criterion="signal-share",
+        alphas=np.asarray(alphas),
+        l1_ratios=np.asarray(l1_grid),
+        values=values,
+        n_active=n_active,
+        alpha=float(alphas[j]),
+        l1_ratio=float(l1_grid[i]),
+        signal_share=SIGNAL_SHARE,
+        patience=SIGNAL_PATIENCE,
+        noise_var=_noise_var(p),
+        noise_energy=noise,
+        data_energy=m2,
+        signal_energy=energy,
+        baseline_noise_var=_baseline_noise_var(p),
+        n_solves=n_solves,
+        stopped_early=bool(np.isnan(values[i_ref, -1])),
+    )
+    logger.info(
+        f"Selected alpha={alphas[j]:.4g} l1_ratio={l1_grid[i]} (signal-share, "
+        f"{n_solves} solves)"
+    )
     return r
 
 
@@ -642,32 +887,71 @@ def _check_batch(evokeds):
     for k, ev in enumerate(evokeds):
         if not hasattr(ev, "info") or not hasattr(ev, "data"):
             raise TypeError(f"evoked[{k}] must be an mne.Evoked, got {_short(ev)}")
-        if ev.ch_names != ref.ch_names or ev.info["sfreq"] != ref.info["sfreq"] or \
-                set(ev.info["bads"]) != set(ref.info["bads"]):
+        if (
+            ev.ch_names != ref.ch_names
+            or ev.info["sfreq"] != ref.info["sfreq"]
+            or set(ev.info["bads"]) != set(ref.info["bads"])
+        ):
             raise ValueError(
                 f"evoked[{k}] does not have the channels, bads and sampling rate of "
-                "evoked[0]: a batch shares one prepared forward operator")
+                "evoked[0]: a batch shares one prepared forward operator"
+            )
 
 
-def _solve_batch(evokeds, forward, noise_cov, alpha, l1_ratio, o, n_jobs, client,
-                 return_residual, dtype, emit=None):
+def _solve_batch(
+    evokeds,
+    forward,
+    noise_cov,
+    alpha,
+    l1_ratio,
+    o,
+    n_jobs,
+    client,
+    return_residual,
+    dtype,
+    emit=None,
+):
     _check_batch(evokeds)
     n_workers = _n_workers(n_jobs)
     if client is not None:
-        return _dask_batch(client, evokeds, forward, noise_cov, alpha, l1_ratio, o,
-                           return_residual, dtype, emit)
+        return _dask_batch(
+            client,
+            evokeds,
+            forward,
+            noise_cov,
+            alpha,
+            l1_ratio,
+            o,
+            return_residual,
+            dtype,
+            emit,
+        )
     for ev in evokeds:
         _validated(ev, forward, noise_cov, alpha, l1_ratio, o)
     _, l1_ratio, maxit, tol, n_iter, dgap_freq, wsize, tstep = _validated(
-        evokeds[0], forward, noise_cov, alpha, l1_ratio, o)
+        evokeds[0], forward, noise_cov, alpha, l1_ratio, o
+    )
     alpha = float(alpha)
     fp = _forward_part(evokeds[0].info, forward, noise_cov, o)
 
     def one(ev):
         p = _prepare_data(fp, ev, o["window"], l1_ratio, wsize, tstep)
-        r = _solve_prepared(p, alpha, l1_ratio, maxit, tol, o["debias"], wsize, tstep,
-                            dgap_freq, o["pick_ori"], n_iter, return_residual, dtype,
-                            raise_empty=False)
+        r = _solve_prepared(
+            p,
+            alpha,
+            l1_ratio,
+            maxit,
+            tol,
+            o["debias"],
+            wsize,
+            tstep,
+            dgap_freq,
+            o["pick_ori"],
+            n_iter,
+            return_residual,
+            dtype,
+            raise_empty=False,
+        )
         _solved(emit, "batch", r, len(evokeds))
         return r
 
@@ -677,33 +961,72 @@ def _solve_batch(evokeds, forward, noise_cov, alpha, l1_ratio, o, n_jobs, client
 _WORKER_CACHE = {}
 
 
-def _dask_task(evoked, forward, noise_cov, alpha, l1_ratio, o, return_residual, dtype,
-               key):
+def _dask_task(
+    evoked, forward, noise_cov, alpha, l1_ratio, o, return_residual, dtype, key
+):
     """Runs on a Dask worker: prepares the forward once per worker (cached)."""
     _, l1r, maxit, tol, n_iter, dgap_freq, wsize, tstep = _validated(
-        evoked, forward, noise_cov, alpha, l1_ratio, o)
+        evoked, forward, noise_cov, alpha, l1_ratio, o
+    )
     fp = _WORKER_CACHE.get(key)
     if fp is None:
         fp = _forward_part(evoked.info, forward, noise_cov, o)
         _WORKER_CACHE.clear()
         _WORKER_CACHE[key] = fp
     p = _prepare_data(fp, evoked, o["window"], l1r, wsize, tstep)
-    r = _solve_prepared(p, float(alpha), l1r, maxit, tol, o["debias"], wsize, tstep,
-                        dgap_freq, o["pick_ori"], n_iter, return_residual, dtype,
-                        raise_empty=False)
+    r = _solve_prepared(
+        p,
+        float(alpha),
+        l1r,
+        maxit,
+        tol,
+        o["debias"],
+        wsize,
+        tstep,
+        dgap_freq,
+        o["pick_ori"],
+        n_iter,
+        return_residual,
+        dtype,
+        raise_empty=False,
+    )
     r._forward = None  # keep the payload small; dipoles need the forward locally
     return r
 
 
-def _dask_batch(client, evokeds, forward, noise_cov, alpha, l1_ratio, o,
-                return_residual, dtype, emit=None):
+def _dask_batch(
+    client,
+    evokeds,
+    forward,
+    noise_cov,
+    alpha,
+    l1_ratio,
+    o,
+    return_residual,
+    dtype,
+    emit=None,
+):
     import uuid
 
     key = uuid.uuid4().hex
     fwd_f = client.scatter(forward, broadcast=True)
     cov_f = client.scatter(noise_cov, broadcast=True)
-    futs = [client.submit(_dask_task, ev, fwd_f, cov_f, alpha, l1_ratio, o,
-                          return_residual, dtype, key, pure=False) for ev in evokeds]
+    futs = [
+        client.submit(
+            _dask_task,
+            ev,
+            fwd_f,
+            cov_f,
+            alpha,
+            l1_ratio,
+            o,
+            return_residual,
+            dtype,
+            key,
+            pure=False,
+        )
+        for ev in evokeds
+    ]
     out = []
     for f in futs:  # (in order: the events follow the evokeds)
         r = f.result()
@@ -729,8 +1052,20 @@ def _counted_stage(evoked, alpha, l1_ratio, n_tfmxne_iter, client):
     return "reweighting" if n_tfmxne_iter != 1 else "outer"
 
 
-def _solve(evoked, forward, noise_cov, alpha, l1_ratio, o, return_residual, dtype,
-           n_jobs=1, client=None, emit=None, t0=None):
+def _solve(
+    evoked,
+    forward,
+    noise_cov,
+    alpha,
+    l1_ratio,
+    o,
+    return_residual,
+    dtype,
+    n_jobs=1,
+    client=None,
+    emit=None,
+    t0=None,
+):
     """:func:`tfmxne.solve` once its options are gathered in ``o`` (see there).
 
     A batch (list of evokeds or Dask) reports 'batch' events, an automatic
@@ -739,46 +1074,117 @@ def _solve(evoked, forward, noise_cov, alpha, l1_ratio, o, return_residual, dtyp
     """
     t0 = time.perf_counter() if t0 is None else t0
     with call_scope():
-        return _solve_in_scope(evoked, forward, noise_cov, alpha, l1_ratio, o,
-                               return_residual, dtype, n_jobs, client, emit, t0)
+        return _solve_in_scope(
+            evoked,
+            forward,
+            noise_cov,
+            alpha,
+            l1_ratio,
+            o,
+            return_residual,
+            dtype,
+            n_jobs,
+            client,
+            emit,
+            t0,
+        )
 
 
-def _solve_in_scope(evoked, forward, noise_cov, alpha, l1_ratio, o, return_residual,
-                    dtype, n_jobs, client, emit, t0):
+def _solve_in_scope(
+    evoked,
+    forward,
+    noise_cov,
+    alpha,
+    l1_ratio,
+    o,
+    return_residual,
+    dtype,
+    n_jobs,
+    client,
+    emit,
+    t0,
+):
     dtype = _check_solve_options(dtype, return_residual)
     auto = _is_auto(alpha, l1_ratio)
     if isinstance(evoked, list | tuple):
         if auto:
             out = []
             for ev in evoked:
-                r = _solve(ev, forward, noise_cov, alpha, l1_ratio, o, return_residual,
-                           dtype)
+                r = _solve(
+                    ev, forward, noise_cov, alpha, l1_ratio, o, return_residual, dtype
+                )
                 out.append(r)
                 _solved(emit, "batch", r, len(evoked))
             return out
-        return _solve_batch(list(evoked), forward, noise_cov, alpha, l1_ratio, o,
-                            n_jobs, client, return_residual, dtype, emit)
+        return _solve_batch(
+            list(evoked),
+            forward,
+            noise_cov,
+            alpha,
+            l1_ratio,
+            o,
+            n_jobs,
+            client,
+            return_residual,
+            dtype,
+            emit,
+        )
     if client is not None:
-        return _solve_batch([evoked], forward, noise_cov, alpha, l1_ratio, o, 1,
-                            client, return_residual, dtype, emit)[0]
+        return _solve_batch(
+            [evoked],
+            forward,
+            noise_cov,
+            alpha,
+            l1_ratio,
+            o,
+            1,
+            client,
+            return_residual,
+            dtype,
+            emit,
+        )[0]
     if auto:
-        criterion = (CRITERIA[0] if alpha is None or not isinstance(alpha, str)
-                     else _check_criterion(alpha))
+        criterion = (
+            CRITERIA[0]
+            if alpha is None or not isinstance(alpha, str)
+            else _check_criterion(alpha)
+        )
         alphas = None
         if alpha is not None and not isinstance(alpha, str):
             _check_inputs(evoked, forward, noise_cov, alpha, 0.5, **o)
             alphas = [float(alpha)]
-        return _select(evoked, forward, noise_cov, criterion, l1_ratio, o,
-                       alphas=alphas, return_residual=return_residual, n_jobs=n_jobs,
-                       emit=emit)
-    return _solve_one(evoked, forward, noise_cov, alpha, l1_ratio, o, return_residual,
-                      dtype, emit, t0)
+        return _select(
+            evoked,
+            forward,
+            noise_cov,
+            criterion,
+            l1_ratio,
+            o,
+            alphas=alphas,
+            return_residual=return_residual,
+            n_jobs=n_jobs,
+            emit=emit,
+        )
+    return _solve_one(
+        evoked, forward, noise_cov, alpha, l1_ratio, o, return_residual, dtype, emit, t0
+    )
 
 
 @verbose
-def solve_epochs(epochs, forward, noise_cov, alpha=None, l1_ratio=None, n_jobs=1,
-                 client=None, return_residual=True, dtype=np.float64, progress="auto",
-                 verbose=None, **options):
+def solve_epochs(
+    epochs,
+    forward,
+    noise_cov,
+    alpha=None,
+    l1_ratio=None,
+    n_jobs=1,
+    client=None,
+    return_residual=True,
+    dtype=np.float64,
+    progress="auto",
+    verbose=None,
+    **options,
+):
     """TF-MxNE on every epoch of an :class:`mne.Epochs` (a batch).
 
     Parameters
@@ -820,8 +1226,19 @@ def solve_epochs(epochs, forward, noise_cov, alpha=None, l1_ratio=None, n_jobs=1
     _progress.check_progress(progress)
     evokeds = list(epochs.iter_evoked(copy=True))
     with _progress.session(progress, "batch", "epochs") as emit:
-        return _solve(evokeds, forward, noise_cov, alpha, l1_ratio, o, return_residual,
-                      dtype, n_jobs=n_jobs, client=client, emit=emit)
+        return _solve(
+            evokeds,
+            forward,
+            noise_cov,
+            alpha,
+            l1_ratio,
+            o,
+            return_residual,
+            dtype,
+            n_jobs=n_jobs,
+            client=client,
+            emit=emit,
+        )
 
 
 __all__ = ["tf_mixed_norm_path", "solve_epochs"]

@@ -51,16 +51,38 @@ DUAL_EXTRAP = bool(_DEFAULTS["dual_extrap"])
 DUAL_REFINE = bool(_DEFAULTS["dual_refine"])
 
 
-def _dual_norm_screened(plan, GtR, n_orient, rho, w_space=None, w_time=None,
-                        n_min=0, alpha=0.0, n_max=-1, GtR_prev=None, nu_prev=None,
-                        n_thr=None):
+def _dual_norm_screened(
+    plan,
+    GtR,
+    n_orient,
+    rho,
+    w_space=None,
+    w_time=None,
+    n_min=0,
+    alpha=0.0,
+    n_max=-1,
+    GtR_prev=None,
+    nu_prev=None,
+    n_thr=None,
+):
     """:func:`_engine.dual_norm_screened` (the solver's routine) with the
     solver's thread count."""
     n_thr = _parallel.solve_threads() if n_thr is None else n_thr
     with _parallel.blas_one_thread() if n_thr > 1 else contextlib.nullcontext():
-        return _engine.dual_norm_screened(plan, GtR, n_orient, rho, w_space, w_time,
-                                          n_min, alpha, n_max, GtR_prev, nu_prev,
-                                          n_threads=n_thr)
+        return _engine.dual_norm_screened(
+            plan,
+            GtR,
+            n_orient,
+            rho,
+            w_space,
+            w_time,
+            n_min,
+            alpha,
+            n_max,
+            GtR_prev,
+            nu_prev,
+            n_threads=n_thr,
+        )
 
 
 def _gtr(G, R, n_thr=None):
@@ -70,15 +92,29 @@ def _gtr(G, R, n_thr=None):
         return np.ascontiguousarray(G.T @ R)
     dtype = np.result_type(G, R)
     with _parallel.blas_one_thread():
-        return _engine.gtr(np.ascontiguousarray(G, dtype=dtype),
-                           np.ascontiguousarray(R, dtype=dtype), n_thr)
+        return _engine.gtr(
+            np.ascontiguousarray(G, dtype=dtype),
+            np.ascontiguousarray(R, dtype=dtype),
+            n_thr,
+        )
 
 
 # --------------------------------------------------------------------------
 # validation
 # --------------------------------------------------------------------------
-def _check_problem(M, G, n_orient, alpha_space, alpha_time, maxit, tol, dgap_freq,
-                   wsize, tstep, dtype=np.float64):
+def _check_problem(
+    M,
+    G,
+    n_orient,
+    alpha_space,
+    alpha_time,
+    maxit,
+    tol,
+    dgap_freq,
+    wsize,
+    tstep,
+    dtype=np.float64,
+):
     # one internal layout, C order (a copy of an F-ordered or strided input): the
     # full products G^T R, hence the iterates, are the same bits whatever the
     # caller's layout
@@ -99,11 +135,13 @@ def _check_shapes(G, R, n_orient, r_name):
     if G.shape[0] != R.shape[0]:
         raise ValueError(
             f"{r_name} and G must have the same number of rows (sensors), got "
-            f"{r_name}.shape={R.shape} and G.shape={G.shape}")
+            f"{r_name}.shape={R.shape} and G.shape={G.shape}"
+        )
     if G.shape[1] % n_orient:
         raise ValueError(
             f"The number of sources (G.shape[1]={G.shape[1]}) must be a multiple of "
-            f"n_orient={n_orient}")
+            f"n_orient={n_orient}"
+        )
     return n_orient
 
 
@@ -114,7 +152,8 @@ def _check_alphas(alpha_space, alpha_time):
     if alpha_space + alpha_time <= 0:
         raise ValueError(
             "alpha_space and alpha_time cannot both be 0, got "
-            f"alpha_space={alpha_space}, alpha_time={alpha_time}")
+            f"alpha_space={alpha_space}, alpha_time={alpha_time}"
+        )
     return alpha_space, alpha_time
 
 
@@ -142,8 +181,22 @@ def _dual_objective(nR2, RM, nu, alpha):
 class _SolveResult:
     """Internal result of one convex solve (internal coefficient layout)."""
 
-    __slots__ = ("positions", "Z", "X", "R", "theta", "gap", "p_obj", "d_obj", "E",
-                 "n_iter", "n_outer", "converged", "status", "nu_max")
+    __slots__ = (
+        "positions",
+        "Z",
+        "X",
+        "R",
+        "theta",
+        "gap",
+        "p_obj",
+        "d_obj",
+        "E",
+        "n_iter",
+        "n_outer",
+        "converged",
+        "status",
+        "nu_max",
+    )
 
 
 #: Float32 start of the float64 solves of ``tfmxne.solve`` / ``tf_mixed_norm``
@@ -151,10 +204,28 @@ class _SolveResult:
 MIXED_PRECISION = True
 
 
-def _tf_solve(M, G, alpha_space, alpha_time, frame, n_orient, maxit, tol, dgap_freq,
-              *, lc=None, w_space=None, w_time=None, Z_init=None, init_positions=None,
-              max_outer=None, warn_name="tf_mixed_norm_solver", screen_init=None,
-              on_outer=None, mixed=False):
+def _tf_solve(
+    M,
+    G,
+    alpha_space,
+    alpha_time,
+    frame,
+    n_orient,
+    maxit,
+    tol,
+    dgap_freq,
+    *,
+    lc=None,
+    w_space=None,
+    w_time=None,
+    Z_init=None,
+    init_positions=None,
+    max_outer=None,
+    warn_name="tf_mixed_norm_solver",
+    screen_init=None,
+    on_outer=None,
+    mixed=False,
+):
     """Solve the (weighted) convex TF-MxNE problem with the core's ``tf_solve``.
 
     ``w_time`` is in the internal coefficient order, shape (n_positions, n_coefs).
@@ -186,23 +257,37 @@ def _tf_solve(M, G, alpha_space, alpha_time, frame, n_orient, maxit, tol, dgap_f
     warm = Z_init is not None and init_positions is not None and len(init_positions)
     with _parallel.blas_one_thread():
         out = _engine.solve(
-            frame.plan, np.ascontiguousarray(M, dtype=dtype),
-            np.ascontiguousarray(G, dtype=dtype), float(alpha_space),
-            float(alpha_time), int(n_orient), lc=arr(lc), w_space=arr(w_space),
+            frame.plan,
+            np.ascontiguousarray(M, dtype=dtype),
+            np.ascontiguousarray(G, dtype=dtype),
+            float(alpha_space),
+            float(alpha_time),
+            int(n_orient),
+            lc=arr(lc),
+            w_space=arr(w_space),
             w_time=arr(w_time),
             init_positions=np.asarray(init_positions) if warm else None,
             Z_init=arr(np.reshape(Z_init, (-1, 2 * frame.n_coefs))) if warm else None,
-            screen_init=None if screen_init is None else (
-                arr(screen_init[0]), screen_init[1], screen_init[2]),
-            progress=report, tol=tol, maxit=maxit, dgap_freq=dgap_freq,
-            max_outer=max_outer, n_threads=n_thr, dual_extrap=int(DUAL_EXTRAP),
-            dual_refine=int(DUAL_REFINE), mixed=int(bool(mixed and MIXED_PRECISION)))
+            screen_init=None
+            if screen_init is None
+            else (arr(screen_init[0]), screen_init[1], screen_init[2]),
+            progress=report,
+            tol=tol,
+            maxit=maxit,
+            dgap_freq=dgap_freq,
+            max_outer=max_outer,
+            n_threads=n_thr,
+            dual_extrap=int(DUAL_EXTRAP),
+            dual_refine=int(DUAL_REFINE),
+            mixed=int(bool(mixed and MIXED_PRECISION)),
+        )
     status = out["status"]
     if status == _engine.STATUS_NO_MEMORY:
         raise MemoryError("TF-MxNE core: out of memory")
     if status not in (_engine.STATUS_OK, _engine.STATUS_MAXIT):
         raise RuntimeError(
-            f"TF-MxNE core failed: {_engine.STATUS_NAMES.get(status, status)}")
+            f"TF-MxNE core failed: {_engine.STATUS_NAMES.get(status, status)}"
+        )
     gap = out["gap"]
     if status == _engine.STATUS_MAXIT and out["stalled"]:
         warn(
@@ -230,7 +315,7 @@ def _tf_solve(M, G, alpha_space, alpha_time, frame, n_orient, maxit, tol, dgap_f
     res.p_obj = out["p_obj"]
     res.d_obj = out["d_obj"]
     res.E = out["obj"]
-    res.n_iter = out["n_iter"] + out["n_iter_start"]   # (float32 start included)
+    res.n_iter = out["n_iter"] + out["n_iter_start"]  # (float32 start included)
     res.n_outer = out["n_outer"]
     res.converged = status == _engine.STATUS_OK
     res.status = status
@@ -248,38 +333,93 @@ def _debias(M, G_A, X, n_orient):
     """
     if X.shape[0] == 0:
         return np.ones(0)
-    with _parallel.blas_one_thread():   # as inside tf_solve: the same bits
-        d, status = _engine.debias(np.ascontiguousarray(M, dtype=np.float64),
-                                   np.ascontiguousarray(G_A, dtype=np.float64),
-                                   np.ascontiguousarray(X, dtype=np.float64), n_orient)
+    with _parallel.blas_one_thread():  # as inside tf_solve: the same bits
+        d, status = _engine.debias(
+            np.ascontiguousarray(M, dtype=np.float64),
+            np.ascontiguousarray(G_A, dtype=np.float64),
+            np.ascontiguousarray(X, dtype=np.float64),
+            n_orient,
+        )
     if status != _engine.STATUS_OK:
-        warn("Debiasing did not converge: the active-set solver hit its iteration "
-             "cap; returning the estimate without debiasing.", RuntimeWarning)
+        warn(
+            "Debiasing did not converge: the active-set solver hit its iteration "
+            "cap; returning the estimate without debiasing.",
+            RuntimeWarning,
+        )
         return np.ones(X.shape[0])
-    logger.info(f"Debiasing: exact bound-constrained solve on "
-                f"{X.shape[0] // n_orient} position(s)")
+    logger.info(
+        f"Debiasing: exact bound-constrained solve on "
+        f"{X.shape[0] // n_orient} position(s)"
+    )
     return d
 
 
 # --------------------------------------------------------------------------
 # public solvers
 # --------------------------------------------------------------------------
-def _solver_core(M, G, alpha_space, alpha_time, wsize, tstep, n_orient, maxit, tol,
-                 dgap_freq, dtype=np.float64, max_outer=None):
-    M, G, n_orient, alpha_space, alpha_time, maxit, tol, dgap_freq, wsize, tstep = \
-        _check_problem(M, G, n_orient, alpha_space, alpha_time, maxit, tol, dgap_freq,
-                       wsize, tstep, dtype=dtype)
+def _solver_core(
+    M,
+    G,
+    alpha_space,
+    alpha_time,
+    wsize,
+    tstep,
+    n_orient,
+    maxit,
+    tol,
+    dgap_freq,
+    dtype=np.float64,
+    max_outer=None,
+):
+    M, G, n_orient, alpha_space, alpha_time, maxit, tol, dgap_freq, wsize, tstep = (
+        _check_problem(
+            M,
+            G,
+            n_orient,
+            alpha_space,
+            alpha_time,
+            maxit,
+            tol,
+            dgap_freq,
+            wsize,
+            tstep,
+            dtype=dtype,
+        )
+    )
     frame = TFFrame(M.shape[1], wsize, tstep, dtype=dtype)
     logger.info("Using block coordinate descent with active set approach")
-    res = _tf_solve(M, G, alpha_space, alpha_time, frame, n_orient, maxit, tol,
-                    dgap_freq, max_outer=max_outer)
+    res = _tf_solve(
+        M,
+        G,
+        alpha_space,
+        alpha_time,
+        frame,
+        n_orient,
+        maxit,
+        tol,
+        dgap_freq,
+        max_outer=max_outer,
+    )
     return M, G, n_orient, frame, res
 
 
 @verbose
-def tf_mixed_norm_solver(M, G, alpha_space, alpha_time, wsize=64, tstep=4, n_orient=1,
-                         maxit=200, tol=1e-8, active_set_size=None, debias=True,
-                         return_gap=False, dgap_freq=10, verbose=None):
+def tf_mixed_norm_solver(
+    M,
+    G,
+    alpha_space,
+    alpha_time,
+    wsize=64,
+    tstep=4,
+    n_orient=1,
+    maxit=200,
+    tol=1e-8,
+    active_set_size=None,
+    debias=True,
+    return_gap=False,
+    dgap_freq=10,
+    verbose=None,
+):
     """Solve TF-MxNE (L21 + L1 on STFT coefficients) on arrays.
 
     Same parameters and returns as
@@ -336,7 +476,8 @@ def tf_mixed_norm_solver(M, G, alpha_space, alpha_time, wsize=64, tstep=4, n_ori
     check_bool(debias, "debias")
     check_bool(return_gap, "return_gap")
     M, G, n_orient, frame, res = _solver_core(
-        M, G, alpha_space, alpha_time, wsize, tstep, n_orient, maxit, tol, dgap_freq)
+        M, G, alpha_space, alpha_time, wsize, tstep, n_orient, maxit, tol, dgap_freq
+    )
     n_src = G.shape[1]
     active_set = np.zeros(n_src, bool)
     active_set[_cols(res.positions, n_orient)] = True
@@ -364,10 +505,27 @@ def _reweights(frame, Z, n_orient):
     return 1.0 / (2.0 * g_space), w_time, g_space, g_time
 
 
-def _iterative_core(M, G, alpha_space, alpha_time, n_tfmxne_iter, frame, n_orient,
-                    maxit, tol, dgap_freq, *, log_name="iterative_tf_mixed_norm_solver",
-                    max_outer=None, Z_init=None, init_positions=None, progress=None,
-                    screen_init=None, on_outer=None, mixed=False):
+def _iterative_core(
+    M,
+    G,
+    alpha_space,
+    alpha_time,
+    n_tfmxne_iter,
+    frame,
+    n_orient,
+    maxit,
+    tol,
+    dgap_freq,
+    *,
+    log_name="iterative_tf_mixed_norm_solver",
+    max_outer=None,
+    Z_init=None,
+    init_positions=None,
+    progress=None,
+    screen_init=None,
+    on_outer=None,
+    mixed=False,
+):
     """Reweighted solves; returns (result on the final support, E, n_iter_done).
 
     ``progress(k)`` is called after reweighting ``k`` (0-based); ``on_outer`` is
@@ -397,11 +555,27 @@ def _iterative_core(M, G, alpha_space, alpha_time, n_tfmxne_iter, frame, n_orien
             z0, p0 = res.Z, np.arange(len(positions))
         Z_prev = None if res is None else res.Z.copy()
         pos_prev = None if res is None else res.positions.copy()
-        new = _tf_solve(M, Gk, alpha_space, alpha_time, frame, n_orient, maxit, tol,
-                        dgap_freq, lc=lck, w_space=w_space, w_time=w_time, Z_init=z0,
-                        init_positions=p0, max_outer=max_outer, warn_name=log_name,
-                        screen_init=screen_init if k == 0 else None,
-                        on_outer=on_outer, mixed=mixed and k == 0)
+        new = _tf_solve(
+            M,
+            Gk,
+            alpha_space,
+            alpha_time,
+            frame,
+            n_orient,
+            maxit,
+            tol,
+            dgap_freq,
+            lc=lck,
+            w_space=w_space,
+            w_time=w_time,
+            Z_init=z0,
+            init_positions=p0,
+            max_outer=max_outer,
+            warn_name=log_name,
+            screen_init=screen_init if k == 0 else None,
+            on_outer=on_outer,
+            mixed=mixed and k == 0,
+        )
         new.positions = positions[new.positions]  # back to indices into G
         res = new
         if progress is not None:
@@ -409,11 +583,15 @@ def _iterative_core(M, G, alpha_space, alpha_time, n_tfmxne_iter, frame, n_orien
         if len(res.positions):
             _, _, g_space, g_time = _reweights(frame, res.Z, n_orient)
             GX = G[:, _cols(res.positions, n_orient)] @ res.X
-            p_obj = (0.5 * float(np.sum((M - GX) ** 2)) + alpha_space * g_space.sum()
-                     + alpha_time * float((g_time @ mult).sum()))
+            p_obj = (
+                0.5 * float(np.sum((M - GX) ** 2))
+                + alpha_space * g_space.sum()
+                + alpha_time * float((g_time @ mult).sum())
+            )
             E.append(p_obj)
-            logger.info(f"Iteration {k + 1}: active set size={len(res.positions)}, "
-                        f"E={p_obj:f}")
+            logger.info(
+                f"Iteration {k + 1}: active set size={len(res.positions)}, E={p_obj:f}"
+            )
             if k > 0 and pos_prev is not None and np.array_equal(pos_prev, res.positions):
                 zc = res.Z.astype(np.float64).reshape(len(res.Z), -1, 2)
                 zp = Z_prev.astype(np.float64).reshape(len(Z_prev), -1, 2)
@@ -422,16 +600,28 @@ def _iterative_core(M, G, alpha_space, alpha_time, n_tfmxne_iter, frame, n_orien
                     logger.info(f"Convergence reached after {k} reweightings!")
                     break
         else:
-            E.append(0.5 * float(np.sum(M ** 2)))
+            E.append(0.5 * float(np.sum(M**2)))
             logger.info(f"Iteration {k + 1}: as_size=0, E={E[-1]:f}")
             break
     return res, E, k_done
 
 
 @verbose
-def iterative_tf_mixed_norm_solver(M, G, alpha_space, alpha_time, n_tfmxne_iter,
-                                   wsize=64, tstep=4, maxit=3000, tol=1e-8, debias=True,
-                                   n_orient=1, dgap_freq=10, verbose=None):
+def iterative_tf_mixed_norm_solver(
+    M,
+    G,
+    alpha_space,
+    alpha_time,
+    n_tfmxne_iter,
+    wsize=64,
+    tstep=4,
+    maxit=3000,
+    tol=1e-8,
+    debias=True,
+    n_orient=1,
+    dgap_freq=10,
+    verbose=None,
+):
     """Solve irTF-MxNE (iteratively reweighted TF-MxNE) on arrays.
 
     Same parameters and returns as
@@ -478,13 +668,25 @@ def iterative_tf_mixed_norm_solver(M, G, alpha_space, alpha_time, n_tfmxne_iter,
     """
     n_tfmxne_iter = check_int(n_tfmxne_iter, "n_tfmxne_iter", 1)
     check_bool(debias, "debias")
-    M, G, n_orient, alpha_space, alpha_time, maxit, tol, dgap_freq, wsize, tstep = \
-        _check_problem(M, G, n_orient, alpha_space, alpha_time, maxit, tol, dgap_freq,
-                       wsize, tstep)
+    M, G, n_orient, alpha_space, alpha_time, maxit, tol, dgap_freq, wsize, tstep = (
+        _check_problem(
+            M, G, n_orient, alpha_space, alpha_time, maxit, tol, dgap_freq, wsize, tstep
+        )
+    )
     frame = TFFrame(M.shape[1], wsize, tstep)
     M = np.ascontiguousarray(M)
-    res, E, _ = _iterative_core(M, G, alpha_space, alpha_time, n_tfmxne_iter, frame,
-                                n_orient, maxit, tol, dgap_freq)
+    res, E, _ = _iterative_core(
+        M,
+        G,
+        alpha_space,
+        alpha_time,
+        n_tfmxne_iter,
+        frame,
+        n_orient,
+        maxit,
+        tol,
+        dgap_freq,
+    )
     active_set = np.zeros(G.shape[1], bool)
     active_set[_cols(res.positions, n_orient)] = True
     X = np.asarray(res.X, dtype=np.float64)
@@ -496,8 +698,9 @@ def iterative_tf_mixed_norm_solver(M, G, alpha_space, alpha_time, n_tfmxne_iter,
 # --------------------------------------------------------------------------
 # certificates on MNE's coefficient layout (for users and tests)
 # --------------------------------------------------------------------------
-def norm_epsilon_inf(G, R, l1_ratio, n_orient, wsize=64, tstep=4, w_space=None,
-                     w_time=None):
+def norm_epsilon_inf(
+    G, R, l1_ratio, n_orient, wsize=64, tstep=4, w_space=None, w_time=None
+):
     """Max over positions of the epsilon norm of ``Phi(G_j^T R)`` (exact).
 
     ``w_time`` uses MNE's coefficient order, shape (n_positions, n_coefs).
@@ -513,8 +716,19 @@ def norm_epsilon_inf(G, R, l1_ratio, n_orient, wsize=64, tstep=4, w_space=None,
     return _dual_norm_screened(frame.plan, GtR, int(n_orient), l1_ratio, ws, wt)[0]
 
 
-def dgap_l21l1(M, G, Z, active_set, alpha_space, alpha_time, wsize, tstep, n_orient,
-               w_space=None, w_time=None):
+def dgap_l21l1(
+    M,
+    G,
+    Z,
+    active_set,
+    alpha_space,
+    alpha_time,
+    wsize,
+    tstep,
+    n_orient,
+    w_space=None,
+    w_time=None,
+):
     """Duality gap of TF-MxNE at ``Z`` (MNE layout, rows of the active sources).
 
     Returns
@@ -530,27 +744,39 @@ def dgap_l21l1(M, G, Z, active_set, alpha_space, alpha_time, wsize, tstep, n_ori
     if active_set.dtype != bool or active_set.shape != (G.shape[1],):
         raise ValueError(
             f"active_set must be a boolean mask of shape ({G.shape[1]},) (one entry per "
-            f"column of G), got {_short(active_set)}")
+            f"column of G), got {_short(active_set)}"
+        )
     n_act = int(active_set.sum())
     if len(Z) != n_act or (n_act and np.ndim(Z) != 2):
         raise ValueError(
-            f"Z must have one row per active source ({n_act}), got shape "
-            f"{np.shape(Z)}")
+            f"Z must have one row per active source ({n_act}), got shape {np.shape(Z)}"
+        )
     Zi = frame.from_mne(Z) if len(Z) else np.zeros((0, 2 * frame.n_coefs))
     X = frame.phiT(Zi)
     R = M - G[:, active_set] @ X
     wt = frame.from_mne_weights(w_time) if w_time is not None else None
     act_pos = active_set[::n_orient]
-    l21, l1 = _engine.penalties(frame.plan, np.ascontiguousarray(Zi), n_orient,
-                                wt[act_pos] if wt is not None else None)
+    l21, l1 = _engine.penalties(
+        frame.plan,
+        np.ascontiguousarray(Zi),
+        n_orient,
+        wt[act_pos] if wt is not None else None,
+    )
     ws = np.ones(len(l21)) if w_space is None else np.asarray(w_space)[act_pos]
-    p_obj = 0.5 * float(np.sum(R**2)) + alpha_space * float(l21 @ ws) + \
-        alpha_time * float(l1.sum())
+    p_obj = (
+        0.5 * float(np.sum(R**2))
+        + alpha_space * float(l21 @ ws)
+        + alpha_time * float(l1.sum())
+    )
     nu = _dual_norm_screened(
-        frame.plan, np.ascontiguousarray(G.T @ R), n_orient,
+        frame.plan,
+        np.ascontiguousarray(G.T @ R),
+        n_orient,
         alpha_time / (alpha_space + alpha_time),
         None if w_space is None else np.ascontiguousarray(w_space, dtype=np.float64),
-        wt)[0]
-    d_obj = _dual_objective(float(np.sum(R**2)), float(np.vdot(R, M)), nu,
-                            alpha_space + alpha_time)[0]
+        wt,
+    )[0]
+    d_obj = _dual_objective(
+        float(np.sum(R**2)), float(np.vdot(R, M)), nu, alpha_space + alpha_time
+    )[0]
     return p_obj - d_obj, p_obj, d_obj

@@ -32,8 +32,11 @@ def _pyplot():
         raise ImportError(
             "plotting needs matplotlib: pip install matplotlib (or tfmxne[plot])"
         ) from exc
-    if (not _has_display() and "matplotlib.pyplot" not in sys.modules
-            and not os.environ.get("MPLBACKEND")):
+    if (
+        not _has_display()
+        and "matplotlib.pyplot" not in sys.modules
+        and not os.environ.get("MPLBACKEND")
+    ):
         matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -80,7 +83,8 @@ def source_table(estimate, forward):
     if len(vertices) != len(src):
         raise ValueError(
             f"the estimate has {len(vertices)} source spaces, the forward "
-            f"{len(src)}: they do not belong together")
+            f"{len(src)}: they do not belong together"
+        )
     rows = []
     row = 0
     offset = 0
@@ -92,14 +96,21 @@ def source_table(estimate, forward):
             if k >= len(vertno) or vertno[k] != v:
                 raise ValueError(
                     f"vertex {int(v)} of the estimate is not in the forward's "
-                    f"{label} source space")
+                    f"{label} source space"
+                )
             tc = data[row]
             i_peak = int(np.argmax(np.abs(tc)))
-            rows.append(dict(
-                index=row, space=label, vertex=int(v),
-                pos=np.asarray(forward["source_rr"][offset + k], float),
-                time=float(estimate.times[i_peak]), amplitude=float(tc[i_peak]),
-                timecourse=tc))
+            rows.append(
+                dict(
+                    index=row,
+                    space=label,
+                    vertex=int(v),
+                    pos=np.asarray(forward["source_rr"][offset + k], float),
+                    time=float(estimate.times[i_peak]),
+                    amplitude=float(tc[i_peak]),
+                    timecourse=tc,
+                )
+            )
             row += 1
         offset += len(vertno)
     return rows
@@ -150,14 +161,21 @@ def goodness_of_fit(result, nave=None):
 
     post = times > 0
     i_peak = int(np.argmax(np.sum(F * F, axis=0)))
-    out = dict(whole=ev(slice(None)), post=ev(post) if post.any() else None,
-               peak=ev(slice(i_peak, i_peak + 1)), peak_time=float(times[i_peak]))
+    out = dict(
+        whole=ev(slice(None)),
+        post=ev(post) if post.any() else None,
+        peak=ev(slice(i_peak, i_peak + 1)),
+        peak_time=float(times[i_peak]),
+    )
     if nave is not None:
         if not nave > 0:
             raise ValueError(f"nave must be a positive number, got {nave!r}")
         noise = M.shape[0] / float(nave)  # expected ||noise(t)||^2 per sample
-        out["noise_post"] = (noise * int(post.sum()) / float(m2[post].sum())
-                             if post.any() and m2[post].sum() > 0 else None)
+        out["noise_post"] = (
+            noise * int(post.sum()) / float(m2[post].sum())
+            if post.any() and m2[post].sum() > 0
+            else None
+        )
         out["noise_peak"] = noise / float(m2[i_peak]) if m2[i_peak] > 0 else None
     return out
 
@@ -183,10 +201,15 @@ def _surfaces(forward):
     out = []
     for s in forward["src"]:
         tris = s.get("tris")
-        if (s["type"] == "surf" and tris is not None and len(tris)
-                and s.get("rr") is not None):
-            out.append((_space_label(s), np.asarray(s["rr"], float),
-                        np.asarray(tris, int)))
+        if (
+            s["type"] == "surf"
+            and tris is not None
+            and len(tris)
+            and s.get("rr") is not None
+        ):
+            out.append(
+                (_space_label(s), np.asarray(s["rr"], float), np.asarray(tris, int))
+            )
     return out
 
 
@@ -219,15 +242,26 @@ def _occluded(points, depth, tri_xy, tri_depth):
         v = (v0[:, 0] * w[:, 1] - w[:, 0] * v0[:, 1]) / den
         inside = ok & (u >= 0) & (v >= 0) & (u + v <= 1)
         if inside.any():
-            d = ((1 - u - v) * tri_depth[:, 0] + u * tri_depth[:, 1]
-                 + v * tri_depth[:, 2])[inside]
+            d = (
+                (1 - u - v) * tri_depth[:, 0] + u * tri_depth[:, 1] + v * tri_depth[:, 2]
+            )[inside]
             hidden[i] = bool(np.any(d > dq + _OCCLUSION_TOL))
     return hidden
 
 
-def plot_brain(estimate, forward, *, views=("left", "top", "right"), colors=None,
-               max_size=_MARKER_AREA, axes=None, title=None, fname=None, dpi=100,
-               show=False):
+def plot_brain(
+    estimate,
+    forward,
+    *,
+    views=("left", "top", "right"),
+    colors=None,
+    max_size=_MARKER_AREA,
+    axes=None,
+    title=None,
+    fname=None,
+    dpi=100,
+    show=False,
+):
     """Draw the active sources on the triangulated cortical surfaces.
 
     The surfaces are those of the forward's own surface source spaces
@@ -280,31 +314,37 @@ def plot_brain(estimate, forward, *, views=("left", "top", "right"), colors=None
     views = [views] if isinstance(views, str) else list(views)
     bad = [v for v in views if v not in _VIEWS]
     if not views or bad:
-        raise ValueError(f"views must be a non-empty sequence of {sorted(_VIEWS)}, got "
-                         f"{views!r}")
+        raise ValueError(
+            f"views must be a non-empty sequence of {sorted(_VIEWS)}, got {views!r}"
+        )
     surfaces = _surfaces(forward)
     if not surfaces:
         raise ValueError(
             "the forward has no triangulated surface source space to draw (volume "
-            "or discrete source spaces only, or surfaces without 'tris')")
+            "or discrete source spaces only, or surfaces without 'tris')"
+        )
     rows = source_table(estimate, forward)
     if colors is None:
         colors = _source_colors(estimate)
     colors = list(colors)
     if len(colors) != len(rows):
-        raise ValueError(f"colors must give one colour per active source ({len(rows)}), "
-                         f"got {len(colors)}")
+        raise ValueError(
+            f"colors must give one colour per active source ({len(rows)}), "
+            f"got {len(colors)}"
+        )
     if axes is None:
-        fig, axes = plt.subplots(1, len(views), figsize=(3.6 * len(views), 3.4),
-                                 dpi=dpi, squeeze=False)
+        fig, axes = plt.subplots(
+            1, len(views), figsize=(3.6 * len(views), 3.4), dpi=dpi, squeeze=False
+        )
         axes = list(axes[0])
         if title is not None:
             fig.suptitle(title)
     else:
         axes = list(np.ravel(axes))
         if len(axes) != len(views):
-            raise ValueError(f"axes must have one axes per view ({len(views)}), got "
-                             f"{len(axes)}")
+            raise ValueError(
+                f"axes must have one axes per view ({len(views)}), got {len(axes)}"
+            )
         fig = axes[0].figure
 
     all_rr = np.concatenate([v for _, v, _ in surfaces])
@@ -339,8 +379,11 @@ def plot_brain(estimate, forward, *, views=("left", "top", "right"), colors=None
         order = np.argsort(tri_depth.mean(axis=1), kind="stable")  # far first
         shade = 0.32 + 0.6 * light[order]
         fc = np.repeat(shade[:, None], 3, axis=1)
-        ax.add_collection(PolyCollection(xy[tris[order]], facecolors=fc, edgecolors=fc,
-                                         linewidths=0.2, zorder=1))
+        ax.add_collection(
+            PolyCollection(
+                xy[tris[order]], facecolors=fc, edgecolors=fc, linewidths=0.2, zorder=1
+            )
+        )
         shown = [k for k in draw_order if rows[k]["space"] not in other]
         if shown:
             pxy = (pos - centre) @ np.stack([h, v], axis=1)
@@ -350,13 +393,29 @@ def plot_brain(estimate, forward, *, views=("left", "top", "right"), colors=None
             for k in shown:
                 label = f"{rows[k]['space']} {rows[k]['vertex']}"
                 if hidden[k]:
-                    ax.scatter(pxy[k, 0], pxy[k, 1], s=sizes[k], facecolors="none",
-                               edgecolors=[colors[k]], linewidths=2.0, zorder=3,
-                               label=label, gid="hidden")
+                    ax.scatter(
+                        pxy[k, 0],
+                        pxy[k, 1],
+                        s=sizes[k],
+                        facecolors="none",
+                        edgecolors=[colors[k]],
+                        linewidths=2.0,
+                        zorder=3,
+                        label=label,
+                        gid="hidden",
+                    )
                 else:
-                    ax.scatter(pxy[k, 0], pxy[k, 1], s=sizes[k], c=[colors[k]],
-                               edgecolors="k", linewidths=0.8, zorder=4, label=label,
-                               gid="visible")
+                    ax.scatter(
+                        pxy[k, 0],
+                        pxy[k, 1],
+                        s=sizes[k],
+                        c=[colors[k]],
+                        edgecolors="k",
+                        linewidths=0.8,
+                        zorder=4,
+                        label=label,
+                        gid="visible",
+                    )
         # tight around the surfaces shown (each panel has its own scale)
         lo, hi = xy.min(axis=0), xy.max(axis=0)
         pad = 0.03 * float(np.ptp(all_rr, axis=0).max())
@@ -386,9 +445,20 @@ def _whiten(evoked, residual, noise_cov):
     return W @ ev.data, W @ residual.data
 
 
-def plot_tfmxne(result, evoked=None, noise_cov=None, *, max_sources=8, fmax=100.0,
-                forward=None, brain_views=("left", "top", "right"), title=None,
-                fname=None, dpi=100, show=False):
+def plot_tfmxne(
+    result,
+    evoked=None,
+    noise_cov=None,
+    *,
+    max_sources=8,
+    fmax=100.0,
+    forward=None,
+    brain_views=("left", "top", "right"),
+    title=None,
+    fname=None,
+    dpi=100,
+    show=False,
+):
     """Plot a TF-MxNE result: data, residual, sources on the brain, time courses.
 
     The figure has four parts: a butterfly plot of the whitened sensor data next
@@ -453,7 +523,7 @@ def plot_tfmxne(result, evoked=None, noise_cov=None, *, max_sources=8, fmax=100.
     n_pos = data.shape[0]
     peak = np.max(np.abs(data), axis=1)
     order = np.argsort(-peak, kind="stable")
-    shown = order[:max(int(max_sources), 0)]
+    shown = order[: max(int(max_sources), 0)]
     n_tf = len(shown)
     labels = _labels(est, forward)
 
@@ -462,7 +532,9 @@ def plot_tfmxne(result, evoked=None, noise_cov=None, *, max_sources=8, fmax=100.
         if noise_cov is None:
             raise ValueError("noise_cov is needed to whiten evoked; pass noise_cov")
         if result.residual is None:
-            raise ValueError("the result has no residual (solve with return_residual=True)")
+            raise ValueError(
+                "the result has no residual (solve with return_residual=True)"
+            )
         Mw, Rw = _whiten(evoked, result.residual, noise_cov)
     else:
         Mw = np.asarray(result._M)
@@ -472,17 +544,25 @@ def plot_tfmxne(result, evoked=None, noise_cov=None, *, max_sources=8, fmax=100.
     gof = goodness_of_fit(result)
     t_peak = 1e3 * gof["peak_time"]
     brain_views = [brain_views] if isinstance(brain_views, str) else list(brain_views)
-    brain = bool(forward is not None and brain_views and _surfaces(forward)
-                 and n_pos > 0)
+    brain = bool(forward is not None and brain_views and _surfaces(forward) and n_pos > 0)
 
     n_cols = 4
     n_tf_rows = int(np.ceil(n_tf / n_cols)) if n_tf else 0
     ratios = [3.0] + ([3.8] if brain else []) + [3.0] + [2.4] * n_tf_rows
     height = sum(ratios) + 1.0 + 0.55 * (len(ratios) - 1)
     fig = plt.figure(figsize=(14, height), dpi=dpi)
-    gs = gridspec.GridSpec(len(ratios), n_cols, figure=fig, height_ratios=ratios,
-                           hspace=0.55, wspace=0.3, left=0.06, right=0.97,
-                           top=1.0 - 0.8 / height, bottom=0.75 / height)
+    gs = gridspec.GridSpec(
+        len(ratios),
+        n_cols,
+        figure=fig,
+        height_ratios=ratios,
+        hspace=0.55,
+        wspace=0.3,
+        left=0.06,
+        right=0.97,
+        top=1.0 - 0.8 / height,
+        bottom=0.75 / height,
+    )
     row_s = 2 if brain else 1
     row_tf = row_s + 1
 
@@ -494,8 +574,13 @@ def plot_tfmxne(result, evoked=None, noise_cov=None, *, max_sources=8, fmax=100.
         ax.plot(times_ms, arr.T, color="0.55", lw=0.4, alpha=0.3)
         ax.axhline(0, color="0.5", lw=0.5)
         # root mean square over channels: the response stands out of the noise
-        ax.plot(times_ms, np.sqrt(np.mean(arr ** 2, axis=0)), color="k", lw=1.6,
-                label="RMS over channels")
+        ax.plot(
+            times_ms,
+            np.sqrt(np.mean(arr**2, axis=0)),
+            color="k",
+            lw=1.6,
+            label="RMS over channels",
+        )
         if n_pos:
             ax.axvline(t_peak, color="0.3", lw=0.8, ls="--")
         ax.set_title(f"{name} ({arr.shape[0]} channels)")
@@ -503,8 +588,14 @@ def plot_tfmxne(result, evoked=None, noise_cov=None, *, max_sources=8, fmax=100.
         ax.set_xlim(times_ms[0], times_ms[-1])
     if n_pos:
         fit = Mw - Rw
-        ax_d.plot(times_ms, np.sqrt(np.mean(fit ** 2, axis=0)), color="k", lw=1.2,
-                  ls=":", label="RMS of the fit")
+        ax_d.plot(
+            times_ms,
+            np.sqrt(np.mean(fit**2, axis=0)),
+            color="k",
+            lw=1.2,
+            ls=":",
+            label="RMS of the fit",
+        )
     ax_d.legend(fontsize=8, loc="lower right")
     ax_d.set_ylabel("noise SD")
     ax_d.set_ylim(-1.05 * lim, 1.05 * lim)
@@ -512,15 +603,29 @@ def plot_tfmxne(result, evoked=None, noise_cov=None, *, max_sources=8, fmax=100.
     if gof["post"] is not None:
         text += f", {100 * gof['post']:.1f} % (t > 0)"
     if n_pos:
-        text += (f",\n{100 * gof['peak']:.1f} % at the peak of the fit ({t_peak:.0f} ms, "
-                 "dashed)")
-    ax_r.text(0.99, 0.97, text, ha="right", va="top", transform=ax_r.transAxes,
-              fontsize=8, bbox=dict(facecolor="w", edgecolor="none", alpha=0.8))
+        text += (
+            f",\n{100 * gof['peak']:.1f} % at the peak of the fit ({t_peak:.0f} ms, "
+            "dashed)"
+        )
+    ax_r.text(
+        0.99,
+        0.97,
+        text,
+        ha="right",
+        va="top",
+        transform=ax_r.transAxes,
+        fontsize=8,
+        bbox=dict(facecolor="w", edgecolor="none", alpha=0.8),
+    )
 
     # 2. the sources on the cortical surfaces
     if brain:
-        sub = gs[1, :].subgridspec(1, len(brain_views) + 1, wspace=0.02,
-                                   width_ratios=[1.0] * len(brain_views) + [0.75])
+        sub = gs[1, :].subgridspec(
+            1,
+            len(brain_views) + 1,
+            wspace=0.02,
+            width_ratios=[1.0] * len(brain_views) + [0.75],
+        )
         axes_b = [fig.add_subplot(sub[0, i]) for i in range(len(brain_views))]
         plot_brain(est, forward, views=brain_views, colors=colors, axes=axes_b)
         _brain_key(fig.add_subplot(sub[0, -1]), est, forward)
@@ -559,9 +664,14 @@ def plot_tfmxne(result, evoked=None, noise_cov=None, *, max_sources=8, fmax=100.
             c = result.tf_coefs_of(k * n_orient + o)[0]
             power = power + np.abs(c) ** 2
         mag = np.sqrt(power)[:n_f]
-        im = ax.imshow(mag, origin="lower", aspect="auto", cmap="viridis",
-                       extent=(t0, t1, -df / 2, (n_f - 0.5) * df),
-                       interpolation="nearest")
+        im = ax.imshow(
+            mag,
+            origin="lower",
+            aspect="auto",
+            cmap="viridis",
+            extent=(t0, t1, -df / 2, (n_f - 0.5) * df),
+            interpolation="nearest",
+        )
         ax.set_xlim(times_ms[0], times_ms[-1])
         ax.set_ylim(0.0, (n_f - 0.5) * df)
         ax.set_title(labels[k], fontsize=9, color=colors[k])
@@ -571,13 +681,19 @@ def plot_tfmxne(result, evoked=None, noise_cov=None, *, max_sources=8, fmax=100.
         ax.tick_params(labelsize=8)
         fig.colorbar(im, ax=ax, fraction=0.05, pad=0.02).ax.tick_params(labelsize=7)
     if n_tf:
-        fig.text(0.01, 0.01,
-                 f"time-frequency maps: |STFT coefficients| of the {n_tf} strongest "
-                 f"source{'s' if n_tf != 1 else ''} (first dictionary, wsize={wsize}, "
-                 f"tstep={tstep}; whitened, scaled units)", fontsize=8)
+        fig.text(
+            0.01,
+            0.01,
+            f"time-frequency maps: |STFT coefficients| of the {n_tf} strongest "
+            f"source{'s' if n_tf != 1 else ''} (first dictionary, wsize={wsize}, "
+            f"tstep={tstep}; whitened, scaled units)",
+            fontsize=8,
+        )
     if title is None:
-        title = (f"TF-MxNE: {n_pos} active source{'s' if n_pos != 1 else ''}, "
-                 f"alpha={result.alpha:g} % of alpha_max, l1_ratio={result.l1_ratio:g}")
+        title = (
+            f"TF-MxNE: {n_pos} active source{'s' if n_pos != 1 else ''}, "
+            f"alpha={result.alpha:g} % of alpha_max, l1_ratio={result.l1_ratio:g}"
+        )
     fig.suptitle(title)
     if fname is not None:
         fig.savefig(fname, dpi=dpi)
@@ -598,14 +714,29 @@ def _brain_key(ax, estimate, forward):
     ref = [top, top / 2, top / 5]
     for i, a in enumerate(ref):
         y = 0.86 - 0.13 * i
-        ax.scatter([0.12], [y], s=max(_MARKER_AREA * a / top, 0.04 * _MARKER_AREA),
-                   c="0.6", edgecolors="k", linewidths=0.8, transform=ax.transAxes,
-                   clip_on=False)
-        ax.text(0.25, y, f"{1e9 * a:.0f} nAm", va="center", fontsize=8,
-                transform=ax.transAxes)
-    ax.text(0.0, 0.47, "marker area: peak amplitude\nfilled: visible in this view\n"
-            "open: below the surface\n(in a sulcus, or seen from\nabove)\n"
-            "colours: as the time courses", va="top", fontsize=8, transform=ax.transAxes)
+        ax.scatter(
+            [0.12],
+            [y],
+            s=max(_MARKER_AREA * a / top, 0.04 * _MARKER_AREA),
+            c="0.6",
+            edgecolors="k",
+            linewidths=0.8,
+            transform=ax.transAxes,
+            clip_on=False,
+        )
+        ax.text(
+            0.25, y, f"{1e9 * a:.0f} nAm", va="center", fontsize=8, transform=ax.transAxes
+        )
+    ax.text(
+        0.0,
+        0.47,
+        "marker area: peak amplitude\nfilled: visible in this view\n"
+        "open: below the surface\n(in a sulcus, or seen from\nabove)\n"
+        "colours: as the time courses",
+        va="top",
+        fontsize=8,
+        transform=ax.transAxes,
+    )
 
 
 def _labels(estimate, forward):
@@ -613,9 +744,13 @@ def _labels(estimate, forward):
     if not isinstance(vertices, list | tuple):
         vertices = [vertices]
     if forward is not None:
-        return [f"{r['space']} {r['vertex']} ({_mm(r['pos'])})"
-                for r in source_table(estimate, forward)]
-    names = ["lh", "rh"] if len(vertices) == 2 else [f"src{i}" for i in range(len(vertices))]
+        return [
+            f"{r['space']} {r['vertex']} ({_mm(r['pos'])})"
+            for r in source_table(estimate, forward)
+        ]
+    names = (
+        ["lh", "rh"] if len(vertices) == 2 else [f"src{i}" for i in range(len(vertices))]
+    )
     if len(vertices) == 1:
         names = ["vertex"]
     return [f"{names[i]} {int(v)}" for i, verts in enumerate(vertices) for v in verts]

@@ -71,8 +71,12 @@ def make_sample(source=None, out_dir=None, verbose=False):
     out_dir.mkdir(parents=True, exist_ok=True)
     mne_verbose = None if verbose else "warning"
 
-    evoked = mne.read_evokeds(source / "sample-ave.fif.gz", condition=CONDITION,
-                              baseline=(None, 0), verbose=mne_verbose)
+    evoked = mne.read_evokeds(
+        source / "sample-ave.fif.gz",
+        condition=CONDITION,
+        baseline=(None, 0),
+        verbose=mne_verbose,
+    )
     evoked.pick(["meg", "eeg"], exclude=())
     evoked.crop(TMIN, TMAX)
     with evoked.info._unlock():
@@ -83,9 +87,15 @@ def make_sample(source=None, out_dir=None, verbose=False):
     cov = cov.pick_channels(evoked.ch_names, ordered=True, verbose=mne_verbose)
     src = mne.read_source_spaces(source / "sample-oct4-src.fif.gz", verbose=mne_verbose)
     fwd = mne.make_forward_solution(
-        evoked.info, source / "sample-trans.fif", src,
-        source / "sample-320-320-320-bem-sol.fif", meg=True, eeg=True, mindist=5.0,
-        verbose=mne_verbose)
+        evoked.info,
+        source / "sample-trans.fif",
+        src,
+        source / "sample-320-320-320-bem-sol.fif",
+        meg=True,
+        eeg=True,
+        mindist=5.0,
+        verbose=mne_verbose,
+    )
 
     fnames = [out_dir / EVOKED_FNAME, out_dir / COV_FNAME, out_dir / FWD_FNAME]
     mne.write_evokeds(fnames[0], evoked, overwrite=True, verbose=mne_verbose)
@@ -110,12 +120,16 @@ def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m tfmxne.datasets.make_sample",
         description="Regenerate tfmxne's bundled sample data from the MNE sample "
-                    "subject files.")
-    parser.add_argument("--source", default=None,
-                        help="directory of the shared sample data (default: "
-                             f"{default_source()})")
-    parser.add_argument("--out-dir", default=None,
-                        help=f"output directory (default: {DATA_DIR})")
+        "subject files.",
+    )
+    parser.add_argument(
+        "--source",
+        default=None,
+        help=f"directory of the shared sample data (default: {default_source()})",
+    )
+    parser.add_argument(
+        "--out-dir", default=None, help=f"output directory (default: {DATA_DIR})"
+    )
     parser.add_argument("--verbose", action="store_true", help="print MNE's log")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()

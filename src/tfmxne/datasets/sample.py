@@ -59,8 +59,11 @@ def fnames():
         :func:`mne.read_cov` and :func:`mne.read_forward_solution`).
     """
     path = data_path()
-    return {"evoked": path / EVOKED_FNAME, "noise_cov": path / COV_FNAME,
-            "forward": path / FWD_FNAME}
+    return {
+        "evoked": path / EVOKED_FNAME,
+        "noise_cov": path / COV_FNAME,
+        "forward": path / FWD_FNAME,
+    }
 
 
 def load(verbose=False):
@@ -100,7 +103,8 @@ def load(verbose=False):
     if missing:
         raise FileNotFoundError(
             "tfmxne's bundled sample data is missing (broken installation?): "
-            + ", ".join(missing))
+            + ", ".join(missing)
+        )
     evoked = mne.read_evokeds(f["evoked"], condition=CONDITION, verbose=verbose)
     forward = mne.read_forward_solution(f["forward"], verbose=verbose)
     noise_cov = mne.read_cov(f["noise_cov"], verbose=verbose)
