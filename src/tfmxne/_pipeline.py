@@ -19,10 +19,9 @@ import time
 import numpy as np
 from mne import Covariance, Evoked, Forward
 from mne.forward import is_fixed_orient
-from mne.source_estimate import _BaseSourceEstimate, _make_stc
 from mne.utils import logger
 
-from . import _parallel
+from . import _compat, _parallel
 from ._prepare import prepare_gain
 from ._stft import TFFrame, internal_to_mne
 from ._validation import (
@@ -249,7 +248,7 @@ def _check_solve_options(dtype, return_residual):
 
 def _check_weights(weights, forward):
     n_pos = forward["nsource"]
-    if isinstance(weights, _BaseSourceEstimate):
+    if isinstance(weights, _compat.BaseSourceEstimate):
         fv = [s["vertno"] for s in forward["src"]]
         wv = (
             weights.vertices if isinstance(weights.vertices, list) else [weights.vertices]
@@ -367,9 +366,7 @@ def _alpha_max(gain, M, n_orient, l1_ratio, wsize, tstep):
 
 
 def _prepare_data(fp, evoked, window, l1_ratio, wsize, tstep):
-    from mne.minimum_norm.inverse import _check_reference
-
-    _check_reference(evoked)
+    _compat.check_reference(evoked)
     all_ch_names = evoked.ch_names
     ev = _window_evoked(evoked, window)
     sel = [all_ch_names.index(name) for name in fp.gain_info["ch_names"]]
@@ -480,9 +477,7 @@ class TFMxNEResult:
 
     def dipoles(self):
         """The active sources as a list of :class:`mne.Dipole` (as MNE returns)."""
-        from mne.inverse_sparse.mxne_inverse import _make_dipoles_sparse
-
-        return _make_dipoles_sparse(
+        return _compat.make_dipoles_sparse(
             self.X,
             self.active_set,
             self._forward,
@@ -557,10 +552,10 @@ def _compute_residual(forward, evoked, X, active_set, info):
 
 
 def _make_estimate(X, active_set, forward, tmin, tstep, pick_ori):
-    from mne.inverse_sparse.mxne_inverse import _make_sparse_stc
-
     if pick_ori != "normal":
-        return _make_sparse_stc(X, active_set, forward, tmin, tstep, pick_ori=pick_ori)
+        return _compat.make_sparse_stc(
+            X, active_set, forward, tmin, tstep, pick_ori=pick_ori
+        )
     n_orient = 1 if is_fixed_orient(forward) else 3
     active_idx = np.unique(np.flatnonzero(active_set) // n_orient)
     Xn = _normal_component(X, active_idx, forward, n_orient)
@@ -571,7 +566,7 @@ def _make_estimate(X, active_set, forward, tmin, tstep, pick_ori):
         vertices.append(s["vertno"][sel])
         start = stop
     src = forward["src"]
-    return _make_stc(Xn, vertices, src.kind, tmin, tstep, src[0]["subject_his_id"])
+    return _compat.make_stc(Xn, vertices, src.kind, tmin, tstep, src[0]["subject_his_id"])
 
 
 # --------------------------------------------------------------------------

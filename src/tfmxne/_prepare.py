@@ -23,6 +23,7 @@ import numpy as np
 from mne.forward import compute_orient_prior, convert_forward_solution, is_fixed_orient
 from mne.utils import logger
 
+from . import _compat
 from .solver import _gtr
 
 
@@ -68,12 +69,9 @@ def prepare_gain(
 
     Returns ``(forward, gain, gain_info, whitener, source_weighting, mask)``.
     """
-    from mne.cov import compute_whitener, prepare_noise_cov
-    from mne.forward.forward import _select_orient_forward, _triage_loose
-    from mne.inverse_sparse.mxne_inverse import _prepare_gain, _prepare_weights
-    from mne.utils.check import _check_depth
+    from mne.cov import compute_whitener
 
-    depth = _check_depth(depth, "depth_sparse")
+    depth = _compat.check_depth(depth)
     if (
         not isinstance(depth.get("limit_depth_chs"), str)
         or depth["limit_depth_chs"] != "whiten"
@@ -82,11 +80,11 @@ def prepare_gain(
         or set(depth)
         - {"exp", "limit", "limit_depth_chs", "combine_xyz", "allow_fixed_depth"}
     ):
-        return _prepare_gain(
+        return _compat.prepare_gain(
             forward, info, noise_cov, pca, depth, loose, rank, weights, weights_min
         )
     forward = forward.copy()
-    loose = _triage_loose(forward["src"], loose, "auto")
+    loose = _compat.triage_loose(forward["src"], loose)
     fixed_inverse = all(v == 0.0 for v in loose.values())
     if fixed_inverse and "volume" in loose:
         raise ValueError(
@@ -119,12 +117,12 @@ def prepare_gain(
         if any(v < 1.0 for v in loose.values()) and not forward["surf_ori"]:
             logger.info("Converting forward solution to surface orientation")
             convert_forward_solution(forward, surf_ori=True, use_cps=True, copy=False)
-    forward, info_picked = _select_orient_forward(forward, info, noise_cov, copy=False)
+    forward, info_picked = _compat.select_orient_forward(forward, info, noise_cov)
     logger.info("Selected %d channels", len(info_picked["ch_names"]))
     fixed = is_fixed_orient(forward)
 
     # the one preparation (rank + eigendecomposition) MNE repeats three times
-    cov = prepare_noise_cov(
+    cov = _compat.prepare_noise_cov(
         noise_cov, info, info_picked["ch_names"], rank, on_rank_mismatch="warn"
     )
     whitener = compute_whitener(cov, pca=pca, verbose=False)[0]
@@ -162,7 +160,7 @@ def prepare_gain(
 
     mask = None
     if weights is not None:
-        gain, source_std, mask = _prepare_weights(
+        gain, source_std, mask = _compat.prepare_weights(
             forward, gain, source_std, weights, weights_min
         )
     return forward, gain, info_picked, whitener, source_std, mask
