@@ -111,10 +111,11 @@ STUDY_ALPHAS = np.geomspace(90.0, 5.0, 23)
 def data_and_sure_paths(sim, fwd, cov, seed, sure=True, alphas=STUDY_ALPHAS, l1=L1):
     """The data path and SURE's perturbed path (as tfmxne.path._select does),
     both stopped after the first level with more than ``K_STOP`` positions."""
+    from tfmxne import _options
     from tfmxne import _pipeline as inv
     from tfmxne import path as tpath
 
-    o = tpath._defaults({})
+    o = dict(_options.DEFAULTS)
     fp = inv._prepare_forward_part(
         sim.info, fwd, cov, o["loose"], o["depth"], None, 0.0, True, None
     )

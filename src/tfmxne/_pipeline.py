@@ -24,20 +24,7 @@ from mne.utils import logger
 from . import _compat, _parallel
 from ._prepare import prepare_gain
 from ._stft import TFFrame, internal_to_mne
-from ._validation import (
-    _short,
-    check_alpha,
-    check_bool,
-    check_depth,
-    check_dgap_freq,
-    check_float,
-    check_int,
-    check_l1_ratio,
-    check_loose,
-    check_rank,
-    check_window,
-    check_wsize_tstep,
-)
+from ._validation import _short, check_alpha, check_bool, check_l1_ratio, check_window
 from .solver import (
     _cols,
     _debias,
@@ -59,30 +46,40 @@ class NoActiveSourcesError(Exception):
 # --------------------------------------------------------------------------
 # validation (cheap, before any heavy work)
 # --------------------------------------------------------------------------
-def _check_inputs(
-    evoked,
-    forward,
-    noise_cov,
-    alpha,
-    l1_ratio,
-    *,
-    loose,
-    depth,
-    maxit,
-    tol,
-    weights,
-    weights_min,
-    pca,
-    debias,
-    wsize,
-    tstep,
-    window,
-    dgap_freq,
-    rank,
-    pick_ori,
-    n_tfmxne_iter,
-):
-    """Validate the arguments of a solve (the options are those of tf_mixed_norm)."""
+def _check_inputs(evoked, forward, noise_cov, alpha, l1_ratio, opts):
+    """Check the arguments of a solve against each other and against the data.
+
+    ``opts`` are checked options (:func:`tfmxne._options.check_options`); this
+    checks what needs the data: the types of the MNE objects, ``alpha`` and
+    ``l1_ratio``, the options that depend on the forward or on the data, the
+    values of the data and of the covariance, the channels in common.
+    Returns the checked ``(alpha, l1_ratio)``.
+    """
+    _check_objects(evoked, forward, noise_cov)
+    if alpha is None or isinstance(alpha, str):
+        raise ValueError(
+            "alpha must be a number in (0, 100) here (automatic selection is done by "
+            f"the caller), got alpha={alpha!r}"
+        )
+    alpha = check_alpha(alpha)
+    l1_ratio = check_l1_ratio(l1_ratio)
+    _check_against_forward(forward, opts)
+    _check_data(evoked, forward, noise_cov)
+    lr = check_window(opts.window)
+    if lr is not None:
+        sfreq = float(evoked.info["sfreq"])
+        n_l, n_r = int(lr[0] * sfreq), int(lr[1] * sfreq)
+        if n_l + n_r > evoked.data.shape[1]:
+            raise ValueError(
+                f"window={opts.window!r} ({n_l} + {n_r} samples) is longer than the data "
+                f"({evoked.data.shape[1]} samples)"
+            )
+    if opts.weights is not None:
+        _check_weights(opts.weights, forward)
+    return alpha, l1_ratio
+
+
+def _check_objects(evoked, forward, noise_cov):
     if not isinstance(evoked, Evoked):
         raise TypeError(f"evoked must be an instance of mne.Evoked, got {_short(evoked)}")
     if not isinstance(forward, Forward):
@@ -93,23 +90,11 @@ def _check_inputs(
         raise TypeError(
             f"noise_cov must be an instance of mne.Covariance, got {_short(noise_cov)}"
         )
-    if alpha is None or isinstance(alpha, str):
-        raise ValueError(
-            "alpha must be a number in (0, 100) here (automatic selection is done by "
-            f"the caller), got alpha={alpha!r}"
-        )
-    alpha = check_alpha(alpha)
-    l1_ratio = check_l1_ratio(l1_ratio)
-    maxit = check_int(maxit, "maxit", 1)
-    tol = check_float(tol, "tol", low=0.0, low_open=True)
-    n_tfmxne_iter = check_int(n_tfmxne_iter, "n_tfmxne_iter", 1)
-    dgap_freq = check_dgap_freq(dgap_freq)
-    wsize, tstep = check_wsize_tstep(wsize, tstep)
-    _check_bools(pca=pca, debias=debias)
-    if pick_ori not in (None, "vector", "normal"):
-        raise ValueError(
-            f"pick_ori must be None, 'vector' or 'normal', got pick_ori={pick_ori!r}"
-        )
+
+
+def _check_against_forward(forward, opts):
+    """The options the source space or the orientation of the forward restricts."""
+    pick_ori, loose = opts.pick_ori, opts.loose
     if pick_ori == "normal" and forward["src"].kind not in ("surface", "discrete"):
         raise ValueError(
             "pick_ori='normal' needs a surface (or discrete) source space, as "
@@ -120,9 +105,6 @@ def _check_inputs(
             "pick_ori='vector' cannot be combined with a fixed orientation forward "
             "solution."
         )
-    check_depth(depth)
-    check_rank(rank)
-    check_loose(loose)
     if is_fixed_orient(forward):
         vals = list(loose.values()) if isinstance(loose, dict) else [loose]
         if not all(
@@ -133,7 +115,10 @@ def _check_inputs(
                 "loose must be 0 with a fixed-orientation forward solution (it has no "
                 f"tangential components to weight), got loose={loose!r}"
             )
-    # data checks
+
+
+def _check_data(evoked, forward, noise_cov):
+    """Finite values, a usable covariance, good channels in common."""
     data = evoked.data
     if data.ndim != 2 or data.shape[1] < 2:
         raise ValueError(
@@ -144,36 +129,7 @@ def _check_inputs(
         raise ValueError("evoked.data contains NaN or Inf values")
     if not np.all(np.isfinite(forward["sol"]["data"])):
         raise ValueError("forward['sol']['data'] (the gain) contains NaN or Inf values")
-    cov = noise_cov.data
-    if not np.all(np.isfinite(cov)):
-        raise ValueError("noise_cov.data contains NaN or Inf values")
-    var = np.diag(cov) if not noise_cov["diag"] else cov
-    if np.any(var < 0):
-        raise ValueError(
-            f"noise_cov has negative variances, got min(variance)={var.min():.3e}"
-        )
-    if not noise_cov["diag"]:
-        # in correlation units: channel types differ by ~1e13 in variance, so an
-        # absolute tolerance would hide an error in the small (gradiometer) block
-        scale = np.sqrt(var)
-        scale[scale == 0] = scale.max() if scale.max() > 0 else 1.0
-        corr = cov / scale[:, None] / scale[None, :]
-        if not np.allclose(corr, corr.T, rtol=0.0, atol=1e-8):
-            k = np.unravel_index(np.argmax(np.abs(corr - corr.T)), corr.shape)
-            raise ValueError(
-                "noise_cov.data is not symmetric: entries "
-                f"{noise_cov.ch_names[k[0]]}/{noise_cov.ch_names[k[1]]} differ by "
-                f"{abs(corr[k] - corr[k[::-1]]):.2e} in correlation units"
-            )
-        # cheap test first (Cholesky with a tiny ridge), eigenvalues only to report
-        try:
-            np.linalg.cholesky(corr + 1e-6 * np.eye(len(corr)))
-        except np.linalg.LinAlgError:
-            ev = np.linalg.eigvalsh(corr)
-            raise ValueError(
-                "noise_cov is not positive semi-definite: smallest eigenvalue "
-                f"{ev.min():.3e} of the correlation matrix (largest {ev.max():.3e})"
-            ) from None
+    var = _check_cov(noise_cov)
     common = (
         set(evoked.ch_names) & set(forward["sol"]["row_names"]) & set(noise_cov.ch_names)
     )
@@ -213,20 +169,42 @@ def _check_inputs(
             f"evoked.data is zero on all the {len(good)} channels used: no source can "
             "be estimated"
         )
-    # window
-    lr = check_window(window)
-    if lr is not None:
-        sfreq = float(evoked.info["sfreq"])
-        n_l, n_r = int(lr[0] * sfreq), int(lr[1] * sfreq)
-        if n_l + n_r > data.shape[1]:
-            raise ValueError(
-                f"window={window!r} ({n_l} + {n_r} samples) is longer than the data "
-                f"({data.shape[1]} samples)"
-            )
-    weights_min = check_float(weights_min, "weights_min", low=0.0)
-    if weights is not None:
-        _check_weights(weights, forward)
-    return alpha, l1_ratio, maxit, tol, n_tfmxne_iter, dgap_freq, wsize, tstep
+
+
+def _check_cov(noise_cov):
+    """Finite, symmetric, positive semi-definite; returns the variances."""
+    cov = noise_cov.data
+    if not np.all(np.isfinite(cov)):
+        raise ValueError("noise_cov.data contains NaN or Inf values")
+    var = np.diag(cov) if not noise_cov["diag"] else cov
+    if np.any(var < 0):
+        raise ValueError(
+            f"noise_cov has negative variances, got min(variance)={var.min():.3e}"
+        )
+    if noise_cov["diag"]:
+        return var
+    # in correlation units: channel types differ by ~1e13 in variance, so an
+    # absolute tolerance would hide an error in the small (gradiometer) block
+    scale = np.sqrt(var)
+    scale[scale == 0] = scale.max() if scale.max() > 0 else 1.0
+    corr = cov / scale[:, None] / scale[None, :]
+    if not np.allclose(corr, corr.T, rtol=0.0, atol=1e-8):
+        k = np.unravel_index(np.argmax(np.abs(corr - corr.T)), corr.shape)
+        raise ValueError(
+            "noise_cov.data is not symmetric: entries "
+            f"{noise_cov.ch_names[k[0]]}/{noise_cov.ch_names[k[1]]} differ by "
+            f"{abs(corr[k] - corr[k[::-1]]):.2e} in correlation units"
+        )
+    # cheap test first (Cholesky with a tiny ridge), eigenvalues only to report
+    try:
+        np.linalg.cholesky(corr + 1e-6 * np.eye(len(corr)))
+    except np.linalg.LinAlgError:
+        ev = np.linalg.eigvalsh(corr)
+        raise ValueError(
+            "noise_cov is not positive semi-definite: smallest eigenvalue "
+            f"{ev.min():.3e} of the correlation matrix (largest {ev.max():.3e})"
+        ) from None
+    return var
 
 
 def _check_bools(**flags):
@@ -788,36 +766,34 @@ def _solve_one(
 ):
     """Check, prepare and solve one evoked at a given (alpha, l1_ratio)."""
     t0 = time.perf_counter() if t0 is None else t0
-    alpha, l1_ratio, maxit, tol, n_tfmxne_iter, dgap_freq, wsize, tstep = _check_inputs(
-        evoked, forward, noise_cov, alpha, l1_ratio, **o
-    )
+    alpha, l1_ratio = _check_inputs(evoked, forward, noise_cov, alpha, l1_ratio, o)
     p = _prepare(
         evoked,
         forward,
         noise_cov,
-        o["loose"],
-        o["depth"],
-        o["weights"],
-        o["weights_min"],
-        o["pca"],
-        o["rank"],
-        o["window"],
+        o.loose,
+        o.depth,
+        o.weights,
+        o.weights_min,
+        o.pca,
+        o.rank,
+        o.window,
         l1_ratio,
-        wsize,
-        tstep,
+        o.wsize,
+        o.tstep,
     )
     return _solve_prepared(
         p,
         alpha,
         l1_ratio,
-        maxit,
-        tol,
-        o["debias"],
-        wsize,
-        tstep,
-        dgap_freq,
-        o["pick_ori"],
-        n_tfmxne_iter,
+        o.maxit,
+        o.tol,
+        o.debias,
+        o.wsize,
+        o.tstep,
+        o.dgap_freq,
+        o.pick_ori,
+        o.n_tfmxne_iter,
         return_residual,
         dtype,
         t0,

@@ -265,6 +265,17 @@ def check_loose(loose):
     return loose
 
 
+def check_pick_ori(pick_ori):
+    """pick_ori: None, 'vector' or 'normal'."""
+    if pick_ori is None or (
+        isinstance(pick_ori, str) and pick_ori in ("vector", "normal")
+    ):
+        return pick_ori
+    raise ValueError(
+        f"pick_ori must be None, 'vector' or 'normal', got pick_ori={pick_ori!r}"
+    )
+
+
 def check_window(window):
     """window: None, seconds (both ends) or two; returns None or (left, right)."""
     if window is None:

@@ -27,18 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._validation import (
-    check_alpha,
-    check_depth,
-    check_dgap_freq,
-    check_float,
-    check_int,
-    check_l1_ratio,
-    check_loose,
-    check_rank,
-    check_window,
-    check_wsize_tstep,
-)
+from . import _options
 
 __all__ = [
     "main",
@@ -78,32 +67,19 @@ class _ArgumentParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{PROG}: error: {message} (see '{self.prog} --help')\n")
 
 
-def _number(text):
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-
-
-def _integer(text):
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-
-
 def _checked(parse, check, name):
     """An argparse type: ``parse`` the text, then ``check`` the value.
 
-    The checks are the library's (:mod:`tfmxne._validation`), so that an option
-    accepts what the parameter accepts, with the same message (naming the
-    parameter and the value) after ``argument --option:``.
+    The parsers and the checks are the table's (:mod:`tfmxne._options`), so that
+    an option accepts what the parameter accepts, with the same message (naming
+    the parameter and the value) after ``argument --option:``.
     """
 
     def convert(text):
-        value = parse(text)
         try:
-            check(value)
+            value = parse(text)
+            if check is not None:
+                check(value)
         except (ValueError, TypeError) as exc:
             raise argparse.ArgumentTypeError(_one_line(exc)) from None
         return value
@@ -112,54 +88,34 @@ def _checked(parse, check, name):
     return convert
 
 
-def _keyword_or(keywords, parse):
-    """Parse ``keywords`` (case-insensitive, to their values) or else ``parse``."""
-
-    def convert(text):
-        low = text.strip().lower()
-        return keywords[low] if low in keywords else parse(text)
-
-    return convert
-
-
-def _rank_value(text):
-    out = {}
-    for part in text.split(","):
-        key, sep, val = part.partition("=")
-        try:
-            if not sep:
-                raise ValueError
-            out[key.strip().lower()] = int(val)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"expected 'none', 'full', 'info' or CH_TYPE=RANK pairs such as "
-                f"'meg=302,eeg=59', got {text!r}"
-            ) from None
-    return out
+def _shown(value):
+    """A default as the help text shows it."""
+    if value is None:
+        return "none"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
 
 
-_alpha = _checked(_number, check_alpha, "alpha")
-_l1_ratio = _checked(_number, check_l1_ratio, "l1_ratio")
-_loose = _checked(_keyword_or({"auto": "auto"}, _number), check_loose, "loose")
-_depth = _checked(_keyword_or({"none": None}, _number), check_depth, "depth")
-_maxit = _checked(_integer, lambda v: check_int(v, "maxit", 1), "maxit")
-_tol = _checked(_number, lambda v: check_float(v, "tol", low=0.0, low_open=True), "tol")
-_weights_min = _checked(
-    _number, lambda v: check_float(v, "weights_min", low=0.0), "weights_min"
-)
-_dgap_freq = _checked(
-    _keyword_or({"inf": np.inf, "np.inf": np.inf}, _integer), check_dgap_freq, "dgap_freq"
-)
-_rank = _checked(
-    _keyword_or(
-        {"none": None, "auto": None, "full": "full", "info": "info"}, _rank_value
-    ),
-    check_rank,
-    "rank",
-)
-_n_tfmxne_iter = _checked(
-    _integer, lambda v: check_int(v, "n_tfmxne_iter", 1), "n_tfmxne_iter"
-)
+def _add_option(group, opt, default):
+    """The argument of one option of the table (its default: ``default``)."""
+    cli = opt.cli
+    flag = "--" + opt.name.replace("_", "-")
+    shown = cli.shown or (f"--{opt.name}" if cli.flag else _shown(default))
+    kw = dict(default=default, help=f"{cli.help} (default: {shown})")
+    if cli.flag:
+        kw["action"] = argparse.BooleanOptionalAction
+    elif cli.choices is not None:
+        kw["choices"] = cli.choices
+    elif cli.many:  # the words are checked together, by _solver_params
+        many = list(default) if isinstance(default, list | tuple) else [default]
+        kw.update(nargs="+", default=many)
+        kw["type"] = _checked(cli.parse, None, opt.name)
+    elif cli.parse is not None:
+        kw["type"] = _checked(cli.parse, opt.check, opt.name)
+    if cli.metavar is not None:
+        kw["metavar"] = cli.metavar
+    group.add_argument(flag, **kw)
 
 
 def _condition(text):
@@ -170,135 +126,9 @@ def _add_solver_options(parser, alpha=DEFAULT_ALPHA, l1_ratio=DEFAULT_L1_RATIO):
     g = parser.add_argument_group(
         "TF-MxNE parameters (those of mne.inverse_sparse.tf_mixed_norm)"
     )
-    g.add_argument(
-        "--alpha",
-        type=_alpha,
-        default=alpha,
-        metavar="A",
-        help="regularisation in percent of alpha_max, in (0, 100): larger "
-        f"gives fewer active sources (default: {alpha:g})",
-    )
-    g.add_argument(
-        "--l1-ratio",
-        type=_l1_ratio,
-        default=l1_ratio,
-        metavar="R",
-        help="share of the temporal (L1) penalty in [0, 1]: larger gives "
-        "sparser time-frequency content (default: "
-        f"{l1_ratio:g})",
-    )
-    g.add_argument(
-        "--wsize",
-        type=_integer,
-        nargs="+",
-        default=[64],
-        metavar="N",
-        help="STFT window length(s) in samples, multiples of 4; several "
-        "values build a multi-scale dictionary (default: 64)",
-    )
-    g.add_argument(
-        "--tstep",
-        type=_integer,
-        nargs="+",
-        default=[4],
-        metavar="N",
-        help="STFT hop(s) in samples, one per --wsize, even and dividing "
-        "wsize (default: 4)",
-    )
-    g.add_argument(
-        "--window",
-        nargs="+",
-        default=["0.02"],
-        metavar="SECONDS",
-        help="length of the half-Hanning tapers applied at both ends of "
-        "the data: one value for both ends, two for left and right, "
-        "or 'none' (default: 0.02)",
-    )
-    g.add_argument(
-        "--loose",
-        type=_loose,
-        default="auto",
-        help="weight of the tangential source orientations, 'auto' or in "
-        "[0, 1] (0: fixed orientation, 1: free; default: auto, i.e. "
-        "0.2 on surface source spaces)",
-    )
-    g.add_argument(
-        "--depth",
-        type=_depth,
-        default=0.8,
-        help="depth weighting exponent, or 'none' (default: 0.8)",
-    )
-    g.add_argument(
-        "--maxit",
-        type=_maxit,
-        default=3000,
-        help="maximum number of block coordinate descent epochs (default: 3000)",
-    )
-    g.add_argument(
-        "--tol",
-        type=_tol,
-        default=1e-4,
-        help="tolerance on the duality gap, relative to the squared norm "
-        "of the whitened data (default: 1e-4)",
-    )
-    g.add_argument(
-        "--weights",
-        default=None,
-        metavar="FILE",
-        help="source weights (for example a dSPM estimate): a source "
-        "estimate file (.stc, -lh.stc, .h5) or a .npy array with one "
-        "value per source position (default: none)",
-    )
-    g.add_argument(
-        "--weights-min",
-        type=_weights_min,
-        default=0.0,
-        metavar="W",
-        help="drop the source positions whose weight (scaled by the "
-        "maximum) is at or below this (default: 0)",
-    )
-    g.add_argument(
-        "--pca",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="whiten with PCA, dropping the zero-variance directions (default: --pca)",
-    )
-    g.add_argument(
-        "--debias",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="remove the amplitude bias of the estimate (default: --debias)",
-    )
-    g.add_argument(
-        "--dgap-freq",
-        type=_dgap_freq,
-        default=10,
-        metavar="N",
-        help="evaluate the duality gap every N epochs, or 'inf' (default: 10)",
-    )
-    g.add_argument(
-        "--rank",
-        type=_rank,
-        default=None,
-        help="rank of the noise covariance: 'none' (estimated), 'full', "
-        "'info' or pairs such as 'meg=302,eeg=59' (default: none)",
-    )
-    g.add_argument(
-        "--pick-ori",
-        choices=("vector", "normal"),
-        default=None,
-        help="'vector': keep the three orientation components; 'normal': "
-        "the signed component normal to the cortex (default: the "
-        "amplitude)",
-    )
-    g.add_argument(
-        "--n-tfmxne-iter",
-        type=_n_tfmxne_iter,
-        default=1,
-        metavar="N",
-        help="number of iterations of the reweighted (irTF-MxNE) "
-        "solver; 1 is plain TF-MxNE (default: 1)",
-    )
+    defaults = dict(_options.DEFAULTS, alpha=alpha, l1_ratio=l1_ratio)
+    for opt in _options.REGULARISATION + _options.OPTIONS:
+        _add_option(g, opt, defaults[opt.name])
     g.add_argument(
         "--dtype",
         choices=("float64", "float32"),
@@ -655,23 +485,6 @@ def _read_evoked(path, condition):
     return matches[0]
 
 
-def _parse_window(values):
-    if len(values) == 1 and values[0].lower() == "none":
-        return None
-    try:
-        w = [float(v) for v in values]
-    except ValueError:
-        raise CLIError(
-            f"--window: expected seconds or 'none', got {' '.join(values)}"
-        ) from None
-    window = w[0] if len(w) == 1 else tuple(w)
-    try:
-        check_window(window)
-    except ValueError as exc:
-        raise CLIError(f"--window: {_one_line(exc)}") from exc
-    return window
-
-
 def _parse_baseline(values):
     if values is None:
         return None
@@ -690,30 +503,26 @@ def _parse_baseline(values):
 
 
 def _solver_params(args):
-    wsize = args.wsize[0] if len(args.wsize) == 1 else list(args.wsize)
-    tstep = args.tstep[0] if len(args.tstep) == 1 else list(args.tstep)
+    """The options of tf_mixed_norm given on the command line (weights aside: read
+    from their file by the command), checked."""
+    params = {}
+    for opt in _options.REGULARISATION + _options.OPTIONS:
+        if opt.name == "weights":
+            continue
+        value = getattr(args, opt.name)
+        if opt.cli.join is not None:  # several words: one value, checked here
+            value = opt.cli.join(value)
+            try:
+                if opt.check is not None:
+                    opt.check(value)
+            except (ValueError, TypeError) as exc:
+                raise CLIError(f"--{opt.name}: {_one_line(exc)}") from exc
+        params[opt.name] = value
     try:
-        check_wsize_tstep(wsize, tstep)
+        _options.check_options(params)
     except (ValueError, TypeError) as exc:
         raise CLIError(_one_line(exc)) from exc
-    return dict(
-        loose=args.loose,
-        depth=args.depth,
-        maxit=args.maxit,
-        tol=args.tol,
-        weights_min=args.weights_min,
-        pca=args.pca,
-        debias=args.debias,
-        wsize=wsize,
-        tstep=tstep,
-        window=_parse_window(args.window),
-        alpha=args.alpha,
-        l1_ratio=args.l1_ratio,
-        dgap_freq=args.dgap_freq,
-        rank=args.rank,
-        pick_ori=args.pick_ori,
-        n_tfmxne_iter=args.n_tfmxne_iter,
-    )
+    return params
 
 
 def _read_weights(path):

@@ -14,6 +14,7 @@ import numpy as np
 from mne.utils import verbose
 
 from . import _progress
+from ._options import check_options, gather
 from ._pipeline import (  # noqa: F401 (TFMxNEResult: public here too)
     NoActiveSourcesError,
     TFMxNEResult,
@@ -137,23 +138,7 @@ def solve(
         ``estimate=None`` instead of an exception.
     """
     t0 = time.perf_counter()
-    o = dict(
-        loose=loose,
-        depth=depth,
-        maxit=maxit,
-        tol=tol,
-        weights=weights,
-        weights_min=weights_min,
-        pca=pca,
-        debias=debias,
-        wsize=wsize,
-        tstep=tstep,
-        window=window,
-        dgap_freq=dgap_freq,
-        rank=rank,
-        pick_ori=pick_ori,
-        n_tfmxne_iter=n_tfmxne_iter,
-    )
+    o = check_options(gather(locals()))
     count = _counted_stage(evoked, alpha, l1_ratio, n_tfmxne_iter, client)
     desc = {
         "outer": "TF-MxNE",
@@ -289,24 +274,10 @@ def tf_mixed_norm(
         evoked,
         forward,
         noise_cov,
-        loose=loose,
-        depth=depth,
-        maxit=maxit,
-        tol=tol,
-        weights=weights,
-        weights_min=weights_min,
-        pca=pca,
-        debias=debias,
-        wsize=wsize,
-        tstep=tstep,
-        window=window,
         alpha=alpha,
         l1_ratio=l1_ratio,
-        dgap_freq=dgap_freq,
-        rank=rank,
-        pick_ori=pick_ori,
-        n_tfmxne_iter=n_tfmxne_iter,
         return_residual=return_residual,
+        **gather(locals()),
     )
     if res.estimate is None:
         raise NoActiveSourcesError(

@@ -17,6 +17,7 @@ from mne.utils import logger, verbose
 from threadpoolctl import threadpool_limits
 
 from . import _progress
+from ._options import check_options, with_defaults
 from ._parallel import batch_scope, call_scope
 from ._pipeline import (
     _check_inputs,
@@ -60,54 +61,9 @@ BIC_PENALTY = 300.0
 #: Number of default path values (like scikit-learn's lasso_path: from 90 % to 10 %).
 PATH_N_ALPHAS = 10
 
-_OPTS = (
-    "loose",
-    "depth",
-    "maxit",
-    "tol",
-    "weights",
-    "weights_min",
-    "pca",
-    "debias",
-    "wsize",
-    "tstep",
-    "window",
-    "dgap_freq",
-    "rank",
-    "pick_ori",
-    "n_tfmxne_iter",
-)
 
-
-def _defaults(options):
-    out = dict(
-        loose="auto",
-        depth=0.8,
-        maxit=3000,
-        tol=1e-4,
-        weights=None,
-        weights_min=0.0,
-        pca=True,
-        debias=True,
-        wsize=64,
-        tstep=4,
-        window=0.02,
-        dgap_freq=10,
-        rank=None,
-        pick_ori=None,
-        n_tfmxne_iter=1,
-    )
-    bad = set(options) - set(out)
-    if bad:
-        raise TypeError(
-            f"unexpected option(s) {sorted(bad)}; valid options: {sorted(out)}"
-        )
-    out.update(options)
-    return out
-
-
-def _validated(evoked, forward, noise_cov, alpha, l1_ratio, o):
-    return _check_inputs(evoked, forward, noise_cov, alpha, l1_ratio, **o)
+def _solve_params(o):
+    return o.maxit, o.tol, o.n_tfmxne_iter, o.dgap_freq, o.wsize, o.tstep
 
 
 def _forward_part(info, forward, noise_cov, o):
@@ -115,12 +71,12 @@ def _forward_part(info, forward, noise_cov, o):
         info,
         forward,
         noise_cov,
-        o["loose"],
-        o["depth"],
-        o["weights"],
-        o["weights_min"],
-        o["pca"],
-        o["rank"],
+        o.loose,
+        o.depth,
+        o.weights,
+        o.weights_min,
+        o.pca,
+        o.rank,
     )
 
 
@@ -233,11 +189,11 @@ def _path_on_prepared(
             l1_ratio,
             maxit,
             tol,
-            o["debias"],
+            o.debias,
             wsize,
             tstep,
             dgap_freq,
-            o["pick_ori"],
+            o.pick_ori,
             n_iter,
             return_residual,
             dtype,
@@ -311,7 +267,8 @@ def tf_mixed_norm_path(
         Where no source survives, a result with ``estimate=None`` and an empty
         ``active_set`` (no exception).
     """
-    o = _defaults(options)
+    options = with_defaults(options)
+    o = check_options(options)
     n_workers = _n_workers(n_jobs)
     _progress.check_progress(progress)
     if alphas is None:
@@ -339,7 +296,7 @@ def tf_mixed_norm_path(
                 noise_cov,
                 alphas,
                 l1_ratio,
-                o,
+                options,
                 n_jobs,
                 pure=False,
             )
@@ -347,12 +304,13 @@ def tf_mixed_norm_path(
             for r in results:
                 _solved(emit, "alpha", r, len(alphas))
             return results
-        _, l1_ratio, maxit, tol, n_iter, dgap_freq, wsize, tstep = _validated(
+        _, l1_ratio = _check_inputs(
             evoked, forward, noise_cov, float(alphas[0]), l1_ratio, o
         )
+        maxit, tol, n_iter, dgap_freq, wsize, tstep = _solve_params(o)
         with call_scope():
             fp = _forward_part(evoked.info, forward, noise_cov, o)
-            p = _prepare_data(fp, evoked, o["window"], l1_ratio, wsize, tstep)
+            p = _prepare_data(fp, evoked, o.window, l1_ratio, wsize, tstep)
             return _path_on_prepared(
                 p,
                 alphas,
@@ -370,7 +328,7 @@ def tf_mixed_norm_path(
             )
 
 
-def _path_task(evoked, forward, noise_cov, alphas, l1_ratio, o, n_jobs=1):
+def _path_task(evoked, forward, noise_cov, alphas, l1_ratio, options, n_jobs=1):
     return tf_mixed_norm_path(
         evoked,
         forward,
@@ -380,7 +338,7 @@ def _path_task(evoked, forward, noise_cov, alphas, l1_ratio, o, n_jobs=1):
         n_jobs=n_jobs,
         progress=None,
         verbose=False,
-        **o,
+        **options,
     )
 
 
@@ -443,9 +401,8 @@ def _select(
     n_workers = _n_workers(n_jobs)
     _check_criterion(criterion)
     l1_grid = AUTO_L1_RATIOS if l1_ratio is None else (l1_ratio,)
-    _, _, maxit, tol, n_iter, dgap_freq, wsize, tstep = _validated(
-        evoked, forward, noise_cov, 50.0, l1_grid[0], o
-    )
+    _check_inputs(evoked, forward, noise_cov, 50.0, l1_grid[0], o)
+    maxit, tol, n_iter, dgap_freq, wsize, tstep = _solve_params(o)
     alphas = AUTO_ALPHAS if alphas is None else np.sort(np.asarray(alphas, float))[::-1]
     fp = _forward_part(evoked.info, forward, noise_cov, o)
     # the residual evoked of the answer only (attached below): building one per
@@ -472,7 +429,7 @@ def _select(
     if return_residual:
         r.residual = _compute_residual(
             fp.forward,
-            _window_evoked(evoked, o["window"]),
+            _window_evoked(evoked, o.window),
             r.X,
             r.active_set,
             fp.gain_info,
@@ -493,7 +450,7 @@ def _select_on_grid(
         emit=emit, total=len(l1_grid) * len(alphas) * (2 if criterion == "sure" else 1)
     )
     for i, l1 in enumerate(l1_grid):
-        p = _prepare_data(fp, evoked, o["window"], l1, wsize, tstep)
+        p = _prepare_data(fp, evoked, o.window, l1, wsize, tstep)
         sigma2 = noise_var = _noise_var(p)
         base_var = _baseline_noise_var(p)
         n_chan, n_times = p.M.shape
@@ -581,7 +538,7 @@ def _select_discrepancy(
     """
     eps = MODEL_ERROR if criterion == "model-discrepancy" else 0.0
     wsize, tstep = kw["wsize"], kw["tstep"]
-    preps = [_prepare_data(fp, evoked, o["window"], l1, wsize, tstep) for l1 in l1_grid]
+    preps = [_prepare_data(fp, evoked, o.window, l1, wsize, tstep) for l1 in l1_grid]
     p0 = preps[0]
     noise = _noise_energy(p0)
     m2 = float(np.sum(p0.M**2))
@@ -604,11 +561,11 @@ def _select_discrepancy(
             l1_grid[i],
             kw["maxit"],
             kw["tol"],
-            o["debias"],
+            o.debias,
             wsize,
             tstep,
             kw["dgap_freq"],
-            o["pick_ori"],
+            o.pick_ori,
             kw["n_iter"],
             kw["return_residual"],
             np.float64,
@@ -759,7 +716,7 @@ def _select_signal_share(evoked, fp, l1_grid, alphas, o, kw, n_workers, emit=Non
     wsize, tstep = kw["wsize"], kw["tstep"]
     l1_ref = SIGNAL_L1_RATIO if SIGNAL_L1_RATIO in l1_grid else l1_grid[0]
     i_ref = list(l1_grid).index(l1_ref)
-    p = _prepare_data(fp, evoked, o["window"], l1_ref, wsize, tstep)
+    p = _prepare_data(fp, evoked, o.window, l1_ref, wsize, tstep)
     noise = _noise_energy(p)
     m2 = float(np.sum(p.M**2))
     energy = m2 - noise
@@ -784,11 +741,11 @@ def _select_signal_share(evoked, fp, l1_grid, alphas, o, kw, n_workers, emit=Non
             l1_ref,
             kw["maxit"],
             kw["tol"],
-            o["debias"],
+            o.debias,
             wsize,
             tstep,
             kw["dgap_freq"],
-            o["pick_ori"],
+            o.pick_ori,
             kw["n_iter"],
             kw["return_residual"],
             np.float64,
@@ -817,18 +774,18 @@ def _select_signal_share(evoked, fp, l1_grid, alphas, o, kw, n_workers, emit=Non
         a = float(alphas[j])
 
         def one(m):
-            pm = _prepare_data(fp, evoked, o["window"], l1_grid[m], wsize, tstep)
+            pm = _prepare_data(fp, evoked, o.window, l1_grid[m], wsize, tstep)
             rm = _solve_prepared(
                 pm,
                 a,
                 l1_grid[m],
                 kw["maxit"],
                 kw["tol"],
-                o["debias"],
+                o.debias,
                 wsize,
                 tstep,
                 kw["dgap_freq"],
-                o["pick_ori"],
+                o.pick_ori,
                 kw["n_iter"],
                 kw["return_residual"],
                 np.float64,
@@ -927,26 +884,25 @@ def _solve_batch(
             emit,
         )
     for ev in evokeds:
-        _validated(ev, forward, noise_cov, alpha, l1_ratio, o)
-    _, l1_ratio, maxit, tol, n_iter, dgap_freq, wsize, tstep = _validated(
-        evokeds[0], forward, noise_cov, alpha, l1_ratio, o
-    )
+        _check_inputs(ev, forward, noise_cov, alpha, l1_ratio, o)
+    _, l1_ratio = _check_inputs(evokeds[0], forward, noise_cov, alpha, l1_ratio, o)
+    maxit, tol, n_iter, dgap_freq, wsize, tstep = _solve_params(o)
     alpha = float(alpha)
     fp = _forward_part(evokeds[0].info, forward, noise_cov, o)
 
     def one(ev):
-        p = _prepare_data(fp, ev, o["window"], l1_ratio, wsize, tstep)
+        p = _prepare_data(fp, ev, o.window, l1_ratio, wsize, tstep)
         r = _solve_prepared(
             p,
             alpha,
             l1_ratio,
             maxit,
             tol,
-            o["debias"],
+            o.debias,
             wsize,
             tstep,
             dgap_freq,
-            o["pick_ori"],
+            o.pick_ori,
             n_iter,
             return_residual,
             dtype,
@@ -965,26 +921,25 @@ def _dask_task(
     evoked, forward, noise_cov, alpha, l1_ratio, o, return_residual, dtype, key
 ):
     """Runs on a Dask worker: prepares the forward once per worker (cached)."""
-    _, l1r, maxit, tol, n_iter, dgap_freq, wsize, tstep = _validated(
-        evoked, forward, noise_cov, alpha, l1_ratio, o
-    )
+    _, l1r = _check_inputs(evoked, forward, noise_cov, alpha, l1_ratio, o)
+    maxit, tol, n_iter, dgap_freq, wsize, tstep = _solve_params(o)
     fp = _WORKER_CACHE.get(key)
     if fp is None:
         fp = _forward_part(evoked.info, forward, noise_cov, o)
         _WORKER_CACHE.clear()
         _WORKER_CACHE[key] = fp
-    p = _prepare_data(fp, evoked, o["window"], l1r, wsize, tstep)
+    p = _prepare_data(fp, evoked, o.window, l1r, wsize, tstep)
     r = _solve_prepared(
         p,
         float(alpha),
         l1r,
         maxit,
         tol,
-        o["debias"],
+        o.debias,
         wsize,
         tstep,
         dgap_freq,
-        o["pick_ori"],
+        o.pick_ori,
         n_iter,
         return_residual,
         dtype,
@@ -1151,7 +1106,7 @@ def _solve_in_scope(
         )
         alphas = None
         if alpha is not None and not isinstance(alpha, str):
-            _check_inputs(evoked, forward, noise_cov, alpha, 0.5, **o)
+            _check_inputs(evoked, forward, noise_cov, alpha, 0.5, o)
             alphas = [float(alpha)]
         return _select(
             evoked,
@@ -1222,7 +1177,7 @@ def solve_epochs(
     """
     if not isinstance(epochs, Epochs) and not hasattr(epochs, "iter_evoked"):
         raise TypeError(f"epochs must be an mne.Epochs, got {_short(epochs)}")
-    o = _defaults(options)
+    o = check_options(with_defaults(options))
     _progress.check_progress(progress)
     evokeds = list(epochs.iter_evoked(copy=True))
     with _progress.session(progress, "batch", "epochs") as emit:
