@@ -30,8 +30,8 @@ wheel=$(ls .ci-dist/tfmxne-*.whl)
 
 step "lint"
 .venv-build/bin/pip install -q ruff
-.venv-build/bin/ruff check src tests benchmarks docs
-.venv-build/bin/ruff format --check src tests benchmarks docs
+.venv-build/bin/ruff check src tests benchmarks docs .ci
+.venv-build/bin/ruff format --check src tests benchmarks docs .ci
 
 for env in $envs; do
   skip=()

@@ -7,6 +7,7 @@ Slow (a few minutes: a full compile and a dependency install), so under the
 """
 
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -14,6 +15,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
+import tfmxne
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,8 +45,20 @@ def test_build_and_install_wheel(tmp_path):
         n.startswith("tfmxne/datasets/data/") and n.endswith(".fif.gz") for n in names
     )
     assert "tfmxne/datasets/data/README.md" in names
+    # the code's licence (PEP 639 license-files) and the data's, in the metadata
+    dist_info = f"tfmxne-{tfmxne.__version__}.dist-info"
+    assert f"{dist_info}/licenses/LICENSE" in names
+    assert f"{dist_info}/licenses/src/tfmxne/datasets/data/LICENSE" in names
+    meta = zipfile.ZipFile(wheels[0]).read(f"{dist_info}/METADATA").decode()
+    assert "License-Expression: BSD-3-Clause" in meta.splitlines()
+    assert (
+        "BSD 3-Clause License"
+        in zipfile.ZipFile(wheels[0]).read(f"{dist_info}/licenses/LICENSE").decode()
+    )
     with tarfile.open(sdists[0]) as tf:
         snames = tf.getnames()
+    for name in ("LICENSE", "CITATION.cff", "CONTRIBUTING.md"):
+        assert f"tfmxne-{tfmxne.__version__}/{name}" in snames
     assert any(n.endswith("src/tfmxne/_core/_engine.pyx") for n in snames)
     assert any(n.endswith("src/tfmxne/_core/_solve.pxi") for n in snames)
     assert any(n.endswith("sample-oct4-fwd.fif.gz") for n in snames)
@@ -75,6 +90,22 @@ def test_build_and_install_wheel(tmp_path):
     last = out.stdout.strip().splitlines()[-1]  # MNE logs to stdout before it
     assert last.startswith("ok")
     assert str(venv) in last  # imported from the installed wheel
+
+
+def test_version_has_one_source():
+    """The version is typed once, in meson.build's project(); the installed
+    metadata and ``tfmxne.__version__`` are both read from it."""
+    from importlib.metadata import version
+
+    assert tfmxne.__version__ == version("tfmxne")
+    meson = ROOT / "meson.build"
+    if not meson.exists():
+        pytest.skip("not running from a source checkout")
+    found = re.search(r"version:\s*'([^']+)'", meson.read_text())
+    assert found and found.group(1) == tfmxne.__version__
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert 'dynamic = ["version"]' in pyproject
+    assert not re.search(r"^version\s*=", pyproject, flags=re.MULTILINE)
 
 
 def test_meson_installs_every_module():

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """tfmxne: fast, exact time-frequency mixed-norm estimates (TF-MxNE) for M/EEG."""
 
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: F401
 
 from ._compare import compare_with_mne  # noqa: F401
 from ._progress import ProgressEvent  # noqa: F401
