@@ -2,11 +2,10 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """tfmxne: fast, exact time-frequency mixed-norm estimates (TF-MxNE) for M/EEG."""
 
-from ._version import __version__  # noqa: F401
-
 from ._compare import compare_with_mne  # noqa: F401
 from ._progress import ProgressEvent  # noqa: F401
 from ._stft import istft, stft, stft_norm1, stft_norm2  # noqa: F401
+from ._version import __version__  # noqa: F401
 from .inverse import (  # noqa: F401
     NoActiveSourcesError,
     TFMxNEResult,
