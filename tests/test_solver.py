@@ -19,6 +19,7 @@ from _helpers import (
     random_problem,
     rel_diff,
 )
+from _irtf_ref import mne_exact_dual_norm
 from mne.inverse_sparse import mxne_optim as mo
 from numpy.testing import assert_allclose, assert_array_equal, assert_array_less
 
@@ -159,7 +160,7 @@ def test_tf_mxne_vs_mxne():
 
 
 def test_iterative_reweighted_tfmxne():
-    """MNE's test_iterative_reweighted_tfmxne, plus MNE's own results."""
+    """MNE's test_iterative_reweighted_tfmxne, plus MNE's own (converged) results."""
     M, G, true_active_set = generate_tf_data()
     wsize, tstep = [64, 16], [4, 2]
     X_tf, _, _ = tfmxne.tf_mixed_norm_solver(
@@ -213,7 +214,9 @@ def test_iterative_reweighted_tfmxne():
         assert_array_equal(np.where(active_set)[0], expected)
         assert len(E) == n_iter
         assert np.all(np.diff(E) < 0)  # majorization-minimization decreases E
-        with one_blas_thread():
+        # MNE's converged reference: its weighted dual norm exact, so that each
+        # weighted problem stops at a true gap below tol (_irtf_ref)
+        with one_blas_thread(), mne_exact_dual_norm():
             Xm, Am, Em = mo.iterative_tf_mixed_norm_solver(
                 M,
                 G,
