@@ -24,15 +24,27 @@ for the duration of a call), and prints:
   with the reweighting loop converged (tol 1e-12, up to 300 reweightings).
 
 Then the "converged" section runs both with ``tol=1e-12`` and up to 300
-reweightings (the loop stops by its own rule) and compares.
+reweightings (the loop stops by its own rule) and compares; MNE runs there with
+its weighted dual norm computed exactly (``tests/_irtf_ref.py``), so that each of
+its inner solves stops at a true duality gap below tol: MNE's own norm is too
+small for time weights below 1 (docs/differences_irtf.rst), its gap of a
+weighted problem can be negative and its inner solve then stops at the first
+check.
 
-Usage: ``python benchmarks/irtf_sensitivity.py [--full]`` (``--full`` adds
-noisy variants, more alphas and a slower converged case; MNE runs with one
-BLAS thread, as it is much faster so).
+``--case`` runs only the irtf-case (``../shared/data/irtf-case``, the arrays MNE
+passes to its iterative solver for 'Right visual'): per reweighting, MNE's
+default, MNE with converged inner solves (exact dual norm) and tfmxne, with
+MNE's reported gap and the true gap (independent NumPy) of each weighted solve.
+
+Usage: ``python benchmarks/irtf_sensitivity.py [--full] [--case]`` (``--full``
+adds noisy variants, more alphas, a slower converged case and the irtf-case;
+MNE runs with one BLAS thread, as it is much faster so).
 """
 
 import argparse
 import contextlib
+import os
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -44,6 +56,15 @@ from threadpoolctl import threadpool_limits
 
 import tfmxne
 from tfmxne import solver as tsolver
+
+# the independent NumPy reference and MNE with its exact weighted dual norm
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from _helpers import multiplicity
+from _irtf_ref import (
+    irtf_weights,
+    mne_exact_dual_norm,
+    weighted_gap,
+)
 
 BASE = dict(
     l1_ratio=0.05, wsize=[16, 64], tstep=[4, 4], depth=0.9, debias=False, maxit=100000
@@ -124,9 +145,11 @@ def _changes(steps):
     return np.array(out)
 
 
-def run_mne(evoked, fwd, cov, **kw):
+def run_mne(evoked, fwd, cov, exact=False, **kw):
+    """MNE's tf_mixed_norm (``exact``: its weighted dual norm computed exactly)."""
     log = []
-    with threadpool_limits(1), warnings.catch_warnings(), _record_mne(log):
+    ctx = mne_exact_dual_norm() if exact else contextlib.nullcontext()
+    with threadpool_limits(1), warnings.catch_warnings(), _record_mne(log), ctx:
         warnings.simplefilter("ignore")
         t0 = time.perf_counter()
         stc = mne.inverse_sparse.tf_mixed_norm(evoked, fwd, cov, verbose=False, **kw)
@@ -171,11 +194,128 @@ def _evoked(path, cond, noise, seed, tmin, tmax, cov):
     return ev.crop(tmin, tmax)
 
 
+def _case_path():
+    here = Path(__file__).resolve().parent
+    for cand in (
+        here.parent.parent / "shared" / "data" / "irtf-case",
+        Path(os.environ.get("TFMXNE_IRTF_CASE", "/nonexistent")),
+    ):
+        if (cand / "irtf-case.npz").exists():
+            return cand / "irtf-case.npz"
+    raise SystemExit("irtf-case data not found (../shared/data/irtf-case)")
+
+
+def _mne_case_chain(d, n_iter, exact):
+    """MNE's iterative solver on the case arrays; per weighted solve: the columns
+    of G, the weights, MNE-layout coefficients of those columns, MNE's gap."""
+    log, mask = [], [np.ones(d["G"].shape[1], bool)]
+    orig = mxne_optim._tf_mixed_norm_solver_bcd_active_set
+
+    def wrapped(M, G, *args, **kwargs):
+        X, Z, act, E, gap = orig(M, G, *args, **kwargs)
+        cols = np.flatnonzero(mask[-1])
+        mask.append(mask[-1].copy())
+        mask[-1][cols] = act
+        Zf = np.zeros((len(cols), Z.shape[1]), complex)
+        Zf[act] = Z
+        log.append(
+            dict(cols=cols, Z=Zf, X=X, act=act.copy(), gap=gap,
+                 w_space=kwargs.get("w_space"), w_time=kwargs.get("w_time"))
+        )  # fmt: skip
+        return X, Z, act, E, gap
+
+    ctx = mne_exact_dual_norm() if exact else contextlib.nullcontext()
+    mxne_optim._tf_mixed_norm_solver_bcd_active_set = wrapped
+    try:
+        t0 = time.perf_counter()
+        with threadpool_limits(1), ctx:
+            _, _, E = mxne_optim.iterative_tf_mixed_norm_solver(
+                d["M"], d["G"], d["a_s"], d["a_t"], n_iter, wsize=np.array(d["wsize"]),
+                tstep=np.array(d["tstep"]), maxit=10000, tol=d["tol"], debias=False,
+                n_orient=d["n_orient"], dgap_freq=d["dgap_freq"], verbose=False,
+            )  # fmt: skip
+        return log, E, time.perf_counter() - t0
+    finally:
+        mxne_optim._tf_mixed_norm_solver_bcd_active_set = orig
+
+
+def irtf_case(n_iter=6):
+    """The irtf-case: MNE's default, MNE with converged inner solves, tfmxne."""
+    z = np.load(_case_path())
+    d = dict(
+        M=z["M"], G=z["G"], a_s=float(z["alpha_space"]), a_t=float(z["alpha_time"]),
+        wsize=[int(w) for w in z["wsize"]], tstep=[int(t) for t in z["tstep"]],
+        n_orient=int(z["n_orient"]), tol=float(z["tol"]), dgap_freq=int(z["dgap_freq"]),
+    )  # fmt: skip
+    M, G, no = d["M"], d["G"], d["n_orient"]
+    c = multiplicity(d["wsize"], d["tstep"], M.shape[1])
+    print(
+        f"\nirtf-case ({_case_path()}): {M.shape[0]} x {M.shape[1]}, "
+        f"{G.shape[1] // no} positions, tol {d['tol']:.3e} (absolute); E = the "
+        "reweighted objective; rel = |X - X_tf| / |X_tf|; gap: MNE's reported / "
+        "the true gap of that weighted problem (NumPy)"
+    )
+    runs = {}
+    for name, exact in (("default", False), ("exact", True)):
+        runs[name] = _mne_case_chain(d, n_iter, exact)
+    tf_log = []
+    with _record_tf(tf_log):
+        t0 = time.perf_counter()
+        _, _, E_tf = tfmxne.iterative_tf_mixed_norm_solver(
+            M, G, d["a_s"], d["a_t"], n_iter, d["wsize"], d["tstep"], maxit=10000,
+            tol=d["tol"], debias=False, n_orient=no, dgap_freq=d["dgap_freq"],
+            verbose=False,
+        )  # fmt: skip
+        t_tf = time.perf_counter() - t0
+    head = (
+        f"{'k':>3}{'E mne':>13}{'E mne exact':>13}{'E tfmxne':>13}"
+        f"{'rel mne':>10}{'rel exact':>11}{'gap mne (true)':>24}"
+        f"{'gap exact':>11}{'gap tf':>10}"
+    )
+    print(head)
+    print("-" * len(head))
+    for k in range(n_iter):
+        tf = tf_log[k]["res"]
+        X_tf = np.asarray(tf.X)
+        row = f"{k + 1:>3}"
+        for name in ("default", "exact"):
+            row += f"{runs[name][1][k]:>13.4f}"
+        row += f"{E_tf[k]:>13.4f}"
+        gaps = []
+        for name in ("default", "exact"):
+            m = runs[name][0][k]
+            same = np.array_equal(
+                m["cols"][m["act"]], tsolver._cols(np.asarray(tf.positions), no)
+            )
+            rel = np.linalg.norm(m["X"] - X_tf) / np.linalg.norm(X_tf)
+            row += f"{rel if same else np.inf:>{10 if name == 'default' else 11}.1e}"
+            ws, wt = (None, None)
+            if k:
+                prev = runs[name][0][k - 1]
+                ws, wt = irtf_weights(prev["Z"][prev["act"]], no, c)
+            true = weighted_gap(
+                M, G[:, m["cols"]], m["Z"], d["a_s"], d["a_t"], d["wsize"],
+                d["tstep"], no, ws, wt,
+            )["gap"]  # fmt: skip
+            gaps.append((m["gap"], true))
+        row += f"{gaps[0][0]:>12.2e} ({gaps[0][1]:.2e})"
+        row += f"{gaps[1][1]:>11.2e}{tf.gap:>10.2e}"
+        print(row, flush=True)
+    print(
+        f"time (s): MNE default {runs['default'][2]:.1f}, MNE exact norm "
+        f"{runs['exact'][2]:.1f}, tfmxne {t_tf:.1f}"
+    )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true")
+    parser.add_argument("--case", action="store_true", help="only the irtf-case")
     args = parser.parse_args()
     mne.set_log_level("WARNING")
+    if args.case:
+        irtf_case()
+        return
     path = _sample_path()
     info = mne.read_evokeds(path / "sample-ave.fif.gz", condition=0, verbose=False).info
     src = mne.read_source_spaces(path / "sample-oct4-src.fif.gz", verbose=False)
@@ -264,7 +404,8 @@ def main():
 
     print(
         "\nConverged reweighting: tol=1e-12 (gap of every solve and the stopping "
-        "threshold), n_tfmxne_iter=300 (cap not reached), every 4th vertex"
+        "threshold), n_tfmxne_iter=300 (cap not reached), every 4th vertex; MNE "
+        "with its weighted dual norm exact (inner solves to a true gap < tol)"
     )
     head = (
         f"{'case':<24}{'k mne/tf':>10}{'last d/thr':>14}{'rel':>10}"
@@ -279,7 +420,7 @@ def main():
     for cond, alpha in conv_cases:
         ev = _evoked(path, cond, 0, 0, 0.05, 0.15, cov)
         kw = dict(BASE, alpha=alpha, tol=1e-12, n_tfmxne_iter=300)
-        stc_m, log_m, t_m = run_mne(ev, fwd4, cov, **kw)
+        stc_m, log_m, t_m = run_mne(ev, fwd4, cov, exact=True, **kw)
         stc_t, log_t, t_t = run_tf(ev, fwd4, cov, **kw)
         last = "/".join(f"{_changes(lg)[-1] / lg[0]['thr']:.2g}" for lg in (log_m, log_t))
         worst = max(
@@ -296,6 +437,8 @@ def main():
             f"{_rel(stc_m, stc_t):>10.1e}{worst:>10.1e}{t_m:>8.1f}/{t_t:<5.1f}",
             flush=True,
         )
+    if args.full:
+        irtf_case()
 
 
 if __name__ == "__main__":
