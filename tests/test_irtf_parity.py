@@ -266,7 +266,10 @@ def test_mne_weighted_norm_drops_active_coefficients():
     np.testing.assert_allclose(
         nu_mne, weighted_dual_norm(Y_without, c, rho, w_s, w)[0], rtol=1e-12
     )
-    assert nu_mne < nu * (1 - 1e-8), (nu_mne, nu)
+    assert nu_mne < nu * (1 - 1e-8), (
+        f"MNE {mne.__version__} computes the weighted norm right ({nu_mne} vs {nu}):"
+        " say so in docs/differences_irtf.rst and drop this test"
+    )
 
 
 # --------------------------------------------------------------------------
@@ -502,8 +505,12 @@ def test_irtf_case_mne_default_certificate_is_wrong(case, tf_chain):
         Gk, ref["R"], case["phi"], a_t / alpha, no, w_space, w_time
     )
     s = min(1.0, alpha / nu_mne)
-    assert gap < 0  # what MNE reports
-    assert nu_mne < ref["nu"]  # MNE's norm is too small ...
+    fixed = (
+        f"MNE {mne.__version__} certifies this problem right: say so in "
+        "docs/differences_irtf.rst and drop this test"
+    )
+    assert gap < 0, fixed  # what MNE reports
+    assert nu_mne < ref["nu"], fixed  # MNE's norm is too small ...
     assert s * ref["nu"] > alpha * (1 + 1e-6)  # ... so s R is not dual feasible
     assert ref["gap"] > tol  # the true gap of MNE's answer
     assert ref["p_obj"] - tf_chain[k]["p_obj"] > tol  # not a tol-solution
