@@ -121,6 +121,26 @@ def ensure_forward(sample, name, log=print):
     return fname
 
 
+def prepare_problem(evoked, fwd, cov, l1_ratio, wsize, tstep, window=0.02, **options):
+    """tf_mixed_norm's prepared problem (whitened data ``.M``, gain scaled by
+    alpha_max ``.gain``, ``.n_orient``) with the options given (MNE's defaults
+    otherwise): ``tfmxne._problem`` (older installs: ``tfmxne._pipeline``)."""
+    try:
+        from tfmxne import _options, _problem
+    except ImportError:  # an install before the prepared problem (A/B runs)
+        from tfmxne._pipeline import _prepare
+
+        o = dict(loose="auto", depth=0.8, weights_min=0.0, pca=True, rank=None)
+        o.update(options)
+        return _prepare(
+            evoked, fwd, cov, o["loose"], o["depth"], None, o["weights_min"],
+            o["pca"], o["rank"], window, l1_ratio, wsize, tstep,
+        )  # fmt: skip
+    opts = _options.check_options(dict(options, window=window, wsize=wsize, tstep=tstep))
+    fwd_p = _problem.prepare_forward(evoked.info, fwd, cov, opts)
+    return _problem.prepare(fwd_p, evoked, opts, l1_ratio)
+
+
 def subsample_forward(fwd, step):
     """Keep every ``step``-th source position of ``fwd`` (all when step == 1)."""
     import mne

@@ -4,7 +4,7 @@
 
 Not part of CI. One to three focal sources with transient oscillatory time
 courses are simulated with a *different* forward model than the one used for
-the reconstruction (``tfmxne._simulate``, shared with the tests):
+the reconstruction (``tfmxne._testing.simulate``, shared with the tests):
 
 * a finer cortex: every vertex of the surfaces stored with the shared oct-4
   source space (2 x 1026, about 6 mm apart; about 2030 kept 3 mm inside the inner
@@ -60,10 +60,10 @@ HIT_MM = 20.0
 
 
 def simulation_forward(sample, fwd_surf, info, seed=0):
-    """The study's simulation forward (tfmxne._simulate.model_error_forward), cached."""
+    """The study's simulation forward (tfmxne._testing.simulate.model_error_forward), cached."""
     import mne
 
-    from tfmxne import _simulate
+    from tfmxne._testing import simulate as _simulate
 
     fname = cache_dir() / f"alpha-study-fine{seed}-fwd.fif"
     hname = fname.with_suffix(".hemi.npy")
@@ -89,10 +89,10 @@ def simulation_forward(sample, fwd_surf, info, seed=0):
 
 
 def make_case(ev0, fwd_sim, cov, nave, n_src, seed, W, extent=0.0, background=0.0):
-    """One simulated case (tfmxne._simulate.simulate_evoked): sources with
+    """One simulated case (tfmxne._testing.simulate.simulate_evoked): sources with
     whitened single-trial energies of 5-15 % of N each (the real 'Left
     Auditory' response: about 17 % of N above the noise)."""
-    from tfmxne import _simulate
+    from tfmxne._testing import simulate as _simulate
 
     return _simulate.simulate_evoked(
         ev0, fwd_sim, cov, nave, n_src, W, seed=seed, extent=extent, background=background
@@ -109,61 +109,38 @@ STUDY_ALPHAS = np.geomspace(90.0, 5.0, 23)
 
 
 def data_and_sure_paths(sim, fwd, cov, seed, sure=True, alphas=STUDY_ALPHAS, l1=L1):
-    """The data path and SURE's perturbed path (as tfmxne.path._select does),
+    """The data path and SURE's perturbed path (as tfmxne._select does),
     both stopped after the first level with more than ``K_STOP`` positions."""
-    from tfmxne import _options
-    from tfmxne import _pipeline as inv
-    from tfmxne import path as tpath
+    from tfmxne import _options, _problem, _select, _solve
 
-    o = dict(_options.DEFAULTS)
-    fp = inv._prepare_forward_part(
-        sim.info, fwd, cov, o["loose"], o["depth"], None, 0.0, True, None
-    )
-    p = inv._prepare_data(fp, sim, o["window"], l1, 64, 4)
-    sigma2 = tpath._noise_var(p)
+    opts = _options.check_options({})
+    fp = _problem.prepare_forward(sim.info, fwd, cov, opts)
+    p = _problem.prepare(fp, sim, opts, l1)
+    sigma2 = p.noise_var()
     n_chan = p.M.shape[0]
     eps = 2.0 * np.sqrt(sigma2) / n_chan**0.3
     delta = np.random.default_rng(0).standard_normal(p.M.shape)
-    pe = inv._Prepared()
-    pe.__dict__.update(p.__dict__)
-    pe.M = p.M + eps * delta
+    pe = p.with_data(p.M + eps * delta)
     path, sure_v = [], []
-    warm = [(None, None), (None, None)]
+    warm = [None, None]
     for a in alphas:
         out = []
         for w, (q, rr) in enumerate(((p, True), (pe, False))):
             if w == 1 and not sure:
                 break
-            Z, pos = warm[w]
-            r = inv._solve_prepared(
-                q,
-                float(a),
-                l1,
-                o["maxit"],
-                o["tol"],
-                True,
-                64,
-                4,
-                10,
-                None,
-                1,
-                rr,
-                np.float64,
-                Z_init=Z,
-                init_positions=pos,
-                raise_empty=False,
-            )
-            if r._res is not None and len(r._res.positions):
-                warm[w] = (r._res.Z, r._res.positions)
+            r = _solve.solve_problem(q, float(a), opts, return_residual=rr, warm=warm[w])
+            warm[w] = _solve.warm_start(r) or warm[w]
             out.append(r)
         path.append(out[0])
         if sure:
             dof = (
-                float(np.sum((tpath._fit(pe, out[1]) - tpath._fit(p, out[0])) * delta))
+                float(
+                    np.sum((_select._fit(pe, out[1]) - _select._fit(p, out[0])) * delta)
+                )
                 / eps
             )
             sure_v.append(out[0].residual_norm2 - p.M.size * sigma2 + 2.0 * sigma2 * dof)
-        if tpath._n_positions(out[0]) > K_STOP:
+        if out[0]._n_positions() > K_STOP:
             break
     return path, sure_v, p
 
@@ -208,12 +185,12 @@ def evaluate(r, fwd, true_rr, S):
 def path_stats(path, nave):
     """What the path-based criteria need from each solve of the data path
     (``rss_ls``, ``rank_ls``: the least-squares refit tfmxne's 'signal-share'
-    scores, ``tfmxne.path._refit_rss``)."""
-    from tfmxne import path as tpath
+    scores, ``tfmxne._select._refit_rss``)."""
+    from tfmxne import _select
 
     rows = []
     for r in path:
-        rss_ls, rank_ls = tpath._refit_rss(r)
+        rss_ls, rank_ls = _select._refit_rss(r)
         n_or = (
             3
             if r.active_set.size % 3 == 0
@@ -337,7 +314,7 @@ def real_data(criteria):
 def main():
     import mne
 
-    from tfmxne import path as tpath
+    from tfmxne import _select
 
     mne.set_log_level("WARNING")
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -403,9 +380,9 @@ def main():
     ev0 = ev0.pick(["meg", "eeg"], exclude="bads")
     fwd_sims = [simulation_forward(sample, fwd, ev0.info, seed=k) for k in range(2)]
     ev0 = ev0.pick(fwd_sims[0]["sol"]["row_names"])
-    from tfmxne import _pipeline as inv
+    from tfmxne import _options, _problem
 
-    fp = inv._prepare_forward_part(ev0.info, fwd, cov, "auto", 0.8, None, 0.0, True, None)
+    fp = _problem.prepare_forward(ev0.info, fwd, cov, _options.check_options({}))
     gi = list(fp.gain_info["ch_names"])
     W = fp.whitener[:, [gi.index(c) for c in ev0.ch_names]]
     out_file = Path(args.out) if args.out else cache_dir() / "alpha-study.json"
@@ -449,8 +426,8 @@ def main():
                 N = int(p.M.size)
                 m2 = float(np.sum(p.M**2))
                 case["snr"] = m2 / (N / nave)  # whitened energy / expected noise energy
-                case["base_var"] = tpath._baseline_noise_var(p)
-                case["noise"] = tpath._noise_energy(p)  # as the criteria compute it
+                case["base_var"] = _select._baseline_noise_var(p)
+                case["noise"] = p.noise_energy()  # as the criteria compute it
                 case["rows"] = path_stats(path, nave)
                 for row, v in zip(case["rows"], sure):
                     row["sure"] = v

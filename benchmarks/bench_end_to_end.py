@@ -269,10 +269,13 @@ def _record_debiasing(impl):
     else:
         import importlib
 
-        try:  # where tf_mixed_norm calls it (older installs: tfmxne.inverse)
-            mod = importlib.import_module("tfmxne._pipeline")
-        except ImportError:
-            mod = importlib.import_module("tfmxne.inverse")
+        # where tf_mixed_norm calls it (older installs: _pipeline, then inverse)
+        for where in ("tfmxne._solve", "tfmxne._pipeline", "tfmxne.inverse"):
+            try:
+                mod = importlib.import_module(where)
+                break
+            except ImportError:
+                continue
         name = "_debias"
     original = getattr(mod, name, None)
     if original is None:

@@ -3,7 +3,7 @@
 """Engine anchor: MNE's and tfmxne's TF-MxNE solvers on the same whitened problem.
 
 Builds the whitened data ``M`` and the scaled gain ``G`` exactly as
-``tf_mixed_norm`` does (``tfmxne._pipeline._prepare``: PCA whitening, depth
+``tf_mixed_norm`` does (``tfmxne._problem.prepare``: PCA whitening, depth
 weighting, half-Hanning tapers, gain scaled by alpha_max / 100 so that alpha is
 in percent), then solves it in this one process with
 
@@ -241,7 +241,6 @@ def main(argv=None):
     from mne.inverse_sparse.mxne_optim import tf_mixed_norm_solver as mne_solver
 
     import tfmxne
-    from tfmxne._pipeline import _prepare
 
     mne.set_log_level("ERROR")
     if args.dual_refine is not None:
@@ -255,20 +254,8 @@ def main(argv=None):
     fwd = bu.get_forward(sample, args.fwd)
 
     t0 = time.perf_counter()
-    p = _prepare(
-        evoked,
-        fwd,
-        cov,
-        args.loose,
-        0.8,
-        None,
-        0.0,
-        True,
-        None,
-        0.02,
-        args.l1_ratio,
-        args.wsize,
-        args.tstep,
+    p = bu.prepare_problem(
+        evoked, fwd, cov, args.l1_ratio, args.wsize, args.tstep, loose=args.loose
     )
     t_prep = time.perf_counter() - t0
     M = np.ascontiguousarray(p.M, dtype=np.float64)

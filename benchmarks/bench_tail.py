@@ -49,7 +49,7 @@ from _bench_utils import (
 
 
 def _problem(fwd_name):
-    from tfmxne import _parallel, _pipeline, solver
+    from tfmxne import _options, _parallel, _problem, solver
     from tfmxne._stft import TFFrame
 
     sample = find_sample()
@@ -59,11 +59,10 @@ def _problem(fwd_name):
     with _parallel.call_scope():
         t0 = time.perf_counter()
         loose = "auto" if fwd_name == "surf" else 1.0  # (as bench_end_to_end.py)
-        fp = _pipeline._prepare_forward_part(
-            evoked.info, fwd, cov, loose, 0.8, None, None, True, None
-        )
+        opts = _options.check_options(dict(loose=loose, window=0.01))
+        fp = _problem.prepare_forward(evoked.info, fwd, cov, opts)
         t1 = time.perf_counter()
-        p = _pipeline._prepare_data(fp, evoked, 0.01, 0.03, 64, 4)
+        p = _problem.prepare(fp, evoked, opts, 0.03)
         t2 = time.perf_counter()
     print(f"cold preparation: gain {t1 - t0:.3f} s, data and alpha_max {t2 - t1:.3f} s")
     M, G, n_orient = p.M, np.ascontiguousarray(p.gain), p.n_orient

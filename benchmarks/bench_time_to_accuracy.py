@@ -11,7 +11,7 @@ optimum ``||X_t - X*|| / ||X*||``) against the time the run took, so that a
 speed is never quoted without the accuracy it bought.
 
 Problem: the whitened data ``M`` and scaled gain ``G`` that ``tf_mixed_norm``
-builds (``tfmxne._pipeline._prepare``, as ``bench_solver.py``; equal to MNE's to
+builds (``tfmxne._problem.prepare``, as ``bench_solver.py``; equal to MNE's to
 1e-12), evoked 'Left Auditory' cropped to -0.05..0.3 s (211 samples),
 alpha=40, l1_ratio=0.03, wsize=64, tstep=4, maxit=3000, debias=False, on
 
@@ -95,8 +95,6 @@ COLORS = {"mne": "tab:blue", "tfmxne": "tab:orange"}
 # ---------------------------------------------------------------------------
 def build_problem(case, args, sample):
     """Whitened data and scaled gain of ``case`` as tf_mixed_norm builds them."""
-    from tfmxne._pipeline import _prepare
-
     spec = CASES[case]
     crop = QUICK_CROP if args.quick else PROBLEM["crop"]
     evoked = bu.read_evoked(sample).crop(*crop)
@@ -104,20 +102,14 @@ def build_problem(case, args, sample):
     fwd = bu.get_forward(sample, spec["fwd"])
     t0 = time.perf_counter()
     # same call as bench_solver.py: depth 0.8, no weights, PCA, no rank, window 0.02
-    p = _prepare(
+    p = bu.prepare_problem(
         evoked,
         fwd,
         cov,
-        spec["loose"],
-        0.8,
-        None,
-        0.0,
-        True,
-        None,
-        0.02,
         PROBLEM["l1_ratio"],
         PROBLEM["wsize"],
         PROBLEM["tstep"],
+        loose=spec["loose"],
     )
     M = np.ascontiguousarray(p.M, dtype=np.float64)
     G = np.ascontiguousarray(p.gain, dtype=np.float64)

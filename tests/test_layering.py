@@ -95,39 +95,69 @@ def test_find_cycle_finds_one():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
 
 
-def test_import_graph_has_no_cycle():
-    graph = import_graph()
-    # the graph is the package's (the parse found its layers)
-    assert {
-        "tfmxne",
-        "tfmxne.inverse",
-        "tfmxne.path",
-        "tfmxne._pipeline",
-        "tfmxne.solver",
-        "tfmxne.cli",
-    } <= set(graph)
-    assert "tfmxne._pipeline" in graph["tfmxne.path"]
-    assert {"tfmxne._pipeline", "tfmxne.path"} <= graph["tfmxne.inverse"]
-    assert "tfmxne" in graph["tfmxne.cli"]  # (a function-level `import tfmxne`)
-    cycle = find_cycle(graph)
-    assert cycle is None, " -> ".join(cycle)
-
-
-@pytest.mark.parametrize(
-    "low, high",
-    [
-        ("tfmxne._pipeline", "tfmxne.path"),
-        ("tfmxne._pipeline", "tfmxne.inverse"),
-        ("tfmxne.path", "tfmxne.inverse"),
-    ],
+#: The modules of a call, lowest first: each imports only modules before it,
+#: so that a call runs one way (check, prepare, solve, build the result).
+ORDER = (
+    "tfmxne._validation",
+    "tfmxne._options",
+    "tfmxne.solver",
+    "tfmxne._prepare",
+    "tfmxne._problem",
+    "tfmxne._result",
+    "tfmxne._solve",
+    "tfmxne._select",
+    "tfmxne._batch",
+    "tfmxne.path",
+    "tfmxne.inverse",
 )
-def test_layers(low, high):
-    """The prepared problem under the path, both under the public solve."""
-    graph = import_graph()
-    seen, todo = set(), [low]
+
+
+def _reachable(graph, start):
+    seen, todo = set(), [start]
     while todo:
         node = todo.pop()
         if node not in seen:
             seen.add(node)
             todo.extend(graph.get(node, ()))
-    assert high not in seen
+    return seen
+
+
+def test_import_graph_has_no_cycle():
+    graph = import_graph()
+    # the graph is the package's (the parse found its layers)
+    assert set(ORDER) | {"tfmxne", "tfmxne.cli"} <= set(graph)
+    assert {"tfmxne._problem", "tfmxne._solve"} <= graph["tfmxne.path"]
+    assert {"tfmxne._solve", "tfmxne._select", "tfmxne._batch"} <= graph["tfmxne.inverse"]
+    assert "tfmxne" in graph["tfmxne.cli"]  # (a function-level `import tfmxne`)
+    cycle = find_cycle(graph)
+    assert cycle is None, " -> ".join(cycle)
+
+
+@pytest.mark.parametrize("low", ORDER[:-1])
+def test_one_way(low):
+    """No module of a call reaches (imports, directly or not) a module after it."""
+    reached = _reachable(import_graph(), low)
+    above = set(ORDER[ORDER.index(low) + 1 :])
+    assert not reached & above, sorted(reached & above)
+
+
+def test_the_problem_and_the_result_are_apart():
+    """The prepared problem and the result do not know each other: the solve
+    (tfmxne._solve) takes the one and builds the other."""
+    graph = import_graph()
+    assert "tfmxne._result" not in _reachable(graph, "tfmxne._problem")
+    assert "tfmxne._problem" not in _reachable(graph, "tfmxne._result")
+
+
+def test_testing_helpers_stay_private():
+    """The helpers of the tests and benchmarks (tfmxne._testing) are imported by
+    no module of the package."""
+    graph = import_graph()
+    assert "tfmxne._testing.simulate" in graph
+    users = {
+        mod
+        for mod, edges in graph.items()
+        if not mod.startswith("tfmxne._testing")
+        and any(e.startswith("tfmxne._testing") for e in edges)
+    }
+    assert not users, sorted(users)

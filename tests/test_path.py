@@ -53,7 +53,18 @@ def test_path_equals_independent_solves(evoked, fwd, noise_cov, n_jobs):
         _same(ref, r.estimate, 1e-4)
 
 
-def test_path_default_grid_and_empty(evoked, fwd, noise_cov):
+def test_path_default_grid(evoked, fwd, noise_cov):
+    """Without alphas: 10 values from 90 to 10 % of alpha_max, geometrically
+    spaced (scikit-learn's lasso_path convention), solved in that order."""
+    path = tfmxne.tf_mixed_norm_path(evoked, fwd, noise_cov, l1_ratio=0.03)
+    alphas = np.array([r.alpha for r in path])
+    assert len(alphas) == tfmxne.path.PATH_N_ALPHAS == 10
+    assert alphas[0] == 90.0 and alphas[-1] == pytest.approx(10.0, rel=1e-12)
+    np.testing.assert_allclose(alphas[1:] / alphas[:-1], 9.0 ** (-1 / 9), rtol=1e-12)
+    assert all(r.converged and r.selection is None for r in path)
+
+
+def test_path_empty_levels_and_errors(evoked, fwd, noise_cov):
     path = tfmxne.tf_mixed_norm_path(
         evoked, fwd, noise_cov, alphas=[99.5, 40.0], l1_ratio=0.03
     )
@@ -63,9 +74,8 @@ def test_path_default_grid_and_empty(evoked, fwd, noise_cov):
         tfmxne.tf_mixed_norm_path(evoked, fwd, noise_cov, alphas=[120.0])
     with pytest.raises(ValueError, match="alphas must be .* got 'foo'"):
         tfmxne.tf_mixed_norm_path(evoked, fwd, noise_cov, alphas="foo")
-    with pytest.raises(TypeError, match="unexpected option"):
+    with pytest.raises(TypeError, match=r"unexpected option\(s\) \['foo'\]"):
         tfmxne.tf_mixed_norm_path(evoked, fwd, noise_cov, foo=1)
-    assert len(np.geomspace(90, 10, tfmxne.path.PATH_N_ALPHAS)) == 10
 
 
 def test_batch_identical_to_one_by_one(evoked, fwd, noise_cov):
@@ -161,7 +171,17 @@ def simulated(evoked_full, fwd_vol, noise_cov):
 
 
 @pytest.mark.parametrize(
-    "criterion", ["signal-share", "model-discrepancy", "sure", "discrepancy", "bic"]
+    "criterion",
+    [
+        "signal-share",
+        "model-discrepancy",
+        # SURE solves the grid twice (data and perturbed data) down to 10 %:
+        # about 20 s here; SURE stays in the default suite on the small
+        # problem (test_l1_ratio_none, test_sure_parallel_paths_and_screen_reuse)
+        pytest.param("sure", marks=pytest.mark.slow),
+        "discrepancy",
+        "bic",
+    ],
 )
 def test_auto_alpha_recovers_source(simulated, noise_cov, criterion, monkeypatch):
     monkeypatch.setattr(tfmxne.path, "AUTO_ALPHAS", np.geomspace(80.0, 10.0, 6))
@@ -347,13 +367,13 @@ def test_sure_parallel_paths_and_screen_reuse(evoked, fwd, noise_cov, monkeypatc
     monkeypatch.setattr(tfmxne.path, "AUTO_ALPHAS", np.array([70.0, 40.0, 20.0]))
     kw = dict(alpha="sure", l1_ratio=0.03, tol=1e-8)
     seen = []
-    orig = tfmxne._pipeline._tf_solve
+    orig = tfmxne._solve._tf_solve
 
     def spy(M, *a, screen_init=None, **k):
         seen.append((M, screen_init is not None))
         return orig(M, *a, screen_init=screen_init, **k)
 
-    monkeypatch.setattr(tfmxne._pipeline, "_tf_solve", spy)
+    monkeypatch.setattr(tfmxne._solve, "_tf_solve", spy)
     seq = tfmxne.solve(evoked, fwd, noise_cov, n_jobs=1, **kw)
     # one cold start per path: the data's reuses the screening, the perturbed's not
     reused = [r for _, r in seen]
@@ -368,16 +388,17 @@ def test_sure_parallel_paths_and_screen_reuse(evoked, fwd, noise_cov, monkeypatc
 def test_screen_reuse_same_solution(evoked, fwd, noise_cov):
     """Starting the solve from alpha_max's screening changes the work, not the
     answer: same support and estimate as a solve that recomputes it."""
-    from tfmxne import _pipeline as inv
+    import dataclasses
 
-    fp = inv._prepare_forward_part(
-        evoked.info, fwd, noise_cov, "auto", 0.8, None, 0.0, True, None
-    )
-    p = inv._prepare_data(fp, evoked, 0.02, 0.03, 64, 4)
-    args = (30.0, 0.03, 3000, 1e-8, False, 64, 4, 10, None, 1, False, np.float64)
-    with_reuse = inv._solve_prepared(p, *args)
-    p.screen0 = None
-    without = inv._solve_prepared(p, *args)
+    from tfmxne import _options, _problem, _solve
+
+    opts = _options.check_options(dict(tol=1e-8, debias=False))
+    fwd_p = _problem.prepare_forward(evoked.info, fwd, noise_cov, opts)
+    p = _problem.prepare(fwd_p, evoked, opts, 0.03)
+    assert p.screen0 is not None
+    with_reuse = _solve.solve_problem(p, 30.0, opts, return_residual=False)
+    p = dataclasses.replace(p, screen0=None)
+    without = _solve.solve_problem(p, 30.0, opts, return_residual=False)
     assert with_reuse.converged and without.converged
     np.testing.assert_array_equal(with_reuse.active_set, without.active_set)
     assert np.linalg.norm(with_reuse.X - without.X) / np.linalg.norm(without.X) < 1e-4
@@ -390,12 +411,12 @@ def test_screen_reuse_same_solution(evoked, fwd, noise_cov):
 def two_sources_model_error(sample_path, evoked_full, fwd_surf, noise_cov):
     """Two focal transient sources (a left temporal and a right parietal
     position, head coordinates) simulated with another forward model than the
-    reconstruction's (tfmxne._simulate: finer cortex, tilted orientations,
+    reconstruction's (tfmxne._testing.simulate: finer cortex, tilted orientations,
     co-registration and skull-conductivity error) plus background activity
     (30 % of their energy), noise of an average of 60 trials; reconstructed
     with the shared surface forward."""
-    from tfmxne import _pipeline as inv
-    from tfmxne import _simulate
+    from tfmxne import _options, _problem
+    from tfmxne._testing import simulate as _simulate
 
     src = mne.read_source_spaces(sample_path / "sample-oct4-src.fif.gz", verbose=False)
     fwd_sim = _simulate.model_error_forward(
@@ -406,8 +427,8 @@ def two_sources_model_error(sample_path, evoked_full, fwd_surf, noise_cov):
         seed=7,
     )
     ev = evoked_full.copy().crop(-0.05, 0.3).pick(fwd_sim["sol"]["row_names"])
-    fp = inv._prepare_forward_part(
-        ev.info, fwd_surf, noise_cov, "auto", 0.8, None, 0.0, True, None
+    fp = _problem.prepare_forward(
+        ev.info, fwd_surf, noise_cov, _options.check_options({})
     )
     names = list(fp.gain_info["ch_names"])
     W = fp.whitener[:, [names.index(c) for c in ev.ch_names]]
@@ -431,6 +452,7 @@ def _localisation(res, fwd, true_rr):
     return D.min(axis=0), int(np.sum(D.min(axis=1) > 0.02))
 
 
+@pytest.mark.slow  # the fixture computes a BEM and a forward solution (7 s)
 def test_default_alpha_two_sources_model_error(
     two_sources_model_error, fwd_surf, noise_cov
 ):
@@ -455,7 +477,11 @@ AUDITORY_MM = {
 }
 
 
-@pytest.mark.parametrize("condition", ["Left Auditory", "Left visual"])
+@pytest.mark.parametrize(
+    "condition",
+    # (the second condition repeats the walk on the same forward: slow only)
+    ["Left Auditory", pytest.param("Left visual", marks=pytest.mark.slow)],
+)
 def test_default_alpha_focal_on_sample_recordings(
     sample_path, fwd_surf, noise_cov, condition
 ):

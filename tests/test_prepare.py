@@ -118,7 +118,7 @@ def test_residual_matches_mne(fwd_surf, evoked_full, noise_cov, projs):
     including the projection of the fit by the evoked's active projectors."""
     from mne.inverse_sparse.mxne_inverse import _compute_residual
 
-    from tfmxne._pipeline import _compute_residual as ours
+    from tfmxne._result import compute_residual as ours
 
     ev = evoked_full.copy().crop(0.05, 0.1)
     with ev.info._unlock():

@@ -2,16 +2,18 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """Bad inputs of tf_mixed_norm / solve raise a clear error before any heavy work.
 
-The preparation (``tfmxne._pipeline._prepare``: whitening, depth prior, forward
+The preparation (``tfmxne._problem.prepare_gain``: whitening, depth prior, forward
 conversion) is replaced by a sentinel that fails the test if reached, so every
 case below also proves that its error is raised by the cheap checks first.
 """
+
+import re
 
 import numpy as np
 import pytest
 
 import tfmxne
-import tfmxne._pipeline as tpipe
+import tfmxne._problem as tproblem
 
 
 class _Reached(Exception):
@@ -23,7 +25,7 @@ def no_prepare(monkeypatch):
     def fail(*args, **kwargs):
         raise _Reached("the preparation was reached")
 
-    monkeypatch.setattr(tpipe, "_prepare", fail)
+    monkeypatch.setattr(tproblem, "prepare_gain", fail)
 
 
 @pytest.fixture(scope="module")
@@ -216,3 +218,74 @@ def test_fixed_forward_needs_loose_zero(evoked, fwd_surf, noise_cov, no_prepare,
     for ok in (0, 0.0, {"surface": 0.0}):
         with pytest.raises(_Reached):
             _call(evoked, fixed, noise_cov, loose=ok)
+
+
+@pytest.mark.parametrize(
+    "alpha, l1_ratio, exc, message",
+    [
+        (100.0, 0.03, ValueError, "alpha must be in [0, 100). Got alpha = 100.0"),
+        (-1.0, 0.03, ValueError, "alpha must be in [0, 100). Got alpha = -1.0"),
+        (0.0, 0.03, ValueError, "alpha must be > 0"),
+        ("big", 0.03, ValueError, "None or one of 'signal-share'"),
+        ([40.0], 0.03, TypeError, "alpha must be a real number, got [40.0]"),
+        (40.0, 1.5, ValueError, "l1_ratio must be in range [0, 1]. Got l1_ratio = 1.5"),
+        (40.0, -0.1, ValueError, "Got l1_ratio = -0.1"),
+    ],
+)
+def test_bad_regularisation(
+    evoked, fwd_surf, noise_cov, no_prepare, alpha, l1_ratio, exc, message
+):
+    with pytest.raises(exc, match=re.escape(message)):
+        _call(evoked, fwd_surf, noise_cov, alpha=alpha, l1_ratio=l1_ratio)
+
+
+N_POS = 508  # positions of the shared surface forward
+
+
+@pytest.mark.parametrize(
+    "kw, exc, message",
+    [
+        (
+            dict(wsize=[16, 64], tstep=[4]),
+            ValueError,
+            "The same number of window sizes and steps must be passed",
+        ),
+        (
+            dict(wsize=30),
+            ValueError,
+            "wsize must be a positive multiple of 4, got wsize=30",
+        ),
+        (dict(tstep=3), ValueError, "got tstep=3 for wsize=16"),
+        (
+            dict(n_tfmxne_iter=0),
+            ValueError,
+            "n_tfmxne_iter must be >= 1, got n_tfmxne_iter=0",
+        ),
+        (dict(dgap_freq=0), ValueError, "got dgap_freq=0"),
+        (dict(maxit=0), ValueError, "maxit must be >= 1, got maxit=0"),
+        (dict(tol=0.0), ValueError, "tol must be in (0.0, inf], got tol=0.0"),
+        (dict(tol=-1e-4), ValueError, "got tol=-0.0001"),
+        (dict(pick_ori="foo"), ValueError, "got pick_ori='foo'"),
+        (
+            dict(window=10.0),
+            ValueError,
+            "window=10.0 (6006 + 6006 samples) is longer than the data (121 samples)",
+        ),
+        (
+            dict(weights=np.ones(3)),
+            ValueError,
+            f"per source position ({N_POS}), got shape (3,)",
+        ),
+        (dict(weights=-np.ones(N_POS)), ValueError, "got min(weights)=-1.0"),
+        (dict(weights=np.zeros(N_POS)), ValueError, "weights are all zero"),
+        (dict(loose=1.5), ValueError, "got loose=1.5"),
+        (dict(loose="free"), ValueError, "got loose='free'"),
+        (dict(pca="yes"), TypeError, "pca must be a bool, got pca='yes'"),
+        (dict(debias=1), TypeError, "debias must be a bool, got debias=1"),
+        (dict(weights_min=-1.0), ValueError, "weights_min must be in [0.0, inf]"),
+    ],
+)
+def test_bad_options(evoked, fwd_surf, noise_cov, no_prepare, kw, exc, message):
+    """Each option's check names the option and the value received."""
+    with pytest.raises(exc, match=re.escape(message)):
+        _call(evoked, fwd_surf, noise_cov, **kw)

@@ -3,9 +3,11 @@
 """MNE-facing TF-MxNE: Evoked / Forward / Covariance in, source estimates out.
 
 The public entry points :func:`tf_mixed_norm` (MNE's drop-in) and
-:func:`solve`, on top of the prepared problem (:mod:`tfmxne._pipeline`:
-checks, preparation, one solve, :class:`TFMxNEResult`) and of
-:mod:`tfmxne.path` (automatic alpha, batches).
+:func:`solve`. A call checks its options once (:mod:`tfmxne._options`) and
+runs one way: a single solve (:mod:`tfmxne._solve`), an automatic alpha
+(:mod:`tfmxne._select`) or a batch (:mod:`tfmxne._batch`), each of which
+checks the data, prepares the problem once and builds the results
+(:mod:`tfmxne._problem`, :mod:`tfmxne._result`).
 """
 
 import time
@@ -14,13 +16,51 @@ import numpy as np
 from mne.utils import verbose
 
 from . import _progress
+from ._batch import solve_batch, solve_many
 from ._options import check_options, gather
-from ._pipeline import (  # noqa: F401 (TFMxNEResult: public here too)
+from ._parallel import call_scope
+from ._result import (  # noqa: F401 (public here too)
     NoActiveSourcesError,
+    OuterIteration,
     TFMxNEResult,
-    _check_bools,
 )
-from .path import _counted_stage, _solve
+from ._select import is_auto, solve_auto
+from ._solve import check_run, solve_one
+from ._validation import check_bool
+
+#: The stage whose steps measure the progress of a call (for a bar), its label.
+_BARS = {
+    "outer": "TF-MxNE",
+    "reweighting": "irTF-MxNE",
+    "alpha": "alpha selection",
+    "batch": "batch",
+}
+
+
+def _counted_stage(evoked, alpha, l1_ratio, n_tfmxne_iter, client):
+    """The stage whose steps measure the progress of :func:`solve` (for a bar)."""
+    if isinstance(evoked, list | tuple) or client is not None:
+        return "batch"
+    if is_auto(alpha, l1_ratio):
+        return "alpha"
+    return "reweighting" if n_tfmxne_iter != 1 else "outer"
+
+
+def _run(evoked, forward, noise_cov, reg, opts, run, n_jobs, client, emit, t0):
+    """What :func:`solve` runs once its options are checked (``reg = (alpha,
+    l1_ratio)``, ``run = (return_residual, dtype)``): a batch (list of evokeds or
+    Dask) reports 'batch' events, an automatic selection 'alpha' events, a
+    single solve 'outer' (and 'reweighting') events."""
+    (alpha, l1_ratio), (return_residual, dtype) = reg, run
+    dtype = check_run(dtype, return_residual)
+    args = (forward, noise_cov, alpha, l1_ratio, opts, return_residual, dtype)
+    if isinstance(evoked, list | tuple):
+        return solve_many(list(evoked), *args, n_jobs, client, emit)
+    if client is not None:
+        return solve_batch([evoked], *args, 1, client, emit)[0]
+    if is_auto(alpha, l1_ratio):
+        return solve_auto(evoked, *args[:-1], n_jobs, emit)
+    return solve_one(evoked, *args, emit, t0)
 
 
 @verbose
@@ -138,28 +178,20 @@ def solve(
         ``estimate=None`` instead of an exception.
     """
     t0 = time.perf_counter()
-    o = check_options(gather(locals()))
+    opts = check_options(gather(locals()))
     count = _counted_stage(evoked, alpha, l1_ratio, n_tfmxne_iter, client)
-    desc = {
-        "outer": "TF-MxNE",
-        "reweighting": "irTF-MxNE",
-        "alpha": "alpha selection",
-        "batch": "batch",
-    }[count]
-    with _progress.session(progress, count, desc) as emit:
-        return _solve(
+    with _progress.session(progress, count, _BARS[count]) as emit, call_scope():
+        return _run(
             evoked,
             forward,
             noise_cov,
-            alpha,
-            l1_ratio,
-            o,
-            return_residual,
-            dtype,
-            n_jobs=n_jobs,
-            client=client,
-            emit=emit,
-            t0=t0,
+            (alpha, l1_ratio),
+            opts,
+            (return_residual, dtype),
+            n_jobs,
+            client,
+            emit,
+            t0,
         )
 
 
@@ -264,7 +296,8 @@ def tf_mixed_norm(
         found").
     """
     # the options MNE's signature adds to solve()'s; solve() validates the rest
-    _check_bools(return_residual=return_residual, return_as_dipoles=return_as_dipoles)
+    check_bool(return_residual, "return_residual")
+    check_bool(return_as_dipoles, "return_as_dipoles")
     if pick_ori == "normal" and return_as_dipoles:
         raise ValueError(
             "pick_ori='normal' cannot be combined with return_as_dipoles=True (dipoles "

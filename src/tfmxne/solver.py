@@ -196,6 +196,7 @@ class _SolveResult:
         "converged",
         "status",
         "nu_max",
+        "history",
     )
 
 
@@ -320,6 +321,8 @@ def _tf_solve(
     res.converged = status == _engine.STATUS_OK
     res.status = status
     res.nu_max = out["nu_max"]
+    # one record per outer iteration (the core's tfx_outer_t, as dicts)
+    res.history = [dict(rec, solve=0) for rec in out["outer"]]
     return res
 
 
@@ -540,6 +543,7 @@ def _iterative_core(
     Zpos = init_positions
     mult = frame.plan.multiplicity.astype(np.float64)
     k_done = 0
+    history = []  # the outer iterations of every solve
     for k in range(n_tfmxne_iter):
         k_done = k + 1
         if k == 0:
@@ -577,6 +581,8 @@ def _iterative_core(
             mixed=mixed and k == 0,
         )
         new.positions = positions[new.positions]  # back to indices into G
+        history += [dict(rec, solve=k) for rec in new.history]
+        new.history = history
         res = new
         if progress is not None:
             progress(k)

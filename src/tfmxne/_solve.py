@@ -1,0 +1,269 @@
+# Authors: The tfmxne developers
+# SPDX-License-Identifier: BSD-3-Clause
+"""Solves of prepared problems: one alpha, a warm-started path, threads.
+
+:func:`solve_problem` is the one place where a prepared problem
+(:class:`tfmxne._problem.Problem`) meets the solver (``tfmxne.solver``) and
+becomes a :class:`tfmxne._result.TFMxNEResult`; :func:`solve_path` walks a
+grid of alphas on one problem, warm-starting each solve from the previous;
+:func:`solve_one` is the whole call of a single solve (check, prepare, solve).
+The path functions, the automatic alpha and the batches are built on these.
+"""
+
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from mne.utils import logger
+from threadpoolctl import threadpool_limits
+
+from ._parallel import batch_scope
+from ._problem import check_inputs, prepare, prepare_forward
+from ._result import NoActiveSourcesError, build_result
+from ._stft import TFFrame
+from ._validation import _short, check_alpha, check_bool, check_int, check_l1_ratio
+from .solver import _cols, _debias, _iterative_core, _tf_solve
+
+
+def check_regularisation(alpha, l1_ratio):
+    """Numbers (automatic selection is done by the caller): the checked pair."""
+    if alpha is None or isinstance(alpha, str):
+        raise ValueError(
+            "alpha must be a number in (0, 100) here (automatic selection is done by "
+            f"the caller), got alpha={alpha!r}"
+        )
+    return check_alpha(alpha), check_l1_ratio(l1_ratio)
+
+
+def check_run(dtype, return_residual):
+    """The options :func:`tfmxne.solve` adds to tf_mixed_norm's: the dtype of the
+    iterations (returned as a NumPy dtype) and ``return_residual``."""
+    check_bool(return_residual, "return_residual")
+    try:  # (np.dtype(None) is float64: None is refused explicitly)
+        dt = None if dtype is None else np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt is None or dt not in (np.dtype(np.float64), np.dtype(np.float32)):
+        raise ValueError(f"dtype must be float64 or float32, got dtype={_short(dtype)}")
+    return dt
+
+
+def _solver_hooks(emit, n_tfmxne_iter):
+    """The solver's callbacks that turn its iterations into progress events.
+
+    ``on_outer(n_outer, gap, n_active)`` after each outer certificate gives an
+    'outer' event; ``progress(k)`` after reweighting ``k`` a 'reweighting' one
+    with the last certificate of that reweighting's solve.
+    """
+    if emit is None:
+        return None, None
+    last = {}
+
+    def on_outer(n_outer, gap, n_active):
+        last.update(gap=gap, n_active=n_active)
+        emit("outer", n_outer, gap=gap, n_active=n_active)
+
+    def on_reweighting(k):
+        emit("reweighting", k + 1, total=n_tfmxne_iter, **last)
+
+    return on_outer, on_reweighting
+
+
+def _run_solver(p, alpha, opts, frame, warm, emit):
+    """The solver on ``p`` at ``alpha``: its answer and the objectives."""
+    on_outer, on_reweighting = _solver_hooks(emit, opts.n_tfmxne_iter)
+    M = p.M
+    dtype = frame.dtype
+    tol_abs = opts.tol * float(np.sum(M * M))
+    alpha_space = alpha * (1.0 - p.l1_ratio)
+    alpha_time = alpha * p.l1_ratio
+    Z_init, init_positions = (None, None) if warm is None else warm
+    # the screening of R = M (float64 only: it is exact for the float64 gain)
+    screen = p.screen0 if Z_init is None and dtype == np.float64 else None
+    Mc = np.ascontiguousarray(M, dtype=dtype)
+    G = np.asarray(p.gain, dtype=dtype)
+    logger.info("Using block coordinate descent with active set approach")
+    common = (Mc, G, alpha_space, alpha_time)
+    if opts.n_tfmxne_iter == 1:
+        res = _tf_solve(
+            *common,
+            frame,
+            p.n_orient,
+            opts.maxit,
+            tol_abs,
+            opts.dgap_freq,
+            Z_init=Z_init,
+            init_positions=init_positions,
+            warn_name="tf_mixed_norm",
+            screen_init=screen,
+            on_outer=on_outer,
+            mixed=True,
+        )
+        return res, res.E
+    res, E, _ = _iterative_core(
+        *common,
+        opts.n_tfmxne_iter,
+        frame,
+        p.n_orient,
+        opts.maxit,
+        tol_abs,
+        opts.dgap_freq,
+        log_name="tf_mixed_norm",
+        Z_init=Z_init,
+        init_positions=init_positions,
+        progress=on_reweighting,
+        screen_init=screen,
+        on_outer=on_outer,
+        mixed=True,
+    )
+    return res, E
+
+
+def solve_problem(
+    p,
+    alpha,
+    opts,
+    *,
+    return_residual=True,
+    dtype=np.float64,
+    warm=None,
+    raise_empty=False,
+    emit=None,
+    t0=None,
+):
+    """Solve the prepared problem ``p`` at ``alpha``: a TFMxNEResult.
+
+    ``opts``: the checked options of the call (their ``'solve'`` stage).
+    ``warm = (Z, positions)``: the start (a previous answer's coefficients, in
+    the solver's layout, and positions). ``raise_empty``: a
+    :class:`NoActiveSourcesError` where no source survives (else a result
+    with ``estimate=None``). ``emit`` (a :class:`tfmxne._progress._Emitter`
+    or None) receives the 'outer' and 'reweighting' events of the solve.
+    """
+    t0 = time.perf_counter() if t0 is None else t0
+    frame = TFFrame(p.M.shape[1], p.wsize, p.tstep, dtype=np.dtype(dtype))
+    res, E = _run_solver(p, alpha, opts, frame, warm, emit)
+    active_set = np.zeros(p.gain.shape[1], bool)
+    active_set[_cols(res.positions, p.n_orient)] = True
+    X = np.asarray(res.X, dtype=np.float64)
+    if active_set.any() and opts.debias:
+        X = X * _debias(p.M, p.gain[:, active_set], X, p.n_orient)[:, None]
+    if raise_empty and not active_set.any():
+        raise NoActiveSourcesError(
+            "No active dipoles found. alpha_space/alpha_time are too big "
+            f"(alpha={alpha} % of alpha_max, alpha_max={p.alpha_max * 100:.6g} in "
+            "whitened units; lower alpha)."
+        )
+    return build_result(p, res, X, active_set, E, frame, alpha, opts, return_residual, t0)
+
+
+def solve_one(
+    evoked, forward, noise_cov, alpha, l1_ratio, opts, return_residual, dtype, emit, t0
+):
+    """The call of one solve: check, prepare and solve one evoked at a given
+    (alpha, l1_ratio)."""
+    check_inputs(evoked, forward, noise_cov, opts)
+    alpha, l1_ratio = check_regularisation(alpha, l1_ratio)
+    fwd = prepare_forward(evoked.info, forward, noise_cov, opts)
+    p = prepare(fwd, evoked, opts, l1_ratio)
+    return solve_problem(
+        p,
+        alpha,
+        opts,
+        return_residual=return_residual,
+        dtype=dtype,
+        raise_empty=True,
+        emit=emit,
+        t0=t0,
+    )
+
+
+# --------------------------------------------------------------------------
+# paths and threads
+# --------------------------------------------------------------------------
+def report(emit, stage, r, total):
+    """Report one finished solve of a path, a selection or a batch."""
+    if emit is not None:
+        emit(
+            stage,
+            total=total,
+            gap=float(r.gap),
+            n_active=r._n_positions(),
+            alpha=float(r.alpha),
+            l1_ratio=float(r.l1_ratio),
+        )
+
+
+def warm_start(r):
+    """The start that result ``r`` gives the next solve of a path (or None)."""
+    if r._res is not None and len(r._res.positions):
+        return r._res.Z, r._res.positions
+    return None
+
+
+def n_workers(n_jobs):
+    """Threads for ``n_jobs`` (-1: all cores)."""
+    n_jobs = check_int(n_jobs, "n_jobs", -1)
+    if n_jobs == 0:
+        raise ValueError("n_jobs must be a positive integer or -1, got n_jobs=0")
+    return (os.cpu_count() or 1) if n_jobs == -1 else n_jobs
+
+
+def in_threads(tasks, n_workers):
+    """Run the callables ``tasks`` in ``n_workers`` threads (results in order).
+
+    The compiled core releases the GIL, so the threads are the parallelism:
+    BLAS is pinned to one thread for their duration (and the solver's own
+    per-solve pinning is skipped, as it is process-wide).
+    """
+    n_workers = min(n_workers, len(tasks))
+    if n_workers <= 1:
+        return [t() for t in tasks]
+    with threadpool_limits(1, user_api="blas"), batch_scope():
+        with ThreadPoolExecutor(max_workers=n_workers) as ex:
+            futs = [ex.submit(t) for t in tasks]
+            try:
+                return [f.result() for f in futs]
+            except BaseException:
+                # (an error, e.g. from a progress callback: start nothing more)
+                for f in futs:
+                    f.cancel()
+                raise
+
+
+def solve_path(
+    p, alphas, opts, *, return_residual=True, emit=None, total=None, n_workers=1
+):
+    """Solve ``p`` along ``alphas`` (decreasing), warm-starting each from the
+    previous; a list of results.
+
+    With ``n_workers > 1`` the grid is dealt into that many interleaved chains
+    (alphas 0, n, 2n, ... in one, 1, n + 1, ... in the next), each warm-started
+    along itself and solved in its own thread. ``emit`` receives an 'alpha'
+    event (out of ``total``) after each solve.
+    """
+    alphas = np.asarray(alphas)
+    if n_workers > 1 and len(alphas) > 1:
+        chains = [
+            np.arange(c, len(alphas), n_workers)
+            for c in range(min(n_workers, len(alphas)))
+        ]
+        kw = dict(return_residual=return_residual, emit=emit, total=total)
+        outs = in_threads(
+            [lambda idx=idx: solve_path(p, alphas[idx], opts, **kw) for idx in chains],
+            len(chains),
+        )
+        results = [None] * len(alphas)
+        for idx, rs in zip(chains, outs):
+            for i, r in zip(idx, rs):
+                results[i] = r
+        return results
+    results = []
+    warm = None
+    for a in alphas:
+        r = solve_problem(p, float(a), opts, return_residual=return_residual, warm=warm)
+        results.append(r)
+        warm = warm_start(r) or warm
+        report(emit, "alpha", r, total)
+    return results

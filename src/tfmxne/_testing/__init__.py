@@ -1,0 +1,8 @@
+# Authors: The tfmxne developers
+# SPDX-License-Identifier: BSD-3-Clause
+"""Helpers for the tests and the benchmarks (private; not part of the API).
+
+``simulate``: evoked responses simulated with forward-model error, shared by
+the tests of the automatic alpha and ``benchmarks/bench_alpha_study.py``.
+Nothing in the rest of the package imports from here.
+"""
