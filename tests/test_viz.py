@@ -109,7 +109,7 @@ def test_plot_brain_positions_and_sizes(demo):
 def test_demo_figure_colours_match(demo):
     """A source has the same colour on the brain, in the time courses and TF maps."""
     result, evoked, forward, noise_cov = demo
-    fig = plot_tfmxne(result, evoked, noise_cov, forward=forward)
+    fig = plot_tfmxne(result, evoked, forward=forward)
     try:
         tc_ax = [ax for ax in fig.axes if ax.get_title().endswith("active sources")]
         assert len(tc_ax) == 1
@@ -237,3 +237,41 @@ def test_goodness_of_fit_against_mne_whitener():
     assert gof["peak"] > gof["post"] > gof["whole"] > 0
     with pytest.raises(ValueError, match="nave must be a positive number"):
         goodness_of_fit(result, nave=0)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [dict(pca=False), dict(rank={"meg": 300, "eeg": 58})],
+    ids=["pca=False", "rank"],
+)
+def test_figure_whitens_as_the_solve(options):
+    """The butterfly panels whiten the evoked and the residual with the solve's
+    own whitener: without PCA (one whitened row per channel) or with a given
+    rank, the whitened data drawn are the data the solver fitted (no taper:
+    window=None) and the residual drawn is their residual."""
+    evoked, forward, noise_cov = sample.load()
+    evoked.crop(*sample.DEMO_CROP)
+    params = dict(sample.DEMO_PARAMS, window=None, **options)
+    result = tfmxne.solve(evoked, forward, noise_cov, return_residual=True, **params)
+    M = result._M
+    R = M - result._gain_active @ result.X
+    n_white = 366 if options.get("pca", True) is False else 358
+    assert M.shape[0] == n_white  # (the default PCA whitener has 362 rows here)
+    fig = plot_tfmxne(result, evoked, brain_views=())
+    try:
+        drawn = {}
+        for name in ("whitened data", "whitened residual"):
+            (ax,) = [a for a in fig.axes if a.get_title().startswith(name + " (")]
+            assert ax.get_title() == f"{name} ({n_white} channels)"
+            drawn[name] = np.array([ln.get_ydata() for ln in ax.get_lines()[:n_white]])
+        # the data: the solver's product itself (same whitener, same channels)
+        np.testing.assert_allclose(drawn["whitened data"], M, rtol=1e-12, atol=0)
+        # the residual evoked is MNE's: the fit projected by the active SSP
+        # projectors, which the whitener annihilates up to the rounding of its
+        # eigendecomposition (about 1e-8 of the data here)
+        rel = np.linalg.norm(drawn["whitened residual"] - R) / np.linalg.norm(R)
+        assert rel < 1e-6, rel
+    finally:
+        plt.close(fig)
+    with pytest.warns(DeprecationWarning, match="noise_cov is not used"):
+        plt.close(plot_tfmxne(result, evoked, noise_cov, brain_views=()))

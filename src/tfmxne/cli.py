@@ -790,7 +790,7 @@ def _check_out_dir(path, what):
     return d
 
 
-def _make_figure(result, evoked, noise_cov, forward, fname):
+def _make_figure(result, evoked, forward, fname):
     import matplotlib
 
     if "matplotlib.pyplot" not in sys.modules:
@@ -799,7 +799,7 @@ def _make_figure(result, evoked, noise_cov, forward, fname):
 
     from .viz import plot_tfmxne
 
-    fig = plot_tfmxne(result, evoked, noise_cov, forward=forward, fname=fname)
+    fig = plot_tfmxne(result, evoked, forward=forward, fname=fname)
     plt.close(fig)
 
 
@@ -911,7 +911,7 @@ def _run_and_report(
                 if base is not None:
                     _write_estimates(result, tmp / base, args)
                 if figure is not None:
-                    _make_figure(result, evoked, noise_cov, forward, tmp / figure)
+                    _make_figure(result, evoked, forward, tmp / figure)
                 written = _commit(tmp, out_dir)
         except CLIError:
             raise

@@ -10,8 +10,11 @@ saved to files.
 
 import os
 import sys
+import warnings
 
 import numpy as np
+
+from ._problem import noise_energy
 
 __all__ = ["goodness_of_fit", "plot_brain", "plot_tfmxne", "source_table"]
 
@@ -134,9 +137,11 @@ def goodness_of_fit(result, nave=None):
         Number of trials averaged in the evoked response. When given, the
         share of the whitened data's energy that the noise alone is expected to
         account for is also returned: the whitened noise of an average of
-        ``nave`` trials has variance ``1 / nave`` in each of the ``rank``
-        whitened (PCA) channels, so ``rank / nave`` per sample. Exact for
-        ``pca=True`` (the default), where the whitened data have ``rank`` rows.
+        ``nave`` trials (at least 1) has variance ``1 / nave`` in each of the
+        ``rank`` whitened (PCA) channels, so ``rank / nave`` per sample, times
+        the square of the taper of ``window`` where the data are tapered (the
+        expected noise energy the automatic alpha uses). Exact for ``pca=True``
+        (the default), where the whitened data have ``rank`` rows.
 
     Returns
     -------
@@ -170,13 +175,17 @@ def goodness_of_fit(result, nave=None):
     if nave is not None:
         if not nave > 0:
             raise ValueError(f"nave must be a positive number, got {nave!r}")
-        noise = M.shape[0] / float(nave)  # expected ||noise(t)||^2 per sample
+        n_chan, taper = M.shape[0], result._taper
         out["noise_post"] = (
-            noise * int(post.sum()) / float(m2[post].sum())
+            noise_energy(n_chan, nave, taper, post) / float(m2[post].sum())
             if post.any() and m2[post].sum() > 0
             else None
         )
-        out["noise_peak"] = noise / float(m2[i_peak]) if m2[i_peak] > 0 else None
+        out["noise_peak"] = (
+            noise_energy(n_chan, nave, taper, [i_peak]) / float(m2[i_peak])
+            if m2[i_peak] > 0
+            else None
+        )
     return out
 
 
@@ -249,6 +258,76 @@ def _occluded(points, depth, tri_xy, tri_depth):
     return hidden
 
 
+def _draw_view(ax, view, surfaces, frame, markers):
+    """One panel of :func:`plot_brain`: the surfaces seen from ``view``, shaded,
+    and the sources (``markers``), open where the surface hides them."""
+    from matplotlib.collections import PolyCollection
+
+    centre, pad = frame
+    rows = markers["rows"]
+    h, v, d = (np.asarray(x, float) for x in _VIEWS[view][:3])
+    name, hemi = _VIEWS[view][3:]
+    # a lateral view shows its hemisphere and the sources outside the other
+    keep = [k for k, (lab, _, _) in enumerate(surfaces) if hemi in (None, lab)]
+    if not keep:  # no such hemisphere: show everything
+        keep = list(range(len(surfaces)))
+    other = {lab for lab, _, _ in surfaces} - {surfaces[k][0] for k in keep}
+    rr = np.concatenate([surfaces[k][1] for k in keep])
+    offsets = np.cumsum([0] + [len(surfaces[k][1]) for k in keep[:-1]])
+    tris = np.concatenate([surfaces[k][2] + o for k, o in zip(keep, offsets)])
+    # shading from vertex normals (area-weighted), smoother than facets
+    fn = np.cross(rr[tris[:, 1]] - rr[tris[:, 0]], rr[tris[:, 2]] - rr[tris[:, 0]])
+    vn = np.zeros_like(rr)
+    for j in range(3):
+        np.add.at(vn, tris[:, j], fn)
+    vn /= np.maximum(np.linalg.norm(vn, axis=1, keepdims=True), 1e-30)
+    light = np.abs(vn @ d)[tris].mean(axis=1)
+    xy = (rr - centre) @ np.stack([h, v], axis=1)
+    depth = (rr - centre) @ d
+    tri_depth = depth[tris]
+    order = np.argsort(tri_depth.mean(axis=1), kind="stable")  # far first
+    shade = 0.32 + 0.6 * light[order]
+    fc = np.repeat(shade[:, None], 3, axis=1)
+    ax.add_collection(
+        PolyCollection(
+            xy[tris[order]], facecolors=fc, edgecolors=fc, linewidths=0.2, zorder=1
+        )
+    )
+    shown = [k for k in markers["order"] if rows[k]["space"] not in other]
+    if shown:
+        pxy = (markers["pos"] - centre) @ np.stack([h, v], axis=1)
+        pdepth = (markers["pos"] - centre) @ d
+        hidden = np.zeros(len(rows), bool)
+        hidden[shown] = _occluded(pxy[shown], pdepth[shown], xy[tris], tri_depth)
+        for k in shown:
+            _draw_marker(ax, markers, k, pxy[k], hidden[k])
+    # tight around the surfaces shown (each panel has its own scale)
+    lo, hi = xy.min(axis=0), xy.max(axis=0)
+    ax.set_xlim(lo[0] - pad, hi[0] + pad)
+    ax.set_ylim(lo[1] - pad, hi[1] + pad)
+    ax.set_aspect("equal")
+    ax.set_axis_off()
+    ax.set_title(name, fontsize=9)
+
+
+def _draw_marker(ax, markers, k, xy, hidden):
+    """Source ``k`` at ``xy``: a disc, or an open circle where it is hidden."""
+    row, color = markers["rows"][k], markers["colors"][k]
+    style = (
+        dict(facecolors="none", edgecolors=[color], linewidths=2.0, zorder=3)
+        if hidden
+        else dict(c=[color], edgecolors="k", linewidths=0.8, zorder=4)
+    )
+    ax.scatter(
+        xy[0],
+        xy[1],
+        s=markers["sizes"][k],
+        label=f"{row['space']} {row['vertex']}",
+        gid="hidden" if hidden else "visible",
+        **style,
+    )
+
+
 def plot_brain(
     estimate,
     forward,
@@ -309,8 +388,6 @@ def plot_brain(
         The figure.
     """
     plt = _pyplot()
-    from matplotlib.collections import PolyCollection
-
     views = [views] if isinstance(views, str) else list(views)
     bad = [v for v in views if v not in _VIEWS]
     if not views or bad:
@@ -349,81 +426,20 @@ def plot_brain(
 
     all_rr = np.concatenate([v for _, v, _ in surfaces])
     centre = 0.5 * (all_rr.min(axis=0) + all_rr.max(axis=0))
+    pad = 0.03 * float(np.ptp(all_rr, axis=0).max())
     pos = np.array([r["pos"] for r in rows]).reshape(-1, 3)
     amp = np.abs(np.array([r["amplitude"] for r in rows], float))
     sizes = max_size * amp / amp.max() if len(amp) and amp.max() > 0 else amp
     sizes = np.maximum(sizes, 0.04 * max_size)
-    draw_order = np.argsort(-sizes, kind="stable")  # small markers on top
-
+    markers = dict(
+        rows=rows,
+        pos=pos,
+        sizes=sizes,
+        colors=colors,
+        order=np.argsort(-sizes, kind="stable"),  # small markers on top
+    )
     for ax, view in zip(axes, views):
-        h, v, d = (np.asarray(x, float) for x in _VIEWS[view][:3])
-        name, hemi = _VIEWS[view][3:]
-        # a lateral view shows its hemisphere and the sources outside the other
-        keep = [k for k, (lab, _, _) in enumerate(surfaces) if hemi in (None, lab)]
-        if not keep:  # no such hemisphere: show everything
-            keep = list(range(len(surfaces)))
-        other = {lab for lab, _, _ in surfaces} - {surfaces[k][0] for k in keep}
-        rr = np.concatenate([surfaces[k][1] for k in keep])
-        offsets = np.cumsum([0] + [len(surfaces[k][1]) for k in keep[:-1]])
-        tris = np.concatenate([surfaces[k][2] + o for k, o in zip(keep, offsets)])
-        # shading from vertex normals (area-weighted), smoother than facets
-        fn = np.cross(rr[tris[:, 1]] - rr[tris[:, 0]], rr[tris[:, 2]] - rr[tris[:, 0]])
-        vn = np.zeros_like(rr)
-        for j in range(3):
-            np.add.at(vn, tris[:, j], fn)
-        vn /= np.maximum(np.linalg.norm(vn, axis=1, keepdims=True), 1e-30)
-        light = np.abs(vn @ d)[tris].mean(axis=1)
-        xy = (rr - centre) @ np.stack([h, v], axis=1)
-        depth = (rr - centre) @ d
-        tri_depth = depth[tris]
-        order = np.argsort(tri_depth.mean(axis=1), kind="stable")  # far first
-        shade = 0.32 + 0.6 * light[order]
-        fc = np.repeat(shade[:, None], 3, axis=1)
-        ax.add_collection(
-            PolyCollection(
-                xy[tris[order]], facecolors=fc, edgecolors=fc, linewidths=0.2, zorder=1
-            )
-        )
-        shown = [k for k in draw_order if rows[k]["space"] not in other]
-        if shown:
-            pxy = (pos - centre) @ np.stack([h, v], axis=1)
-            pdepth = (pos - centre) @ d
-            hidden = np.zeros(len(rows), bool)
-            hidden[shown] = _occluded(pxy[shown], pdepth[shown], xy[tris], tri_depth)
-            for k in shown:
-                label = f"{rows[k]['space']} {rows[k]['vertex']}"
-                if hidden[k]:
-                    ax.scatter(
-                        pxy[k, 0],
-                        pxy[k, 1],
-                        s=sizes[k],
-                        facecolors="none",
-                        edgecolors=[colors[k]],
-                        linewidths=2.0,
-                        zorder=3,
-                        label=label,
-                        gid="hidden",
-                    )
-                else:
-                    ax.scatter(
-                        pxy[k, 0],
-                        pxy[k, 1],
-                        s=sizes[k],
-                        c=[colors[k]],
-                        edgecolors="k",
-                        linewidths=0.8,
-                        zorder=4,
-                        label=label,
-                        gid="visible",
-                    )
-        # tight around the surfaces shown (each panel has its own scale)
-        lo, hi = xy.min(axis=0), xy.max(axis=0)
-        pad = 0.03 * float(np.ptp(all_rr, axis=0).max())
-        ax.set_xlim(lo[0] - pad, hi[0] + pad)
-        ax.set_ylim(lo[1] - pad, hi[1] + pad)
-        ax.set_aspect("equal")
-        ax.set_axis_off()
-        ax.set_title(name, fontsize=9)
+        _draw_view(ax, view, surfaces, (centre, pad), markers)
     if fname is not None:
         fig.savefig(fname, dpi=dpi)
     if show:
@@ -434,15 +450,18 @@ def plot_brain(
 # --------------------------------------------------------------------------
 # figure
 # --------------------------------------------------------------------------
-def _whiten(evoked, residual, noise_cov):
-    import mne
-
-    names = residual.ch_names
-    ev = evoked.copy().pick(names)
+def _whiten(result, evoked):
+    """``evoked`` and the residual whitened by the solve's own whitener (its
+    channels, rank and PCA as the solve used them)."""
+    W = np.asarray(result._whitener)
+    names = result._ch_names
+    residual = result.residual
+    ev = evoked
     if not np.allclose(ev.times, residual.times):
-        ev.crop(residual.times[0], residual.times[-1])
-    W, _ = mne.cov.compute_whitener(noise_cov, residual.info, pca=True, verbose=False)
-    return W @ ev.data, W @ residual.data
+        ev = ev.copy().crop(residual.times[0], residual.times[-1])
+    data = ev.data[[ev.ch_names.index(c) for c in names]]
+    res = residual.data[[residual.ch_names.index(c) for c in names]]
+    return W @ data, W @ res
 
 
 def plot_tfmxne(
@@ -476,11 +495,11 @@ def plot_tfmxne(
     result : TFMxNEResult
         The output of :func:`tfmxne.solve` (with a residual).
     evoked : Evoked | None
-        The data given to the solve. ``None``: the whitened data and residual
-        the solver worked on (after PCA, so "virtual channels") are shown.
-    noise_cov : Covariance | None
-        The noise covariance, to whiten ``evoked`` and the residual. Needed when
-        ``evoked`` is given.
+        The data given to the solve, whitened (with the residual) by the
+        solve's own whitener. ``None``: the whitened data and residual the
+        solver worked on (after the tapers of ``window``) are shown.
+    noise_cov : None
+        Not used (the solve's whitener is); deprecated, and removed in 0.3.
     max_sources : int
         At most this many sources (the strongest) get a time-frequency map.
     fmax : float
@@ -515,39 +534,33 @@ def plot_tfmxne(
     plt = _pyplot()
     import matplotlib.gridspec as gridspec
 
+    if noise_cov is not None:
+        warnings.warn(
+            "plot_tfmxne: noise_cov is not used (the figure whitens with the solve's "
+            "own whitener, kept on the result) and will be removed in tfmxne 0.3",
+            DeprecationWarning,
+            stacklevel=2,
+        )
     est = result.estimate
-    times_ms = 1e3 * np.asarray(result.times)
     data = np.asarray(est.data)
     if data.ndim == 3:
         data = np.linalg.norm(data, axis=1)
     n_pos = data.shape[0]
-    peak = np.max(np.abs(data), axis=1)
-    order = np.argsort(-peak, kind="stable")
+    order = np.argsort(-np.max(np.abs(data), axis=1), kind="stable")
     shown = order[: max(int(max_sources), 0)]
-    n_tf = len(shown)
-    labels = _labels(est, forward)
-
-    # whitened data and residual
     if evoked is not None:
-        if noise_cov is None:
-            raise ValueError("noise_cov is needed to whiten evoked; pass noise_cov")
         if result.residual is None:
             raise ValueError(
                 "the result has no residual (solve with return_residual=True)"
             )
-        Mw, Rw = _whiten(evoked, result.residual, noise_cov)
+        Mw, Rw = _whiten(result, evoked)
     else:
         Mw = np.asarray(result._M)
         Rw = Mw - np.asarray(result._gain_active) @ np.asarray(result.X)
-
-    colors = _source_colors(est)
-    gof = goodness_of_fit(result)
-    t_peak = 1e3 * gof["peak_time"]
     brain_views = [brain_views] if isinstance(brain_views, str) else list(brain_views)
     brain = bool(forward is not None and brain_views and _surfaces(forward) and n_pos > 0)
-
     n_cols = 4
-    n_tf_rows = int(np.ceil(n_tf / n_cols)) if n_tf else 0
+    n_tf_rows = int(np.ceil(len(shown) / n_cols)) if len(shown) else 0
     ratios = [3.0] + ([3.8] if brain else []) + [3.0] + [2.4] * n_tf_rows
     height = sum(ratios) + 1.0 + 0.55 * (len(ratios) - 1)
     fig = plt.figure(figsize=(14, height), dpi=dpi)
@@ -563,12 +576,43 @@ def plot_tfmxne(
         top=1.0 - 0.8 / height,
         bottom=0.75 / height,
     )
+    gof = goodness_of_fit(result)
+    _butterfly(fig, gs[0, :2], gs[0, 2:], result, Mw, Rw, gof, n_pos)
+    colors, labels = _source_colors(est), _labels(est, forward)
+    if brain:
+        sub = gs[1, :].subgridspec(
+            1,
+            len(brain_views) + 1,
+            wspace=0.02,
+            width_ratios=[1.0] * len(brain_views) + [0.75],
+        )
+        axes_b = [fig.add_subplot(sub[0, i]) for i in range(len(brain_views))]
+        plot_brain(est, forward, views=brain_views, colors=colors, axes=axes_b)
+        _brain_key(fig.add_subplot(sub[0, -1]), est, forward)
     row_s = 2 if brain else 1
-    row_tf = row_s + 1
+    ax_s = fig.add_subplot(gs[row_s, :])
+    _time_courses(ax_s, result, data, order, colors, labels, 1e3 * gof["peak_time"])
+    _tf_maps(fig, gs, row_s + 1, n_cols, result, shown, colors, labels, fmax)
+    if title is None:
+        title = (
+            f"TF-MxNE: {n_pos} active source{'s' if n_pos != 1 else ''}, "
+            f"alpha={result.alpha:g} % of alpha_max, l1_ratio={result.l1_ratio:g}"
+        )
+    fig.suptitle(title)
+    if fname is not None:
+        fig.savefig(fname, dpi=dpi)
+    if show:
+        plt.show()
+    return fig
 
-    # 1. butterfly: data and residual
-    ax_d = fig.add_subplot(gs[0, :2])
-    ax_r = fig.add_subplot(gs[0, 2:], sharey=ax_d)
+
+def _butterfly(fig, spec_d, spec_r, result, Mw, Rw, gof, n_pos):
+    """Whitened data and residual, their RMS, the fit's RMS and the explained
+    variance."""
+    times_ms = 1e3 * np.asarray(result.times)
+    t_peak = 1e3 * gof["peak_time"]
+    ax_d = fig.add_subplot(spec_d)
+    ax_r = fig.add_subplot(spec_r, sharey=ax_d)
     lim = float(np.max(np.abs(Mw))) if Mw.size else 1.0
     for ax, arr, name in ((ax_d, Mw, "whitened data"), (ax_r, Rw, "whitened residual")):
         ax.plot(times_ms, arr.T, color="0.55", lw=0.4, alpha=0.3)
@@ -618,20 +662,11 @@ def plot_tfmxne(
         bbox=dict(facecolor="w", edgecolor="none", alpha=0.8),
     )
 
-    # 2. the sources on the cortical surfaces
-    if brain:
-        sub = gs[1, :].subgridspec(
-            1,
-            len(brain_views) + 1,
-            wspace=0.02,
-            width_ratios=[1.0] * len(brain_views) + [0.75],
-        )
-        axes_b = [fig.add_subplot(sub[0, i]) for i in range(len(brain_views))]
-        plot_brain(est, forward, views=brain_views, colors=colors, axes=axes_b)
-        _brain_key(fig.add_subplot(sub[0, -1]), est, forward)
 
-    # 3. source time courses
-    ax_s = fig.add_subplot(gs[row_s, :])
+def _time_courses(ax_s, result, data, order, colors, labels, t_peak):
+    """The time courses of the active sources (nAm)."""
+    times_ms = 1e3 * np.asarray(result.times)
+    n_pos = data.shape[0]
     for k in order:
         ax_s.plot(times_ms, 1e9 * data[k], color=colors[k], lw=1.2, label=labels[k])
     ax_s.axhline(0, color="0.5", lw=0.5)
@@ -644,7 +679,12 @@ def plot_tfmxne(
     if n_pos <= 16:
         ax_s.legend(fontsize=8, ncol=min(4, max(n_pos, 1)), loc="upper right")
 
-    # 3. time-frequency maps (first dictionary)
+
+def _tf_maps(fig, gs, row_tf, n_cols, result, shown, colors, labels, fmax):
+    """|STFT coefficients| (first dictionary) of the sources ``shown``."""
+    est = result.estimate
+    n_pos = len(colors)
+    times_ms = 1e3 * np.asarray(result.times)
     n_rows_tf = np.asarray(result.tf_coefs).shape[0]
     n_orient = max(n_rows_tf // max(n_pos, 1), 1)
     wsize = int(np.atleast_1d(result.wsize)[0])
@@ -680,7 +720,8 @@ def plot_tfmxne(
         ax.set_xlabel("time (ms)", fontsize=8)
         ax.tick_params(labelsize=8)
         fig.colorbar(im, ax=ax, fraction=0.05, pad=0.02).ax.tick_params(labelsize=7)
-    if n_tf:
+    if len(shown):
+        n_tf = len(shown)
         fig.text(
             0.01,
             0.01,
@@ -689,17 +730,6 @@ def plot_tfmxne(
             f"tstep={tstep}; whitened, scaled units)",
             fontsize=8,
         )
-    if title is None:
-        title = (
-            f"TF-MxNE: {n_pos} active source{'s' if n_pos != 1 else ''}, "
-            f"alpha={result.alpha:g} % of alpha_max, l1_ratio={result.l1_ratio:g}"
-        )
-    fig.suptitle(title)
-    if fname is not None:
-        fig.savefig(fname, dpi=dpi)
-    if show:
-        plt.show()
-    return fig
 
 
 def _brain_key(ax, estimate, forward):
