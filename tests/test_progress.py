@@ -3,13 +3,12 @@
 """The ``progress=`` callback of tfmxne.solve and of the path functions.
 
 Real solves on the sample data: the events must be the solver's own
-certificates (the values of its ``outer k: dgap ...`` log lines and of the
-result), with steps that count up by one.
+certificates (the records of every outer iteration that the core returns with
+its result, ``TFMxNEResult.gap_history``: another way out of the core than the
+callback), with steps that count up by one.
 """
 
 import io
-import logging
-import re
 import sys
 
 import mne
@@ -20,28 +19,15 @@ import tfmxne
 from tfmxne import _progress
 
 KW = dict(alpha=40.0, l1_ratio=0.03, tol=1e-8)
-OUTER = re.compile(r"outer (\d+): dgap (\S+) .*n_active (\d+)")
 
 
-class _Lines(logging.Handler):
-    def __init__(self):
-        super().__init__(level=logging.INFO)
-        self.lines = []
+@pytest.fixture()
+def float64_only(monkeypatch):
+    """Solves without the float32 start (whose outer iterations report events
+    but are not in the result): every event has its record."""
+    from tfmxne import solver
 
-    def emit(self, record):
-        self.lines.append(record.getMessage())
-
-
-def _solve_logged(*args, **kw):
-    """tfmxne.solve at INFO, with the solver's 'outer' log lines parsed."""
-    h = _Lines()
-    mne.utils.logger.addHandler(h)
-    try:
-        res = tfmxne.solve(*args, verbose="info", **kw)
-    finally:
-        mne.utils.logger.removeHandler(h)
-    logged = [m.groups() for m in map(OUTER.search, h.lines) if m]
-    return res, [(int(k), float(g), int(n)) for k, g, n in logged]
+    monkeypatch.setattr(solver, "MIXED_PRECISION", False)
 
 
 def _n_positions(res, fwd):
@@ -61,35 +47,37 @@ def _check_outer_runs(outer):
     return runs
 
 
-def test_solve_outer_events_are_the_certificates(small_problem):
+def test_solve_outer_events_are_the_certificates(small_problem, float64_only):
     events = []
-    res, logged = _solve_logged(*small_problem, progress=events.append, **KW)
+    res = tfmxne.solve(*small_problem, progress=events.append, **KW)
     assert all(isinstance(e, tfmxne.ProgressEvent) for e in events)
     assert {e.stage for e in events} == {"outer"}
     assert len(_check_outer_runs(events)) == 1
     assert len(events) >= 3  # a real working-set run, not a one-shot
-    # the values the solver logs (rounded to 3 digits there)
-    assert len(logged) == len(events)
-    for e, (k, gap, n_active) in zip(events, logged):
-        assert e.step == k and e.n_active == n_active
-        assert float(f"{e.gap:.2e}") == gap
+    # the certificates the core recorded, one per outer iteration
+    assert len(res.gap_history) == len(events)
+    for e, rec in zip(events, res.gap_history):
+        assert (e.gap, e.n_active) == (rec.gap, rec.n_active)
     # the last one is the result's certificate
     last = events[-1]
     assert last.gap == res.gap and res.converged and last.gap < res.tol
     assert last.n_active == _n_positions(res, small_problem[1]) > 0
 
 
-def test_irtf_reweighting_events(small_problem):
+def test_irtf_reweighting_events(small_problem, float64_only):
     events = []
-    res, logged = _solve_logged(
-        *small_problem, n_tfmxne_iter=3, progress=events.append, **KW
-    )
+    res = tfmxne.solve(*small_problem, n_tfmxne_iter=3, progress=events.append, **KW)
     outer = [e for e in events if e.stage == "outer"]
     rew = [e for e in events if e.stage == "reweighting"]
-    assert len(outer) + len(rew) == len(events) and len(outer) == len(logged)
+    assert len(outer) + len(rew) == len(events)
     runs = _check_outer_runs(outer)
     assert [e.step for e in rew] == list(range(1, len(rew) + 1))
     assert len(rew) == len(runs) >= 2 and all(e.total == 3 for e in rew)
+    # the outer events of each reweighting's solve are its records
+    assert len(res.gap_history) == len(outer)
+    for k, run in enumerate(runs):
+        recs = [h for h in res.gap_history if h.solve == k]
+        assert [(e.gap, e.n_active) for e in run] == [(h.gap, h.n_active) for h in recs]
     # each reweighting event follows its solve's outer events, with its last
     # certificate
     k = 0
