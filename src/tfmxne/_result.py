@@ -54,9 +54,9 @@ class OuterIteration:
 
     Notes
     -----
-    ``TFMxNEResult.gap_history`` held floats (the gaps) before 0.2: ``float()``
-    of a record and its comparisons with numbers still give its gap, with a
-    ``DeprecationWarning``; use ``.gap``.
+    ``TFMxNEResult.gap_history`` held floats (the gaps) in the development
+    versions: ``float()`` of a record and its comparisons with numbers still
+    give its gap, with a ``DeprecationWarning``, until tfmxne 0.2; use ``.gap``.
     """
 
     solve: int
@@ -78,7 +78,7 @@ class OuterIteration:
     def _old_gap(self):
         warnings.warn(
             "gap_history now holds OuterIteration records, not gaps: use "
-            "record.gap (the float behaviour of a record goes in tfmxne 0.3)",
+            "record.gap (the float behaviour of a record goes in tfmxne 0.2)",
             DeprecationWarning,
             stacklevel=3,
         )

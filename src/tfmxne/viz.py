@@ -499,7 +499,7 @@ def plot_tfmxne(
         solve's own whitener. ``None``: the whitened data and residual the
         solver worked on (after the tapers of ``window``) are shown.
     noise_cov : None
-        Not used (the solve's whitener is); deprecated, and removed in 0.3.
+        Not used (the solve's whitener is); deprecated, and removed in 0.2.
     max_sources : int
         At most this many sources (the strongest) get a time-frequency map.
     fmax : float
@@ -537,7 +537,7 @@ def plot_tfmxne(
     if noise_cov is not None:
         warnings.warn(
             "plot_tfmxne: noise_cov is not used (the figure whitens with the solve's "
-            "own whitener, kept on the result) and will be removed in tfmxne 0.3",
+            "own whitener, kept on the result) and will be removed in tfmxne 0.2",
             DeprecationWarning,
             stacklevel=2,
         )
