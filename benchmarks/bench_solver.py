@@ -88,14 +88,6 @@ def parse_args(argv=None):
         help="maxit of both solvers (3000 as tf_mixed_norm)",
     )
     ap.add_argument("--no-debias", action="store_true", help="debias=False")
-    ap.add_argument(
-        "--dual-refine",
-        type=int,
-        choices=(0, 1),
-        default=None,
-        help="tfmxne: Newton-refined dual points in the certificate "
-        "(tfx_params_t.dual_refine; default: the core's)",
-    )
     ap.add_argument("--repeat", type=int, default=1, help="tfmxne: best of N (default 1)")
     ap.add_argument("--skip-mne", action="store_true", help="time tfmxne only")
     ap.add_argument(
@@ -213,24 +205,20 @@ def _c_api_solver(
     """``tf_mixed_norm_solver``'s signature on the C API (``d_tf_mxne_solve``),
     with the thread count and BLAS pinning the Python solver uses."""
     from tfmxne import _parallel
-    from tfmxne import cython_tfmxne as ct
-    from tfmxne import solver as tsolver
+    from tfmxne._testing import _hooks
 
     n_thr = _parallel.solve_threads()
     with _parallel.blas_one_thread():
-        X, act, info, out = ct._solve_arrays(
+        X, act, info, out = _hooks.solve_arrays(
             M,
             G,
-            alpha_space,
-            alpha_time,
-            wsize,
-            tstep,
-            n_orient,
-            maxit,
-            tol,
+            (alpha_space, alpha_time),
+            (wsize, tstep),
+            n_orient=n_orient,
+            maxit=maxit,
+            tol=tol,
             n_threads=n_thr,
             debias=int(debias),
-            dual_refine=int(tsolver.DUAL_REFINE),
         )
     return X[act], act, list(out["obj"]), info["gap"]
 
@@ -243,10 +231,6 @@ def main(argv=None):
     import tfmxne
 
     mne.set_log_level("ERROR")
-    if args.dual_refine is not None:
-        from tfmxne import solver as tsolver
-
-        tsolver.DUAL_REFINE = bool(args.dual_refine)
     bu.warn_if_busy()
     sample = bu.find_sample(args.data)
     evoked = bu.read_evoked(sample).crop(*args.crop)

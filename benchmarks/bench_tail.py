@@ -17,7 +17,7 @@ optimum is P*. The objective is evaluated by NumPy from the definition at every
 point. Costs are in epochs: one Hessian-vector product (synthesis, G, G^T,
 analysis of the working set) costs about one epoch of the sweep.
 
-1. Block coordinate descent: the core's kernel (``_engine.bcd``), one epoch
+1. Block coordinate descent: the core's kernel (``tfmxne._testing._hooks.bcd``), one epoch
    at a time, without acceleration.
 2. Anderson extrapolation of the coefficients (memory ``--anderson-k``, tried
    every 10 epochs, kept if the objective decreases), as an offline check of
@@ -72,9 +72,10 @@ def _problem(fwd_name):
     saved = solver.MIXED_PRECISION
     solver.MIXED_PRECISION = False
     try:
-        ref = solver._tf_solve(
-            M, G, a_s, a_t, frame, n_orient, 100000, 1e-10 * nM2, 10, max_outer=1000
+        spec = solver._Spec(
+            a_s, a_t, frame, n_orient, 100000, 1e-10 * nM2, 10, max_outer=1000
         )
+        ref = solver._tf_solve(M, G, spec)
         return M, G, n_orient, a_s, a_t, frame, ref, nM2
     finally:
         solver.MIXED_PRECISION = saved
@@ -111,39 +112,31 @@ class Restricted:
 
 
 def _sweeper(pb):
-    from tfmxne._core import _engine
+    from tfmxne._testing import _hooks
 
     no, GW = pb.no, pb.GW
     GT = np.ascontiguousarray(GW.T)
     blocks = [GW[:, j * no : (j + 1) * no] for j in range(len(pb.W))]
     lc = np.array([np.linalg.norm(b, 2) ** 2 for b in blocks])
     gram = np.stack([b.T @ b for b in blocks])
-    work = np.empty(_engine.work_size(pb.frame.plan, no))
+    work = np.empty(_hooks.work_size(pb.frame.plan, no))
     active = np.ones(len(pb.W), np.uint8)
 
     def epoch(Z):
         Z = Z.copy()
         X = pb.frame.phiT(Z)
         R = pb.M - GW @ X
-        _engine.bcd(
+        _hooks.bcd(
             pb.frame.plan,
-            GT,
-            pb.M,
-            R,
-            X,
-            Z,
-            active,
-            lc,
-            None,
-            None,
-            pb.a_s,
-            pb.a_t,
-            no,
-            1,
-            0.0,
-            0,
-            work,
-            gram=gram,
+            dict(
+                GT=GT, M=pb.M, R=R, X=X, Z=Z, active=active, lc=lc, gram=gram, work=work
+            ),
+            alpha_space=pb.a_s,
+            alpha_time=pb.a_t,
+            n_orient=no,
+            maxit=1,
+            tol=0.0,
+            dgap_freq=0,
         )
         return Z
 
@@ -222,9 +215,10 @@ def main():
 
     M, G, no, a_s, a_t, frame, ref, nM2 = _problem(args.fwd)
     solver.MIXED_PRECISION = False
-    start = solver._tf_solve(
-        M, G, a_s, a_t, frame, no, 3000, 0.5e-4 * nM2, 10, max_outer=args.start_outer
+    spec = solver._Spec(
+        a_s, a_t, frame, no, 3000, 0.5e-4 * nM2, 10, max_outer=args.start_outer
     )
+    start = solver._tf_solve(M, G, spec)
     W = np.union1d(start.positions, ref.positions)
     pb = Restricted(M, G, no, a_s, a_t, frame, W)
     p_star = pb.objective(pb.embed(ref.positions, ref.Z))

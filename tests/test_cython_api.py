@@ -5,7 +5,7 @@
 A small downstream extension is written to a temporary folder, cythonized with
 the folder that holds the installed ``tfmxne`` package on the include path,
 compiled, imported, and checked against the Python API. Faster checks of the same
-C entry points go through the private hook ``cython_tfmxne._solve_arrays``.
+C entry points go through the private hook ``tfmxne._testing._hooks.solve_arrays``.
 """
 
 import importlib
@@ -25,7 +25,9 @@ import tfmxne
 from tfmxne import cython_tfmxne as ct
 from tfmxne import solver as tsolver
 from tfmxne import tf_mixed_norm_solver
+from tfmxne._core import _engine
 from tfmxne._stft import TFFrame
+from tfmxne._testing import _hooks as H
 
 
 def _problem(seed, n_chan=16, n_pos=20, n_times=40, n_orient=1, n_true=2, noise=0.05):
@@ -71,7 +73,9 @@ def _weighted_warm_problem(n_orient, wsize, tstep, seed=7):
     w_time = rng.uniform(0.5, 2.0, (n_pos, frame.n_coefs))
     w_time[rng.random(w_time.shape) < 0.05] = 0.0  # coefficients held at zero
     a_s, a_t = _alphas(M, G, n_orient, wsize, tstep, frac=0.05)
-    warm = tsolver._tf_solve(M, G, 4 * a_s, 4 * a_t, frame, n_orient, 50, 1.0, 10)
+    warm = tsolver._tf_solve(
+        M, G, tsolver._Spec(4 * a_s, 4 * a_t, frame, n_orient, 50, 1.0, 10)
+    )
     return M, G, frame, w_space, w_time, a_s, a_t, warm
 
 
@@ -98,8 +102,15 @@ def test_c_api_gives_the_python_solver_bits(n_orient, wsize, tstep, n_threads):
             debias=False,
             return_gap=True,
         )
-    X, act, info, out = ct._solve_arrays(
-        M, G, a_s, a_t, wsize, tstep, n_orient, 500, 1e-8, n_threads=n_threads
+    X, act, info, out = H.solve_arrays(
+        M,
+        G,
+        (a_s, a_t),
+        (wsize, tstep),
+        n_orient=n_orient,
+        maxit=500,
+        tol=1e-8,
+        n_threads=n_threads,
     )
     assert info["status"] == ct.OK and info["n_outer"] >= 3
     assert info["n_threads"] == n_threads
@@ -111,8 +122,16 @@ def test_c_api_gives_the_python_solver_bits(n_orient, wsize, tstep, n_threads):
         Xd, actd, _ = tf_mixed_norm_solver(
             M, G, a_s, a_t, wsize, tstep, n_orient, maxit=500, tol=1e-8, debias=True
         )
-    X, act, info, out = ct._solve_arrays(
-        M, G, a_s, a_t, wsize, tstep, n_orient, 500, 1e-8, n_threads=n_threads, debias=1
+    X, act, info, out = H.solve_arrays(
+        M,
+        G,
+        (a_s, a_t),
+        (wsize, tstep),
+        n_orient=n_orient,
+        maxit=500,
+        tol=1e-8,
+        n_threads=n_threads,
+        debias=1,
     )
     assert info["debias_status"] == ct.OK and np.all(out["debias"] >= 1)
     assert np.array_equal(act, actd) and np.array_equal(X[act], Xd)
@@ -125,32 +144,20 @@ def test_c_api_gives_the_python_solver_bits(n_orient, wsize, tstep, n_threads):
         ref = tsolver._tf_solve(
             M,
             G,
-            a_s,
-            a_t,
-            frame,
-            n_orient,
-            500,
-            1e-8,
-            10,
-            w_space=w_space,
-            w_time=w_time,
-            Z_init=warm.Z,
-            init_positions=warm.positions,
+            tsolver._Spec(a_s, a_t, frame, n_orient, 500, 1e-8, 10),
+            weights=(w_space, w_time),
+            warm=(warm.positions, warm.Z),
         )
-    X, act, info, out = ct._solve_arrays(
+    X, act, info, out = H.solve_arrays(
         M,
         G,
-        a_s,
-        a_t,
-        wsize,
-        tstep,
-        n_orient,
-        500,
-        1e-8,
-        w_space=w_space,
-        w_time=w_time,
-        init_positions=warm.positions,
-        Z_init=warm.Z,
+        (a_s, a_t),
+        (wsize, tstep),
+        n_orient=n_orient,
+        maxit=500,
+        tol=1e-8,
+        weights=(w_space, w_time),
+        warm=(warm.positions, warm.Z),
         n_threads=n_threads,
     )
     assert info["status"] == ct.OK and info["n_outer"] >= 3
@@ -209,7 +216,9 @@ def test_c_solver_certificate(seed, n_orient):
     M, G = correlated_problem(seed, n_orient)
     a_s, a_t = _alphas(M, G, n_orient, 16, 4, frac=0.1)
     tol = 1e-7 * float(np.sum(M * M))
-    X, act, info, out = ct._solve_arrays(M, G, a_s, a_t, 16, 4, n_orient, 3000, tol)
+    X, act, info, out = H.solve_arrays(
+        M, G, (a_s, a_t), (16, 4), n_orient=n_orient, maxit=3000, tol=tol
+    )
     assert info["status"] == ct.OK and 0 <= info["gap"] < tol
     assert info["gap"] == pytest.approx(info["p_obj"] - info["d_obj"], abs=1e-12)
     p_obj, d_obj = _certify(M, G, out, a_s, a_t, 16, 4, n_orient, tol)
@@ -231,9 +240,11 @@ def test_c_solver_float32():
     a_s, a_t = _alphas(M, G, 3, 16, 4)
     scale = float(np.sum(M * M))
     tol = 1e-5 * scale
-    X64, act64, _, _ = ct._solve_arrays(M, G, a_s, a_t, 16, 4, 3, 500, 1e-10)
-    X32, act32, info, out = ct._solve_arrays(
-        M, G, a_s, a_t, 16, 4, 3, 500, tol, dtype=np.float32
+    X64, act64, _, _ = H.solve_arrays(
+        M, G, (a_s, a_t), (16, 4), n_orient=3, maxit=500, tol=1e-10
+    )
+    X32, act32, info, out = H.solve_arrays(
+        M, G, (a_s, a_t), (16, 4), n_orient=3, maxit=500, tol=tol, dtype=np.float32
     )
     assert X32.dtype == np.float32
     assert info["status"] == ct.OK and info["gap"] < tol
@@ -248,56 +259,61 @@ def test_c_solver_status_codes():
     M, G = _problem(2)
     # alpha above alpha_max: converged, nothing active
     a_s, a_t = _alphas(M, G, 1, 16, 4, frac=1.5)
-    X, act, info, _ = ct._solve_arrays(M, G, a_s, a_t, 16, 4)
+    X, act, info, _ = H.solve_arrays(M, G, (a_s, a_t), (16, 4))
     assert info["status"] == ct.OK and not act.any() and not X.any()
     a_s, a_t = _alphas(M, G, 1, 16, 4, frac=0.05)
     # bad arguments: status TFX_BAD_ARG, empty result
     for kw in (dict(n_orient=3), dict(maxit=0), dict(tol=0.0), dict(tol=np.nan)):
         args = dict(n_orient=1, maxit=200, tol=1e-8) | kw
-        X, act, info, _ = ct._solve_arrays(M, G[:, :20], a_s, a_t, 16, 4, **args)
+        X, act, info, _ = H.solve_arrays(M, G[:, :20], (a_s, a_t), (16, 4), **args)
         assert info["status"] == ct.BAD_ARG and not act.any(), kw
     for alphas in ((0.0, 0.0), (-1.0, 1.0), (np.inf, 1.0)):
-        _, _, info, _ = ct._solve_arrays(M, G, *alphas, 16, 4)
+        _, _, info, _ = H.solve_arrays(M, G, alphas, (16, 4))
         assert info["status"] == ct.BAD_ARG, alphas
-    n_coefs = ct._plan_info(M.shape[1], [16], [4])["n_coefs"]
+    n_coefs = H.plan_info(M.shape[1], [16], [4])["n_coefs"]
     for bad in (
-        dict(w_space=np.zeros(20)),
-        dict(w_space=np.ones(20) * np.nan),
-        dict(init_positions=[25], Z_init=np.ones((1, 2 * n_coefs))),
+        dict(weights=(np.zeros(20), None)),
+        dict(weights=(np.ones(20) * np.nan, None)),
+        dict(warm=([25], np.ones((1, 2 * n_coefs)))),
     ):
-        _, _, info, _ = ct._solve_arrays(M, G, a_s, a_t, 16, 4, **bad)
+        _, _, info, _ = H.solve_arrays(M, G, (a_s, a_t), (16, 4), **bad)
         assert info["status"] == ct.BAD_ARG, bad
     # non-finite data: TFX_NONFINITE, empty result
     for bad in ("M", "G"):
         M2, G2 = M.copy(), G.copy()
         (M2 if bad == "M" else G2)[3, 4] = np.nan
-        X, act, info, _ = ct._solve_arrays(M2, G2, a_s, a_t, 16, 4)
+        X, act, info, _ = H.solve_arrays(M2, G2, (a_s, a_t), (16, 4))
         assert info["status"] == ct.NONFINITE and not X.any() and not act.any()
-    # outer cap: TFX_MAXIT, last iterate returned with its (open) gap
+    # one epoch per inner solve and a tolerance below rounding: TFX_MAXIT (the
+    # stall guard or the outer cap), the last iterate returned with its open gap
     M, G = _problem(2, n_pos=60, n_true=5)
     a_s, a_t = _alphas(M, G, 1, 16, 4, frac=0.02)
-    X, act, info, _ = ct._solve_arrays(
-        M, G, a_s, a_t, 16, 4, maxit=1, tol=1e-12, max_outer=3
-    )
-    assert info["status"] == ct.MAXIT and (info["n_outer"] == 3 or info["stalled"])
-    assert info["gap"] >= 1e-12 and act.any()
+    X, act, info, _ = H.solve_arrays(M, G, (a_s, a_t), (16, 4), maxit=1, tol=1e-12)
+    assert info["status"] == ct.MAXIT and info["gap"] >= 1e-12 and act.any()
     assert info["n_active"] == act.sum() and X[act].any() and not X[~act].any()
+    # the outer cap (internal tuning): reached exactly
+    frame = TFFrame(M.shape[1], 16, 4)
+    out = _engine.solve(
+        frame.plan, M, G, a_s, a_t, 1, maxit=1, tol=1e-12, max_outer=3, stall_outer=100
+    )
+    assert out["status"] == ct.MAXIT and out["n_outer"] == 3 and not out["stalled"]
+    assert len(out["outer"]) == 4 and out["gap"] >= 1e-12
 
 
 def test_plan_new():
-    info = ct._plan_info(37, [16, 8], [4, 2], False)
+    info = H.plan_info(37, [16, 8], [4, 2], False)
     assert info["is_double"] == 0 and info["n_dicts"] == 2
     assert info["n_step"] == [10, 19] and info["n_freq"] == [9, 5]
     assert info["n_coefs"] == 10 * 9 + 19 * 5
     assert info["work_size"] == info["max_frames"] == max(10 * 16, 19 * 8)  # plain DFT
     with pytest.raises(ValueError, match="n_times"):
-        ct._plan_info(0, [16], [4])
+        H.plan_info(0, [16], [4])
     with pytest.raises(ValueError, match="wsize"):
-        ct._plan_info(40, [15], [4])
+        H.plan_info(40, [15], [4])
     with pytest.raises(ValueError, match="tstep"):
-        ct._plan_info(40, [16], [3])
+        H.plan_info(40, [16], [3])
     with pytest.raises(ValueError, match="n_dicts"):
-        ct._plan_info(40, [], [])
+        H.plan_info(40, [], [])
 
 
 # --------------------------------------------------------------------------
@@ -309,8 +325,9 @@ DOWNSTREAM = textwrap.dedent('''
     from libc.string cimport memcpy
     from tfmxne.cython_tfmxne cimport (
         tfx_plan_t, tfx_info_t, tfx_params_t, tfx_result_t, tfx_plan_new, tfx_plan_free,
-        tfx_stft_work_size, tfx_params_init, tfx_result_free, d_stft, d_istft, s_stft,
-        d_tf_mxne_solve, s_tf_mxne_solve, TFX_OK, TFX_BAD_ARG,
+        tfx_stft_work_size, tfx_params_init, tfx_result_init, tfx_info_init,
+        tfx_outer_at, tfx_result_free, d_stft, d_istft, s_stft, d_tf_mxne_solve,
+        s_tf_mxne_solve, TFX_OK, TFX_BAD_ARG, TFX_MAX_DICTS,
     )
 
     OK = <int> TFX_OK
@@ -318,8 +335,8 @@ DOWNSTREAM = textwrap.dedent('''
 
 
     cdef tfx_plan_t* _plan(int n_times, wsizes, tsteps, int is_double) except NULL:
-        cdef int ws[16]
-        cdef int ts[16]
+        cdef int ws[TFX_MAX_DICTS]
+        cdef int ts[TFX_MAX_DICTS]
         cdef int i
         for i in range(len(wsizes)):
             ws[i] = wsizes[i]
@@ -335,6 +352,8 @@ DOWNSTREAM = textwrap.dedent('''
         cdef tfx_result_t res
         cdef tfx_info_t info
         tfx_params_init(&prm, alpha_space, alpha_time, n_orient)
+        tfx_result_init(&res)
+        tfx_info_init(&info)
         prm.maxit = maxit
         prm.tol = tol
         with nogil:
@@ -351,9 +370,12 @@ DOWNSTREAM = textwrap.dedent('''
         if st == TFX_OK or res.theta != NULL:
             memcpy(&tv[0, 0], res.theta, theta.size * sizeof(double))
         positions = np.array([res.positions[i] for i in range(res.n_active)], int)
+        outer = [(tfx_outer_at(&res, i).gap, tfx_outer_at(&res, i).time)
+                 for i in range(res.n_outer)]
         tfx_result_free(&res)
         return dict(status=st, positions=positions, Z=Z, theta=theta, gap=info.gap,
-                    p_obj=info.p_obj, d_obj=info.d_obj, n_outer=info.n_outer)
+                    p_obj=info.p_obj, d_obj=info.d_obj, n_outer=info.n_outer,
+                    outer=outer)
 
 
     def wrong_precision(float[:, ::1] M, float[:, ::1] G):
@@ -365,6 +387,7 @@ DOWNSTREAM = textwrap.dedent('''
         z = np.zeros((1, 2 * plan.n_coefs), np.float32)
         cdef float[:, ::1] zv = z
         tfx_params_init(&prm, 1.0, 1.0, 1)
+        tfx_result_init(&res)
         with nogil:
             st1 = s_tf_mxne_solve(plan, &prm, &M[0, 0], &G[0, 0], M.shape[0],
                                   G.shape[1], NULL, NULL, 0, NULL, NULL, &res, NULL)
@@ -458,6 +481,7 @@ def real_problem(fwd_surf, evoked_full, noise_cov):
     return M, np.ascontiguousarray(gain)
 
 
+@pytest.mark.slow  # (compiles an extension: about 5 s)
 @pytest.mark.parametrize("wsize, tstep", [([16], [4]), ([16, 8], [4, 2])])
 def test_downstream_solves_a_real_problem(downstream, real_problem, wsize, tstep):
     """A compiled extension that cimports the .pxd solves the sample subject's
@@ -470,6 +494,11 @@ def test_downstream_solves_a_real_problem(downstream, real_problem, wsize, tstep
     out = downstream.solve(M, G, a_s, a_t, wsize, tstep, n_orient, 2000, tol)
     assert out["status"] == downstream.OK == 0
     assert len(out["positions"]) > 0 and out["gap"] < tol
+    # the outer records, read with the library's stride: gaps ending below tol,
+    # times increasing
+    assert len(out["outer"]) == out["n_outer"] >= 2 and out["outer"][-1][0] < tol
+    times = [t for _, t in out["outer"]]
+    assert times == sorted(times) and times[0] >= 0
     _certify(M, G, out, a_s, a_t, wsize, tstep, n_orient, tol)
     with threadpool_limits(1, user_api="blas"):
         Xp, actp, _ = tf_mixed_norm_solver(
@@ -479,6 +508,7 @@ def test_downstream_solves_a_real_problem(downstream, real_problem, wsize, tstep
     assert np.array_equal(np.flatnonzero(actp), cols)
 
 
+@pytest.mark.slow  # (compiles an extension: about 5 s)
 def test_downstream_stft(downstream):
     x = np.random.default_rng(4).standard_normal((3, 37))
     z, y, (n_step, n_freq), st1, st2 = downstream.stft_roundtrip(x, 16, 4)
@@ -488,7 +518,109 @@ def test_downstream_stft(downstream):
     np.testing.assert_allclose(y, x, rtol=1e-12, atol=1e-12)  # tight frame
 
 
+@pytest.mark.slow  # (compiles an extension: about 5 s)
 def test_downstream_wrong_precision(downstream):
     M, G = _problem(5)
     st = downstream.wrong_precision(M.astype(np.float32), G.astype(np.float32))
     assert st == (downstream.BAD_ARG, downstream.BAD_ARG) == (3, 3)
+
+
+# --------------------------------------------------------------------------
+# the ABI of the public structs
+# --------------------------------------------------------------------------
+#: Byte offsets of the public fields at TFX_ABI_VERSION 2 on 64-bit targets
+#: (LP64 and LLP64 alike: no ``long`` in the public structs). Appending a field
+#: adds an entry; an entry that changes is an ABI break (bump the version).
+ABI_V2_LAYOUT = {
+    "tfx_params_t": dict(
+        struct_size=0,
+        abi_version=8,
+        n_orient=12,
+        alpha_space=16,
+        alpha_time=24,
+        tol=32,
+        maxit=40,
+        dgap_freq=44,
+        n_threads=48,
+        debias=52,
+        mixed=56,
+        progress=64,
+        progress_ctx=72,
+    ),
+    "tfx_info_t": dict(
+        struct_size=0,
+        abi_version=8,
+        status=12,
+        n_iter=16,
+        n_outer=20,
+        n_active=24,
+        stalled=28,
+        n_accel_try=32,
+        n_accel=36,
+        n_threads=40,
+        debias_status=44,
+        n_iter_start=48,
+        gap=56,
+        p_obj=64,
+        d_obj=72,
+        nu_max=80,
+        seconds=88,
+    ),
+    "tfx_outer_t": dict(
+        n_active=0, n_ws=4, n_iter=8, gap=16, p_obj=24, d_obj=32, time=40
+    ),
+    "tfx_result_t": dict(
+        struct_size=0,
+        abi_version=8,
+        n_active=12,
+        positions=16,
+        Z=24,
+        X=32,
+        debias=40,
+        R=48,
+        theta=56,
+        obj=64,
+        n_obj=72,
+        n_outer=76,
+        outer=80,
+        outer_stride=88,
+    ),
+    "tfx_plan_t": dict(
+        struct_size=0,
+        abi_version=8,
+        n_times=12,
+        n_dicts=16,
+        n_coefs=20,
+        max_frames=24,
+        is_double=28,
+        wsize=32,
+        tstep=96,
+        n_step=160,
+        n_freq=224,
+        core=288,
+    ),
+    "constants": dict(TFX_ABI_VERSION=2, TFX_MAX_DICTS=16),
+}
+
+
+@pytest.mark.skipif(sys.maxsize < 2**32, reason="offsets stored for 64-bit targets")
+def test_public_offsets_do_not_move():
+    layout = ct._abi_layout()
+    for struct, fields in ABI_V2_LAYOUT.items():
+        got = {k: v for k, v in layout[struct].items() if k != "size"}
+        # fields may be appended (new keys), never moved or removed
+        assert {k: got.get(k) for k in fields} == fields, struct
+        assert set(got) == set(fields), f"{struct}: store the appended fields here"
+    assert ct.ABI_VERSION == ABI_V2_LAYOUT["constants"]["TFX_ABI_VERSION"]
+
+
+def test_abi_mismatch_is_a_status_not_a_crash():
+    """Structs of another ABI version or size are refused with TFX_BAD_ABI and left
+    untouched; a caller compiled with the version-2 sizes is served."""
+    M, G = _problem(3)
+    a_s, a_t = _alphas(M, G, 1, 16, 4)
+    probes = H.abi_probe(M, G, a_s, a_t)
+    assert probes.pop("v2") == ct.OK
+    for name, (st, untouched) in probes.items():
+        assert st == ct.BAD_ABI == 5, name
+        assert untouched, name

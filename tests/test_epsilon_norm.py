@@ -12,8 +12,8 @@ from mne.time_frequency._stft import stft_norm2 as mne_stft_norm2
 from numpy.testing import assert_allclose
 
 import tfmxne
-from tfmxne._core import _engine
 from tfmxne._stft import TFFrame
+from tfmxne._testing import _hooks as H
 
 RHOS = (0.0, 0.03, 0.5, 0.99, 1.0)
 DICTS = [(16, 4), ([16, 8], [4, 2])]
@@ -30,7 +30,7 @@ def _eps_internal(frame, Y, n_orient, rho, w_space=None, w_time=None):
     y = np.ascontiguousarray(frame.from_mne(Y))
     ws = None if w_space is None else np.ascontiguousarray(w_space, dtype=float)
     wt = None if w_time is None else frame.from_mne_weights(np.asarray(w_time, float))
-    return _engine.eps_norms(frame.plan, y, n_orient, rho, ws, wt)
+    return H.eps_norms(frame.plan, y, n_orient, rho, ws, wt)
 
 
 def _mne_single_coef_shortcut(mag, c, rho):

@@ -10,8 +10,8 @@ from _helpers import eps_norms_ref, objectives_ref, random_problem
 from numpy.testing import assert_allclose, assert_array_equal
 
 from tfmxne import solver as S
-from tfmxne._core import _engine
 from tfmxne._stft import TFFrame
+from tfmxne._testing import _hooks as H
 
 WSIZE, TSTEP = 16, 4
 
@@ -26,37 +26,30 @@ def _state(M, G, n_orient, frame):
         R=np.ascontiguousarray(M.copy()),
         X=np.zeros((n_pos * n_orient, T)),
         Z=np.zeros((n_pos * n_orient, K2)),
-        act=np.zeros(n_pos, np.uint8),
+        active=np.zeros(n_pos, np.uint8),
         lc=np.ascontiguousarray(S._lipschitz(G, n_orient)),
-        gram=_engine.block_grams(GT, n_orient)[0],
-        work=np.empty(_engine.work_size(frame.plan, n_orient)),
+        gram=H.block_grams(GT, n_orient)[0],
+        work=np.empty(H.work_size(frame.plan, n_orient)),
     )
 
 
-def _run(frame, st, n_orient, a_s, a_t, n_epochs, rprev, extrap):
-    """``n_epochs`` epochs, tol 0: exactly one gap evaluation, at the end."""
-    return _engine.bcd(
+def _run(frame, st, n_orient, a_s, a_t, n_epochs, extrap):
+    """``n_epochs`` epochs, tol 0: exactly one gap evaluation, at the end.
+    ``extrap``: the dual extrapolation's residual ``'rprev'`` and ``'state'``,
+    carried from call to call (updated here)."""
+    out = H.bcd(
         frame.plan,
-        st["GT"],
-        st["M"],
-        st["R"],
-        st["X"],
-        st["Z"],
-        st["act"],
-        st["lc"],
-        None,
-        None,
-        a_s,
-        a_t,
-        n_orient,
-        n_epochs,
-        0.0,
-        n_epochs,
-        st["work"],
-        gram=st["gram"],
-        rprev=rprev,
-        extrap=extrap,
+        dict(st, rprev=extrap["rprev"]),
+        alpha_space=a_s,
+        alpha_time=a_t,
+        n_orient=n_orient,
+        maxit=n_epochs,
+        tol=0.0,
+        dgap_freq=n_epochs,
+        extrap_state=extrap["state"],
     )
+    extrap["state"], extrap["t_best"] = out["extrap_state"], out["t_best"]
+    return out
 
 
 def _dual_ref(M, G, theta, alpha, rho, n_orient):
@@ -75,87 +68,49 @@ def test_engine_extrapolated_candidates(n_orient):
     a_s, a_t = 0.9 * alpha, 0.1 * alpha
     rho = a_t / alpha
     st = _state(M, G, n_orient, frame)
-    rprev, extrap = np.empty_like(st["R"]), np.zeros(2)
+    rprev = np.empty_like(st["R"])
+    extrap = dict(rprev=rprev, state=0)
     # first evaluation: no previous residual; R is kept for the next one
-    _run(frame, st, n_orient, a_s, a_t, 2, rprev, extrap)
-    assert extrap[0] == 1 and extrap[1] == 0
+    _run(frame, st, n_orient, a_s, a_t, 2, extrap)
+    assert extrap["state"] == 1 and extrap["t_best"] == 0
     assert_array_equal(rprev, st["R"])
     R1 = st["R"].copy()
     # second evaluation: candidates R + t (R - R1), t = 1, 2, 4, 8
-    out = _run(frame, st, n_orient, a_s, a_t, 3, rprev, extrap)
+    out = _run(frame, st, n_orient, a_s, a_t, 3, extrap)
     R2 = st["R"]
-    assert extrap[0] == 2  # R - R_prev left for the caller
+    assert extrap["state"] == 2  # R - R_prev left for the caller
     assert_allclose(rprev, R2 - R1, rtol=0, atol=1e-15 * np.abs(R2).max())
     cands = {0.0: _dual_ref(M, G, R2, alpha, rho, n_orient)}
     for t in (1.0, 2.0, 4.0, 8.0):
         cands[t] = _dual_ref(M, G, R2 + t * (R2 - R1), alpha, rho, n_orient)
     t_best = max(cands, key=cands.get)
-    assert out[4] == pytest.approx(cands[t_best], rel=1e-9, abs=1e-12)
-    assert extrap[1] == t_best
+    assert out["d_obj"] == pytest.approx(cands[t_best], rel=1e-9, abs=1e-12)
+    assert extrap["t_best"] == t_best
     # the reported gap is P - that dual value, P by the NumPy reference
-    act = np.repeat(st["act"].astype(bool), n_orient)
+    act = np.repeat(st["active"].astype(bool), n_orient)
     p_ref = objectives_ref(
         M, G, frame.to_mne(st["Z"][act]), act, a_s, a_t, WSIZE, TSTEP, n_orient
     )[0]
-    assert out[3] == pytest.approx(p_ref, rel=1e-10)
-    assert out[2] == pytest.approx(p_ref - cands[t_best], rel=1e-7, abs=1e-10)
+    assert out["p_obj"] == pytest.approx(p_ref, rel=1e-10)
+    assert out["gap"] == pytest.approx(p_ref - cands[t_best], rel=1e-7, abs=1e-10)
     # a next call restarts from the current residual (not from R1)
     R3_prev = R2.copy()
-    _run(frame, st, n_orient, a_s, a_t, 2, rprev, extrap)
-    assert extrap[0] == 2
+    _run(frame, st, n_orient, a_s, a_t, 2, extrap)
+    assert extrap["state"] == 2
     assert_allclose(rprev, st["R"] - R3_prev, rtol=0, atol=1e-15 * np.abs(R2).max())
 
 
-def test_engine_extrapolation_bad_state():
+def test_engine_bad_arrays():
     M, G = random_problem(1)
     frame = TFFrame(M.shape[1], WSIZE, TSTEP)
     st = _state(M, G, 1, frame)
-    bad = _engine.bcd(
-        frame.plan,
-        st["GT"],
-        st["M"],
-        st["R"],
-        st["X"],
-        st["Z"],
-        st["act"],
-        st["lc"],
-        None,
-        None,
-        0.1,
-        0.1,
-        1,
-        5,
-        0.0,
-        5,
-        st["work"],
-        gram=st["gram"],
-        rprev=np.empty_like(st["R"]),
-        extrap=None,
+    opts = dict(
+        alpha_space=0.1, alpha_time=0.1, n_orient=1, maxit=5, tol=0.0, dgap_freq=5
     )
-    assert bad[0] == _engine.STATUS_BAD_ARG  # rprev without its state
-    bad = _engine.bcd(
-        frame.plan,
-        st["GT"],
-        st["M"],
-        st["R"],
-        st["X"],
-        st["Z"],
-        st["act"],
-        st["lc"],
-        None,
-        None,
-        0.1,
-        0.1,
-        1,
-        5,
-        0.0,
-        5,
-        st["work"],
-        gram=st["gram"],
-        rprev=np.empty((2, 2)),
-        extrap=np.zeros(2),
-    )
-    assert bad[0] == _engine.STATUS_BAD_ARG
+    with pytest.raises(ValueError, match="rprev must be"):
+        H.bcd(frame.plan, dict(st, rprev=np.empty((2, 2))), **opts)
+    with pytest.raises(ValueError, match="snap too small"):
+        H.bcd(frame.plan, st, anderson_k=5, cap_rows=4, **opts)
 
 
 @pytest.mark.parametrize("n_orient", [1, 3])
@@ -172,7 +127,7 @@ def test_solver_certificate_with_extrapolation(n_orient, monkeypatch):
     res = {}
     for flag in (False, True):
         monkeypatch.setattr(S, "DUAL_EXTRAP", flag)
-        r = S._tf_solve(M, G, a_s, a_t, frame, n_orient, 3000, tol, 10)
+        r = S._tf_solve(M, G, S._Spec(a_s, a_t, frame, n_orient, 3000, tol, 10))
         assert r.converged and r.gap < tol
         nu = eps_norms_ref(G, r.theta, a_t / alpha, n_orient, WSIZE, TSTEP).max()
         assert nu <= alpha * (1 + 1e-9)

@@ -137,9 +137,8 @@ def test_irtf_stop_is_a_fixed_point(problem):
     tol = TOL * float(np.sum(M * M))
     a_s, a_t = alpha * (1 - l1_ratio), alpha * l1_ratio
     frame = TFFrame(M.shape[1], wsize, tstep)
-    res, _, k_done = tsolver._iterative_core(
-        np.ascontiguousarray(M), G, a_s, a_t, N_ITER, frame, 3, 100000, tol, 10
-    )
+    spec = tsolver._Spec(a_s, a_t, frame, 3, 100000, tol, 10)
+    res, _, k_done = tsolver._iterative_core(np.ascontiguousarray(M), G, spec, N_ITER)
     assert k_done < N_ITER  # stopped by its rule
     cols = tsolver._cols(res.positions, 3)
     Z = frame.to_mne(res.Z)  # (n_active, n_coefs), MNE's complex layout

@@ -6,14 +6,19 @@ returned dual point is feasible and its gap (independent NumPy code,
 ``tests/_helpers.py``) is below tol, at tolerances the float32 start cannot reach
 on its own; the answer brackets a tightly solved optimum."""
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 from _helpers import correlated_problem, dual_ref, objectives_ref
 
+import tfmxne
 from tfmxne import cython_tfmxne as ct
 from tfmxne import norm_epsilon_inf, tf_mixed_norm_solver
 from tfmxne._core import _engine
 from tfmxne._stft import TFFrame
+from tfmxne._testing import _hooks as H
 
 
 def _certify(
@@ -60,8 +65,15 @@ def test_mixed_answer_is_certified_in_float64(seed, n_orient, wsize, tstep, rel_
     )
     p_star = E[-1]
     for mixed in (0, 1):
-        X, act, info, out = ct._solve_arrays(
-            M, G, a_s, a_t, wsize, tstep, n_orient, 3000, tol, mixed=mixed
+        X, act, info, out = H.solve_arrays(
+            M,
+            G,
+            (a_s, a_t),
+            (wsize, tstep),
+            n_orient=n_orient,
+            maxit=3000,
+            tol=tol,
+            mixed=mixed,
         )
         assert info["status"] == ct.OK and 0 <= info["gap"] < tol
         assert (info["n_iter_start"] > 0) == bool(mixed)
@@ -86,34 +98,73 @@ def test_mixed_weights_and_warm_start():
     a_s, a_t = 0.15 * amax * 0.8, 0.15 * amax * 0.2
     tol = 1e-8 * float(np.sum(M * M))
     # a warm start: a loose plain solve
-    _, _, _, first = ct._solve_arrays(
-        M, G, a_s, a_t, wsize, tstep, n_orient, 3000, 1e-2 * float(np.sum(M * M))
-    )
-    X, act, info, out = ct._solve_arrays(
+    _, _, _, first = H.solve_arrays(
         M,
         G,
-        a_s,
-        a_t,
-        wsize,
-        tstep,
-        n_orient,
-        3000,
-        tol,
-        w_space=w_space,
-        w_time=w_time,
-        init_positions=first["positions"],
-        Z_init=first["Z"],
+        (a_s, a_t),
+        (wsize, tstep),
+        n_orient=n_orient,
+        maxit=3000,
+        tol=1e-2 * float(np.sum(M * M)),
+    )
+    X, act, info, out = H.solve_arrays(
+        M,
+        G,
+        (a_s, a_t),
+        (wsize, tstep),
+        n_orient=n_orient,
+        maxit=3000,
+        tol=tol,
+        weights=(w_space, w_time),
+        warm=(first["positions"], first["Z"]),
         mixed=1,
     )
     assert info["status"] == ct.OK and info["n_iter_start"] > 0
     _certify(M, G, a_s, a_t, wsize, tstep, n_orient, out, info, tol, w_space, w_time_mne)
 
 
-def test_mixed_option_defaults():
-    """Off by default in the core (the C API and the array-level solvers keep
-    float64 throughout); the float32 start stops at 1e-5 ||M||^2 at most."""
-    prm = _engine.default_params()
-    assert prm["mixed"] == 0 and prm["mixed_tol_ratio"] == 1e-5
+def test_c_api_default_has_no_float32_start():
+    """The C API's defaults (``tfx_params_init``) keep float64 throughout: no
+    float32 epochs unless ``mixed`` is asked for."""
+    M, G = correlated_problem(2, 1)
+    amax = norm_epsilon_inf(G, M, 0.1, 1, 16, 4)
+    _, _, info, _ = H.solve_arrays(M, G, (0.2 * amax * 0.9, 0.2 * amax * 0.1), (16, 4))
+    assert info["status"] == ct.OK and info["n_iter_start"] == 0 and info["n_iter"] > 0
+
+
+def _struct_fields(path, struct):
+    """Field names of a ``ctypedef struct`` in a .pxd file (independent parse)."""
+    lines = Path(path).read_text().splitlines()
+    start = lines.index(f"ctypedef struct {struct}:")
+    fields = []
+    for line in lines[start + 1 :]:
+        if line and not line.startswith(" "):
+            break
+        code = line.split("#")[0].strip()
+        if code:
+            fields.append(re.split(r"[\s*]+", code)[-1].split("[")[0])
+    return fields
+
+
+def test_option_names_are_the_struct_fields():
+    """One definition of the options: the Python names are the fields of the
+    public ``tfx_params_t`` (those a caller sets besides the alphas and n_orient)
+    and of the internal ``tf_tuning``; every one has a default."""
+    pkg = Path(tfmxne.__file__).parent
+    public = _struct_fields(pkg / "cython_types.pxd", "tfx_params_t")
+    tuning = _struct_fields(pkg / "_core" / "_types.pxd", "tf_tuning")
+    settable = set(public) - {
+        "struct_size",
+        "abi_version",
+        "alpha_space",
+        "alpha_time",
+        "n_orient",
+        "progress",
+        "progress_ctx",
+    }
+    assert set(_engine.PUBLIC_OPTIONS) == settable
+    assert set(_engine.default_params()) == settable | set(tuning)
+    assert not settable & set(tuning)
 
 
 def test_solve_uses_the_float32_start(small_problem, monkeypatch):

@@ -7,6 +7,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 from tfmxne._core import _engine
+from tfmxne._testing import _hooks as H
 
 # (n_times, wsizes, tsteps): coefficient counts below, at and well above the
 # engine's chunk of 256 coefficients, one and two dictionaries
@@ -58,7 +59,7 @@ def test_prox_matches_numpy(n_times, wsizes, tsteps, n_orient, weighted, thr_t):
     thr_s = 0.3 * np.sqrt(2 * K * n_orient)
     want, want_nz = _prox_ref(plan, Y, n_orient, thr_t, thr_s, w_time)
     got = Y.copy()
-    nz = _engine.prox(plan, got, n_orient, thr_t, thr_s, w_time)
+    nz = H.prox(plan, got, n_orient, thr_t, thr_s, w_time)
     assert np.isfinite(got).all()
     assert_array_equal(nz, want_nz)
     assert not nz[1] and not nz[2] and nz[0]
@@ -68,7 +69,7 @@ def test_prox_matches_numpy(n_times, wsizes, tsteps, n_orient, weighted, thr_t):
     w32 = None if w_time is None else w_time.astype(np.float32)
     plan32 = _engine.TFPlan(n_times, wsizes, tsteps, np.float32)
     want32, want32_nz = _prox_ref(plan, got32, n_orient, thr_t, thr_s, w32)
-    nz32 = _engine.prox(plan32, got32, n_orient, thr_t, thr_s, w32)
+    nz32 = H.prox(plan32, got32, n_orient, thr_t, thr_s, w32)
     assert_array_equal(nz32, want32_nz)
     assert_allclose(got32, want32, rtol=1e-5, atol=1e-6)
 
@@ -77,12 +78,12 @@ def test_prox_bad_buffers():
     plan = _engine.TFPlan(24, (16,), (4,))
     Y = np.zeros((4, 2 * plan.n_coefs))
     with pytest.raises(ValueError, match="inconsistent"):
-        _engine.prox(plan, Y, 3, 0.1, 0.1)
+        H.prox(plan, Y, 3, 0.1, 0.1)
     with pytest.raises(ValueError, match="w_time"):
-        _engine.prox(plan, Y, 2, 0.1, 0.1, np.ones((3, plan.n_coefs)))
+        H.prox(plan, Y, 2, 0.1, 0.1, np.ones((3, plan.n_coefs)))
     # the plan's tables are read in the buffers' precision: a mismatch is refused
     with pytest.raises(ValueError, match="float32 buffers with a float64 plan"):
-        _engine.prox(plan, Y.astype(np.float32), 2, 0.1, 0.1)
+        H.prox(plan, Y.astype(np.float32), 2, 0.1, 0.1)
     with pytest.raises(ValueError, match="float64 buffers with a float32 plan"):
         _engine.stft(
             _engine.TFPlan(24, (16,), (4,), np.float32),

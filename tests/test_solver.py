@@ -527,9 +527,8 @@ def test_iterative_reweighting_certified(wsize, tstep, n_orient, seed):
     c = multiplicity(wsize, tstep, M.shape[1])
     prev = None
     for k in (1, 2, 3, 4):
-        res, E, k_done = tsolver._iterative_core(
-            M, G, a_s, a_t, k, frame, n_orient, 3000, 1e-8, 10
-        )
+        spec = tsolver._Spec(a_s, a_t, frame, n_orient, 3000, 1e-8, 10)
+        res, E, k_done = tsolver._iterative_core(M, G, spec, k)
         assert k_done == k
         assert len(E) == k
         # the public solver returns the same estimate

@@ -17,6 +17,7 @@ from threadpoolctl import threadpool_limits
 
 import tfmxne
 from tfmxne import cython_tfmxne as ct
+from tfmxne._testing import _hooks as H
 from tfmxne.solver import _solver_core
 
 N_THREADS = 4
@@ -65,7 +66,9 @@ def _python_solve(seed, n_orient, dtype=np.float64):
 
 def _c_solve(seed, n_orient):
     M, G, a_s, a_t = _problem(seed, n_orient=n_orient)
-    X, act, info, _ = ct._solve_arrays(M, G, a_s, a_t, 16, 4, n_orient, 300, 1e-8)
+    X, act, info, _ = H.solve_arrays(
+        M, G, (a_s, a_t), (16, 4), n_orient=n_orient, maxit=300, tol=1e-8
+    )
     assert info["status"] == ct.OK
     return X, act, info["gap"], info["p_obj"]
 
@@ -159,6 +162,26 @@ def test_repeated_solves_do_not_grow_rss():
     assert growth < 20 * 2**20, f"RSS grew by {growth / 2**20:.1f} MB over 200 solves"
 
 
+def _c_calls(M, G, a_s, a_t):
+    """The C entry points: float64, float32 multi-dictionary, a TFX_BAD_ARG path,
+    the ABI refusals, a plan."""
+    kw = dict(maxit=300, tol=1e-8)
+    H.solve_arrays(M, G, (a_s, a_t), (16, 4), n_orient=2, **kw)
+    H.solve_arrays(
+        M,
+        G,
+        (a_s, a_t),
+        ([16, 8], [4, 2]),
+        n_orient=2,
+        maxit=300,
+        tol=1e-4,
+        dtype=np.float32,
+    )
+    H.solve_arrays(M, G, (a_s, a_t), (16, 4), n_orient=3, **kw)  # TFX_BAD_ARG
+    H.abi_probe(M, G, a_s, a_t)
+    H.plan_info(48, [16], [4])
+
+
 @pytest.mark.skipif(_malloc_in_use() is None, reason="needs glibc mallinfo2")
 def test_c_api_frees_all_scratch():
     """Exact malloc accounting: every buffer of the C entry points is freed.
@@ -168,20 +191,11 @@ def test_c_api_frees_all_scratch():
     """
     M, G, a_s, a_t = _problem(12, n_chan=20, n_pos=50, n_times=48, n_orient=2)
     for _ in range(10):
-        ct._solve_arrays(M, G, a_s, a_t, 16, 4, 2, 300, 1e-8)
-        ct._solve_arrays(M, G, a_s, a_t, [16, 8], [4, 2], 2, 300, 1e-4, np.float32)
-        ct._solve_arrays(M, G, a_s, a_t, 16, 4, 3, 300, 1e-8)  # TFX_BAD_ARG path
-        ct._plan_info(48, [16], [4])
+        _c_calls(M, G, a_s, a_t)
     gc.collect()
     used0 = _malloc_in_use()
     for _ in range(100):
-        X, act, info, _ = ct._solve_arrays(M, G, a_s, a_t, 16, 4, 2, 300, 1e-8)
-        X, act, info, _ = ct._solve_arrays(
-            M, G, a_s, a_t, [16, 8], [4, 2], 2, 300, 1e-4, np.float32
-        )
-        X, act, info, _ = ct._solve_arrays(M, G, a_s, a_t, 16, 4, 3, 300, 1e-8)
-        ct._plan_info(48, [16], [4])
-    del X, act, info
+        _c_calls(M, G, a_s, a_t)
     gc.collect()
     growth = _malloc_in_use() - used0
     assert growth < 2048, f"malloc'd bytes grew by {growth} over 100 rounds"
@@ -226,21 +240,21 @@ def test_threaded_screening_bitwise_equal(n_thr, n_orient, rules, extras):
     ws = wt = prev = nu_prev = None
     if extras != "plain":
         ws, wt, prev = w_space, w_time, GtR_prev
-        nu_prev = _engine.dual_norm_screened(plan, prev, n_orient, rho, ws, wt)[2]
-    args = (
-        rules.get("n_min", 0),
-        rules.get("alpha", 0.0),
-        rules.get("n_max", -1),
-        prev,
-        nu_prev,
+        nu_prev = _engine.dual_norm_screened(plan, prev, n_orient, rho, weights=(ws, wt))[
+            2
+        ]
+    kw = dict(
+        weights=(ws, wt),
+        prev=(prev, nu_prev),
+        stop=(rules.get("n_min", 0), rules.get("alpha", 0.0), rules.get("n_max", -1)),
     )
-    ref = _engine.dual_norm_screened(plan, GtR, n_orient, rho, ws, wt, *args)
-    got = _dual_norm_screened(plan, GtR, n_orient, rho, ws, wt, *args, n_thr=n_thr)
+    ref = _engine.dual_norm_screened(plan, GtR, n_orient, rho, **kw)
+    got = _dual_norm_screened(plan, GtR, n_orient, rho, **kw, n_thr=n_thr)
     assert got[0] == ref[0] and got[1] == ref[1]
     np.testing.assert_array_equal(got[2], ref[2])
     np.testing.assert_array_equal(got[3], ref[3])
     if not rules:  # the exact dual norm really was computed
-        exact_all = _engine.eps_norms(
+        exact_all = H.eps_norms(
             plan, np.ascontiguousarray(_stft_internal(plan, GtR)), n_orient, rho, ws, wt
         )
         assert got[0] == pytest.approx(exact_all.max(), rel=1e-13)
@@ -276,7 +290,9 @@ def test_threaded_gtr_and_thread_count():
     assert 1 <= solve_threads() <= (os.cpu_count() or 1)
     plan = _screen_problem(1, n_pos=10)[0]
     with pytest.raises(ValueError, match="inconsistent"):
-        _engine.dual_norm_screened(plan, np.zeros((10, 64)), 1, 0.2, np.ones(9))
+        _engine.dual_norm_screened(
+            plan, np.zeros((10, 64)), 1, 0.2, weights=(np.ones(9), None)
+        )
 
 
 def test_solve_with_screening_threads_matches_one_thread():
@@ -308,7 +324,6 @@ def test_solve_with_screening_threads_matches_one_thread():
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("weighted", [False, True])
 def test_two_thread_sweep_matches_sequential(n_orient, dtype, weighted):
-    from tfmxne._core import _engine
     from tfmxne._stft import TFFrame
     from tfmxne.solver import _lipschitz
 
@@ -323,7 +338,7 @@ def test_two_thread_sweep_matches_sequential(n_orient, dtype, weighted):
     plan = frame.plan
     lc = _lipschitz(G.astype(np.float64), n_orient).astype(dtype)
     lc[4] = 0.0  # a block the sweep skips: the cross Grams must skip it too
-    grams = _engine.block_grams(GT, n_orient)[0]
+    grams = H.block_grams(GT, n_orient)[0]
     amax = tfmxne.norm_epsilon_inf(
         G.astype(np.float64), M.astype(np.float64), 0.2, n_orient, [16, 8], [4, 2]
     )
@@ -335,42 +350,40 @@ def test_two_thread_sweep_matches_sequential(n_orient, dtype, weighted):
         X = np.zeros((n_ws * n_orient, T), dtype)
         Z = np.zeros((n_ws * n_orient, 2 * frame.n_coefs), dtype)
         act = np.zeros(n_ws, np.uint8)
-        work = np.empty(_engine.work_size(plan, n_orient), dtype)
-        xg = _engine.block_grams(GT, n_orient, lc)[1] if n_thr > 1 else None
-        r = _engine.bcd(
-            plan,
-            GT,
-            M,
-            R,
-            X,
-            Z,
-            act,
-            lc,
-            w_s,
-            w_t,
-            0.05 * amax * 0.8,
-            0.05 * amax * 0.2,
-            n_orient,
-            40,
-            0.0,
-            10,
-            work,
-            0,
-            None,
-            0,
-            grams,
-            1,
-            0,
-            xg,
-            n_thr,
+        work = np.empty(H.work_size(plan, n_orient), dtype)
+        xg = H.block_grams(GT, n_orient, lc)[1] if n_thr > 1 else None
+        arrays = dict(
+            GT=GT,
+            M=M,
+            R=R,
+            X=X,
+            Z=Z,
+            active=act,
+            lc=lc,
+            gram=grams,
+            work=work,
+            w_space=w_s,
+            w_time=w_t,
+            xgram=xg,
         )
-        assert r[0] in (0, 1) and r[1] == 40
+        r = H.bcd(
+            plan,
+            arrays,
+            alpha_space=0.05 * amax * 0.8,
+            alpha_time=0.05 * amax * 0.2,
+            n_orient=n_orient,
+            maxit=40,
+            tol=0.0,
+            dgap_freq=10,
+            n_threads=n_thr,
+        )
+        assert r["status"] in (0, 1) and r["n_iter"] == 40
         # the residual stays M - G X, the skipped block stays zero
         np.testing.assert_allclose(
             R, M - G @ X, atol=1e-4 if dtype == np.float32 else 1e-12
         )
         assert not X[4 * n_orient : 5 * n_orient].any()
-        out.append((X, act, r[3]))
+        out.append((X, act, r["p_obj"]))
     (X1, a1, p1), (X2, a2, p2) = out
     np.testing.assert_array_equal(a1, a2)
     assert a1.sum() >= 2  # several blocks really were updated
@@ -380,12 +393,10 @@ def test_two_thread_sweep_matches_sequential(n_orient, dtype, weighted):
 
 
 def test_cross_grams_follow_the_visit_order():
-    from tfmxne._core import _engine
-
     rng = np.random.default_rng(2)
     GT = rng.standard_normal((5 * 2, 7))
     lc = np.array([1.0, 0.0, 2.0, 1.0, 0.0])
-    xg = _engine.block_grams(GT, 2, lc)[1]
+    xg = H.block_grams(GT, 2, lc)[1]
     B = GT.reshape(5, 2, 7)
     np.testing.assert_array_equal(xg[[0, 1, 4]], 0.0)  # first visit, skipped blocks
     np.testing.assert_allclose(xg[2], B[2] @ B[0].T)
@@ -415,28 +426,73 @@ def test_screening_threads_work_in_a_forked_child():
     assert got == ref
 
 
-_WIN_PROBE = r"""
+_PROBE = r"""
 #include <stdio.h>
 #include "_threads.h"
+static tfx_sync sync;
+static tfx_counter go = {0, 0, &sync}, done = {0, 0, &sync};
 static void *work(void *arg) {
-    long *v = (long *)arg;
-    for (int i = 0; i < 1000; i++) tfx_yield();
-    tfx_store(v, 42);
+    (void)arg;
+    for (long k = 1; k <= 1000; k++) {
+        tfx_counter_wait(&go, k, k % 2 ? 0 : 100);   /* blocking and spinning waits */
+        tfx_counter_publish(&done, k);
+    }
     return NULL;
 }
 int main(void) {
-    tfx_thread th[4];
-    long vals[4] = {0};
-    for (int i = 0; i < 4; i++)
-        if (tfx_thread_start(&th[i], work, &vals[i]) != 0) return 1;
-    for (int i = 0; i < 4; i++)
-        if (tfx_thread_join(th[i]) != 0) return 2;
-    for (int i = 0; i < 4; i++)
-        if (tfx_load(&vals[i]) != 42) return 3;
-    printf("ok\n");
+    tfx_thread th;
+    if (tfx_sync_init(&sync) != 0) return 1;
+    if (tfx_thread_start(&th, work, NULL) != 0) return 2;
+    for (long k = 1; k <= 1000; k++) {
+        tfx_counter_publish(&go, k);
+        tfx_counter_wait(&done, k, k % 3 ? 0 : 100);
+    }
+    if (tfx_thread_join(th) != 0) return 3;
+    if (tfx_load(&done.value) != 1000) return 4;
+    tfx_sync_destroy(&sync);
+    printf("ok %f\n", tfx_now());
     return 0;
 }
 """
+
+
+def _build_probe(tmp_path, compiler, exe, extra=()):
+    import subprocess
+
+    core = Path(__file__).resolve().parents[1] / "src" / "tfmxne" / "_core"
+    if not (core / "_threads.h").is_file():
+        pytest.skip("needs the source tree")
+    (tmp_path / "probe.c").write_text(_PROBE)
+    cmd = [
+        compiler,
+        "-O2",
+        "-std=c11",
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        f"-I{core}",
+        str(tmp_path / "probe.c"),
+        "-o",
+        str(exe),
+        *extra,
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.skipif(
+    sys.platform == "win32" or shutil.which("gcc") is None,
+    reason="needs gcc and POSIX threads",
+)
+def test_thread_layer_handoffs_posix(tmp_path):
+    """The POSIX branch of the thread layer: 1000 hand-offs each way between two
+    threads, with blocking and spinning waits, arrive in order (none lost)."""
+    import subprocess
+
+    exe = tmp_path / "probe"
+    _build_probe(tmp_path, "gcc", exe, ["-D_POSIX_C_SOURCE=200809L", "-pthread"])
+    run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0 and run.stdout.startswith("ok"), run.stdout + run.stderr
 
 
 @pytest.mark.skipif(
@@ -445,33 +501,11 @@ int main(void) {
 )
 def test_thread_layer_builds_and_runs_on_windows(tmp_path):
     """The Win32 branch of the core's thread layer compiles without warnings for
-    Windows and, where Wine is installed, starts, joins and publishes across
-    threads."""
+    Windows and, where Wine is installed, passes the same hand-offs."""
     import subprocess
 
-    core = Path(__file__).resolve().parents[1] / "src" / "tfmxne" / "_core"
-    if not (core / "_threads.h").is_file():
-        pytest.skip("needs the source tree")
-    (tmp_path / "probe.c").write_text(_WIN_PROBE)
     exe = tmp_path / "probe.exe"
-    proc = subprocess.run(
-        [
-            "x86_64-w64-mingw32-gcc",
-            "-O2",
-            "-std=c11",
-            "-Wall",
-            "-Wextra",
-            "-Werror",
-            f"-I{core}",
-            str(tmp_path / "probe.c"),
-            "-o",
-            str(exe),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr
+    _build_probe(tmp_path, "x86_64-w64-mingw32-gcc", exe)
     wine = (
         shutil.which("wine64")
         or shutil.which("wine")

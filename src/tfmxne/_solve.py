@@ -23,7 +23,7 @@ from ._problem import check_inputs, prepare, prepare_forward
 from ._result import NoActiveSourcesError, build_result
 from ._stft import TFFrame
 from ._validation import _short, check_alpha, check_bool, check_int, check_l1_ratio
-from .solver import _cols, _debias, _iterative_core, _tf_solve
+from .solver import _cols, _debias, _iterative_core, _Spec, _tf_solve
 
 
 def check_regularisation(alpha, l1_ratio):
@@ -84,38 +84,30 @@ def _run_solver(p, alpha, opts, frame, warm, emit):
     Mc = np.ascontiguousarray(M, dtype=dtype)
     G = np.asarray(p.gain, dtype=dtype)
     logger.info("Using block coordinate descent with active set approach")
-    common = (Mc, G, alpha_space, alpha_time)
-    if opts.n_tfmxne_iter == 1:
-        res = _tf_solve(
-            *common,
-            frame,
-            p.n_orient,
-            opts.maxit,
-            tol_abs,
-            opts.dgap_freq,
-            Z_init=Z_init,
-            init_positions=init_positions,
-            warn_name="tf_mixed_norm",
-            screen_init=screen,
-            on_outer=on_outer,
-            mixed=True,
-        )
-        return res, res.E
-    res, E, _ = _iterative_core(
-        *common,
-        opts.n_tfmxne_iter,
+    spec = _Spec(
+        alpha_space,
+        alpha_time,
         frame,
         p.n_orient,
         opts.maxit,
         tol_abs,
         opts.dgap_freq,
-        log_name="tf_mixed_norm",
-        Z_init=Z_init,
-        init_positions=init_positions,
+        warn_name="tf_mixed_norm",
+        mixed=True,
+    )
+    start = None if Z_init is None else (init_positions, Z_init)
+    if opts.n_tfmxne_iter == 1:
+        res = _tf_solve(Mc, G, spec, warm=start, screen_init=screen, on_outer=on_outer)
+        return res, res.E
+    res, E, _ = _iterative_core(
+        Mc,
+        G,
+        spec,
+        opts.n_tfmxne_iter,
+        warm=start,
         progress=on_reweighting,
         screen_init=screen,
         on_outer=on_outer,
-        mixed=True,
     )
     return res, E
 

@@ -4,26 +4,25 @@
 
 Thin: the entry points check their arguments and call the core's functions
 (``tfmxne._core._engine``, cimported through ``_core/_engine.pxd`` and bound at
-import time): the STFT kernels and ``tf_solve``, the one solver, which
-``tfmxne.tf_mixed_norm_solver`` runs too.
+import time): the plan builder, the STFT kernels and ``tf_solve``, the one
+solver, which ``tfmxne.tf_mixed_norm_solver`` runs too.
 """
 
-import numpy as np
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy, memset
 
-from libc.stdlib cimport malloc, free
-from libc.string cimport memset, memcpy
-
-from ._core._types cimport floating, tf_plan, tf_dict, tf_problem
 from ._core._engine cimport (
-    stft_rows,
     istft_rows,
+    plan_fill,
+    plan_header,
+    plan_n_elements,
+    stft_rows,
     tf_solve,
     tfx_params_default,
     tfx_result_clear,
-    set_param,
 )
+from ._core._types cimport floating, tf_plan, tf_problem
 
-from ._core._engine import TFPlan
 from ._validation import check_int, check_wsize_tstep
 
 # status codes for Python callers (cast: C enum values)
@@ -33,6 +32,9 @@ NONFINITE = <int> TFX_NONFINITE
 BAD_ARG = <int> TFX_BAD_ARG
 NO_MEMORY = <int> TFX_NO_MEMORY
 INTERRUPTED = <int> TFX_INTERRUPTED
+BAD_ABI = <int> TFX_BAD_ABI
+ABI_VERSION = <int> TFX_ABI_VERSION
+MAX_DICTS = <int> TFX_MAX_DICTS
 
 
 # --------------------------------------------------------------------------
@@ -44,78 +46,50 @@ cdef inline Py_ssize_t _round64(Py_ssize_t n) noexcept nogil:
 
 cdef tfx_plan_t* tfx_plan_new(int n_times, int n_dicts, const int* wsizes,
                               const int* tsteps, int is_double) except NULL:
-    """Build a plan in one malloc block (caller frees with tfx_plan_free)."""
+    """Build a plan in one malloc block (caller frees with tfx_plan_free): the
+    public header, the core's plan, its tables."""
     cdef int i
-    cdef Py_ssize_t total, off, nbytes
+    cdef Py_ssize_t hdr, total
     cdef char* blk
     cdef tfx_plan_t* plan
-    cdef tf_dict* d
-    cdef tf_plan* core
-    cdef const unsigned char[::1] raw
+    cdef tf_plan core
     if n_dicts < 1 or n_dicts > TFX_MAX_DICTS:
-        raise ValueError(f"n_dicts must be in [1, {TFX_MAX_DICTS}], got n_dicts={n_dicts}")
+        raise ValueError(
+            f"n_dicts must be in [1, {TFX_MAX_DICTS}], got n_dicts={n_dicts}")
     if wsizes == NULL or tsteps == NULL:
         raise ValueError("wsizes and tsteps must not be NULL")
     check_int(n_times, "n_times", 1)
-    ws, ts = check_wsize_tstep([wsizes[i] for i in range(n_dicts)],
-                               [tsteps[i] for i in range(n_dicts)])
-    dtype = np.float64 if is_double else np.float32
-    tp = TFPlan(n_times, ws, ts, dtype)
-    tp64 = tp if is_double else TFPlan(n_times, ws, ts, np.float64)
-    arrays = [np.ascontiguousarray(a, dtype=dtype) for a in tp.arrays]
-    total = _round64(sizeof(tfx_plan_t)) + _round64(sizeof(tf_plan))
-    for a in arrays:
-        total += _round64(a.nbytes)
+    check_wsize_tstep([wsizes[i] for i in range(n_dicts)],
+                      [tsteps[i] for i in range(n_dicts)])
+    if plan_header(&core, n_times, n_dicts, wsizes, tsteps, NULL, is_double) != TFX_OK:
+        raise ValueError("tfx_plan_new: invalid sizes")
+    hdr = _round64(sizeof(tfx_plan_t)) + _round64(sizeof(tf_plan))
+    total = hdr + plan_n_elements(&core) * (sizeof(double) if is_double
+                                            else sizeof(float))
     blk = <char*> malloc(total)
     if blk == NULL:
         raise MemoryError(f"tfx_plan_new: cannot allocate {total} bytes")
-    memset(blk, 0, sizeof(tfx_plan_t))
+    try:
+        plan_fill(&core, blk + hdr, "float64" if is_double else "float32", None)
+    except BaseException:
+        free(blk)
+        raise
     plan = <tfx_plan_t*> blk
-    off = _round64(sizeof(tfx_plan_t))
-    core = <tf_plan*> (blk + off)
-    memset(core, 0, sizeof(tf_plan))
-    plan.core = core
-    off += _round64(sizeof(tf_plan))
-    ptrs = []
-    for a in arrays:
-        nbytes = a.nbytes
-        if nbytes:
-            raw = a.view(np.uint8).reshape(-1)
-            memcpy(blk + off, &raw[0], nbytes)
-        ptrs.append(off)
-        off += _round64(nbytes)
-    plan.n_times = n_times
-    plan.n_dicts = n_dicts
-    plan.n_coefs = tp.n_coefs
-    plan.max_frames = tp.max_frames
-    plan.is_double = 1 if is_double else 0
-    core.n_times = n_times
-    core.n_dicts = n_dicts
-    core.n_coefs = tp.n_coefs
-    core.max_frames = tp.max_frames
-    core.is_double = plan.is_double
-    core.mult = blk + <Py_ssize_t> ptrs[4 * n_dicts]
-    coef_off = 0
+    memset(plan, 0, sizeof(tfx_plan_t))
+    plan.struct_size = sizeof(tfx_plan_t)
+    plan.abi_version = TFX_ABI_VERSION
+    plan.core = blk + _round64(sizeof(tfx_plan_t))
+    memcpy(plan.core, &core, sizeof(tf_plan))
+    plan.n_times = core.n_times
+    plan.n_dicts = core.n_dicts
+    plan.n_coefs = core.n_coefs
+    plan.max_frames = core.max_frames
+    plan.is_double = core.is_double
     for i in range(n_dicts):
-        d = &core.d[i]
-        d.wsize = tp.wsizes[i]
-        d.folded = 1 if tp.folded[i] else 0
-        d.tstep = tp.tsteps[i]
-        d.n_step = tp.n_steps[i]
-        d.n_freq = tp.n_freqs[i]
-        d.coef_off = coef_off
-        d.pad_off = (d.wsize - d.tstep) // 2
-        d.fa = blk + <Py_ssize_t> ptrs[4 * i]
-        d.fs = blk + <Py_ssize_t> ptrs[4 * i + 1]
-        d.wa = blk + <Py_ssize_t> ptrs[4 * i + 2]
-        d.wsy = blk + <Py_ssize_t> ptrs[4 * i + 3]
-        wa64 = np.asarray(tp64.arrays[4 * i + 2], dtype=np.float64)
-        d.wa_max = float(np.sqrt((wa64 ** 2).sum(axis=1)).max()) if d.n_step > 0 else 0.0
-        coef_off += d.n_step * d.n_freq
-        plan.wsize[i] = d.wsize
-        plan.tstep[i] = d.tstep
-        plan.n_step[i] = d.n_step
-        plan.n_freq[i] = d.n_freq
+        plan.wsize[i] = core.d[i].wsize
+        plan.tstep[i] = core.d[i].tstep
+        plan.n_step[i] = core.d[i].n_step
+        plan.n_freq[i] = core.d[i].n_freq
     return plan
 
 
@@ -129,16 +103,15 @@ cdef Py_ssize_t tfx_stft_work_size(const tfx_plan_t* plan) noexcept nogil:
     return plan.max_frames
 
 
+cdef inline bint _plan_ok(const tfx_plan_t* plan, bint is_double) noexcept nogil:
+    """A plan of this ABI for buffers of this precision."""
+    return (plan != NULL and plan.abi_version == TFX_ABI_VERSION
+            and (plan.is_double != 0) == is_double)
+
+
 # --------------------------------------------------------------------------
 # STFT / ISTFT
 # --------------------------------------------------------------------------
-cdef inline bint _precision_ok(const tfx_plan_t* plan, floating* dummy) noexcept nogil:
-    if floating is double:
-        return plan.is_double != 0
-    else:
-        return plan.is_double == 0
-
-
 cdef int _transform(const tfx_plan_t* plan, const floating* src, int ld_src,
                     floating* dst, int ld_dst, int n_rows, floating* work,
                     bint inverse) noexcept nogil:
@@ -147,7 +120,7 @@ cdef int _transform(const tfx_plan_t* plan, const floating* src, int ld_src,
     cdef floating* own = NULL
     cdef int ld_time = ld_dst if inverse else ld_src
     cdef int ld_coef = ld_src if inverse else ld_dst
-    if plan == NULL or not _precision_ok(plan, dst) or n_rows < 0:
+    if not _plan_ok(plan, floating is double) or n_rows < 0:
         return TFX_BAD_ARG
     if n_rows == 0:
         return TFX_OK
@@ -160,7 +133,8 @@ cdef int _transform(const tfx_plan_t* plan, const floating* src, int ld_src,
             return TFX_NO_MEMORY
         work = own
     if inverse:
-        istft_rows(<const tf_plan*> plan.core, src, n_rows, ld_src, dst, ld_dst, plan.n_times, work)
+        istft_rows(<const tf_plan*> plan.core, src, n_rows, ld_src, dst, ld_dst,
+                   plan.n_times, work)
     else:
         stft_rows(<const tf_plan*> plan.core, src, n_rows, ld_src, dst, ld_dst, work)
     free(own)
@@ -190,14 +164,10 @@ cdef int s_istft(const tfx_plan_t* plan, const float* z, int n_rows, int ldz,
 # --------------------------------------------------------------------------
 # Solver: the core's tf_solve
 # --------------------------------------------------------------------------
-cdef void tfx_params_init(tfx_params_t* params, double alpha_space, double alpha_time,
-                          int n_orient) noexcept nogil:
-    if params == NULL:
-        return
-    tfx_params_default(params)
-    params.alpha_space = alpha_space
-    params.alpha_time = alpha_time
-    params.n_orient = n_orient
+cdef void tfx_params_defaults(tfx_params_t* params) noexcept nogil:
+    """The defaults of the fields within ``params.struct_size`` (tfx_params_init)."""
+    if params != NULL:
+        tfx_params_default(params)
 
 
 cdef int _solve(const tfx_plan_t* plan, const tfx_params_t* params,
@@ -206,25 +176,21 @@ cdef int _solve(const tfx_plan_t* plan, const tfx_params_t* params,
                 const int* init_pos, const floating* Z_init, tfx_result_t* result,
                 tfx_info_t* info) noexcept nogil:
     cdef tf_problem pb
-    if info != NULL:
-        memset(info, 0, sizeof(tfx_info_t))
-    if plan == NULL or result == NULL or not _precision_ok(plan, <floating*> M):
-        if info != NULL:
-            info.status = TFX_BAD_ARG
-        if result != NULL:
-            memset(result, 0, sizeof(tfx_result_t))
-        return TFX_BAD_ARG
+    cdef const tf_plan* core = NULL
     memset(&pb, 0, sizeof(tf_problem))
-    pb.n_chan = n_chan
-    pb.n_sources = n_sources
-    pb.M = M
-    pb.G = G
-    pb.w_space = w_space
-    pb.w_time = w_time
-    pb.n_init = n_init
-    pb.init_pos = init_pos
-    pb.Z_init = Z_init
-    return tf_solve(<const tf_plan*> plan.core, params, &pb, result, info)
+    if _plan_ok(plan, floating is double):
+        core = <const tf_plan*> plan.core
+        pb.n_chan = n_chan
+        pb.n_sources = n_sources
+        pb.M = M
+        pb.G = G
+        pb.w_space = w_space
+        pb.w_time = w_time
+        pb.n_init = n_init
+        pb.init_pos = init_pos
+        pb.Z_init = Z_init
+    # (a missing or wrong plan: tf_solve checks the structs, then refuses it)
+    return tf_solve(core, params, NULL, &pb, result, info)
 
 
 cdef int d_tf_mxne_solve(const tfx_plan_t* plan, const tfx_params_t* params,
@@ -246,140 +212,80 @@ cdef int s_tf_mxne_solve(const tfx_plan_t* plan, const tfx_params_t* params,
 
 
 cdef void tfx_result_free(tfx_result_t* result) noexcept nogil:
-    tfx_result_clear(result)
+    """Free a result's arrays (an initialised result of this ABI; others are left
+    alone)."""
+    if (result != NULL and result.abi_version == TFX_ABI_VERSION
+            and result.struct_size >= sizeof(tfx_result_t)):
+        tfx_result_clear(result)
 
 
 # --------------------------------------------------------------------------
-# Private Python hooks (tests): the C entry points on NumPy arrays
+# The layout of the public structs (tests/test_cython_api.py stores it)
 # --------------------------------------------------------------------------
-cdef tfx_plan_t* _new_plan(int T, wsize, tstep, bint is_double) except NULL:
-    ws, ts = check_wsize_tstep(wsize, tstep)
-    cdef int wsv[16]
-    cdef int tsv[16]
-    cdef int i, n_d = len(ws)
-    if n_d > 16:
-        raise ValueError("too many dictionaries")
-    for i in range(n_d):
-        wsv[i] = ws[i]
-        tsv[i] = ts[i]
-    return tfx_plan_new(T, n_d, wsv, tsv, is_double)
+def _abi_layout():
+    """Byte offsets of the public fields and the struct sizes of this build."""
+    cdef tfx_params_t p
+    cdef tfx_info_t i
+    cdef tfx_outer_t o
+    cdef tfx_result_t r
+    cdef tfx_plan_t pl
 
-
-cdef object _copy(const void* ptr, Py_ssize_t n_rows, Py_ssize_t n_cols, dtype):
-    arr = np.empty((n_rows, n_cols), dtype=dtype)
-    if arr.size:
-        memcpy(<void*> <size_t> arr.ctypes.data, ptr, arr.nbytes)
-    return arr
-
-
-def _solve_arrays(M, G, double alpha_space, double alpha_time, wsize, tstep,
-                  int n_orient=1, int maxit=200, double tol=1e-8, dtype=np.float64,
-                  w_space=None, w_time=None, init_positions=None, Z_init=None,
-                  **options):
-    """Run ``d_/s_tf_mxne_solve`` without the GIL on arrays (tests).
-
-    ``options``: fields of ``tfx_params_t`` (``n_threads``, ``dgap_freq``,
-    ``max_outer`` ...). Returns ``(X, active, info, result)``: ``X`` (n_sources,
-    n_times) and the boolean ``active`` mask over sources, the info fields, and
-    the result arrays (``positions``, ``Z``, ``X``, ``R``, ``theta``, ``obj``).
-    """
-    dtype = np.dtype(dtype)
-    M = np.ascontiguousarray(M, dtype=dtype)
-    G = np.ascontiguousarray(G, dtype=dtype)
-    cdef int n_chan = M.shape[0], T = M.shape[1], n_src = G.shape[1], st, i, n_init = 0
-    if G.shape[0] != n_chan:
-        raise ValueError("M and G must have the same number of rows")
-    ws_a = None if w_space is None else np.ascontiguousarray(w_space, dtype=dtype)
-    wt_a = None if w_time is None else np.ascontiguousarray(w_time, dtype=dtype)
-    z_a = None if Z_init is None else np.ascontiguousarray(Z_init, dtype=dtype)
-    pos_a = None if init_positions is None else np.ascontiguousarray(
-        init_positions, dtype=np.intc)
-    if pos_a is not None:
-        n_init = len(pos_a)
-    cdef int[::1] pos_v = pos_a if n_init else None
-    cdef tfx_params_t prm
-    cdef tfx_result_t res
-    cdef tfx_info_t info
-    tfx_params_init(&prm, alpha_space, alpha_time, n_orient)
-    prm.maxit = maxit
-    prm.tol = tol
-    for key, val in options.items():
-        set_param(&prm, key, val)
-    cdef tfx_plan_t* plan = _new_plan(T, wsize, tstep, dtype == np.float64)
-    cdef double[:, ::1] Md, Gd
-    cdef float[:, ::1] Ms, Gs
-    cdef double[::1] wsd
-    cdef double[:, ::1] wtd, zd
-    cdef float[::1] wss
-    cdef float[:, ::1] wts, zs
-    K2 = 2 * plan.n_coefs
-    n_pos = n_src // n_orient if n_orient > 0 else 0
-    if (n_init and z_a.shape != (n_init * n_orient, K2)) or (
-            ws_a is not None and ws_a.shape != (n_pos,)) or (
-            wt_a is not None and wt_a.shape != (n_pos, plan.n_coefs)):
-        tfx_plan_free(plan)
-        raise ValueError("_solve_arrays: weights or warm start of the wrong shape")
-    try:
-        if dtype == np.float64:
-            Md, Gd, wsd, wtd, zd = M, G, ws_a, wt_a, z_a
-            with nogil:
-                st = d_tf_mxne_solve(
-                    plan, &prm, &Md[0, 0], &Gd[0, 0], n_chan, n_src,
-                    &wsd[0] if wsd is not None else NULL,
-                    &wtd[0, 0] if wtd is not None else NULL, n_init,
-                    &pos_v[0] if n_init else NULL,
-                    &zd[0, 0] if n_init else NULL, &res, &info)
-        else:
-            Ms, Gs, wss, wts, zs = M, G, ws_a, wt_a, z_a
-            with nogil:
-                st = s_tf_mxne_solve(
-                    plan, &prm, &Ms[0, 0], &Gs[0, 0], n_chan, n_src,
-                    &wss[0] if wss is not None else NULL,
-                    &wts[0, 0] if wts is not None else NULL, n_init,
-                    &pos_v[0] if n_init else NULL,
-                    &zs[0, 0] if n_init else NULL, &res, &info)
-        positions = np.array([res.positions[i] for i in range(res.n_active)],
-                             dtype=np.intp)
-        out = dict(positions=positions)
-        out["Z"] = _copy(res.Z, res.n_active * n_orient, K2, dtype)
-        out["X"] = _copy(res.X, res.n_active * n_orient, T, dtype)
-        out["R"] = _copy(res.R, n_chan if res.R != NULL else 0, T, dtype)
-        out["theta"] = _copy(res.theta, n_chan if res.theta != NULL else 0, T, dtype)
-        out["obj"] = np.array([res.obj[i] for i in range(res.n_obj)])
-        out["debias"] = None if res.debias == NULL else np.array(
-            [res.debias[i] for i in range(res.n_active)])
-    finally:
-        tfx_result_clear(&res)
-        tfx_plan_free(plan)
-    X = np.zeros((n_src, T), dtype=dtype)
-    active = np.zeros(n_src, dtype=bool)
-    cols = (positions[:, None] * n_orient + np.arange(n_orient)).ravel()
-    X[cols] = out["X"]
-    active[cols] = True
-    return X, active, dict(
-        status=st, n_iter=info.n_iter, n_outer=info.n_outer, n_active=info.n_active,
-        gap=info.gap, p_obj=info.p_obj, d_obj=info.d_obj, stalled=info.stalled,
-        n_threads=info.n_threads, debias_status=info.debias_status,
-        n_iter_start=info.n_iter_start), out
-
-
-def _plan_info(int n_times, wsizes, tsteps, bint is_double=True):
-    """Build a plan with ``tfx_plan_new``, return its public fields, free it."""
-    cdef int ws[16]
-    cdef int ts[16]
-    cdef int i, n_d = len(wsizes)
-    if n_d > 16 or len(tsteps) != n_d:
-        raise ValueError("wsizes and tsteps must have the same length (at most 16)")
-    for i in range(n_d):
-        ws[i] = wsizes[i]
-        ts[i] = tsteps[i]
-    cdef tfx_plan_t* plan = tfx_plan_new(n_times, n_d, ws, ts, is_double)
-    out = dict(n_times=plan.n_times, n_dicts=plan.n_dicts, n_coefs=plan.n_coefs,
-               max_frames=plan.max_frames, is_double=plan.is_double,
-               wsize=[plan.wsize[i] for i in range(n_d)],
-               tstep=[plan.tstep[i] for i in range(n_d)],
-               n_step=[plan.n_step[i] for i in range(n_d)],
-               n_freq=[plan.n_freq[i] for i in range(n_d)],
-               work_size=tfx_stft_work_size(plan))
-    tfx_plan_free(plan)
-    return out
+    cdef Py_ssize_t P = <Py_ssize_t> &p, In = <Py_ssize_t> &i, Ou = <Py_ssize_t> &o
+    cdef Py_ssize_t R = <Py_ssize_t> &r, L = <Py_ssize_t> &pl
+    return {
+        "tfx_params_t": dict(
+            struct_size=<Py_ssize_t> &p.struct_size - P,
+            abi_version=<Py_ssize_t> &p.abi_version - P,
+            n_orient=<Py_ssize_t> &p.n_orient - P,
+            alpha_space=<Py_ssize_t> &p.alpha_space - P,
+            alpha_time=<Py_ssize_t> &p.alpha_time - P,
+            tol=<Py_ssize_t> &p.tol - P, maxit=<Py_ssize_t> &p.maxit - P,
+            dgap_freq=<Py_ssize_t> &p.dgap_freq - P,
+            n_threads=<Py_ssize_t> &p.n_threads - P,
+            debias=<Py_ssize_t> &p.debias - P, mixed=<Py_ssize_t> &p.mixed - P,
+            progress=<Py_ssize_t> &p.progress - P,
+            progress_ctx=<Py_ssize_t> &p.progress_ctx - P,
+            size=sizeof(tfx_params_t)),
+        "tfx_info_t": dict(
+            struct_size=<Py_ssize_t> &i.struct_size - In,
+            abi_version=<Py_ssize_t> &i.abi_version - In,
+            status=<Py_ssize_t> &i.status - In, n_iter=<Py_ssize_t> &i.n_iter - In,
+            n_outer=<Py_ssize_t> &i.n_outer - In, n_active=<Py_ssize_t> &i.n_active - In,
+            stalled=<Py_ssize_t> &i.stalled - In,
+            n_accel_try=<Py_ssize_t> &i.n_accel_try - In,
+            n_accel=<Py_ssize_t> &i.n_accel - In,
+            n_threads=<Py_ssize_t> &i.n_threads - In,
+            debias_status=<Py_ssize_t> &i.debias_status - In,
+            n_iter_start=<Py_ssize_t> &i.n_iter_start - In,
+            gap=<Py_ssize_t> &i.gap - In, p_obj=<Py_ssize_t> &i.p_obj - In,
+            d_obj=<Py_ssize_t> &i.d_obj - In, nu_max=<Py_ssize_t> &i.nu_max - In,
+            seconds=<Py_ssize_t> &i.seconds - In, size=sizeof(tfx_info_t)),
+        "tfx_outer_t": dict(
+            n_active=<Py_ssize_t> &o.n_active - Ou, n_ws=<Py_ssize_t> &o.n_ws - Ou,
+            n_iter=<Py_ssize_t> &o.n_iter - Ou, gap=<Py_ssize_t> &o.gap - Ou,
+            p_obj=<Py_ssize_t> &o.p_obj - Ou, d_obj=<Py_ssize_t> &o.d_obj - Ou,
+            time=<Py_ssize_t> &o.time - Ou, size=sizeof(tfx_outer_t)),
+        "tfx_result_t": dict(
+            struct_size=<Py_ssize_t> &r.struct_size - R,
+            abi_version=<Py_ssize_t> &r.abi_version - R,
+            n_active=<Py_ssize_t> &r.n_active - R,
+            positions=<Py_ssize_t> &r.positions - R, Z=<Py_ssize_t> &r.Z - R,
+            X=<Py_ssize_t> &r.X - R, debias=<Py_ssize_t> &r.debias - R,
+            R=<Py_ssize_t> &r.R - R, theta=<Py_ssize_t> &r.theta - R,
+            obj=<Py_ssize_t> &r.obj - R, n_obj=<Py_ssize_t> &r.n_obj - R,
+            n_outer=<Py_ssize_t> &r.n_outer - R, outer=<Py_ssize_t> &r.outer - R,
+            outer_stride=<Py_ssize_t> &r.outer_stride - R,
+            size=sizeof(tfx_result_t)),
+        "tfx_plan_t": dict(
+            struct_size=<Py_ssize_t> &pl.struct_size - L,
+            abi_version=<Py_ssize_t> &pl.abi_version - L,
+            n_times=<Py_ssize_t> &pl.n_times - L, n_dicts=<Py_ssize_t> &pl.n_dicts - L,
+            n_coefs=<Py_ssize_t> &pl.n_coefs - L,
+            max_frames=<Py_ssize_t> &pl.max_frames - L,
+            is_double=<Py_ssize_t> &pl.is_double - L,
+            wsize=<Py_ssize_t> &pl.wsize - L, tstep=<Py_ssize_t> &pl.tstep - L,
+            n_step=<Py_ssize_t> &pl.n_step - L, n_freq=<Py_ssize_t> &pl.n_freq - L,
+            core=<Py_ssize_t> &pl.core - L, size=sizeof(tfx_plan_t)),
+        "constants": dict(TFX_ABI_VERSION=<int> TFX_ABI_VERSION,
+                          TFX_MAX_DICTS=<int> TFX_MAX_DICTS),
+    }

@@ -24,6 +24,7 @@ exceptions and warnings, and builds the results; the public Cython API
 """
 
 import contextlib
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from mne.utils import logger, verbose, warn
@@ -47,26 +48,14 @@ _DEFAULTS = _engine.default_params()
 MAX_OUTER_ITER = _DEFAULTS["max_outer"]
 #: Dual extrapolation of the residuals (the core's default).
 DUAL_EXTRAP = bool(_DEFAULTS["dual_extrap"])
-#: Newton-refined dual points in the certificate (the core's default).
-DUAL_REFINE = bool(_DEFAULTS["dual_refine"])
 
 
 def _dual_norm_screened(
-    plan,
-    GtR,
-    n_orient,
-    rho,
-    w_space=None,
-    w_time=None,
-    n_min=0,
-    alpha=0.0,
-    n_max=-1,
-    GtR_prev=None,
-    nu_prev=None,
-    n_thr=None,
+    plan, GtR, n_orient, rho, *, weights=None, stop=None, prev=None, n_thr=None
 ):
     """:func:`_engine.dual_norm_screened` (the solver's routine) with the
-    solver's thread count."""
+    solver's thread count; ``weights = (w_space, w_time)``, ``stop = (n_min,
+    alpha, n_max)``, ``prev = (GtR_prev, nu_prev)`` as there."""
     n_thr = _parallel.solve_threads() if n_thr is None else n_thr
     with _parallel.blas_one_thread() if n_thr > 1 else contextlib.nullcontext():
         return _engine.dual_norm_screened(
@@ -74,13 +63,9 @@ def _dual_norm_screened(
             GtR,
             n_orient,
             rho,
-            w_space,
-            w_time,
-            n_min,
-            alpha,
-            n_max,
-            GtR_prev,
-            nu_prev,
+            weights=weights,
+            stop=stop,
+            prev=prev,
             n_threads=n_thr,
         )
 
@@ -173,31 +158,52 @@ def _cols(positions, n_orient):
 def _dual_objective(nR2, RM, nu, alpha):
     """Dual objective ``s <R, M> - s^2 ||R||^2 / 2`` of the residual R rescaled to
     the feasible dual point ``theta = s R``, ``s = min(1, alpha / nu)`` as in MNE
-    (nu: dual norm of G^T R). Returns ``(d_obj, s)``."""
-    s = 1.0 if nu <= alpha else alpha / nu
-    return s * RM - 0.5 * s * s * nR2, s
+    (nu: dual norm of G^T R): the core's ``scaled_dual``."""
+    return _engine.dual_objective(nR2, RM, nu, alpha)
 
 
+@dataclass
 class _SolveResult:
     """Internal result of one convex solve (internal coefficient layout)."""
 
-    __slots__ = (
-        "positions",
-        "Z",
-        "X",
-        "R",
-        "theta",
-        "gap",
-        "p_obj",
-        "d_obj",
-        "E",
-        "n_iter",
-        "n_outer",
-        "converged",
-        "status",
-        "nu_max",
-        "history",
-    )
+    positions: np.ndarray
+    Z: np.ndarray
+    X: np.ndarray
+    R: np.ndarray
+    theta: np.ndarray
+    gap: float
+    p_obj: float
+    d_obj: float
+    E: list
+    n_iter: int
+    n_outer: int
+    converged: bool
+    status: int
+    nu_max: float
+    #: one record per outer iteration (the core's ``tfx_outer_t`` as dicts:
+    #: n_active, n_ws, n_iter, gap, p_obj, d_obj, time) and ``solve``, the
+    #: index of the solve (reweighting) it belongs to
+    history: list = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """What one convex solve needs besides its arrays: the regularisation, the
+    frame, the orientations and the stopping rule."""
+
+    alpha_space: float
+    alpha_time: float
+    frame: TFFrame
+    n_orient: int
+    maxit: int
+    tol: float
+    dgap_freq: int
+    #: cap on the outer working-set iterations (None: the core's default)
+    max_outer: int | None = None
+    #: name of the caller in the non-convergence warnings
+    warn_name: str = "tf_mixed_norm_solver"
+    #: float32 start of a float64 solve (with ``MIXED_PRECISION``)
+    mixed: bool = False
 
 
 #: Float32 start of the float64 solves of ``tfmxne.solve`` / ``tf_mixed_norm``
@@ -205,47 +211,51 @@ class _SolveResult:
 MIXED_PRECISION = True
 
 
+def _warn_unconverged(spec, out, max_outer):
+    """The RuntimeWarning of a solve that stopped before its tolerance."""
+    gap, tol, name = out["gap"], spec.tol, spec.warn_name
+    if out["stalled"]:
+        warn(
+            f"{name} did not converge: the duality gap stalled at {gap:.3e} >= tol "
+            f"{tol:.3e} for {_DEFAULTS['stall_outer']} outer iterations (objective "
+            f"{out['p_obj']:.6e}: tol may be below the rounding error of the "
+            "objectives). Increase tol.",
+            RuntimeWarning,
+        )
+    else:
+        warn(
+            f"{name} did not converge: duality gap {gap:.3e} >= tol {tol:.3e} "
+            f"after {out['n_outer']} outer working-set iterations (cap {max_outer}) "
+            f"and {out['n_iter']} block coordinate descent epochs (maxit="
+            f"{spec.maxit} per inner solve). Increase maxit or tol.",
+            RuntimeWarning,
+        )
+
+
 def _tf_solve(
-    M,
-    G,
-    alpha_space,
-    alpha_time,
-    frame,
-    n_orient,
-    maxit,
-    tol,
-    dgap_freq,
-    *,
-    lc=None,
-    w_space=None,
-    w_time=None,
-    Z_init=None,
-    init_positions=None,
-    max_outer=None,
-    warn_name="tf_mixed_norm_solver",
-    screen_init=None,
-    on_outer=None,
-    mixed=False,
+    M, G, spec, *, lc=None, weights=None, warm=None, screen_init=None, on_outer=None
 ):
     """Solve the (weighted) convex TF-MxNE problem with the core's ``tf_solve``.
 
-    ``w_time`` is in the internal coefficient order, shape (n_positions, n_coefs).
-    ``Z_init`` rows (internal layout) belong to ``init_positions``.
-    ``screen_init = (G^T M, nu, exact)``: the dual-norm screening of the
-    unweighted problem at ``R = M`` (as ``dual_norm_screened`` returns it, e.g.
-    from the computation of alpha_max), reused by the first outer iteration of
-    a cold, unweighted start. ``on_outer(n_outer, gap, n_active)`` is called
-    after the certificate of every outer iteration (an exception it raises
-    stops the solve and propagates). ``mixed`` (float64 frames, with
-    ``MIXED_PRECISION``): the core first solves the problem in float32 and
-    starts the float64 solve, which certifies the answer, from its result
-    (``tfx_params_t.mixed``).
+    ``spec``: a :class:`_Spec`. ``weights = (w_space, w_time)`` (either None),
+    ``w_time`` in the internal coefficient order, shape (n_positions, n_coefs).
+    ``warm = (init_positions, Z_init)``: rows of ``Z_init`` (internal layout)
+    belong to ``init_positions``. ``screen_init = (G^T M, nu, exact)``: the
+    dual-norm screening of the unweighted problem at ``R = M`` (as
+    ``dual_norm_screened`` returns it, e.g. from the computation of alpha_max),
+    reused by the first outer iteration of a cold, unweighted start.
+    ``on_outer(n_outer, gap, n_active)`` is called after the certificate of
+    every outer iteration (an exception it raises stops the solve and
+    propagates). ``spec.mixed`` (float64 frames, with ``MIXED_PRECISION``): the
+    core first solves the problem in float32 and starts the float64 solve,
+    which certifies the answer, from its result (``tfx_params_t.mixed``).
     The result holds the dual point ``theta`` (feasible for the dual of this
     problem) whose dual objective ``d_obj`` certifies ``gap``.
     """
+    frame = spec.frame
     dtype = frame.dtype
-    n_thr = _parallel.solve_threads()
-    max_outer = MAX_OUTER_ITER if max_outer is None else max_outer
+    n_thr = _parallel.solve_threads()  # (before BLAS is pinned for the solve)
+    max_outer = MAX_OUTER_ITER if spec.max_outer is None else spec.max_outer
 
     def arr(a):
         return None if a is None else np.ascontiguousarray(a, dtype=dtype)
@@ -255,32 +265,34 @@ def _tf_solve(
         if on_outer is not None:
             on_outer(n_outer, gap, n_active)
 
-    warm = Z_init is not None and init_positions is not None and len(init_positions)
+    if weights is not None:
+        weights = (arr(weights[0]), arr(weights[1]))
+    if warm is not None and warm[0] is not None and len(warm[0]):
+        warm = (np.asarray(warm[0]), arr(np.reshape(warm[1], (-1, 2 * frame.n_coefs))))
+    else:
+        warm = None
+    if screen_init is not None:
+        screen_init = (arr(screen_init[0]), screen_init[1], screen_init[2])
     with _parallel.blas_one_thread():
         out = _engine.solve(
             frame.plan,
             np.ascontiguousarray(M, dtype=dtype),
             np.ascontiguousarray(G, dtype=dtype),
-            float(alpha_space),
-            float(alpha_time),
-            int(n_orient),
+            float(spec.alpha_space),
+            float(spec.alpha_time),
+            int(spec.n_orient),
             lc=arr(lc),
-            w_space=arr(w_space),
-            w_time=arr(w_time),
-            init_positions=np.asarray(init_positions) if warm else None,
-            Z_init=arr(np.reshape(Z_init, (-1, 2 * frame.n_coefs))) if warm else None,
-            screen_init=None
-            if screen_init is None
-            else (arr(screen_init[0]), screen_init[1], screen_init[2]),
+            weights=weights,
+            warm=warm,
+            screen_init=screen_init,
             progress=report,
-            tol=tol,
-            maxit=maxit,
-            dgap_freq=dgap_freq,
+            tol=spec.tol,
+            maxit=spec.maxit,
+            dgap_freq=spec.dgap_freq,
             max_outer=max_outer,
             n_threads=n_thr,
             dual_extrap=int(DUAL_EXTRAP),
-            dual_refine=int(DUAL_REFINE),
-            mixed=int(bool(mixed and MIXED_PRECISION)),
+            mixed=int(bool(spec.mixed and MIXED_PRECISION)),
         )
     status = out["status"]
     if status == _engine.STATUS_NO_MEMORY:
@@ -289,41 +301,25 @@ def _tf_solve(
         raise RuntimeError(
             f"TF-MxNE core failed: {_engine.STATUS_NAMES.get(status, status)}"
         )
-    gap = out["gap"]
-    if status == _engine.STATUS_MAXIT and out["stalled"]:
-        warn(
-            f"{warn_name} did not converge: the duality gap stalled at {gap:.3e} >= tol "
-            f"{tol:.3e} for {_DEFAULTS['stall_outer']} outer iterations (objective "
-            f"{out['p_obj']:.6e}: tol may be below the rounding error of the "
-            "objectives). Increase tol.",
-            RuntimeWarning,
-        )
-    elif status == _engine.STATUS_MAXIT:
-        warn(
-            f"{warn_name} did not converge: duality gap {gap:.3e} >= tol {tol:.3e} "
-            f"after {out['n_outer']} outer working-set iterations (cap {max_outer}) "
-            f"and {out['n_iter']} block coordinate descent epochs (maxit={maxit} per "
-            "inner solve). Increase maxit or tol.",
-            RuntimeWarning,
-        )
-    res = _SolveResult()
-    res.positions = out["positions"]
-    res.Z = out["Z"]
-    res.X = out["X"]
-    res.R = out["R"]
-    res.theta = out["theta"]
-    res.gap = gap
-    res.p_obj = out["p_obj"]
-    res.d_obj = out["d_obj"]
-    res.E = out["obj"]
-    res.n_iter = out["n_iter"] + out["n_iter_start"]  # (float32 start included)
-    res.n_outer = out["n_outer"]
-    res.converged = status == _engine.STATUS_OK
-    res.status = status
-    res.nu_max = out["nu_max"]
-    # one record per outer iteration (the core's tfx_outer_t, as dicts)
-    res.history = [dict(rec, solve=0) for rec in out["outer"]]
-    return res
+    if status == _engine.STATUS_MAXIT:
+        _warn_unconverged(spec, out, max_outer)
+    return _SolveResult(
+        positions=out["positions"],
+        Z=out["Z"],
+        X=out["X"],
+        R=out["R"],
+        theta=out["theta"],
+        gap=out["gap"],
+        p_obj=out["p_obj"],
+        d_obj=out["d_obj"],
+        E=out["obj"],
+        n_iter=out["n_iter"] + out["n_iter_start"],  # (float32 start)
+        n_outer=out["n_outer"],
+        converged=status == _engine.STATUS_OK,
+        status=status,
+        nu_max=out["nu_max"],
+        history=[dict(rec, solve=0) for rec in out["outer"]],
+    )
 
 
 def _debias(M, G_A, X, n_orient):
@@ -391,9 +387,7 @@ def _solver_core(
     )
     frame = TFFrame(M.shape[1], wsize, tstep, dtype=dtype)
     logger.info("Using block coordinate descent with active set approach")
-    res = _tf_solve(
-        M,
-        G,
+    spec = _Spec(
         alpha_space,
         alpha_time,
         frame,
@@ -403,6 +397,7 @@ def _solver_core(
         dgap_freq,
         max_outer=max_outer,
     )
+    res = _tf_solve(M, G, spec)
     return M, G, n_orient, frame, res
 
 
@@ -511,74 +506,52 @@ def _reweights(frame, Z, n_orient):
 def _iterative_core(
     M,
     G,
-    alpha_space,
-    alpha_time,
+    spec,
     n_tfmxne_iter,
-    frame,
-    n_orient,
-    maxit,
-    tol,
-    dgap_freq,
     *,
-    log_name="iterative_tf_mixed_norm_solver",
-    max_outer=None,
-    Z_init=None,
-    init_positions=None,
+    warm=None,
     progress=None,
     screen_init=None,
     on_outer=None,
-    mixed=False,
 ):
     """Reweighted solves; returns (result on the final support, E, n_iter_done).
 
+    ``spec``: the :class:`_Spec` of every solve (``spec.mixed``: the first one
+    only); ``warm = (init_positions, Z_init)`` starts the first one.
     ``progress(k)`` is called after reweighting ``k`` (0-based); ``on_outer`` is
     passed to every solve (see :func:`_tf_solve`).
     """
+    frame, n_orient = spec.frame, spec.n_orient
     n_pos = G.shape[1] // n_orient
     lc_all = _lipschitz(G, n_orient)
     positions = np.arange(n_pos)
     E = []
     res = None
-    Z = Z_init
-    Zpos = init_positions
     mult = frame.plan.multiplicity.astype(np.float64)
     k_done = 0
     history = []  # the outer iterations of every solve
     for k in range(n_tfmxne_iter):
         k_done = k + 1
         if k == 0:
-            w_space = w_time = None
-            Gk = G
-            lck = lc_all
-            z0, p0 = Z, Zpos
+            weights, Gk, lck, start = None, G, lc_all, warm
         else:
             w_space, w_time, _, _ = _reweights(frame, res.Z, n_orient)
+            weights = (w_space, w_time)
             positions = res.positions.copy()
             Gk = G[:, _cols(positions, n_orient)]
             lck = lc_all[positions]
-            z0, p0 = res.Z, np.arange(len(positions))
+            start = (np.arange(len(positions)), res.Z)
         Z_prev = None if res is None else res.Z.copy()
         pos_prev = None if res is None else res.positions.copy()
         new = _tf_solve(
             M,
             Gk,
-            alpha_space,
-            alpha_time,
-            frame,
-            n_orient,
-            maxit,
-            tol,
-            dgap_freq,
+            replace(spec, mixed=spec.mixed and k == 0),
             lc=lck,
-            w_space=w_space,
-            w_time=w_time,
-            Z_init=z0,
-            init_positions=p0,
-            max_outer=max_outer,
-            warn_name=log_name,
+            weights=weights,
+            warm=start,
             screen_init=screen_init if k == 0 else None,
             on_outer=on_outer,
-            mixed=mixed and k == 0,
         )
         new.positions = positions[new.positions]  # back to indices into G
         history += [dict(rec, solve=k) for rec in new.history]
@@ -591,8 +564,8 @@ def _iterative_core(
             GX = G[:, _cols(res.positions, n_orient)] @ res.X
             p_obj = (
                 0.5 * float(np.sum((M - GX) ** 2))
-                + alpha_space * g_space.sum()
-                + alpha_time * float((g_time @ mult).sum())
+                + spec.alpha_space * g_space.sum()
+                + spec.alpha_time * float((g_time @ mult).sum())
             )
             E.append(p_obj)
             logger.info(
@@ -602,7 +575,7 @@ def _iterative_core(
                 zc = res.Z.astype(np.float64).reshape(len(res.Z), -1, 2)
                 zp = Z_prev.astype(np.float64).reshape(len(Z_prev), -1, 2)
                 max_diff = float(np.sqrt(((zc - zp) ** 2).sum(-1)).max())
-                if max_diff < tol:
+                if max_diff < spec.tol:
                     logger.info(f"Convergence reached after {k} reweightings!")
                     break
         else:
@@ -681,18 +654,17 @@ def iterative_tf_mixed_norm_solver(
     )
     frame = TFFrame(M.shape[1], wsize, tstep)
     M = np.ascontiguousarray(M)
-    res, E, _ = _iterative_core(
-        M,
-        G,
+    spec = _Spec(
         alpha_space,
         alpha_time,
-        n_tfmxne_iter,
         frame,
         n_orient,
         maxit,
         tol,
         dgap_freq,
+        warn_name="iterative_tf_mixed_norm_solver",
     )
+    res, E, _ = _iterative_core(M, G, spec, n_tfmxne_iter)
     active_set = np.zeros(G.shape[1], bool)
     active_set[_cols(res.positions, n_orient)] = True
     X = np.asarray(res.X, dtype=np.float64)
@@ -719,7 +691,9 @@ def norm_epsilon_inf(
     GtR = np.ascontiguousarray(G.T @ R)
     wt = frame.from_mne_weights(w_time) if w_time is not None else None
     ws = None if w_space is None else np.ascontiguousarray(w_space, dtype=np.float64)
-    return _dual_norm_screened(frame.plan, GtR, int(n_orient), l1_ratio, ws, wt)[0]
+    return _dual_norm_screened(
+        frame.plan, GtR, int(n_orient), l1_ratio, weights=(ws, wt)
+    )[0]
 
 
 def dgap_l21l1(
@@ -779,10 +753,12 @@ def dgap_l21l1(
         np.ascontiguousarray(G.T @ R),
         n_orient,
         alpha_time / (alpha_space + alpha_time),
-        None if w_space is None else np.ascontiguousarray(w_space, dtype=np.float64),
-        wt,
+        weights=(
+            None if w_space is None else np.ascontiguousarray(w_space, dtype=np.float64),
+            wt,
+        ),
     )[0]
     d_obj = _dual_objective(
         float(np.sum(R**2)), float(np.vdot(R, M)), nu, alpha_space + alpha_time
-    )[0]
+    )
     return p_obj - d_obj, p_obj, d_obj

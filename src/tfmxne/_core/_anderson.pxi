@@ -1,10 +1,38 @@
 # Authors: The tfmxne developers
 # SPDX-License-Identifier: BSD-3-Clause
-# Anderson acceleration of the block coordinate descent iterates.
-#
-# Snapshots of the active rows of Z, X and R; an extrapolation is accepted
-# only if it lowers the primal objective.
+# Anderson acceleration of the block coordinate descent iterates: snapshots of
+# the active rows of Z, X and of R; an extrapolation is accepted only if it
+# lowers the primal objective.
 # (included by _engine.pyx: shares its imports and types)
+
+
+cdef Py_ssize_t bcd_snap_size(const tf_plan* p, int anderson_k, Py_ssize_t cap_rows,
+                              int n_chan) noexcept nogil:
+    """Elements of ``tf_anderson.snap`` for a memory ``anderson_k`` and at most
+    ``cap_rows`` active rows: k + 1 snapshots of Z, X and R, the extrapolated Z
+    and X, and room for a small Gram matrix (doubles)."""
+    return ((anderson_k + 2) * cap_rows * (2 * p.n_coefs + p.n_times)
+            + (anderson_k + 1) * <Py_ssize_t> n_chan * p.n_times
+            + 4 * (anderson_k + 1) * (anderson_k + 1) + 64)
+
+
+cdef inline floating* _snap(const tf_ws* w, const tf_anderson* an, int k,
+                            const floating* tag) noexcept nogil:
+    """Piece ``k`` of the snapshot buffer: 0 Z slots ((k + 1) cap_rows 2K),
+    1 X slots ((k + 1) cap_rows T), 2 R slots ((k + 1) n_chan T), 3 the
+    extrapolated Z (cap_rows 2K), 4 the extrapolated X (cap_rows T), 5 the Gram
+    scratch (doubles)."""
+    cdef const tf_plan* p = w.pen.p
+    cdef Py_ssize_t K2 = 2 * p.n_coefs, T = p.n_times, c = an.cap_rows
+    cdef Py_ssize_t off[6]
+    off[0] = 0
+    off[1] = (an.k + 1) * c * K2
+    off[2] = off[1] + (an.k + 1) * c * T
+    off[3] = off[2] + (an.k + 1) * <Py_ssize_t> w.n_chan * T
+    off[4] = off[3] + c * K2
+    off[5] = off[4] + c * T + 8
+    return <floating*> an.snap + off[k]
+
 
 cdef bint _solve_small_spd(double* A, double* b, int n) noexcept nogil:
     """In place Cholesky solve of a small SPD system (A: n x n row-major)."""
@@ -35,45 +63,39 @@ cdef bint _solve_small_spd(double* A, double* b, int n) noexcept nogil:
     return True
 
 
-cdef void _snapshot(int n_ws, int n_orient, int T, int K2, int n_chan,
-                    const unsigned char* active, const floating* Z, const floating* X,
-                    const floating* R, floating* sz, floating* sx,
-                    floating* sr) noexcept nogil:
-    """Copy the active rows of Z and X, and R, into one snapshot slot."""
-    cdef int j, k = 0
-    for j in range(n_ws):
-        if active[j]:
-            memcpy(sz + <Py_ssize_t> k * n_orient * K2, Z + <Py_ssize_t> j * n_orient * K2,
-                   n_orient * K2 * sizeof(floating))
-            memcpy(sx + <Py_ssize_t> k * n_orient * T, X + <Py_ssize_t> j * n_orient * T,
-                   n_orient * T * sizeof(floating))
+cdef void _snapshot(const tf_ws* w, const tf_anderson* an, int slot,
+                    const floating* tag) noexcept nogil:
+    """Copy the active rows of Z and X, and R, into snapshot ``slot``."""
+    cdef const tf_plan* p = w.pen.p
+    cdef int j, k = 0, o = w.pen.n_orient, T = p.n_times, K2 = 2 * p.n_coefs
+    cdef floating* sz = _snap(w, an, 0, tag) + slot * an.cap_rows * K2
+    cdef floating* sx = _snap(w, an, 1, tag) + slot * an.cap_rows * T
+    cdef floating* sr = _snap(w, an, 2, tag) + slot * <Py_ssize_t> w.n_chan * T
+    for j in range(w.n_ws):
+        if w.active[j]:
+            memcpy(sz + <Py_ssize_t> k * o * K2,
+                   <const floating*> w.Z + <Py_ssize_t> j * o * K2,
+                   o * K2 * sizeof(floating))
+            memcpy(sx + <Py_ssize_t> k * o * T,
+                   <const floating*> w.X + <Py_ssize_t> j * o * T,
+                   o * T * sizeof(floating))
             k += 1
-    memcpy(sr, R, <Py_ssize_t> n_chan * T * sizeof(floating))
+    memcpy(sr, w.R, <Py_ssize_t> w.n_chan * T * sizeof(floating))
 
 
-cdef bint _anderson(const tf_plan* p, int n_ws, int n_orient, int n_chan, int n_act,
-                    int K, const unsigned char* active, floating* Z, floating* X,
-                    floating* R, const floating* wsp, const floating* wt,
-                    double alpha_s, double alpha_t, floating* snapZ, floating* snapX,
-                    floating* snapR, Py_ssize_t cap_rows, floating* accZ,
-                    floating* accX, const floating* GT, const floating* M,
-                    double* gram) noexcept nogil:
-    """Anderson extrapolation from K + 1 snapshots of the BCD iterates.
-
-    Accepted only if it lowers the primal objective; returns whether accepted.
-    """
-    cdef int T = p.n_times, K2 = 2 * p.n_coefs, a, b, j, k
-    cdef Py_ssize_t i, nz = <Py_ssize_t> n_act * n_orient * K2
-    cdef Py_ssize_t nx = <Py_ssize_t> n_act * n_orient * T
-    cdef Py_ssize_t nr = <Py_ssize_t> n_chan * T
-    cdef Py_ssize_t sZ = cap_rows * K2, sX = cap_rows * T
-    cdef double v, tot, pen_cur, pen_acc, l21, l1, nR_acc, nR_cur
+cdef bint _anderson_coefs(floating* snapZ, Py_ssize_t sZ, Py_ssize_t nz, int K,
+                          double* gram) noexcept nogil:
+    """The Anderson weights ``c`` (``gram + K K``, summing to one) of K + 1
+    snapshots of Z (slots ``sZ`` apart, ``nz`` entries each): the successive
+    differences (in place, slot a <- Z_{a+1} - Z_a; slot K keeps the latest),
+    their regularised Gram matrix, its solve. False if degenerate."""
+    cdef int a, b
+    cdef Py_ssize_t i
+    cdef double v, tot
     cdef double* c = gram + K * K
     cdef floating* gf = <floating*> (gram + K * K + K)
     cdef floating* za
     cdef floating* zb
-    # successive differences of Z in place (slot a <- Z_{a+1} - Z_a, slot K keeps
-    # the latest iterate), then their Gram matrix in one BLAS product
     for a in range(K):
         za = snapZ + a * sZ
         zb = za + sZ
@@ -103,6 +125,36 @@ cdef bint _anderson(const tf_plan* p, int n_ws, int n_orient, int n_chan, int n_
         return False
     for a in range(K):
         c[a] /= tot
+    return True
+
+
+cdef bint _anderson_step(const tf_ws* w, const tf_anderson* an, int n_act,
+                         const floating* tag) noexcept nogil:
+    """Anderson extrapolation from the k + 1 snapshots of the BCD iterates.
+
+    Accepted only if it lowers the primal objective; returns whether accepted.
+    """
+    cdef const tf_plan* p = w.pen.p
+    cdef int T = p.n_times, K2 = 2 * p.n_coefs, a, b, j, k, K = an.k
+    cdef int o = w.pen.n_orient, n_chan = w.n_chan
+    cdef Py_ssize_t i, nz = <Py_ssize_t> n_act * o * K2
+    cdef Py_ssize_t nx = <Py_ssize_t> n_act * o * T
+    cdef Py_ssize_t nr = <Py_ssize_t> n_chan * T
+    cdef Py_ssize_t sZ = an.cap_rows * K2, sX = an.cap_rows * T
+    cdef double v, pen_cur, pen_acc, nR_acc, nR_cur
+    cdef floating* snapZ = _snap(w, an, 0, tag)
+    cdef floating* snapX = _snap(w, an, 1, tag)
+    cdef floating* snapR = _snap(w, an, 2, tag)
+    cdef floating* accZ = _snap(w, an, 3, tag)
+    cdef floating* accX = _snap(w, an, 4, tag)
+    cdef double* gram = <double*> _snap(w, an, 5, tag)
+    cdef double* c = gram + K * K
+    cdef floating* zb
+    cdef floating* Z = <floating*> w.Z
+    cdef floating* X = <floating*> w.X
+    cdef floating* R = <floating*> w.R
+    if not _anderson_coefs(snapZ, sZ, nz, K, gram):
+        return False
     # extrapolated Z (active rows, compact) and its penalty:
     # sum_a c_a Z_{a+1} = Z_K - sum_{b >= 1} (c_0 + ... + c_{b-1}) (Z_{b+1} - Z_b)
     for b in range(1, K):
@@ -116,15 +168,11 @@ cdef bint _anderson(const tf_plan* p, int n_ws, int n_orient, int n_chan, int n_
     pen_acc = 0.0
     pen_cur = 0.0
     k = 0
-    for j in range(n_ws):
-        if not active[j]:
+    for j in range(w.n_ws):
+        if not w.active[j]:
             continue
-        penalty_block(p, accZ + <Py_ssize_t> k * n_orient * K2, n_orient, K2,
-                      wt + <Py_ssize_t> j * p.n_coefs if wt != NULL else NULL, &l21, &l1)
-        pen_acc += alpha_s * l21 * (wsp[j] if wsp != NULL else 1.0) + alpha_t * l1
-        penalty_block(p, Z + <Py_ssize_t> j * n_orient * K2, n_orient, K2,
-                      wt + <Py_ssize_t> j * p.n_coefs if wt != NULL else NULL, &l21, &l1)
-        pen_cur += alpha_s * l21 * (wsp[j] if wsp != NULL else 1.0) + alpha_t * l1
+        pen_acc += pen_value(&w.pen, j, accZ + <Py_ssize_t> k * o * K2, K2)
+        pen_cur += pen_value(&w.pen, j, Z + <Py_ssize_t> j * o * K2, K2)
         k += 1
     # extrapolated X (active rows, compact) and its exact residual M - G_A X_acc,
     # kept in snapshot slot 0, which the combination does not use (recomputed,
@@ -134,14 +182,14 @@ cdef bint _anderson(const tf_plan* p, int n_ws, int n_orient, int n_chan, int n_
         for a in range(K):
             v += c[a] * snapX[(a + 1) * sX + i]
         accX[i] = <floating> v
-    memcpy(snapR, M, nr * sizeof(floating))
+    memcpy(snapR, w.M, nr * sizeof(floating))
     k = 0
-    for j in range(n_ws):
-        if not active[j]:
+    for j in range(w.n_ws):
+        if not w.active[j]:
             continue
-        gemm_rm(True, False, n_chan, T, n_orient, <floating> -1.0,
-                GT + <Py_ssize_t> j * n_orient * n_chan, n_chan,
-                accX + <Py_ssize_t> k * n_orient * T, T, <floating> 1.0, snapR, T)
+        gemm_rm(True, False, n_chan, T, o, <floating> -1.0,
+                <const floating*> w.GT + <Py_ssize_t> j * o * n_chan, n_chan,
+                accX + <Py_ssize_t> k * o * T, T, <floating> 1.0, snapR, T)
         k += 1
     nR_acc = dot(<int> nr, snapR, snapR)
     nR_cur = dot(<int> nr, R, R)
@@ -150,12 +198,31 @@ cdef bint _anderson(const tf_plan* p, int n_ws, int n_orient, int n_chan, int n_
     # accept: write Z, X, R
     memcpy(R, snapR, nr * sizeof(floating))
     k = 0
-    for j in range(n_ws):
-        if not active[j]:
+    for j in range(w.n_ws):
+        if not w.active[j]:
             continue
-        memcpy(Z + <Py_ssize_t> j * n_orient * K2, accZ + <Py_ssize_t> k * n_orient * K2,
-               n_orient * K2 * sizeof(floating))
-        memcpy(X + <Py_ssize_t> j * n_orient * T, accX + <Py_ssize_t> k * n_orient * T,
-               n_orient * T * sizeof(floating))
+        memcpy(Z + <Py_ssize_t> j * o * K2, accZ + <Py_ssize_t> k * o * K2,
+               o * K2 * sizeof(floating))
+        memcpy(X + <Py_ssize_t> j * o * T, accX + <Py_ssize_t> k * o * T,
+               o * T * sizeof(floating))
         k += 1
     return True
+
+
+cdef void anderson_track(const tf_ws* w, tf_anderson* an, int changed, tf_info* info,
+                         const floating* tag) noexcept nogil:
+    """After an epoch: snapshot the iterate while the support is unchanged and
+    small enough; every k + 1 snapshots, try an extrapolation."""
+    cdef int j, n_act = 0
+    for j in range(w.n_ws):
+        n_act += w.active[j]
+    if changed or n_act != an.n_act_prev:
+        an.n_snap = 0
+    an.n_act_prev = n_act
+    if n_act > 0 and <Py_ssize_t> n_act * w.pen.n_orient <= an.cap_rows:
+        _snapshot(w, an, an.n_snap, tag)
+        an.n_snap += 1
+        if an.n_snap == an.k + 1:
+            info.n_accel_try += 1
+            info.n_accel += _anderson_step(w, an, n_act, tag)
+            an.n_snap = 0

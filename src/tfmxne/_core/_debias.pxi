@@ -1,0 +1,188 @@
+# Authors: The tfmxne developers
+# SPDX-License-Identifier: BSD-3-Clause
+# Exact debiasing: min ||M - G_A diag(d) X||^2 subject to d >= 1, one weight per
+# position, on the small normal equations, by the Lawson-Hanson active-set
+# method.
+# (included by _engine.pyx: shares its imports and types)
+
+cdef bint _chol_solve(double* A, double* b, int n, double* work) noexcept nogil:
+    """Solve A x = b (A SPD, n x n; A and b overwritten, x in b) with LAPACK
+    ``dposv`` on a copy in ``work`` (n * n); False if A is not positive definite."""
+    cdef char uplo = b'U'
+    cdef int one = 1, info = 0
+    memcpy(work, A, <Py_ssize_t> n * n * sizeof(double))
+    dposv(&uplo, &n, &one, work, &n, b, &n, &info)
+    return info == 0
+
+
+cdef double _normal_equations(const floating* M, const floating* G, int n_chan,
+                              int n_src, int T, int o, const int* positions, int n_b,
+                              const floating* X, floating* GAt, double* H,
+                              double* qv) noexcept nogil:
+    """``H`` (n_b x n_b) and ``qv`` of the debiasing problem in ``e = d - 1``:
+    ``H_ik = <G_i X_i, G_k X_k>`` (summed over orientations), ``q = b - H 1``;
+    returns the trace of H. Scratch after ``GAt``: G_A^T M (n_b o T); after
+    ``H``'s room (n_b^2): GG and XX (2 (n_b o)^2)."""
+    cdef int nbo = n_b * o, a, b, p, q, c, i, k
+    cdef double v, tr = 0.0
+    cdef floating* GtM = GAt + <Py_ssize_t> nbo * n_chan
+    cdef double* GG = H + <Py_ssize_t> n_b * n_b
+    cdef double* XX = GG + <Py_ssize_t> nbo * nbo
+    # G_A^T (rows) and its products with itself, M and X
+    for c in range(n_chan):
+        for i in range(n_b):
+            for p in range(o):
+                GAt[(<Py_ssize_t> i * o + p) * n_chan + c] = \
+                    G[<Py_ssize_t> c * n_src + positions[i] * o + p]
+    gemm_rm(False, False, nbo, T, n_chan, <floating> 1.0, GAt, n_chan, M, T,
+            <floating> 0.0, GtM, T)
+    for a in range(nbo):
+        for b in range(a, nbo):
+            GG[a * nbo + b] = GG[b * nbo + a] = dot(
+                n_chan, GAt + <Py_ssize_t> a * n_chan, GAt + <Py_ssize_t> b * n_chan)
+            XX[a * nbo + b] = XX[b * nbo + a] = dot(T, X + <Py_ssize_t> a * T,
+                                                    X + <Py_ssize_t> b * T)
+    # H_ij = sum over the orientations of i and j of GG * XX; q = b - H 1
+    for i in range(n_b):
+        for k in range(n_b):
+            v = 0.0
+            for p in range(o):
+                for q in range(o):
+                    v += (GG[(i * o + p) * nbo + k * o + q]
+                          * XX[(i * o + p) * nbo + k * o + q])
+            H[i * n_b + k] = v
+        tr += H[i * n_b + i]
+    for i in range(n_b):
+        v = 0.0
+        for p in range(o):
+            v += dot(T, GtM + (<Py_ssize_t> i * o + p) * T,
+                     X + (<Py_ssize_t> i * o + p) * T)
+        for k in range(n_b):
+            v -= H[i * n_b + k]
+        qv[i] = v
+    return tr
+
+
+cdef int _lawson_hanson(const double* H, const double* qv, int n_b, double tr,
+                        double* sc, unsigned char* is_free, int* free_idx,
+                        double* e) noexcept nogil:
+    """``e >= 0`` minimising ``0.5 e'He - q'e`` (active set); returns TFX_OK or
+    TFX_MAXIT. Scratch ``sc``: 2 n_b^2 + 4 n_b doubles."""
+    cdef int i, k, a, b, n_free, jmax, it = 0, n_inner, max_it = 10 * (n_b + 10)
+    cdef int st = TFX_OK
+    cdef double v, wmax, step, t
+    cdef double* Hs = sc
+    cdef double* work = Hs + <Py_ssize_t> n_b * n_b
+    cdef double* s = work + <Py_ssize_t> n_b * n_b
+    cdef double* w = s + n_b
+    cdef double* rhs = w + n_b
+    for i in range(n_b):
+        e[i] = 0.0
+        is_free[i] = 0
+    while it < max_it:
+        it += 1
+        # w = q - H e, the negative gradient; optimal if w <= 0 on the bound set
+        jmax = -1
+        wmax = 0.0
+        for i in range(n_b):
+            v = qv[i]
+            for k in range(n_b):
+                v -= H[i * n_b + k] * e[k]
+            w[i] = v
+            if not is_free[i] and v > wmax:
+                wmax = v
+                jmax = i
+        if jmax < 0 or wmax <= 1e-14 * (tr if tr > 0 else 1.0):
+            break
+        is_free[jmax] = 1
+        n_inner = 0
+        while n_inner < max_it:
+            n_inner += 1
+            # s = argmin on the free set (the others held at 0)
+            n_free = 0
+            for i in range(n_b):
+                if is_free[i]:
+                    free_idx[n_free] = i
+                    n_free += 1
+            for a in range(n_free):
+                rhs[a] = qv[free_idx[a]]
+                for b in range(n_free):
+                    Hs[a * n_free + b] = H[free_idx[a] * n_b + free_idx[b]]
+            if not _chol_solve(Hs, rhs, n_free, work):
+                st = TFX_MAXIT
+                break
+            for i in range(n_b):
+                s[i] = 0.0
+            for a in range(n_free):
+                s[free_idx[a]] = rhs[a]
+            step = 1.0
+            for a in range(n_free):
+                i = free_idx[a]
+                if s[i] <= 0.0:
+                    t = e[i] / (e[i] - s[i]) if e[i] - s[i] > 0 else 0.0
+                    if t < step:
+                        step = t
+            if step >= 1.0:
+                for i in range(n_b):
+                    e[i] = s[i]
+                break
+            # move toward s until a free variable hits its bound; release it
+            for i in range(n_b):
+                e[i] = e[i] + step * (s[i] - e[i])
+                if is_free[i] and e[i] <= 0.0:
+                    e[i] = 0.0
+                    is_free[i] = 0
+        if st != TFX_OK or n_inner >= max_it:
+            return TFX_MAXIT
+    if it >= max_it:
+        return TFX_MAXIT
+    return TFX_OK
+
+
+cdef int debias_c(const floating* M, const floating* G, int n_chan, int n_src, int T,
+                  int n_orient, const int* positions, int n_b, const floating* X,
+                  double* d_out) noexcept nogil:
+    """Exact debiasing weights: ``d = argmin ||M - G_A diag(d) X||^2`` subject to
+    ``d >= 1``, one weight per position (its ``n_orient`` rows share it).
+
+    The bound-constrained least squares problem is solved on its small normal
+    equations ``H e = q`` (``e = d - 1 >= 0``, ``H`` with a 1e-13 relative ridge)
+    by the Lawson-Hanson active-set method, exactly up to rounding (MNE's FISTA
+    can stop unconverged). ``X``: (n_b * n_orient, T) rows of the positions
+    ``positions`` of ``G`` (n_chan, n_src). Returns TFX_OK, TFX_MAXIT (weights
+    set to 1) or TFX_NO_MEMORY.
+    """
+    cdef int nbo = n_b * n_orient, i, st
+    cdef Py_ssize_t fl, nd
+    cdef double tr, ridge
+    cdef char* blk
+    cdef double* H
+    cdef double* qv
+    cdef double* e
+    cdef double* sc
+    cdef int* free_idx
+    if n_b == 0:
+        return TFX_OK
+    fl = (<Py_ssize_t> nbo * (n_chan + T) * sizeof(floating) + 63) // 64 * 64
+    # H, then GG and XX (the normal equations) or Hs, work, s, w, rhs (the solve)
+    nd = (<Py_ssize_t> n_b * n_b + 2 * <Py_ssize_t> nbo * nbo
+          + 2 * <Py_ssize_t> n_b * n_b + 6 * <Py_ssize_t> n_b)
+    blk = <char*> malloc(fl + nd * sizeof(double) + n_b * sizeof(int) + n_b)
+    if blk == NULL:
+        return TFX_NO_MEMORY
+    H = <double*> (blk + fl)
+    qv = H + nd - 2 * n_b
+    e = qv + n_b
+    free_idx = <int*> (H + nd)
+    tr = _normal_equations(M, G, n_chan, n_src, T, n_orient, positions, n_b, X,
+                           <floating*> blk, H, qv)
+    ridge = 1e-13 * (tr if tr > 0 else 1e-300) / n_b
+    for i in range(n_b):
+        H[i * n_b + i] += ridge
+    sc = H + <Py_ssize_t> n_b * n_b
+    st = _lawson_hanson(H, qv, n_b, tr, sc, <unsigned char*> (free_idx + n_b),
+                        free_idx, e)
+    for i in range(n_b):
+        d_out[i] = 1.0 + e[i] if st == TFX_OK else 1.0
+    free(blk)
+    return st
