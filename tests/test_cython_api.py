@@ -572,6 +572,7 @@ ABI_V2_LAYOUT = {
         d_obj=72,
         nu_max=80,
         seconds=88,
+        n_restart=96,
     ),
     "tfx_outer_t": dict(
         n_active=0, n_ws=4, n_iter=8, gap=16, p_obj=24, d_obj=32, time=40

@@ -259,7 +259,8 @@ def _abi_layout():
             n_iter_start=<Py_ssize_t> &i.n_iter_start - In,
             gap=<Py_ssize_t> &i.gap - In, p_obj=<Py_ssize_t> &i.p_obj - In,
             d_obj=<Py_ssize_t> &i.d_obj - In, nu_max=<Py_ssize_t> &i.nu_max - In,
-            seconds=<Py_ssize_t> &i.seconds - In, size=sizeof(tfx_info_t)),
+            seconds=<Py_ssize_t> &i.seconds - In,
+            n_restart=<Py_ssize_t> &i.n_restart - In, size=sizeof(tfx_info_t)),
         "tfx_outer_t": dict(
             n_active=<Py_ssize_t> &o.n_active - Ou, n_ws=<Py_ssize_t> &o.n_ws - Ou,
             n_iter=<Py_ssize_t> &o.n_iter - Ou, gap=<Py_ssize_t> &o.gap - Ou,

@@ -97,6 +97,7 @@ ctypedef struct tfx_info_t:
     double d_obj            # best dual objective (the certificate)
     double nu_max           # dual norm of G^T R at the last outer iteration
     double seconds          # wall time of the solve
+    int n_restart           # momentum steps rejected (adaptive restart)
 
 # One outer working-set iteration (diagnostics); read them with tfx_outer_at.
 ctypedef struct tfx_outer_t:

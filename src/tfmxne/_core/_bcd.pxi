@@ -55,11 +55,12 @@ cdef double scaled_dual(double nR2, double RM, double nu, double alpha) noexcept
 # --------------------------------------------------------------------------
 cdef inline double _prox_step(const tf_ws* w, int j, const floating* gtr, double lcj,
                               floating* xnew, floating* dx, int* changed,
-                              bint* nz) noexcept nogil:
+                              double* value) noexcept nogil:
     """One proximal gradient step on block j from ``gtr = G_j^T R / lc_j``.
 
     Z_j, X_j and active[j] are updated (``changed`` set if the support moved),
     ``dx <- X_j new - X_j old`` (``dx`` may be ``xnew``); returns ``||dx||^2``.
+    ``value`` (or NULL): the penalty of the new block.
     """
     cdef const tf_plan* p = w.pen.p
     cdef int o, n_orient = w.pen.n_orient, T = p.n_times, K2 = 2 * p.n_coefs
@@ -73,8 +74,7 @@ cdef inline double _prox_step(const tf_ws* w, int j, const floating* gtr, double
     if w.active[j]:
         for o in range(n_orient * K2):
             Y[o] += Z[r0 * K2 + o]
-    nz[0] = pen_prox(&w.pen, j, Y, K2, lcj)
-    if nz[0]:
+    if pen_prox(&w.pen, j, Y, K2, lcj, value):
         if not w.active[j]:
             changed[0] = 1
         istft_rows(p, Y, n_orient, K2, xnew, T, T, frames)
@@ -94,16 +94,17 @@ cdef inline double _prox_step(const tf_ws* w, int j, const floating* gtr, double
     return dn
 
 
-cdef int _epoch_seq(const tf_ws* w, int n_inner, const floating* tag) noexcept nogil:
+cdef int _epoch_seq(const tf_ws* w, int n_inner, double* penalty,
+                    const floating* tag) noexcept nogil:
     """One sequential epoch over the working set; returns whether the support
     changed. ``n_inner`` prox steps per visit (the block's own Gram keeps its
-    gradient exact between them), then one update of R."""
+    gradient exact between them), then one update of R. ``penalty`` (or NULL):
+    the penalty of the new iterate."""
     cdef const tf_plan* p = w.pen.p
     cdef int j, o, s_in, no = w.pen.n_orient, nc = w.n_chan, T = p.n_times
     cdef int changed = 0
     cdef Py_ssize_t r0
-    cdef double lcj, thr_s, nrm, d0, dn
-    cdef bint nz
+    cdef double lcj, thr_s, nrm, d0, dn, v = 0.0
     cdef const floating* lc = <const floating*> w.lc
     cdef const floating* GTj
     cdef floating* R = <floating*> w.R
@@ -129,11 +130,12 @@ cdef int _epoch_seq(const tf_ws* w, int n_inner, const floating* tag) noexcept n
         d0 = 0.0
         for s_in in range(n_inner):
             # xnew <- dX = new - X_j ; X_j <- new ; gtr -= Gram_j dX / lc_j
-            dn = _prox_step(w, j, gtr, lcj, xnew, xnew, &changed, &nz)
+            dn = _prox_step(w, j, gtr, lcj, xnew, xnew, &changed,
+                            &v if penalty != NULL else NULL)
             gemm_rm(False, False, no, T, no, <floating> (-1.0 / lcj),
                     <const floating*> w.gram + <Py_ssize_t> j * no * no, no, xnew, T,
                     <floating> 1.0, gtr, T)
-            if not nz:
+            if not w.active[j]:
                 break
             if s_in == 0:
                 d0 = dn
@@ -144,6 +146,8 @@ cdef int _epoch_seq(const tf_ws* w, int n_inner, const floating* tag) noexcept n
             xold[o] = xold[o] - X[r0 * T + o]
         gemm_rm(True, False, nc, T, no, <floating> 1.0, GTj, nc, xold, T, <floating> 1.0,
                 R, T)
+        if penalty != NULL:
+            penalty[0] += v
     return changed
 
 
@@ -272,13 +276,14 @@ cdef int _gap_check(const tf_ws* w, const tf_bcd_opts* opt, tf_extrap* ex,
 # The inner solve
 # --------------------------------------------------------------------------
 cdef void _bcd_run(const tf_ws* w, const tf_bcd_opts* opt, tf_anderson* an,
-                   tf_extrap* ex, const tf_pipe* pp, tf_info* info,
+                   tf_extrap* ex, tf_momentum* mo, const tf_pipe* pp, tf_info* info,
                    const floating* tag) noexcept nogil:
     cdef pipe_ctx ctx
     cdef tfx_thread th
     cdef tf_gapstate g
     cdef int it, j, dgap_freq = opt.dgap_freq if opt.dgap_freq > 0 else opt.maxit
     cdef int changed
+    cdef double pen
     cdef bint piped = pipe_start(&ctx, w, pp, opt.n_inner, &th, tag)
     info.status = TFX_MAXIT
     info.n_obj = 0
@@ -298,10 +303,15 @@ cdef void _bcd_run(const tf_ws* w, const tf_bcd_opts* opt, tf_anderson* an,
         an.n_snap = 0
         an.n_act_prev = -1
     for it in range(opt.maxit):
+        pen = 0.0
+        if mo != NULL:
+            momentum_before(w, mo, tag)
         if piped:
-            changed = pipe_epoch(&ctx, it, w, tag)
+            changed = pipe_epoch(&ctx, it, w, &pen if mo != NULL else NULL, tag)
         else:
-            changed = _epoch_seq(w, opt.n_inner, tag)
+            changed = _epoch_seq(w, opt.n_inner, &pen if mo != NULL else NULL, tag)
+        if mo != NULL and momentum_after(w, mo, pen, tag):
+            changed = 1
         if an != NULL and an.k > 0:
             anderson_track(w, an, changed, info, tag)
         if it + 1 == g.next_gap or it == opt.maxit - 1:
@@ -313,6 +323,8 @@ cdef void _bcd_run(const tf_ws* w, const tf_bcd_opts* opt, tf_anderson* an,
     info.gap = g.gap
     info.p_obj = g.p_obj
     info.d_obj = g.best_d
+    if mo != NULL:
+        info.n_restart = mo.n_restart
     info.n_active = 0
     for j in range(w.n_ws):
         info.n_active += w.active[j]
@@ -321,7 +333,8 @@ cdef void _bcd_run(const tf_ws* w, const tf_bcd_opts* opt, tf_anderson* an,
 
 
 cdef void bcd_solve(const tf_ws* w, const tf_bcd_opts* opt, tf_anderson* an,
-                    tf_extrap* ex, const tf_pipe* pp, tf_info* info) noexcept nogil:
+                    tf_extrap* ex, tf_momentum* mo, const tf_pipe* pp,
+                    tf_info* info) noexcept nogil:
     """Block coordinate descent on the working set ``w`` until its gap < tol.
 
     ``w.R`` must equal ``M - G_ws X`` on entry; R, X, Z and the support are
@@ -332,7 +345,10 @@ cdef void bcd_solve(const tf_ws* w, const tf_bcd_opts* opt, tf_anderson* an,
 
     ``an`` (or NULL): Anderson acceleration (``an.k`` > 0, ``an.snap``
     :c:func:`bcd_snap_size` elements) while at most ``an.cap_rows`` rows are
-    active. ``pp`` (or NULL): the two-thread sweep (one prox step per visit).
+    active. ``mo`` (or NULL): momentum between epochs with adaptive restart
+    (_momentum.pxi; bound to its buffers by momentum_bind, its state carried
+    from call to call). ``pp`` (or NULL): the two-thread sweep (one prox step
+    per visit).
 
     ``ex`` (or NULL): dual extrapolation. BCD residuals converge linearly, so at
     each gap check the dual points ``R + t (R - R_prev)`` (``R_prev``: the
@@ -344,6 +360,6 @@ cdef void bcd_solve(const tf_ws* w, const tf_bcd_opts* opt, tf_anderson* an,
     no candidate beats ``R`` skips the candidates at the next one.
     """
     if w.pen.p.is_double:
-        _bcd_run(w, opt, an, ex, pp, info, <const double*> NULL)
+        _bcd_run(w, opt, an, ex, mo, pp, info, <const double*> NULL)
     else:
-        _bcd_run(w, opt, an, ex, pp, info, <const float*> NULL)
+        _bcd_run(w, opt, an, ex, mo, pp, info, <const float*> NULL)

@@ -10,7 +10,8 @@ the definitions in ``_engine.pyx`` and its included ``.pxi`` files exactly.
 """
 
 from ._types cimport (
-    eps_item, floating, tf_anderson, tf_bcd_opts, tf_extrap, tf_info, tf_penalty,
+    eps_item, floating, tf_anderson, tf_bcd_opts, tf_extrap, tf_info, tf_momentum,
+    tf_penalty,
     tf_pipe, tf_plan, tf_problem, tf_tuning, tf_ws, tfx_params_t, tfx_result_t,
     tfx_info_t,
 )
@@ -34,7 +35,8 @@ cdef double eps_norm_block(const tf_plan* p, const floating* Y, int n_orient, in
                            const floating* wt, double w_s, double rho,
                            eps_item* items) noexcept nogil
 cdef bint prox_block(const tf_plan* p, floating* Y, int n_orient, int ldy,
-                     const floating* wt, double thr_t, double thr_s) noexcept nogil
+                     const floating* wt, double thr_t, double thr_s,
+                     double* norms) noexcept nogil
 # the inner solve
 cdef Py_ssize_t bcd_work_size(const tf_plan* p, int n_orient) noexcept nogil
 cdef Py_ssize_t bcd_snap_size(const tf_plan* p, int anderson_k, Py_ssize_t cap_rows,
@@ -43,7 +45,12 @@ cdef void block_grams_c(const floating* GT, int n_ws, int n_orient, int n_chan,
                         const floating* lc, floating* gram,
                         floating* xgram) noexcept nogil
 cdef void bcd_solve(const tf_ws* w, const tf_bcd_opts* opt, tf_anderson* an,
-                    tf_extrap* ex, const tf_pipe* pp, tf_info* info) noexcept nogil
+                    tf_extrap* ex, tf_momentum* mo, const tf_pipe* pp,
+                    tf_info* info) noexcept nogil
+cdef Py_ssize_t momentum_size(const tf_plan* p, int n_ws, int n_orient,
+                              int n_chan) noexcept nogil
+cdef void momentum_bind(tf_momentum* mo, const tf_ws* w, void* buf,
+                        size_t itemsize) noexcept nogil
 # the solve
 cdef void tfx_params_default(tfx_params_t* prm) noexcept nogil
 cdef void tf_tuning_default(tf_tuning* t) noexcept nogil

@@ -47,6 +47,7 @@ from ._types cimport (
     TFX_ABI_VERSION, TFX_BAD_ABI, TFX_BAD_ARG, TFX_INTERRUPTED, TFX_MAX_DICTS,
     TFX_MAX_THREADS, TFX_MAXIT, TFX_NO_MEMORY, TFX_NONFINITE, TFX_OK, eps_item,
     floating, sort_item, tf_anderson, tf_bcd_opts, tf_buf, tf_dict, tf_extrap, tf_info,
+    tf_momentum,
     tf_penalty, tf_pipe, tf_plan, tf_problem, tf_state, tf_tuning, tf_ws,
     tfx_info_t, tfx_outer_t, tfx_params_t, tfx_progress_fn, tfx_result_t,
     thr_scratch,
@@ -63,6 +64,7 @@ include "_gain.pxi"
 include "_bcd.pxi"
 include "_pipe.pxi"
 include "_anderson.pxi"
+include "_momentum.pxi"
 include "_debias.pxi"
 include "_solve.pxi"
 include "_mixed.pxi"

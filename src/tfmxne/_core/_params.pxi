@@ -70,6 +70,8 @@ cdef void tf_tuning_default(tf_tuning* t) noexcept nogil:
     # Polls of a two-thread hand-off before the waiter blocks (a few
     # microseconds: a block visit takes tens).
     t.spin = 2000
+    # Momentum between epochs with adaptive restart in the inner solves.
+    t.momentum = 0
 
 
 # --------------------------------------------------------------------------
@@ -83,7 +85,7 @@ cdef size_t _params_v2_size() noexcept nogil:
 
 cdef size_t _info_v2_size() noexcept nogil:
     cdef tfx_info_t d
-    return <size_t> (<char*> &d.seconds - <char*> &d) + sizeof(double)
+    return <size_t> (<char*> &d.n_restart - <char*> &d) + sizeof(int)
 
 
 cdef size_t _result_v2_size() noexcept nogil:

@@ -155,9 +155,12 @@ cdef enum:
 
 
 cdef bint prox_block(const tf_plan* p, floating* Y, int n_orient, int ldy,
-                     const floating* wt, double thr_t, double thr_s) noexcept nogil:
+                     const floating* wt, double thr_t, double thr_s,
+                     double* norms) noexcept nogil:
     """In place: TF soft-threshold (per coefficient, across orientations) then
-    group shrink (weighted l2 over the block). Returns whether Y is non-zero.
+    group shrink (weighted l2 over the block). Returns whether Y is non-zero;
+    ``norms`` (or NULL): the l2 norm and the (time-weighted) l1 norm of the
+    result, as :c:func:`penalty_block` computes them up to rounding.
 
     Chunks of PROX_CHUNK coefficients, branch-free passes (magnitudes, shrink
     factors, scaling) so that the compiler vectorises them; the factor
@@ -166,7 +169,7 @@ cdef bint prox_block(const tf_plan* p, floating* Y, int n_orient, int ldy,
     cdef double a2[PROX_CHUNK]
     cdef double sh[PROX_CHUNK]
     cdef int q0, nq, q, o, K2 = 2 * p.n_coefs
-    cdef double a, t, den, s, one, keep, acc = 0.0, nrm
+    cdef double a, t, den, s, one, keep, acc = 0.0, nrm, l1 = 0.0
     cdef const floating* mult = <const floating*> p.mult
     cdef floating* yo
     cdef Py_ssize_t i
@@ -204,6 +207,10 @@ cdef bint prox_block(const tf_plan* p, floating* Y, int n_orient, int ldy,
                 sh[q] = 1.0
         for q in range(nq):
             acc += mult[q0 + q] * a2[q] * sh[q] * sh[q]
+        if norms != NULL:
+            for q in range(nq):
+                l1 += (mult[q0 + q] * (wt[q0 + q] if wt != NULL else 1.0)
+                       * sqrt(a2[q]) * sh[q])
         for o in range(n_orient):
             yo = Y + <Py_ssize_t> o * ldy + 2 * q0
             for q in range(nq):
@@ -214,8 +221,13 @@ cdef bint prox_block(const tf_plan* p, floating* Y, int n_orient, int ldy,
     if nrm <= thr_s:
         for o in range(n_orient):
             memset(Y + <Py_ssize_t> o * ldy, 0, K2 * sizeof(floating))
+        if norms != NULL:
+            norms[0] = norms[1] = 0.0
         return False
     s = 1.0 - thr_s / nrm
+    if norms != NULL:
+        norms[0] = s * nrm
+        norms[1] = s * l1
     for o in range(n_orient):
         yo = Y + <Py_ssize_t> o * ldy
         for i in range(K2):
@@ -322,10 +334,16 @@ cdef inline const floating* pen_wt(const tf_penalty* pen, int j,
 
 
 cdef inline bint pen_prox(const tf_penalty* pen, int j, floating* Y, int ldy,
-                          double lc) noexcept nogil:
-    """Prox of block ``j`` at step ``1 / lc`` (in place); whether Y is non-zero."""
-    return prox_block(pen.p, Y, pen.n_orient, ldy, pen_wt(pen, j, Y),
-                      pen.alpha_t / lc, pen.alpha_s * pen_ws(pen, j, Y) / lc)
+                          double lc, double* value) noexcept nogil:
+    """Prox of block ``j`` at step ``1 / lc`` (in place); whether Y is non-zero.
+    ``value`` (or NULL): the penalty of the result."""
+    cdef double norms[2]
+    cdef bint nz = prox_block(pen.p, Y, pen.n_orient, ldy, pen_wt(pen, j, Y),
+                              pen.alpha_t / lc, pen.alpha_s * pen_ws(pen, j, Y) / lc,
+                              norms if value != NULL else NULL)
+    if value != NULL:
+        value[0] = pen.alpha_s * norms[0] * pen_ws(pen, j, Y) + pen.alpha_t * norms[1]
+    return nz
 
 
 cdef inline double pen_dual(const tf_penalty* pen, int j, const floating* Y, int ldy,

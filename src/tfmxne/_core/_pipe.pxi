@@ -127,10 +127,11 @@ cdef void pipe_stop(pipe_ctx* c, tfx_thread th) noexcept nogil:
     tfx_sync_destroy(&c.sync)
 
 
-cdef int pipe_epoch(pipe_ctx* c, long e, const tf_ws* w,
+cdef int pipe_epoch(pipe_ctx* c, long e, const tf_ws* w, double* penalty,
                     const floating* tag) noexcept nogil:
     """Main side of one two-thread epoch: STFT, prox and ISTFT of each block from
-    the gradient the helper publishes; returns whether the support changed."""
+    the gradient the helper publishes; returns whether the support changed.
+    ``penalty`` (or NULL): the penalty of the new iterate."""
     cdef int j, T = w.pen.p.n_times, changed = 0
     cdef long k = e * c.n_vis
     cdef Py_ssize_t blk = <Py_ssize_t> w.pen.n_orient * T
@@ -140,8 +141,7 @@ cdef int pipe_epoch(pipe_ctx* c, long e, const tf_ws* w,
     cdef floating* xnew = _wk(w, 2, tag)
     cdef const floating* gb = <const floating*> c.gbuf
     cdef floating* dxb = <floating*> c.dxbuf
-    cdef double lcj, thr_s, dn
-    cdef bint nz
+    cdef double lcj, thr_s, dn, v
     tfx_counter_publish(&c.epoch_go, e + 1)
     for j in range(w.n_ws):
         lcj = lc[j]
@@ -153,7 +153,10 @@ cdef int pipe_epoch(pipe_ctx* c, long e, const tf_ws* w,
         thr_s = w.pen.alpha_s * pen_ws(&w.pen, j, tag) / lcj
         dn = 0.0
         if w.active[j] or sqrt(dot(<int> blk, gtr, gtr)) > thr_s:
-            dn = _prox_step(w, j, gtr, lcj, xnew, dx, &changed, &nz)
+            dn = _prox_step(w, j, gtr, lcj, xnew, dx, &changed,
+                            &v if penalty != NULL else NULL)
+            if penalty != NULL:
+                penalty[0] += v
         c.dx_zero[k & 1] = dn == 0.0
         tfx_counter_publish(&c.dx_done, k + 1)
         k += 1

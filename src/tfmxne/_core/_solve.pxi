@@ -139,6 +139,7 @@ cdef void state_free(tf_state* s) noexcept nogil:
     _buf_free(&s.wt_w)
     _buf_free(&s.act)
     _buf_free(&s.snap)
+    _buf_free(&s.mom)
 
 
 cdef int state_alloc(tf_state* s, const tf_plan* p, const tfx_params_t* prm,
@@ -572,8 +573,8 @@ cdef int _ws_setup(tf_state* s, tf_ws* w, tf_pipe* pp,
 
 
 cdef int _ws_phase(tf_state* s, const tf_ws* w, const tf_bcd_opts* opt,
-                   tf_anderson* an, tf_extrap* ex, const tf_pipe* pp,
-                   tfx_result_t* res) noexcept nogil:
+                   tf_anderson* an, tf_extrap* ex, tf_momentum* mo,
+                   const tf_pipe* pp, tfx_result_t* res) noexcept nogil:
     """One call of the inner solver; its epochs and objectives are recorded.
     Returns its status and adds its epochs to ``s.n_iter``."""
     cdef tf_info info
@@ -581,11 +582,12 @@ cdef int _ws_phase(tf_state* s, const tf_ws* w, const tf_bcd_opts* opt,
     memset(&info, 0, sizeof(tf_info))
     info.hist = s.ihist
     info.max_hist = s.prm.maxit
-    bcd_solve(w, opt, an, ex, pp, &info)
+    bcd_solve(w, opt, an, ex, mo, pp, &info)
     st = info.status
     s.n_iter += info.n_iter
     s.n_accel_try += info.n_accel_try
     s.n_accel += info.n_accel
+    s.n_restart += info.n_restart
     for i in range(info.n_obj):
         if _push_obj(res, s, s.ihist[i]) != TFX_OK:
             st = TFX_NO_MEMORY
@@ -603,12 +605,20 @@ cdef int ws_solve(tf_state* s, tfx_result_t* res, const floating* tag) noexcept 
     cdef tf_pipe pp
     cdef tf_bcd_opts opt
     cdef tf_anderson an
+    cdef tf_momentum mom
+    cdef tf_momentum* mo = NULL
     cdef int st, i, n_a, n_iter0 = s.n_iter, maxit = s.prm.maxit
     cdef Py_ssize_t cap_rows
     cdef tf_extrap* ex
     st = _ws_setup(s, &w, &pp, tag)
     if st != TFX_OK:
         return st
+    if tun.momentum:
+        if _reserve(&s.mom, momentum_size(s.p, s.n_ws, s.pen.n_orient, s.n_chan)
+                    * sizeof(floating) + s.n_ws):
+            return TFX_NO_MEMORY
+        momentum_bind(&mom, &w, s.mom.ptr, sizeof(floating))
+        mo = &mom
     if s.n_ws > s.nA:
         opt.tol = s.tol * tun.inner_tol_ratio
         if tun.inner_gap_frac * s.gap > opt.tol:
@@ -628,7 +638,7 @@ cdef int ws_solve(tf_state* s, tfx_result_t* res, const floating* tag) noexcept 
     s.extrap.state = 0
     s.extrap.t_best = 0.0
     ex = &s.extrap if s.rprev != NULL and opt.tol <= s.tol else NULL
-    st = _ws_phase(s, &w, &opt, NULL, ex, &pp, res)
+    st = _ws_phase(s, &w, &opt, NULL, ex, mo, &pp, res)
     if st == TFX_MAXIT and opt.maxit < maxit:
         n_a = 0
         for i in range(s.n_ws):
@@ -643,7 +653,7 @@ cdef int ws_solve(tf_state* s, tfx_result_t* res, const floating* tag) noexcept 
             an.snap = s.snap.ptr
             opt.maxit = maxit - opt.maxit
             opt.gap_start = 0
-            st = _ws_phase(s, &w, &opt, &an, ex, &pp, res)
+            st = _ws_phase(s, &w, &opt, &an, ex, mo, &pp, res)
     if res.n_outer > 0:
         _outer(res, res.n_outer - 1).n_ws = s.n_ws
         _outer(res, res.n_outer - 1).n_iter = s.n_iter - n_iter0
@@ -786,6 +796,7 @@ cdef int _tf_solve_t(const tf_plan* p, const tfx_params_t* prm, const tf_tuning*
     info.n_outer = s.n_outer
     info.n_accel_try = s.n_accel_try
     info.n_accel = s.n_accel
+    info.n_restart = s.n_restart
     info.gap = s.gap
     info.p_obj = s.p_obj
     info.d_obj = s.best_d

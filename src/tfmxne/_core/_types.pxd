@@ -97,6 +97,7 @@ ctypedef struct tf_tuning:
     int pipe_min_blocks       # smallest working set swept by two threads
     int screen_chunk          # positions per thread in a screening hand-off
     int spin                  # polls of a two-thread hand-off before blocking
+    int momentum              # 1: momentum with adaptive restart in inner solves
 
 
 # --------------------------------------------------------------------------
@@ -159,6 +160,7 @@ ctypedef struct tf_info:
     int n_active
     int n_accel_try
     int n_accel
+    int n_restart             # momentum steps rejected
     double gap
     double p_obj
     double d_obj
@@ -180,6 +182,18 @@ ctypedef struct tf_anderson:
     void* snap                # bcd_snap_size elements
     int n_snap
     int n_act_prev
+
+ctypedef struct tf_momentum:
+    # momentum between epochs with adaptive restart (_momentum.pxi): the epoch
+    # after iterate Z_k starts from Y = Z_k + k / (k + 3) (Z_k - Z_{k-1}); a step
+    # that raises the objective is rejected (Z_k restored, k reset to 0)
+    void* Zp                  # (n_ws o, 2K): Z_{k-1}, then Z_k during an epoch
+    void* Xp                  # (n_ws o, T): likewise for X
+    void* Rp                  # (n_chan, T): likewise for R
+    unsigned char* actp       # (n_ws,): likewise for the support
+    int k                     # accepted momentum epochs since the last restart
+    int n_restart             # steps rejected
+    double f_prev             # objective at the iterate before the last epoch
 
 ctypedef struct tf_pipe:
     # the two-thread sweep of one inner solve (see _pipe.pxi); NULL buffers: off
@@ -253,6 +267,7 @@ ctypedef struct tf_state:
     tf_buf wt_w               # (n_ws, K)
     tf_buf act                # (n_ws,)
     tf_buf snap               # Anderson snapshots
+    tf_buf mom                # momentum: Zp, Xp, Rp, actp
     # iteration state
     int cur                   # buffers of the next certificate (gtr[cur], ...)
     int have_prev             # the other buffers hold the previous certificate
@@ -265,6 +280,7 @@ ctypedef struct tf_state:
     int hist_cap
     int n_accel_try
     int n_accel
+    int n_restart
     int converged
     int stalled
     double gap

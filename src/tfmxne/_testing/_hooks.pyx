@@ -16,6 +16,8 @@ from tfmxne._core._engine cimport (
     bcd_solve,
     bcd_work_size,
     block_grams_c,
+    momentum_bind,
+    momentum_size,
     eps_norm_block,
     pen_init,
     plan_of,
@@ -29,6 +31,7 @@ from tfmxne._core._types cimport (
     tf_bcd_opts,
     tf_extrap,
     tf_info,
+    tf_momentum,
     tf_pipe,
     tf_plan,
     tf_ws,
@@ -78,12 +81,13 @@ def eps_norms(plan, const floating[:, ::1] Y, int n_orient, double rho,
 
 
 def prox(plan, floating[:, ::1] Y, int n_orient, double thr_t, double thr_s,
-         const floating[:, ::1] w_time=None):
+         const floating[:, ::1] w_time=None, bint norms=False):
     """In place L21 + L1 prox of each position's coefficients (internal layout).
 
     ``thr_t``: time threshold (times ``w_time[j]`` per coefficient if given, a
     zero weight zeroing the coefficient); ``thr_s``: group threshold. Returns
-    the mask of positions left non-zero.
+    the mask of positions left non-zero, and with ``norms`` the (n_positions, 2)
+    l2 and (time-weighted) l1 norms of the results the prox reports.
     """
     cdef const tf_plan* p = plan_of(plan, floating is double, "prox")
     cdef int n_pos, j
@@ -93,13 +97,16 @@ def prox(plan, floating[:, ::1] Y, int n_orient, double thr_t, double thr_s,
     if w_time is not None and (w_time.shape[0] != n_pos or w_time.shape[1] != p.n_coefs):
         raise ValueError("prox: w_time must have shape (n_positions, n_coefs)")
     cdef unsigned char[::1] nz = np.zeros(n_pos, dtype=np.uint8)
+    cdef double[:, ::1] nv = np.zeros((n_pos, 2))
     if n_pos == 0:
         return np.zeros(0, dtype=bool)
     with nogil:
         for j in range(n_pos):
             nz[j] = prox_block(p, &Y[j * n_orient, 0], n_orient, <int> Y.shape[1],
                                &w_time[j, 0] if w_time is not None else NULL,
-                               thr_t, thr_s)
+                               thr_t, thr_s, &nv[j, 0] if norms else NULL)
+    if norms:
+        return np.asarray(nz).astype(bool), np.asarray(nv)
     return np.asarray(nz).astype(bool)
 
 
@@ -158,10 +165,11 @@ def bcd(plan, dict arrays, **opts):
     extrapolation, its state in ``opts['extrap_state']``, carried by the
     caller). ``opts``: alpha_space, alpha_time, n_orient, maxit, tol, dgap_freq,
     and optional anderson_k, cap_rows, n_inner, gap_start, n_threads,
-    extrap_state, spin.
+    extrap_state, spin, momentum (1: momentum with adaptive restart).
 
     Returns a dict: status, n_iter, gap, p_obj, d_obj, n_active, obj (primal
-    objective at each gap check), n_accel_try, n_accel, extrap_state, t_best.
+    objective at each gap check), n_accel_try, n_accel, n_restart,
+    extrap_state, t_best.
     """
     M = arrays["M"]
     is_double = M.dtype == np.float64
@@ -171,6 +179,7 @@ def bcd(plan, dict arrays, **opts):
     cdef tf_anderson an
     cdef tf_extrap ex
     cdef tf_pipe pp
+    cdef tf_momentum mo
     cdef tf_info info
     cdef int n_orient = opts["n_orient"], maxit = opts["maxit"]
     dtype = M.dtype
@@ -230,17 +239,23 @@ def bcd(plan, dict arrays, **opts):
     memset(&info, 0, sizeof(info))
     info.hist = <double*> _ptr(hist)
     info.max_hist = hist.shape[0]
+    use_mo = bool(opts.get("momentum", 0))
+    mom_buf = np.empty(momentum_size(p, n_ws, n_orient, n_chan) * dtype.itemsize
+                       + n_ws, np.uint8) if use_mo else None
+    if use_mo:
+        momentum_bind(&mo, &w, _ptr(mom_buf), dtype.itemsize)
     if n_ws > 0:
         with nogil:
             bcd_solve(&w, &o, &an if an.k > 0 else NULL,
-                      &ex if ex.rprev != NULL else NULL,
+                      &ex if ex.rprev != NULL else NULL, &mo if use_mo else NULL,
                       &pp if pp.buf != NULL else NULL, &info)
     else:
         info.status = 0
     return dict(status=info.status, n_iter=info.n_iter, gap=info.gap,
                 p_obj=info.p_obj, d_obj=info.d_obj, n_active=info.n_active,
                 obj=hist[:info.n_obj].copy(), n_accel_try=info.n_accel_try,
-                n_accel=info.n_accel, extrap_state=ex.state, t_best=ex.t_best)
+                n_accel=info.n_accel, n_restart=info.n_restart,
+                extrap_state=ex.state, t_best=ex.t_best)
 
 
 # --------------------------------------------------------------------------
