@@ -175,11 +175,11 @@ class Capture:
                 return out
 
             tsol._solver_core = hook
-        elif solve is not None:  # _tf_solve(M, G, alpha_space, alpha_time, frame, ...)
+        elif solve is not None:  # _tf_solve(M, G, spec, ...)
 
             def hook(*a, **k):
                 res = solve(*a, **k)
-                frame = a[4] if len(a) > 4 else k["frame"]
+                frame = (a[2] if len(a) > 2 else k["spec"]).frame
                 self.get = lambda: frame.to_mne(res.Z)
                 return res
 

@@ -56,8 +56,8 @@ from threadpoolctl import threadpool_limits
 
 import tfmxne
 from tfmxne import solver as tsolver
-from tfmxne._core import _engine
 from tfmxne._stft import TFFrame
+from tfmxne._testing import _hooks as H
 
 TOL = 1e-12
 N_ITER = 200  # a cap the loop does not reach (it stops after 40-70 here)
@@ -214,7 +214,7 @@ def test_weighted_dual_norm_three_ways():
         w_time[0, np.flatnonzero(c == 2)[trial]] = 0.3  # one free coefficient
         mag = np.sqrt((np.abs(Y) ** 2).reshape(n_pos, n_orient, K).sum(1))
         for rho in (0.03, 0.5, 0.97):
-            ours = _engine.eps_norms(
+            ours = H.eps_norms(
                 frame.plan,
                 np.ascontiguousarray(frame.from_mne(Y)),
                 n_orient,
@@ -351,9 +351,10 @@ def tf_chain(case):
     log = []
     orig = tsolver._tf_solve
 
-    def wrapped(M, G, a_s, a_t, frame, n_orient, maxit, tol, *args, **kwargs):
-        res = orig(M, G, a_s, a_t, frame, n_orient, maxit, tol, *args, **kwargs)
-        log.append((res, kwargs.get("w_space"), kwargs.get("w_time")))
+    def wrapped(M, G, spec, **kwargs):
+        res = orig(M, G, spec, **kwargs)
+        ws, wt = kwargs.get("weights") or (None, None)
+        log.append((res, ws, wt))
         return res
 
     tsolver._tf_solve = wrapped
@@ -591,9 +592,9 @@ def test_irtf_case_matches_converged_mne_chain(case, tf_chain, cache_dir):
         assert gm["gap"] < tol, (k, gm["gap"])
         # tfmxne on MNE's weighted problem
         res = tsolver._tf_solve(
-            M, Gk, a_s, a_t, frame, no, 10000, tol, case["dgap_freq"],
-            w_space=w_space,
-            w_time=None if w_time is None else frame.from_mne_weights(w_time),
+            M, Gk, tsolver._Spec(a_s, a_t, frame, no, 10000, tol, case["dgap_freq"]),
+            weights=(w_space,
+                     None if w_time is None else frame.from_mne_weights(w_time)),
         )  # fmt: skip
         rows = _rows_in(np.arange(len(cols)), np.asarray(res.positions), no)
         Zt = _full(frame.to_mne(res.Z), rows, len(cols))
