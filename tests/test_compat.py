@@ -15,8 +15,13 @@ from tfmxne import _compat
 PKG = Path(tfmxne.__file__).resolve().parent
 
 
+def _private(part):
+    return part.startswith("_") and not (part.startswith("__") and part.endswith("__"))
+
+
 def _private_mne_uses(tree):
-    """``(line, name)`` of every private MNE name a module imports or reads."""
+    """``(line, name)`` of every private MNE name a module imports or reads
+    (dunder names such as ``mne.__version__`` are public)."""
     found = []
     for node in ast.walk(tree):
         if (
@@ -25,12 +30,12 @@ def _private_mne_uses(tree):
         ):
             for a in node.names:
                 full = f"{node.module}.{a.name}"
-                if any(part.startswith("_") for part in full.split(".")):
+                if any(_private(part) for part in full.split(".")):
                     found.append((node.lineno, full))
         elif isinstance(node, ast.Import):
             for a in node.names:
                 parts = a.name.split(".")
-                if parts[0] == "mne" and any(p.startswith("_") for p in parts):
+                if parts[0] == "mne" and any(_private(p) for p in parts):
                     found.append((node.lineno, a.name))
         elif isinstance(node, ast.Attribute):
             chain, cur = [node.attr], node.value
@@ -39,7 +44,7 @@ def _private_mne_uses(tree):
                 cur = cur.value
             if isinstance(cur, ast.Name) and cur.id == "mne":
                 chain.reverse()
-                if any(p.startswith("_") for p in chain):
+                if any(_private(p) for p in chain):
                     found.append((node.lineno, "mne." + ".".join(chain)))
     return found
 
@@ -52,6 +57,7 @@ def test_scan_finds_private_names():
         "x = mne.cov._smart_eigh\n"
         "from mne.cov import prepare_noise_cov\n"
         "y = mne.cov.prepare_noise_cov\n"
+        "v = mne.__version__\n"
     )
     assert [n for _, n in _private_mne_uses(ast.parse(src))] == [
         "mne.cov._smart_eigh",

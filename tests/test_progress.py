@@ -201,3 +201,66 @@ def test_tqdm_bar_counts_its_stage():
     assert bar._bar is None
     with pytest.raises(ValueError, match="count"):
         _progress.TqdmBar("x", "epoch")
+
+
+@pytest.mark.parametrize("quiet", [None, False])
+def test_one_rule_for_library_and_command_line(monkeypatch, quiet):
+    """``progress='auto'`` and the command line's bar follow one rule
+    (``_progress.bar_enabled``), MNE's ``MNE_TQDM`` included."""
+    import tqdm
+
+    from tfmxne import cli
+
+    class _Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stderr", _Tty())
+    monkeypatch.setattr(sys, "stdout", io.StringIO())  # a report piped to a file
+    monkeypatch.delenv("TFMXNE_NO_PROGRESS", raising=False)
+
+    def draws():
+        lib = _progress.bar_enabled(quiet=quiet)
+        with _progress.session("auto", "outer", "x") as emit:
+            assert (emit is not None) == _progress.bar_enabled()
+        assert (type(cli.make_progress()) is not cli.Progress) == _progress.bar_enabled(
+            quiet=False
+        )
+        return lib
+
+    with mne.use_log_level("info"):
+        monkeypatch.delenv("MNE_TQDM", raising=False)
+        assert draws()
+        monkeypatch.setenv("MNE_TQDM", "off")  # MNE's switch for its own bars
+        assert not draws()
+        assert type(cli.make_progress()) is cli.Progress
+        monkeypatch.setenv("MNE_TQDM", "tqdm")
+        assert draws()
+        bar = _progress.TqdmBar("x", "outer", file=io.StringIO())
+        bar(tfmxne.ProgressEvent("outer", 1, gap=1.0, n_active=1))
+        assert type(bar._bar) is tqdm.tqdm  # MNE_TQDM's class, not tqdm.auto's
+        bar.close()
+        monkeypatch.setenv("MNE_TQDM", "tqdm.bogus_module")
+        assert not draws()  # an uninstalled backend: no bar, no crash
+        monkeypatch.setenv("MNE_TQDM", "rich")
+        with pytest.raises(ValueError, match="MNE_TQDM must be .* got MNE_TQDM='rich'"):
+            _progress.bar_enabled(quiet=quiet)
+        monkeypatch.setenv("MNE_TQDM", "tqdm")
+        monkeypatch.setenv("TFMXNE_NO_PROGRESS", "1")
+        assert not draws()
+    monkeypatch.delenv("TFMXNE_NO_PROGRESS")
+    with mne.use_log_level("warning"):
+        # the library hides its bar with MNE's log level (verbose=False); the
+        # command line lowers that level for its report and passes --quiet
+        assert not _progress.bar_enabled()
+        assert _progress.bar_enabled(quiet=False)
+        assert not _progress.bar_enabled(quiet=True)
+
+
+def test_tqdm_bar_off_draws_nothing(monkeypatch):
+    monkeypatch.setenv("MNE_TQDM", "off")
+    out = io.StringIO()
+    bar = _progress.TqdmBar("x", "outer", file=out)
+    bar(tfmxne.ProgressEvent("outer", 1, gap=1.0, n_active=1))
+    bar.close()
+    assert bar._bar is None and out.getvalue() == ""

@@ -108,11 +108,13 @@ def test_version_has_one_source():
     assert not re.search(r"^version\s*=", pyproject, flags=re.MULTILINE)
 
 
-def test_meson_installs_every_module():
-    """Each Python module of the package is in its folder's meson.build.
+def test_meson_installs_every_file():
+    """Each Python module of the package and each bundled data file is in its
+    folder's meson.build.
 
     (An editable install imports from the source tree and would not notice a
-    module that the wheel leaves out.)
+    file that the wheel leaves out; the slow build test above checks the
+    wheel itself.)
     """
     src = ROOT / "src" / "tfmxne"
     if not (src / "meson.build").exists():
@@ -123,3 +125,12 @@ def test_meson_installs_every_module():
         text = (d / "meson.build").read_text()
         for py in d.glob("*.py"):
             assert f"'{py.name}'" in text, f"{py.relative_to(src)} not in meson.build"
+    top = (src / "meson.build").read_text()
+    for sub in ("_core", "datasets"):
+        assert f"subdir('{sub}')" in top
+    data = src / "datasets" / "data"
+    listed = set(re.findall(r"'([^']+)'", (src / "datasets" / "meson.build").read_text()))
+    for path in data.iterdir():
+        assert f"data/{path.name}" in listed, (
+            f"datasets/data/{path.name} not in meson.build"
+        )

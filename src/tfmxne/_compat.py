@@ -33,7 +33,8 @@ release and on 1.10. What differs among 1.10 to 1.13 in what tfmxne calls
   ``.shape``; the dipoles are the same, and the call is the same.
 
 Everything else tfmxne reaches here, and MNE's whole TF-MxNE solver that
-tfmxne is compared with, has the same code in 1.10.0 and 1.13.2.
+tfmxne is compared with (:func:`record_mne_tf_solves` observes its private
+working-set solver), has the same code in 1.10.0 and 1.13.2.
 """
 
 import contextlib
@@ -181,3 +182,55 @@ def make_dipoles_sparse(X, active_set, forward, tmin, tstep, M, gain_active):
     from mne.inverse_sparse.mxne_inverse import _make_dipoles_sparse
 
     return _make_dipoles_sparse(X, active_set, forward, tmin, tstep, M, gain_active)
+
+
+# ---------------------------------------------------------------------------
+# MNE's TF-MxNE solver, observed
+# ---------------------------------------------------------------------------
+_RECORD_LOCK = threading.RLock()  # held for the block: nested recordings nest
+
+
+@contextlib.contextmanager
+def record_mne_tf_solves():
+    """Within the context, every convex TF-MxNE solve MNE runs is recorded.
+
+    Yields a list; each solve of MNE's working-set solver
+    (``mxne_optim._tf_mixed_norm_solver_bcd_active_set``, which MNE's
+    ``tf_mixed_norm_solver`` calls; the same code in 1.10 to 1.13) appends a
+    dict with the problem it was given (``M``, ``G``, ``alpha_space``,
+    ``alpha_time``, ``n_orient``) and what it returned before debiasing
+    (``X``, ``Z``: complex coefficients of the active rows in MNE's layout,
+    ``active_set``, ``E``, ``gap``: MNE's own certificate). MNE's results are
+    unchanged; the module attribute is restored on exit.
+    """
+    from mne.inverse_sparse import mxne_optim
+
+    name = "_tf_mixed_norm_solver_bcd_active_set"
+    records = []
+    with _RECORD_LOCK:
+        original = getattr(mxne_optim, name)
+
+        def recording(M, G, alpha_space, alpha_time, *args, **kwargs):
+            out = original(M, G, alpha_space, alpha_time, *args, **kwargs)
+            X, Z, active_set, E, gap = out
+            records.append(
+                dict(
+                    M=M.copy(),
+                    G=G.copy(),
+                    alpha_space=float(alpha_space),
+                    alpha_time=float(alpha_time),
+                    n_orient=int(kwargs.get("n_orient", 1)),
+                    X=X.copy(),
+                    Z=Z.copy(),
+                    active_set=active_set.copy(),
+                    E=list(E),
+                    gap=float(gap),
+                )
+            )
+            return out
+
+        setattr(mxne_optim, name, recording)
+        try:
+            yield records
+        finally:
+            setattr(mxne_optim, name, original)

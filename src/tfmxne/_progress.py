@@ -118,7 +118,8 @@ class TqdmBar:
     file : file-like | None
         Where to draw (default: ``sys.stderr``).
 
-    The bar is created at the first event and removed by :meth:`close`.
+    The bar is created at the first event, with the tqdm class of MNE's
+    ``MNE_TQDM`` setting (none with ``'off'``), and removed by :meth:`close`.
     """
 
     def __init__(self, desc, count, file=None):
@@ -131,8 +132,9 @@ class TqdmBar:
 
     def __call__(self, event):
         if self._bar is None:
-            from tqdm.auto import tqdm
-
+            tqdm = _tqdm_class()
+            if tqdm is None:  # MNE_TQDM='off' (or no tqdm): nothing to draw
+                return
             # explicit sizes: tqdm shows nothing on terminals reporting 0 x 0
             size = shutil.get_terminal_size((80, 24))
             self._bar = tqdm(
@@ -145,6 +147,8 @@ class TqdmBar:
                 nrows=size.lines or 24,
             )
         bar = self._bar
+        if bar is None:
+            return
         if event.stage == self.count:
             if event.total is not None and bar.total != event.total:
                 bar.total = event.total
@@ -166,25 +170,71 @@ class TqdmBar:
             self._bar = None
 
 
-def _on_terminal():
-    """Whether ``progress='auto'`` draws: stderr is a terminal, tqdm installed,
-    MNE's log level INFO or lower (MNE's rule for its progress bars: so
-    ``verbose=False`` hides it), and ``TFMXNE_NO_PROGRESS`` not set."""
+def _tqdm_backend():
+    """MNE's ``MNE_TQDM`` setting (environment or MNE's configuration file):
+    ``'off'``, ``'tqdm'``, or a tqdm module such as ``'tqdm.auto'`` (MNE's
+    default) or ``'tqdm.notebook'``."""
+    import mne
+
+    value = mne.get_config("MNE_TQDM", "tqdm.auto")
+    if not isinstance(value, str) or not (
+        value in ("off", "tqdm") or value.startswith("tqdm.")
+    ):
+        raise ValueError(
+            "MNE_TQDM must be 'off', 'tqdm' or a tqdm module such as 'tqdm.auto', "
+            f"got MNE_TQDM={value!r}"
+        )
+    return value
+
+
+def _tqdm_class():
+    """The tqdm class MNE's progress bars use (``MNE_TQDM``), or None when tqdm
+    is not installed or ``MNE_TQDM='off'``."""
+    backend = _tqdm_backend()
+    if backend == "off":
+        return None
+    import importlib
+
+    try:
+        return importlib.import_module(backend).tqdm
+    except ImportError:
+        return None
+
+
+def bar_enabled(quiet=None):
+    """Whether a progress bar is drawn: the one rule of ``progress='auto'``
+    and of the command line.
+
+    A bar is drawn when all hold:
+
+    * MNE's ``MNE_TQDM`` is not ``'off'`` and names an installed tqdm module
+      (MNE's own bars follow the same setting);
+    * not quiet: with ``quiet=None`` (the library), MNE's log level is INFO
+      or lower, so that ``verbose=False`` hides it as it hides MNE's bars; the
+      command line, which lowers MNE's log level for its own report, passes
+      its ``--quiet``;
+    * ``TFMXNE_NO_PROGRESS`` is not set;
+    * stderr is a terminal, or ``MNE_TQDM`` names a notebook's tqdm (whose
+      output is no terminal).
+    """
     from mne.utils import logger
 
-    if os.environ.get("TFMXNE_NO_PROGRESS") or logger.level > logging.INFO:
+    if os.environ.get("TFMXNE_NO_PROGRESS"):
         return False
-    try:
-        isatty = sys.stderr.isatty()
-    except (AttributeError, ValueError):  # closed or replaced stream
+    if quiet is None:
+        quiet = logger.level > logging.INFO
+    if quiet:
         return False
-    if not isatty:
+    backend = _tqdm_backend()
+    if backend == "off":
         return False
-    try:
-        import tqdm  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    if backend != "tqdm.notebook":
+        try:
+            if not sys.stderr.isatty():
+                return False
+        except (AttributeError, ValueError):  # closed or replaced stream
+            return False
+    return _tqdm_class() is not None
 
 
 def check_progress(progress):
@@ -205,7 +255,7 @@ def session(progress, count, desc):
     """The emitter of a public call: ``None`` (no progress) or an :class:`_Emitter`.
 
     ``progress='auto'`` draws a :class:`TqdmBar` counting the stage ``count``
-    when :func:`_on_terminal`; the bar is closed on exit.
+    when :func:`bar_enabled`; the bar is closed on exit.
     """
     check_progress(progress)
     bar = None
@@ -214,7 +264,7 @@ def session(progress, count, desc):
     elif callable(progress):
         emit = _Emitter(progress)
     else:
-        bar = TqdmBar(desc, count) if _on_terminal() else None
+        bar = TqdmBar(desc, count) if bar_enabled() else None
         emit = _Emitter(bar) if bar is not None else None
     try:
         yield emit

@@ -235,12 +235,43 @@ def istft(X, tstep=None, Tx=None):
 
 
 def stft_norm2(X):
-    """Squared l2 norm of each signal's STFT, counting the negative frequencies."""
+    """Squared l2 norm of each signal's STFT, counting the negative frequencies.
+
+    Same as :func:`mne.time_frequency.stft_norm2`: :func:`stft` keeps the
+    frequencies from 0 to Nyquist only, so every other frequency counts twice.
+
+    Parameters
+    ----------
+    X : array, shape (n_signals, n_freqs, n_steps)
+        STFT coefficients, as :func:`stft` returns them.
+
+    Returns
+    -------
+    norms2 : array, shape (n_signals,)
+        The squared l2 norm of each signal's coefficients over the whole
+        spectrum (by Parseval, the squared norm of the signal for a tight
+        frame).
+    """
     X2 = np.abs(X) ** 2
     return 2.0 * X2.sum(axis=(1, 2)) - X2[:, 0].sum(axis=1) - X2[:, -1].sum(axis=1)
 
 
 def stft_norm1(X):
-    """l1 norm of each signal's STFT, counting the negative frequencies."""
+    """l1 norm of each signal's STFT, counting the negative frequencies.
+
+    Same as MNE's ``stft_norm1`` (``mne.time_frequency``): the frequencies
+    strictly between 0 and Nyquist count twice, as in :func:`stft_norm2`.
+
+    Parameters
+    ----------
+    X : array, shape (n_signals, n_freqs, n_steps)
+        STFT coefficients, as :func:`stft` returns them.
+
+    Returns
+    -------
+    norms1 : array, shape (n_signals,)
+        The sum of the moduli of each signal's coefficients over the whole
+        spectrum (the time-frequency l1 penalty of TF-MxNE, unweighted).
+    """
     Xa = np.abs(X)
     return 2.0 * Xa.sum(axis=(1, 2)) - Xa[:, 0].sum(axis=1) - Xa[:, -1].sum(axis=1)

@@ -21,6 +21,7 @@ import os
 import shutil
 import sys
 import tempfile
+import textwrap
 import traceback
 import warnings
 from pathlib import Path
@@ -173,7 +174,7 @@ def build_parser():
     Returns
     -------
     parser : argparse.ArgumentParser
-        The parser, with the sub-commands ``demo`` and ``run``.
+        The parser, with the sub-commands ``demo``, ``run`` and ``sys-info``.
     """
     import tfmxne
     from tfmxne.datasets.sample import DEMO_CROP, DEMO_PARAMS
@@ -314,6 +315,20 @@ def build_parser():
     _add_solver_options(run)
     _add_common_options(run, "BASENAME.png")
     run.set_defaults(func=_cmd_run)
+
+    info = sub.add_parser(
+        "sys-info",
+        help="print the environment, for a bug report",
+        description="Print MNE's system information (mne.sys_info), then tfmxne's "
+        "version, the threads one solve uses and the BLAS libraries loaded (versions, "
+        "kernels, threads).",
+    )
+    info.add_argument(
+        "--show-paths",
+        action="store_true",
+        help="also print where each module and library was loaded from",
+    )
+    info.set_defaults(func=_cmd_sys_info)
     return parser
 
 
@@ -366,14 +381,14 @@ def make_progress(enabled=True, iterative=False):
     Returns
     -------
     progress : Progress
-        A tqdm bar (on stderr) when stdout and stderr are terminals and tqdm is
-        installed, otherwise a silent :class:`Progress`.
+        A tqdm bar (on stderr) where the library's ``progress='auto'`` draws
+        one (:func:`tfmxne._progress.bar_enabled`: a terminal, tqdm installed,
+        MNE's ``MNE_TQDM`` not ``'off'``, ``TFMXNE_NO_PROGRESS`` unset),
+        otherwise a silent :class:`Progress`.
     """
-    if not enabled or not (sys.stdout.isatty() and sys.stderr.isatty()):
-        return Progress()
-    try:
-        import tqdm  # noqa: F401
-    except ImportError:
+    from ._progress import bar_enabled
+
+    if not bar_enabled(quiet=not enabled):
         return Progress()
     if iterative:
         return _TqdmProgress("irTF-MxNE", "reweighting", sys.stderr)
@@ -619,6 +634,10 @@ def _compare_mne(evoked, forward, noise_cov, params, result):
                 f"    {lab:>8}: {len(common)} in common; only tfmxne "
                 f"{_short_list(ours)}; only MNE {_short_list(theirs)}"
             )
+    if cmp.get("summary"):  # which answer is closer to the optimum, by how much
+        lines.extend(
+            textwrap.wrap(cmp["summary"], 86, initial_indent="  ", subsequent_indent="  ")
+        )
     return lines
 
 
@@ -815,6 +834,13 @@ def _print_warnings(caught, logged=()):
 # --------------------------------------------------------------------------
 # commands
 # --------------------------------------------------------------------------
+def _cmd_sys_info(args):
+    from ._sysinfo import sys_info
+
+    sys_info(show_paths=args.show_paths)
+    return 0
+
+
 def _cmd_demo(args):
     from .datasets import sample
 

@@ -681,7 +681,36 @@ def norm_epsilon_inf(
 ):
     """Max over positions of the epsilon norm of ``Phi(G_j^T R)`` (exact).
 
-    ``w_time`` uses MNE's coefficient order, shape (n_positions, n_coefs).
+    The dual norm of the TF-MxNE penalty: at ``R = M`` it is alpha_max, the
+    smallest regularisation (``alpha_space + alpha_time``) for which the
+    estimate is zero. MNE computes each position's epsilon norm by sorting;
+    this solves for it exactly (a Newton iteration), with the same value up
+    to rounding. Same arguments as MNE's ``norm_epsilon_inf``
+    (``mne.inverse_sparse.mxne_optim``), with the frame given by ``wsize``
+    and ``tstep`` instead of MNE's private ``_Phi`` object.
+
+    Parameters
+    ----------
+    G : array, shape (n_sensors, n_sources)
+        The gain matrix.
+    R : array, shape (n_sensors, n_times)
+        The residual (the data for alpha_max).
+    l1_ratio : float in [0, 1]
+        Share of the time-frequency l1 penalty: ``alpha_time / (alpha_space +
+        alpha_time)``.
+    n_orient : int
+        Number of dipoles per position (1 fixed, 3 free).
+    wsize, tstep : int | list of int
+        Window length(s) and hop(s) of the STFT (one per dictionary).
+    w_space : array, shape (n_positions,) | None
+        Weights of the l2 (spatial) part of each position's norm.
+    w_time : array, shape (n_positions, n_coefs) | None
+        Weights of the l1 (time-frequency) part, in MNE's coefficient order.
+
+    Returns
+    -------
+    nu : float
+        The largest epsilon norm over the positions.
     """
     G = check_real_array(G, "G", 2, dtype=np.float64)
     R = check_real_array(R, "R", 2, dtype=np.float64)
@@ -711,9 +740,44 @@ def dgap_l21l1(
 ):
     """Duality gap of TF-MxNE at ``Z`` (MNE layout, rows of the active sources).
 
+    The certificate of a TF-MxNE estimate: the primal objective minus the dual
+    objective of a feasible dual point (the residual rescaled by its exact
+    epsilon-inf dual norm). It is non-negative and bounds the estimate's
+    distance to the optimal objective. As MNE's ``dgap_l21l1``
+    (``mne.inverse_sparse.mxne_optim``), with the frame given by ``wsize``
+    and ``tstep`` instead of MNE's private ``_Phi`` objects, and without the
+    best dual objective carried between calls.
+
+    Parameters
+    ----------
+    M : array, shape (n_sensors, n_times)
+        The data.
+    G : array, shape (n_sensors, n_sources)
+        The gain matrix.
+    Z : array, shape (n_active, n_coefs)
+        Complex STFT coefficients of the active sources, in MNE's layout (every
+        dictionary's coefficients concatenated).
+    active_set : array of bool, shape (n_sources,)
+        The sources ``Z`` holds the coefficients of.
+    alpha_space, alpha_time : float
+        Weights of the l21 (spatial) and l1 (time-frequency) penalties.
+    wsize, tstep : int | list of int
+        Window length(s) and hop(s) of the STFT (one per dictionary).
+    n_orient : int
+        Number of dipoles per position.
+    w_space : array, shape (n_positions,) | None
+        Weights of the l21 penalty.
+    w_time : array, shape (n_positions, n_coefs) | None
+        Weights of the l1 penalty, in MNE's coefficient order.
+
     Returns
     -------
-    gap, p_obj, d_obj : float
+    gap : float
+        The duality gap, ``p_obj - d_obj``.
+    p_obj : float
+        The primal objective at ``Z``.
+    d_obj : float
+        The dual objective at the rescaled residual.
     """
     M = check_real_array(M, "M", 2, dtype=np.float64)
     G = check_real_array(G, "G", 2, dtype=np.float64)
