@@ -133,7 +133,7 @@ def test_patched_mne_returns_tfmxne_answer(small_problem):
     # MNE's preparation equals tfmxne's to rounding (tests/test_prepare.py) and
     # both solves are certified at tol 1e-8: within about sqrt(tol) of each other
     assert rel(through_mne) < 2 * np.sqrt(KW["tol"])
-    # MNE's own debiasing stops 7e-3 to 4e-2 from its minimiser (README)
+    # MNE's own debiasing stops 7e-3 to 4e-2 from its minimiser (docs/differences.rst)
     assert rel(own) > 1e-3
 
 
