@@ -117,7 +117,7 @@ def _calls(tiny):
         "viz.source_table": lambda: viz.source_table(res.estimate, forward),
         "viz.goodness_of_fit": lambda: viz.goodness_of_fit(res),
         "viz.plot_brain": lambda: _close(viz.plot_brain(res.estimate, forward)),
-        "viz.plot_tfmxne": lambda: _close(viz.plot_tfmxne(res, evoked, noise_cov)),
+        "viz.plot_tfmxne": lambda: _close(viz.plot_tfmxne(res, evoked)),
         "datasets.sample.load": lambda v: sample.load(verbose=v),
         "datasets.sample.data_path": lambda: sample.data_path(),
         "datasets.sample.fnames": lambda: sample.fnames(),

@@ -65,4 +65,4 @@ _ = axes[0].set(ylabel="frequency (Hz)")
 # residual, the brain, the time courses and the time-frequency maps, a source in the
 # same colour in every panel.
 
-fig = viz.plot_tfmxne(res, evoked, noise_cov, forward=forward)
+fig = viz.plot_tfmxne(res, evoked, forward=forward)
