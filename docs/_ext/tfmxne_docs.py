@@ -101,7 +101,7 @@ def write_differences_extra(srcdir):
     documents of their own (``conf.py``)."""
     found = sorted({p.name for pat in EXTRA_DIFFERENCES for p in Path(srcdir).glob(pat)})
     lines = [".. (generated: the docs/ texts included in differences.rst)", ""]
-    lines += [f".. include:: ../{name}\n" for name in found]
+    lines += [f".. include:: /{name}\n" for name in found]  # (/: the source dir)
     out = Path(srcdir) / "generated" / "differences_extra.rst"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n")
