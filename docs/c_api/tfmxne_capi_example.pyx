@@ -13,6 +13,7 @@ from tfmxne.cython_tfmxne cimport (
     TFX_MAXIT,
     TFX_OK,
     d_tf_mxne_solve,
+    tfx_info_init,
     tfx_info_t,
     tfx_params_init,
     tfx_params_t,
@@ -20,6 +21,7 @@ from tfmxne.cython_tfmxne cimport (
     tfx_plan_new,
     tfx_plan_t,
     tfx_result_free,
+    tfx_result_init,
     tfx_result_t,
 )
 
@@ -41,7 +43,11 @@ def solve(double[:, ::1] M, double[:, ::1] G, double alpha_space, double alpha_t
         raise ValueError("M and G must have as many rows (channels)")
     # the STFT frame: built with the GIL (it raises on bad sizes), freed by us
     cdef tfx_plan_t* plan = tfx_plan_new(n_times, 1, &wsize, &tstep, 1)
-    tfx_params_init(&params, alpha_space, alpha_time, n_orient)  # the defaults
+    # every struct passed to the API is initialised first (its size and ABI
+    # version, checked by the solver; the parameters get their defaults)
+    tfx_params_init(&params, alpha_space, alpha_time, n_orient)
+    tfx_result_init(&result)
+    tfx_info_init(&info)
     params.tol = tol
     with nogil:  # the whole solve runs without the GIL
         status = d_tf_mxne_solve(plan, &params, &M[0, 0], &G[0, 0], n_chan, n_sources,
