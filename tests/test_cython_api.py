@@ -553,6 +553,7 @@ ABI_V2_LAYOUT = {
         mixed=56,
         progress=64,
         progress_ctx=72,
+        n_conditions=80,
     ),
     "tfx_info_t": dict(
         struct_size=0,

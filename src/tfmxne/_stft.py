@@ -17,8 +17,10 @@ from ._validation import _short, check_int, check_wsize_tstep
 
 
 @lru_cache(maxsize=64)
-def _get_plan(n_times, wsizes, tsteps, dtype_str):
-    return _engine.TFPlan(n_times, wsizes, tsteps, np.dtype(dtype_str))
+def _get_plan(n_times, wsizes, tsteps, dtype_str, n_segments=1):
+    return _engine.TFPlan(
+        n_times, wsizes, tsteps, np.dtype(dtype_str), n_segments=n_segments
+    )
 
 
 class TFFrame:
@@ -26,22 +28,34 @@ class TFFrame:
 
     Dictionaries are concatenated and each scaled by ``1 / sqrt(n_dicts)``, as in
     MNE's private ``_Phi`` / ``_PhiT``, so the union stays a tight frame.
+
+    With ``n_conditions > 1`` (a joint solve), a signal row holds that many
+    conditions of ``n_times`` samples side by side, each framed on its own:
+    ``n_times`` and ``n_coefs`` then count a whole row, ``cond_times`` and
+    ``cond_coefs`` one condition, and the coefficient layouts (internal and
+    MNE's) put the conditions one after the other.
     """
 
-    def __init__(self, n_times, wsize, tstep, dtype=np.float64):
+    def __init__(self, n_times, wsize, tstep, dtype=np.float64, n_conditions=1):
         self.wsizes, self.tsteps = check_wsize_tstep(wsize, tstep)
-        self.n_times = int(n_times)
+        self.n_conditions = check_int(n_conditions, "n_conditions", 1)
+        self.cond_times = int(n_times)
+        self.n_times = self.cond_times * self.n_conditions
         self.dtype = np.dtype(dtype)
-        self.plan = _get_plan(self.n_times, self.wsizes, self.tsteps, self.dtype.str)
+        self.plan = _get_plan(
+            self.cond_times, self.wsizes, self.tsteps, self.dtype.str, self.n_conditions
+        )
         self.n_coefs = self.plan.n_coefs
+        self.cond_coefs = self.plan.seg_coefs
         self.n_steps = self.plan.n_steps
         self.n_freqs = self.plan.n_freqs
         perm = []
-        off = 0
-        for ns, nf in zip(self.n_steps, self.n_freqs):
-            t, f = np.meshgrid(np.arange(ns), np.arange(nf), indexing="ij")
-            perm.append(off + (f * ns + t).ravel())  # internal -> MNE index
-            off += ns * nf
+        for c in range(self.n_conditions):
+            off = c * self.cond_coefs
+            for ns, nf in zip(self.n_steps, self.n_freqs):
+                t, f = np.meshgrid(np.arange(ns), np.arange(nf), indexing="ij")
+                perm.append(off + (f * ns + t).ravel())  # internal -> MNE index
+                off += ns * nf
         self._to_mne = np.concatenate(perm) if perm else np.zeros(0, int)
         self._from_mne = np.argsort(self._to_mne)
 
@@ -64,7 +78,17 @@ class TFFrame:
 
     def to_mne(self, z):
         """Internal real coefficients -> MNE's complex layout (n, n_coefs)."""
-        return internal_to_mne(z, self.n_steps, self.n_freqs)
+        if self.n_conditions == 1:
+            return internal_to_mne(z, self.n_steps, self.n_freqs)
+        z = np.asarray(z)
+        k2 = 2 * self.cond_coefs
+        return np.concatenate(
+            [
+                internal_to_mne(z[:, c * k2 : (c + 1) * k2], self.n_steps, self.n_freqs)
+                for c in range(self.n_conditions)
+            ],
+            axis=1,
+        )
 
     def from_mne(self, Z):
         """MNE's complex layout (n, n_coefs) -> internal real coefficients."""

@@ -61,7 +61,8 @@ cdef tfx_plan_t* tfx_plan_new(int n_times, int n_dicts, const int* wsizes,
     check_int(n_times, "n_times", 1)
     check_wsize_tstep([wsizes[i] for i in range(n_dicts)],
                       [tsteps[i] for i in range(n_dicts)])
-    if plan_header(&core, n_times, n_dicts, wsizes, tsteps, NULL, is_double) != TFX_OK:
+    if plan_header(&core, n_times, n_dicts, wsizes, tsteps, NULL, is_double,
+                   1) != TFX_OK:
         raise ValueError("tfx_plan_new: invalid sizes")
     hdr = _round64(sizeof(tfx_plan_t)) + _round64(sizeof(tf_plan))
     total = hdr + plan_n_elements(&core) * (sizeof(double) if is_double
@@ -245,6 +246,7 @@ def _abi_layout():
             debias=<Py_ssize_t> &p.debias - P, mixed=<Py_ssize_t> &p.mixed - P,
             progress=<Py_ssize_t> &p.progress - P,
             progress_ctx=<Py_ssize_t> &p.progress_ctx - P,
+            n_conditions=<Py_ssize_t> &p.n_conditions - P,
             size=sizeof(tfx_params_t)),
         "tfx_info_t": dict(
             struct_size=<Py_ssize_t> &i.struct_size - In,

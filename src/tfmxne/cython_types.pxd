@@ -77,6 +77,11 @@ ctypedef struct tfx_params_t:
     int mixed
     tfx_progress_fn progress  # NULL: none
     void* progress_ctx
+    # n_conditions > 1: a joint solve of that many conditions (one support
+    # across them): M, the rows of Z and X and w_time hold the conditions side
+    # by side (M: (n_chan, n_conditions * n_times)); the plan is one
+    # condition's. The debiasing weights are then per position and condition.
+    int n_conditions
     # (version 2 ends here; later fields are appended below)
 
 ctypedef struct tfx_info_t:
@@ -121,7 +126,7 @@ ctypedef struct tfx_result_t:
     # X: (n_active * n_orient, n_times) = PhiT(Z), times the debiasing weights
     # if params.debias
     void* X
-    double* debias          # (n_active,) debiasing weights, or NULL
+    double* debias          # (n_active, n_conditions) debiasing weights, or NULL
     void* R                 # (n_chan, n_times) residual M - G X (before debiasing)
     void* theta             # (n_chan, n_times) the dual point of the certificate
     double* obj             # (n_obj,) primal objective at every gap evaluation

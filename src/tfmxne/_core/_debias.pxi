@@ -15,14 +15,33 @@ cdef bint _chol_solve(double* A, double* b, int n, double* work) noexcept nogil:
     return info == 0
 
 
-cdef double _normal_equations(const floating* M, const floating* G, int n_chan,
-                              int n_src, int T, int o, const int* positions, int n_b,
-                              const floating* X, floating* GAt, double* H,
+ctypedef struct tf_debias:
+    # one debiasing problem: min ||M - G_A diag(d) X||^2, d >= 1 (see debias_c)
+    const void* M             # (n_chan, T), leading dimension ldm
+    int ldm
+    const void* G             # (n_chan, n_src)
+    int n_chan
+    int n_src
+    int T
+    int o                     # orientations per position
+    const int* positions      # (n_b,) columns of G (positions)
+    int n_b
+    const void* X             # (n_b o, T), leading dimension ldx
+    int ldx
+
+
+cdef double _normal_equations(const tf_debias* db, floating* GAt, double* H,
                               double* qv) noexcept nogil:
     """``H`` (n_b x n_b) and ``qv`` of the debiasing problem in ``e = d - 1``:
     ``H_ik = <G_i X_i, G_k X_k>`` (summed over orientations), ``q = b - H 1``;
     returns the trace of H. Scratch after ``GAt``: G_A^T M (n_b o T); after
     ``H``'s room (n_b^2): GG and XX (2 (n_b o)^2)."""
+    cdef int n_b = db.n_b, o = db.o, n_chan = db.n_chan, n_src = db.n_src, T = db.T
+    cdef int ldx = db.ldx
+    cdef const floating* M = <const floating*> db.M
+    cdef const floating* G = <const floating*> db.G
+    cdef const floating* X = <const floating*> db.X
+    cdef const int* positions = db.positions
     cdef int nbo = n_b * o, a, b, p, q, c, i, k
     cdef double v, tr = 0.0
     cdef floating* GtM = GAt + <Py_ssize_t> nbo * n_chan
@@ -34,14 +53,14 @@ cdef double _normal_equations(const floating* M, const floating* G, int n_chan,
             for p in range(o):
                 GAt[(<Py_ssize_t> i * o + p) * n_chan + c] = \
                     G[<Py_ssize_t> c * n_src + positions[i] * o + p]
-    gemm_rm(False, False, nbo, T, n_chan, <floating> 1.0, GAt, n_chan, M, T,
+    gemm_rm(False, False, nbo, T, n_chan, <floating> 1.0, GAt, n_chan, M, db.ldm,
             <floating> 0.0, GtM, T)
     for a in range(nbo):
         for b in range(a, nbo):
             GG[a * nbo + b] = GG[b * nbo + a] = dot(
                 n_chan, GAt + <Py_ssize_t> a * n_chan, GAt + <Py_ssize_t> b * n_chan)
-            XX[a * nbo + b] = XX[b * nbo + a] = dot(T, X + <Py_ssize_t> a * T,
-                                                    X + <Py_ssize_t> b * T)
+            XX[a * nbo + b] = XX[b * nbo + a] = dot(T, X + <Py_ssize_t> a * ldx,
+                                                    X + <Py_ssize_t> b * ldx)
     # H_ij = sum over the orientations of i and j of GG * XX; q = b - H 1
     for i in range(n_b):
         for k in range(n_b):
@@ -56,7 +75,7 @@ cdef double _normal_equations(const floating* M, const floating* G, int n_chan,
         v = 0.0
         for p in range(o):
             v += dot(T, GtM + (<Py_ssize_t> i * o + p) * T,
-                     X + (<Py_ssize_t> i * o + p) * T)
+                     X + (<Py_ssize_t> i * o + p) * ldx)
         for k in range(n_b):
             v -= H[i * n_b + k]
         qv[i] = v
@@ -139,20 +158,19 @@ cdef int _lawson_hanson(const double* H, const double* qv, int n_b, double tr,
     return TFX_OK
 
 
-cdef int debias_c(const floating* M, const floating* G, int n_chan, int n_src, int T,
-                  int n_orient, const int* positions, int n_b, const floating* X,
-                  double* d_out) noexcept nogil:
+cdef int debias_c(const tf_debias* db, double* d_out,
+                  const floating* tag) noexcept nogil:
     """Exact debiasing weights: ``d = argmin ||M - G_A diag(d) X||^2`` subject to
     ``d >= 1``, one weight per position (its ``n_orient`` rows share it).
 
     The bound-constrained least squares problem is solved on its small normal
     equations ``H e = q`` (``e = d - 1 >= 0``, ``H`` with a 1e-13 relative ridge)
     by the Lawson-Hanson active-set method, exactly up to rounding (MNE's FISTA
-    can stop unconverged). ``X``: (n_b * n_orient, T) rows of the positions
-    ``positions`` of ``G`` (n_chan, n_src). Returns TFX_OK, TFX_MAXIT (weights
-    set to 1) or TFX_NO_MEMORY.
+    can stop unconverged). ``db``: the data (``X`` rows of the positions
+    ``positions`` of ``G``). Returns TFX_OK, TFX_MAXIT (weights set to 1) or
+    TFX_NO_MEMORY.
     """
-    cdef int nbo = n_b * n_orient, i, st
+    cdef int n_b = db.n_b, nbo = db.n_b * db.o, i, st
     cdef Py_ssize_t fl, nd
     cdef double tr, ridge
     cdef char* blk
@@ -163,7 +181,7 @@ cdef int debias_c(const floating* M, const floating* G, int n_chan, int n_src, i
     cdef int* free_idx
     if n_b == 0:
         return TFX_OK
-    fl = (<Py_ssize_t> nbo * (n_chan + T) * sizeof(floating) + 63) // 64 * 64
+    fl = (<Py_ssize_t> nbo * (db.n_chan + db.T) * sizeof(floating) + 63) // 64 * 64
     # H, then GG and XX (the normal equations) or Hs, work, s, w, rhs (the solve)
     nd = (<Py_ssize_t> n_b * n_b + 2 * <Py_ssize_t> nbo * nbo
           + 2 * <Py_ssize_t> n_b * n_b + 6 * <Py_ssize_t> n_b)
@@ -174,8 +192,7 @@ cdef int debias_c(const floating* M, const floating* G, int n_chan, int n_src, i
     qv = H + nd - 2 * n_b
     e = qv + n_b
     free_idx = <int*> (H + nd)
-    tr = _normal_equations(M, G, n_chan, n_src, T, n_orient, positions, n_b, X,
-                           <floating*> blk, H, qv)
+    tr = _normal_equations(db, <floating*> blk, H, qv)
     ridge = 1e-13 * (tr if tr > 0 else 1e-300) / n_b
     for i in range(n_b):
         H[i * n_b + i] += ridge

@@ -18,8 +18,10 @@ from ._types cimport (
 
 # the plan
 cdef int plan_header(tf_plan* p, int n_times, int n_dicts, const int* wsizes,
-                     const int* tsteps, const int* n_steps,
-                     int is_double) noexcept nogil
+                     const int* tsteps, const int* n_steps, int is_double,
+                     int n_segs) noexcept nogil
+cdef int plan_segmented(const tf_plan* p, int n_segs, tf_plan* q,
+                        void* mult) noexcept nogil
 cdef Py_ssize_t plan_n_elements(const tf_plan* p) noexcept nogil
 cdef object plan_fill(tf_plan* p, char* buf, object dtype, object scale)
 cdef const tf_plan* plan_of(object plan, bint is_double, str name) except NULL
@@ -60,6 +62,6 @@ cdef int tf_solve(const tf_plan* p, const tfx_params_t* prm, const tf_tuning* tu
                   tfx_info_t* info) noexcept nogil
 cdef void tfx_result_clear(tfx_result_t* res) noexcept nogil
 cdef object result_dict(const tfx_result_t* res, int n_orient, int n_chan, int K2,
-                        int T, object dtype)
+                        int T, object dtype, int n_cond)
 cdef object rows_copy(const void* ptr, Py_ssize_t n_rows, Py_ssize_t n_cols,
                       object dtype)

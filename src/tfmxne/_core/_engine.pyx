@@ -326,11 +326,22 @@ def debias(const floating[:, ::1] M, const floating[:, ::1] G_A,
     cdef int n_b = G_A.shape[1] // n_orient, st = TFX_OK
     cdef int[::1] pos = np.arange(n_b, dtype=np.intc)
     cdef double[::1] d = np.ones(n_b)
+    cdef tf_debias db
     if n_b == 0 or M.shape[0] == 0:
         return np.ones(0), int(st)
+    db.M = &M[0, 0]
+    db.ldm = M.shape[1]
+    db.G = &G_A[0, 0]
+    db.n_chan = M.shape[0]
+    db.n_src = G_A.shape[1]
+    db.T = M.shape[1]
+    db.o = n_orient
+    db.positions = &pos[0]
+    db.n_b = n_b
+    db.X = &X[0, 0]
+    db.ldx = X.shape[1]
     with nogil:
-        st = debias_c(&M[0, 0], &G_A[0, 0], <int> M.shape[0], <int> G_A.shape[1],
-                      <int> M.shape[1], n_orient, &pos[0], n_b, &X[0, 0], &d[0])
+        st = debias_c(&db, &d[0], &M[0, 0])
     if st == TFX_NO_MEMORY:
         raise MemoryError("debias: out of memory")
     return np.repeat(np.asarray(d), n_orient), int(st)
@@ -355,8 +366,9 @@ cdef int _call_progress(list holder, int n_outer, double gap, int n_active):
 
 
 cdef object result_dict(const tfx_result_t* res, int n_orient, int n_chan, int K2,
-                        int T, object dtype):
-    """The arrays of a result as NumPy copies, and its outer records."""
+                        int T, object dtype, int n_cond):
+    """The arrays of a result as NumPy copies, and its outer records; ``n_cond``
+    debiasing weights per position (a joint solve's conditions)."""
     cdef int i
     cdef const tfx_outer_t* rec
     out = {"positions": np.array([res.positions[i] for i in range(res.n_active)],
@@ -365,7 +377,7 @@ cdef object result_dict(const tfx_result_t* res, int n_orient, int n_chan, int K
            "X": rows_copy(res.X, res.n_active * n_orient, T, dtype),
            "obj": [res.obj[i] for i in range(res.n_obj)],
            "debias": None if res.debias == NULL else np.array(
-               [res.debias[i] for i in range(res.n_active)])}
+               [res.debias[i] for i in range(res.n_active * n_cond)])}
     if res.R != NULL:
         out["R"] = rows_copy(res.R, n_chan, T, dtype)
         out["theta"] = rows_copy(res.theta, n_chan, T, dtype)
@@ -488,7 +500,8 @@ def solve(TFPlan plan not None, const floating[:, ::1] M, const floating[:, ::1]
     try:
         out = dict(info)
         out["status"] = st
-        out.update(result_dict(&res, n_orient, M.shape[0], K2, T, plan.dtype))
+        out.update(result_dict(&res, n_orient, M.shape[0], K2, T, plan.dtype,
+                               plan.n_segments * prm.n_conditions))
     finally:
         tfx_result_clear(&res)
     if holder[1] is not None:

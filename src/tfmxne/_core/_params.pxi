@@ -27,6 +27,7 @@ cdef void tfx_params_default(tfx_params_t* prm) noexcept nogil:
     d.debias = 0
     # No float32 start unless asked (tfmxne.solve asks).
     d.mixed = 0
+    d.n_conditions = 1
     memcpy(prm, &d, n)
 
 
@@ -78,9 +79,9 @@ cdef void tf_tuning_default(tf_tuning* t) noexcept nogil:
 # ABI checks of the public structs
 # --------------------------------------------------------------------------
 cdef size_t _params_v2_size() noexcept nogil:
-    """Size of tfx_params_t at ABI version 2 (the end of ``progress_ctx``)."""
+    """Size of tfx_params_t at ABI version 2 (the end of ``n_conditions``)."""
     cdef tfx_params_t d
-    return <size_t> (<char*> &d.progress_ctx - <char*> &d) + sizeof(void*)
+    return <size_t> (<char*> &d.n_conditions - <char*> &d) + sizeof(int)
 
 
 cdef size_t _info_v2_size() noexcept nogil:
@@ -137,6 +138,19 @@ cdef void tfx_result_clear(tfx_result_t* res) noexcept nogil:
     res.abi_version = version
 
 
+cdef int _joint_plan(const tf_plan* p, int n_cond, tf_plan* q,
+                     void** mult) noexcept nogil:
+    """The plan of rows of ``n_cond`` conditions from a one-condition plan (its
+    tiled multiplicities in ``mult``, to free)."""
+    if n_cond < 1 or p.n_segs != 1:
+        return TFX_BAD_ARG
+    mult[0] = malloc(<Py_ssize_t> n_cond * p.n_coefs
+                     * (sizeof(double) if p.is_double else sizeof(float)))
+    if mult[0] == NULL:
+        return TFX_NO_MEMORY
+    return plan_segmented(p, n_cond, q, mult[0])
+
+
 cdef int tf_solve(const tf_plan* p, const tfx_params_t* prm, const tf_tuning* tun,
                   const tf_problem* pb, tfx_result_t* res,
                   tfx_info_t* info) noexcept nogil:
@@ -155,6 +169,8 @@ cdef int tf_solve(const tf_plan* p, const tfx_params_t* prm, const tf_tuning* tu
     cdef tf_tuning U
     cdef tfx_result_t out
     cdef tfx_info_t inf
+    cdef tf_plan q
+    cdef void* mult = NULL
     cdef int st
     if res == NULL or not _abi_ok(res.struct_size, res.abi_version,
                                   _result_v2_size(), sizeof(tfx_result_t)):
@@ -168,6 +184,10 @@ cdef int tf_solve(const tf_plan* p, const tfx_params_t* prm, const tf_tuning* tu
     if tun == NULL:
         tf_tuning_default(&U)
         tun = &U
+    if st == TFX_OK and p != NULL and P.n_conditions != 1:
+        # a joint solve: the plan of one condition, for rows of all of them
+        st = _joint_plan(p, P.n_conditions, &q, &mult)
+        p = &q
     if st == TFX_OK:
         st = _check_solve_args(p, &P, tun, pb)
     if st == TFX_OK:
@@ -179,6 +199,7 @@ cdef int tf_solve(const tf_plan* p, const tfx_params_t* prm, const tf_tuning* tu
         st = _tf_solve_t(p, &P, tun, pb, &out, &inf, <const double*> NULL)
     elif st == TFX_OK:
         st = _tf_solve_t(p, &P, tun, pb, &out, &inf, <const float*> NULL)
+    free(mult)
     inf.status = st
     out.struct_size = res.struct_size
     out.abi_version = res.abi_version
@@ -212,6 +233,7 @@ PUBLIC_OPTIONS = {
     "n_threads": (_off(&_P0.n_threads), "i"),
     "debias": (_off(&_P0.debias), "i"),
     "mixed": (_off(&_P0.mixed), "i"),
+    "n_conditions": (_off(&_P0.n_conditions), "i"),
 }
 
 

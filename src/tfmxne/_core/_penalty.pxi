@@ -267,10 +267,10 @@ cdef double eps_upper_bound(const tf_plan* p, const floating* x, int n_orient, i
     """Upper bound on the epsilon norm of Phi(x) for one position.
 
     Uses ||Phi(x)|| = ||x|| (tight frame) and, per dictionary, the largest
-    coefficient magnitude bounded by Cauchy-Schwarz over each frame.
-    csum: scratch of n_times + 1 doubles.
+    coefficient magnitude bounded by Cauchy-Schwarz over each frame (of each
+    segment). csum: scratch of n_times + 1 doubles.
     """
-    cdef int T = p.n_times, o, n, di, t, lo, hi, base
+    cdef int T = p.n_times, o, n, di, t, lo, hi, base, s, off, Ts = p.seg_times
     cdef double ny2 = 0.0, v, ymax = 0.0, e, emax
     cdef const tf_dict* d
     csum[0] = 0.0
@@ -287,14 +287,16 @@ cdef double eps_upper_bound(const tf_plan* p, const floating* x, int n_orient, i
     for di in range(p.n_dicts):
         d = &p.d[di]
         emax = 0.0
-        for t in range(d.n_step):
-            base = t * d.tstep - d.pad_off
-            lo = base if base > 0 else 0
-            hi = base + d.wsize if base + d.wsize < T else T
-            if hi > lo:
-                e = csum[hi] - csum[lo]
-                if e > emax:
-                    emax = e
+        for s in range(p.n_segs):
+            off = s * Ts
+            for t in range(d.n_step):
+                base = t * d.tstep - d.pad_off
+                lo = base if base > 0 else 0
+                hi = base + d.wsize if base + d.wsize < Ts else Ts
+                if hi > lo:
+                    e = csum[off + hi] - csum[off + lo]
+                    if e > emax:
+                        emax = e
         v = d.wa_max * sqrt(emax)
         if v > ymax:
             ymax = v

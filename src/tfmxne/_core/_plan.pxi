@@ -13,14 +13,15 @@ cdef enum:
 
 
 cdef int plan_header(tf_plan* p, int n_times, int n_dicts, const int* wsizes,
-                     const int* tsteps, const int* n_steps,
-                     int is_double) noexcept nogil:
-    """Sizes and offsets of a plan (no tables yet); ``n_steps`` NULL:
-    ``ceil(n_times / tstep)`` frames. Returns TFX_OK or TFX_BAD_ARG."""
+                     const int* tsteps, const int* n_steps, int is_double,
+                     int n_segs) noexcept nogil:
+    """Sizes and offsets of a plan (no tables yet) for segments of ``n_times``
+    samples, ``n_segs`` of them per row; ``n_steps`` NULL: ``ceil(n_times /
+    tstep)`` frames. Returns TFX_OK or TFX_BAD_ARG."""
     cdef int i, N, ts, ns, nf, coef_off = 0, max_frames = 0, fr
     cdef tf_dict* d
     memset(p, 0, sizeof(tf_plan))
-    if n_dicts < 1 or n_dicts > TFX_MAX_DICTS or n_times < 0:
+    if n_dicts < 1 or n_dicts > TFX_MAX_DICTS or n_times < 0 or n_segs < 1:
         return TFX_BAD_ARG
     p.n_times = n_times
     p.n_dicts = n_dicts
@@ -44,7 +45,11 @@ cdef int plan_header(tf_plan* p, int n_times, int n_dicts, const int* wsizes,
         fr = ns * (2 * N + 2) if d.folded else ns * N
         if fr > max_frames:
             max_frames = fr
-    p.n_coefs = coef_off
+    p.n_segs = n_segs
+    p.seg_times = n_times
+    p.seg_coefs = coef_off
+    p.n_times = n_segs * n_times
+    p.n_coefs = n_segs * coef_off
     p.max_frames = max_frames if max_frames > 1 else 1
     return TFX_OK
 
@@ -86,19 +91,48 @@ cdef void plan_bind(tf_plan* p, char* buf, Py_ssize_t itemsize) noexcept nogil:
     p.mult = buf + off * itemsize
 
 
+cdef void _round_f32(const void* src, void* dst, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        (<float*> dst)[i] = <float> (<const double*> src)[i]
+
+
 cdef void plan_copy_f32(const tf_plan* p, tf_plan* q, float* buf) noexcept nogil:
     """``q``: the float64 plan ``p`` with its tables rounded to float32 into
     ``buf`` (``plan_n_elements(p)`` floats)."""
-    cdef Py_ssize_t i, n = plan_n_elements(p)
-    cdef const double* src = <const double*> p.d[0].fa   # (the tables are one block)
+    cdef int i
     memcpy(q, p, sizeof(tf_plan))
     q.is_double = 0
     plan_bind(q, <char*> buf, sizeof(float))
-    for i in range(n):
-        buf[i] = <float> src[i]
+    for i in range(p.n_dicts):
+        _round_f32(p.d[i].fa, q.d[i].fa, plan_table_size(&p.d[i], 0))
+        _round_f32(p.d[i].fs, q.d[i].fs, plan_table_size(&p.d[i], 1))
+        _round_f32(p.d[i].wa, q.d[i].wa, plan_table_size(&p.d[i], 2))
+        _round_f32(p.d[i].wsy, q.d[i].wsy, plan_table_size(&p.d[i], 3))
+    _round_f32(p.mult, q.mult, p.n_coefs)
 
 
-def _plan_tables(tuple wsizes, tuple tsteps, tuple n_steps, tuple folded, double scale):
+cdef int plan_segmented(const tf_plan* p, int n_segs, tf_plan* q,
+                        void* mult) noexcept nogil:
+    """``q``: the one-segment plan ``p`` for rows of ``n_segs`` segments (its
+    tables shared, the multiplicities tiled into ``mult``: n_segs p.n_coefs
+    elements of the plan's precision). Returns TFX_OK or TFX_BAD_ARG."""
+    cdef int s
+    cdef size_t nb = p.n_coefs * (sizeof(double) if p.is_double else sizeof(float))
+    if p.n_segs != 1 or n_segs < 1:
+        return TFX_BAD_ARG
+    memcpy(q, p, sizeof(tf_plan))
+    q.n_segs = n_segs
+    q.n_times = n_segs * p.seg_times
+    q.n_coefs = n_segs * p.seg_coefs
+    for s in range(n_segs):
+        memcpy(<char*> mult + s * nb, p.mult, nb)
+    q.mult = mult
+    return TFX_OK
+
+
+def _plan_tables(tuple wsizes, tuple tsteps, tuple n_steps, tuple folded, double scale,
+                 int n_segs=1):
     """The float64 tables of a plan, in the order of :c:func:`plan_bind`, and the
     largest analysis-window norm of each dictionary."""
     tables, wa_max, mults = [], [], []
@@ -155,7 +189,7 @@ def _plan_tables(tuple wsizes, tuple tsteps, tuple n_steps, tuple folded, double
         tables += [fa, fs, wa, wsy]
         wa_max.append(float(np.sqrt((wa**2).sum(axis=1)).max()) if ns > 0 else 0.0)
         mults.append(np.tile(c, ns))
-    tables.append(np.concatenate(mults))
+    tables.append(np.tile(np.concatenate(mults), n_segs))
     return tables, wa_max
 
 
@@ -171,7 +205,7 @@ cdef object plan_fill(tf_plan* p, char* buf, object dtype, object scale):
     tables, wa_max = _plan_tables(
         tuple([p.d[i].wsize for i in nd]), tuple([p.d[i].tstep for i in nd]),
         tuple([p.d[i].n_step for i in nd]), tuple([p.d[i].folded != 0 for i in nd]),
-        1.0 / np.sqrt(p.n_dicts) if scale is None else float(scale))
+        1.0 / np.sqrt(p.n_dicts) if scale is None else float(scale), p.n_segs)
     for a in tables:
         a = np.ascontiguousarray(a, dtype=dtype).reshape(-1)
         nb = a.nbytes
@@ -199,6 +233,9 @@ cdef class TFPlan:
         Number of frames per dictionary; default ``ceil(n_times / tstep)``.
     scale : float | None
         Scaling of every dictionary; default ``1 / sqrt(n_dicts)``.
+    n_segments : int
+        Segments (conditions) of ``n_times`` samples side by side in a row, each
+        framed on its own; the plan's ``n_times`` and ``n_coefs`` count a row.
     """
 
     cdef tf_plan plan
@@ -211,9 +248,12 @@ cdef class TFPlan:
     cdef public tuple folded
     cdef public int n_times
     cdef public int n_coefs
+    cdef public int n_segments
+    cdef public int seg_times
+    cdef public int seg_coefs
 
     def __init__(self, int n_times, wsizes, tsteps, dtype=np.float64, n_steps=None,
-                 scale=None):
+                 scale=None, int n_segments=1):
         cdef int i, n_d = len(wsizes)
         cdef int ws[TFX_MAX_DICTS]
         cdef int ts[TFX_MAX_DICTS]
@@ -231,12 +271,15 @@ cdef class TFPlan:
                 ns[i] = n_steps[i]
         if plan_header(&self.plan, n_times, n_d, ws, ts,
                        ns if n_steps is not None else NULL,
-                       self.dtype == np.float64) != TFX_OK:
+                       self.dtype == np.float64, n_segments) != TFX_OK:
             raise ValueError("TFPlan: invalid sizes")
         self._buf = np.empty(plan_n_elements(&self.plan), dtype=self.dtype)
         plan_fill(&self.plan, <char*> cnp.PyArray_DATA(self._buf), self.dtype, scale)
-        self.n_times = n_times
+        self.n_times = self.plan.n_times
         self.n_coefs = self.plan.n_coefs
+        self.n_segments = self.plan.n_segs
+        self.seg_times = self.plan.seg_times
+        self.seg_coefs = self.plan.seg_coefs
         self.wsizes = tuple(self.plan.d[i].wsize for i in range(n_d))
         self.tsteps = tuple(self.plan.d[i].tstep for i in range(n_d))
         self.n_steps = tuple(self.plan.d[i].n_step for i in range(n_d))

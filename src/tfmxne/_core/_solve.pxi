@@ -733,19 +733,55 @@ cdef int pack_result(tf_state* s, tfx_result_t* res, tfx_info_t* info,
     memcpy(res.theta, s.theta, s.nr * sizeof(floating))
     if not s.prm.debias or nA == 0:
         return TFX_OK
-    res.debias = <double*> malloc(nA * sizeof(double))
-    if res.debias == NULL:
+    return _debias_result(s, res, info, tag)
+
+
+cdef int _debias_result(tf_state* s, tfx_result_t* res, tfx_info_t* info,
+                        const floating* tag) noexcept nogil:
+    """Debias the result's time courses: one weight per position and segment
+    (condition), ``res.debias`` (n_active, n_segs) row-major."""
+    cdef int i, c, st, o = s.pen.n_orient, nA = res.n_active
+    cdef int n_segs = s.p.n_segs, Ts = s.p.seg_times, T = s.p.n_times
+    cdef Py_ssize_t r
+    cdef tf_debias db
+    cdef double* d = <double*> malloc(nA * sizeof(double))
+    cdef floating* x
+    res.debias = <double*> malloc(<Py_ssize_t> nA * n_segs * sizeof(double))
+    if res.debias == NULL or d == NULL:
+        free(d)
         return TFX_NO_MEMORY
-    info.debias_status = debias_c(<const floating*> s.pb.M, <const floating*> s.pb.G,
-                                  s.n_chan, s.n_src, T, o, res.positions, nA,
-                                  <floating*> res.X, res.debias)
-    if info.debias_status == TFX_NO_MEMORY:
-        return TFX_NO_MEMORY
-    for i in range(nA):
-        x = <floating*> res.X + <Py_ssize_t> i * o * T
-        for r in range(<Py_ssize_t> o * T):
-            x[r] = <floating> (res.debias[i] * x[r])
+    db.G = s.pb.G
+    db.n_chan = s.n_chan
+    db.n_src = s.n_src
+    db.T = Ts
+    db.o = o
+    db.positions = res.positions
+    db.n_b = nA
+    db.ldm = T
+    db.ldx = T
+    info.debias_status = TFX_OK
+    for c in range(n_segs):
+        db.M = <const floating*> s.pb.M + <Py_ssize_t> c * Ts
+        db.X = <const floating*> res.X + <Py_ssize_t> c * Ts
+        st = debias_c(&db, d, tag)
+        if st == TFX_NO_MEMORY:
+            free(d)
+            return TFX_NO_MEMORY
+        if st != TFX_OK:
+            info.debias_status = st
+        for i in range(nA):
+            res.debias[i * n_segs + c] = d[i]
+            x = <floating*> res.X + <Py_ssize_t> i * o * T + <Py_ssize_t> c * Ts
+            for r in range(o):
+                _scale(x + r * T, Ts, d[i])
+    free(d)
     return TFX_OK
+
+
+cdef inline void _scale(floating* x, Py_ssize_t n, double d) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        x[i] = <floating> (d * x[i])
 
 
 # --------------------------------------------------------------------------

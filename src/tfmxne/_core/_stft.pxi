@@ -109,16 +109,21 @@ cdef inline void _frames_folded(const tf_dict* d, const floating* xr, int T,
 
 cdef void stft_rows(const tf_plan* p, const floating* x, int n_rows, int ldx,
                     floating* z, int ldz, floating* work) noexcept nogil:
-    """Analysis: z[r] = Phi(x[r]) for r < n_rows; work >= p.max_frames."""
-    cdef int r, di
+    """Analysis: z[r] = Phi(x[r]) for r < n_rows (each segment of a row on its
+    own); work >= p.max_frames."""
+    cdef int r, di, s
     cdef floating* zt
+    cdef const floating* xs
     for r in range(n_rows):
-        for di in range(p.n_dicts):
-            zt = z + <Py_ssize_t> r * ldz + 2 * p.d[di].coef_off
-            if p.d[di].folded:
-                _frames_folded(&p.d[di], x + <Py_ssize_t> r * ldx, p.n_times, zt, work)
-            else:
-                _frames_plain(&p.d[di], x + <Py_ssize_t> r * ldx, p.n_times, zt, work)
+        for s in range(p.n_segs):
+            xs = x + <Py_ssize_t> r * ldx + <Py_ssize_t> s * p.seg_times
+            for di in range(p.n_dicts):
+                zt = (z + <Py_ssize_t> r * ldz
+                      + 2 * (<Py_ssize_t> s * p.seg_coefs + p.d[di].coef_off))
+                if p.d[di].folded:
+                    _frames_folded(&p.d[di], xs, p.seg_times, zt, work)
+                else:
+                    _frames_plain(&p.d[di], xs, p.seg_times, zt, work)
 
 
 cdef inline void _synth_plain(const tf_dict* d, const floating* zt, floating* xr,
@@ -184,17 +189,21 @@ cdef inline void _synth_folded(const tf_dict* d, const floating* zt, floating* x
 
 cdef void istft_rows(const tf_plan* p, const floating* z, int n_rows, int ldz,
                      floating* x, int ldx, int n_out, floating* work) noexcept nogil:
-    """Synthesis: x[r, :n_out] = PhiT(z[r]); work >= p.max_frames."""
-    cdef int r, di, n
+    """Synthesis: x[r, :n_out] = PhiT(z[r]); work >= p.max_frames. With several
+    segments, each is synthesised on its own and ``n_out`` must be n_times."""
+    cdef int r, di, n, s
+    cdef int seg_out = n_out if p.n_segs == 1 else p.seg_times
     cdef floating* xr
     cdef const floating* zt
     for r in range(n_rows):
-        xr = x + <Py_ssize_t> r * ldx
-        for n in range(n_out):
-            xr[n] = 0
-        for di in range(p.n_dicts):
-            zt = z + <Py_ssize_t> r * ldz + 2 * p.d[di].coef_off
-            if p.d[di].folded:
-                _synth_folded(&p.d[di], zt, xr, n_out, work)
-            else:
-                _synth_plain(&p.d[di], zt, xr, n_out, work)
+        for s in range(p.n_segs):
+            xr = x + <Py_ssize_t> r * ldx + <Py_ssize_t> s * p.seg_times
+            for n in range(seg_out):
+                xr[n] = 0
+            for di in range(p.n_dicts):
+                zt = (z + <Py_ssize_t> r * ldz
+                      + 2 * (<Py_ssize_t> s * p.seg_coefs + p.d[di].coef_off))
+                if p.d[di].folded:
+                    _synth_folded(&p.d[di], zt, xr, seg_out, work)
+                else:
+                    _synth_plain(&p.d[di], zt, xr, seg_out, work)

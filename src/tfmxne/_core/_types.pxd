@@ -41,14 +41,19 @@ ctypedef struct tf_dict:
 
 ctypedef struct tf_plan:
     # tables in one buffer, in this order (plan_bind): per dictionary fa, fs, wa,
-    # wsy (sizes: plan_table_size), then mult
-    int n_times       # samples of the signals
+    # wsy (sizes: plan_table_size), then mult. A signal row may hold n_segs
+    # segments (conditions) side by side, each framed on its own: n_times and
+    # n_coefs count the whole row, seg_times and seg_coefs one segment
+    int n_times       # samples of a row (n_segs * seg_times)
     int n_dicts
-    int n_coefs       # complex coefficients per signal (all dictionaries)
+    int n_coefs       # complex coefficients of a row (n_segs * seg_coefs)
+    int n_segs
+    int seg_times
+    int seg_coefs
     int max_frames    # scratch size: max over dictionaries of n_step * wsize
     #                   (plain) or n_step * (2 wsize + 2) (folded)
     int is_double
-    void* mult        # (n_coefs,) 1 for DC / Nyquist, 2 otherwise
+    void* mult        # (n_coefs,) 1 for DC / Nyquist, 2 otherwise (every segment)
     tf_dict d[TFX_MAX_DICTS]
 
 ctypedef struct eps_item:

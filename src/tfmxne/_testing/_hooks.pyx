@@ -309,15 +309,18 @@ def solve_arrays(M, G, alphas, frame, *, n_orient=1, dtype=np.float64, weights=N
     tfx_result_init(&res)
     tfx_info_init(&info)
     for key, val in options.items():
-        if key not in ("tol", "maxit", "dgap_freq", "n_threads", "debias", "mixed"):
+        if key not in ("tol", "maxit", "dgap_freq", "n_threads", "debias", "mixed",
+                       "n_conditions"):
             raise TypeError(f"not a public option of tfx_params_t: {key!r}")
         setattr_param(&prm, key, val)
-    cdef tfx_plan_t* plan = _new_plan(T, frame[0], frame[1], dtype == np.float64)
-    K2 = 2 * plan.n_coefs
+    cdef int n_cond = options.get("n_conditions", 1)
+    cdef tfx_plan_t* plan = _new_plan(T // max(n_cond, 1), frame[0], frame[1],
+                                      dtype == np.float64)
+    K2 = 2 * plan.n_coefs * max(n_cond, 1)
     n_pos = n_src // no if no > 0 else 0
     if (n_init and arrs[2].shape != (n_init * no, K2)) or (
             arrs[0] is not None and arrs[0].shape != (n_pos,)) or (
-            arrs[1] is not None and arrs[1].shape != (n_pos, plan.n_coefs)):
+            arrs[1] is not None and arrs[1].shape != (n_pos, K2 // 2)):
         tfx_plan_free(plan)
         raise ValueError("solve_arrays: weights or warm start of the wrong shape")
     cdef void* ws_p = _ptr(arrs[0])
@@ -337,7 +340,7 @@ def solve_arrays(M, G, alphas, frame, *, n_orient=1, dtype=np.float64, weights=N
                 st = s_tf_mxne_solve(plan, &prm, <float*> m_p, <float*> g_p, n_chan,
                                      n_src, <float*> ws_p, <float*> wt_p, n_init,
                                      <int*> pos_p, <float*> z_p, &res, &info)
-        out = result_dict(&res, no, n_chan, K2, T, dtype)
+        out = result_dict(&res, no, n_chan, K2, T, dtype, max(n_cond, 1))
     finally:
         tfx_result_free(&res)
         tfx_plan_free(plan)
@@ -363,6 +366,8 @@ cdef void setattr_param(tfx_params_t* prm, str key, object val):
         prm.n_threads = val
     elif key == "debias":
         prm.debias = val
+    elif key == "n_conditions":
+        prm.n_conditions = val
     else:
         prm.mixed = val
 
@@ -400,7 +405,7 @@ def abi_probe(M, G, double a_s, double a_t):
     cdef tfx_result_t res0
     cdef tfx_info_t info
     cdef tfx_info_t info0
-    cdef size_t v2 = <size_t> (<char*> &prm.progress_ctx - <char*> &prm) + sizeof(void*)
+    cdef size_t v2 = <size_t> (<char*> &prm.n_conditions - <char*> &prm) + sizeof(int)
     out = {}
     cases = ("v2", "params_old_version", "params_too_small", "params_newer_caller",
              "result_uninitialised", "result_old_version", "info_wrong_version")
