@@ -123,6 +123,7 @@ html_theme_options = {
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version"],
 }
-html_sidebars = {"index": [], "changes": []}
+# top-level pages have no section navigation: the width goes to their text and code
+html_sidebars = {"*": []}
 html_show_sourcelink = False
 html_context = {"default_mode": "light"}
