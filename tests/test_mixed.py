@@ -235,3 +235,32 @@ def test_mixed_progress_numbering_and_interruption():
             mixed=1,
             progress=stop,
         )
+
+
+def test_mixed_records_the_start_then_the_certificate():
+    """The outer records of a mixed solve: the float32 start's first (flagged),
+    then the float64 solve's, times increasing; the last record is the result's
+    certificate."""
+    wsize, tstep, n_orient = 16, 4, 3
+    M, G = correlated_problem(7, n_orient)
+    frame = TFFrame(M.shape[1], wsize, tstep)
+    amax = norm_epsilon_inf(G, M, 0.1, n_orient, wsize, tstep)
+    tol = 1e-10 * float(np.sum(M * M))
+    out = _engine.solve(
+        frame.plan,
+        M,
+        G,
+        0.1 * amax * 0.9,
+        0.1 * amax * 0.1,
+        n_orient,
+        tol=tol,
+        maxit=3000,
+        mixed=1,
+    )
+    flags = [rec["start"] for rec in out["outer"]]
+    n32 = sum(flags)
+    assert n32 > 0 and flags == [1] * n32 + [0] * (len(flags) - n32)
+    assert len(flags) - n32 == out["n_outer"]
+    times = [rec["time"] for rec in out["outer"]]
+    assert times == sorted(times)
+    assert out["outer"][-1]["gap"] == out["gap"] < tol

@@ -51,6 +51,10 @@ class OuterIteration:
     time : float | None
         Seconds since the start of the solve (``None`` where the core does not
         record it).
+    start : bool
+        Whether it is an iteration of the float32 start of a float64 solve (its
+        gap is a float32 computation; the answer is certified by the float64
+        iterations that follow).
 
     Notes
     -----
@@ -67,13 +71,17 @@ class OuterIteration:
     n_ws: int
     n_iter: int
     time: float | None = None
+    start: bool = False
 
     @classmethod
     def _from_core(cls, record):
         """From the core's record (a dict; keys it does not have keep their
         default, keys this class does not know are ignored)."""
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in record.items() if k in names})
+        vals = {k: v for k, v in record.items() if k in names}
+        if "start" in vals:
+            vals["start"] = bool(vals["start"])
+        return cls(**vals)
 
     def _old_gap(self):
         warnings.warn(

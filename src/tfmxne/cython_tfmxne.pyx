@@ -267,7 +267,8 @@ def _abi_layout():
             n_active=<Py_ssize_t> &o.n_active - Ou, n_ws=<Py_ssize_t> &o.n_ws - Ou,
             n_iter=<Py_ssize_t> &o.n_iter - Ou, gap=<Py_ssize_t> &o.gap - Ou,
             p_obj=<Py_ssize_t> &o.p_obj - Ou, d_obj=<Py_ssize_t> &o.d_obj - Ou,
-            time=<Py_ssize_t> &o.time - Ou, size=sizeof(tfx_outer_t)),
+            time=<Py_ssize_t> &o.time - Ou, start=<Py_ssize_t> &o.start - Ou,
+            size=sizeof(tfx_outer_t)),
         "tfx_result_t": dict(
             struct_size=<Py_ssize_t> &r.struct_size - R,
             abi_version=<Py_ssize_t> &r.abi_version - R,

@@ -121,6 +121,35 @@ cdef bint _start_from(const tf_plan* p, int n_orient, const tfx_result_t* res32,
     return True
 
 
+cdef int _merge_records(tfx_result_t* res, const void* outer32, int n32,
+                        double t32) noexcept nogil:
+    """The result's outer records: the float32 start's (``start`` set), then the
+    float64 solve's (their times counted from the start of the float32 one)."""
+    cdef int i, n64 = res.n_outer
+    cdef tfx_outer_t* rec
+    cdef char* buf
+    if n32 == 0 or outer32 == NULL:
+        return TFX_OK
+    buf = <char*> malloc(<Py_ssize_t> (n32 + n64) * sizeof(tfx_outer_t))
+    if buf == NULL:
+        return TFX_NO_MEMORY
+    memcpy(buf, outer32, <Py_ssize_t> n32 * sizeof(tfx_outer_t))
+    if n64 > 0:
+        memcpy(buf + n32 * sizeof(tfx_outer_t), res.outer,
+               <Py_ssize_t> n64 * sizeof(tfx_outer_t))
+    for i in range(n32 + n64):
+        rec = <tfx_outer_t*> (buf + i * sizeof(tfx_outer_t))
+        if i < n32:
+            rec.start = 1
+        else:
+            rec.time += t32
+    free(res.outer)
+    res.outer = buf
+    res.n_outer = n32 + n64
+    res.outer_stride = sizeof(tfx_outer_t)
+    return TFX_OK
+
+
 cdef int tf_solve_mixed(const tf_plan* p, const tfx_params_t* prm,
                         const tf_tuning* tun, const tf_problem* pb,
                         tfx_result_t* res, tfx_info_t* info) noexcept nogil:
@@ -158,6 +187,8 @@ cdef int tf_solve_mixed(const tf_plan* p, const tfx_params_t* prm,
     cdef tfx_result_t res32
     cdef tfx_info_t info32
     cdef _offset_ctx oc
+    cdef void* outer32 = NULL
+    cdef int n32 = 0
     buf = _f32_problem(p, o, pb, &q, &pb32)
     if seed:
         kgtr = <float*> malloc(<Py_ssize_t> pb.n_sources * p.n_times * sizeof(float))
@@ -199,6 +230,9 @@ cdef int tf_solve_mixed(const tf_plan* p, const tfx_params_t* prm,
             _widen_seed(p, o, pb.n_sources, kgtr, knu)
             pb64.seed_gtr = kgtr
             pb64.seed_nu = knu
+    outer32 = res32.outer      # (kept for the records of the result)
+    n32 = res32.n_outer
+    res32.outer = NULL
     tfx_result_clear(&res32)
     memcpy(&prm64, prm, sizeof(tfx_params_t))
     if prm.progress != NULL:
@@ -209,6 +243,11 @@ cdef int tf_solve_mixed(const tf_plan* p, const tfx_params_t* prm,
         prm64.progress_ctx = &oc
     st = _tf_solve_t(p, &prm64, tun, &pb64, res, info, <const double*> NULL)
     info.n_iter_start = info32.n_iter
+    if (st == TFX_OK or st == TFX_MAXIT or st == TFX_INTERRUPTED) and _merge_records(
+            res, outer32, n32, info32.seconds) != TFX_OK:
+        tfx_result_clear(res)
+        st = info.status = TFX_NO_MEMORY
+    free(outer32)
     free(Zd)
     free(pos)
     free(kgtr)
