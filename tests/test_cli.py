@@ -333,7 +333,11 @@ BAD_CASES_INPROCESS = {
     "wrong-file-type": (dict(fwd="sample-cov.fif"), (), "cannot read the forward"),
     "missing-forward": (dict(fwd="nope-fwd.fif"), (), "forward file not found"),
     "missing-cov": (dict(cov="nope-cov.fif"), (), "covariance file not found"),
-    "ambiguous-condition": (dict(condition=()), (), "choose one with --condition"),
+    "ambiguous-condition": (
+        dict(condition=()),
+        (),
+        "choose one (or several) with --condition",
+    ),
     "condition-index": (dict(condition=("--condition", "7")), (), "out of range"),
     "alpha-zero": (dict(), ("--alpha", "0"), "--alpha: alpha must be > 0"),
     "alpha-not-a-number": (dict(), ("--alpha", "lots"), "--alpha: expected a number"),
@@ -658,15 +662,15 @@ def test_progress_of_the_command(files, tmp_path, monkeypatch, n_tfmxne_iter):
     rec = _Recorder()
     seen = []
 
-    def fake(enabled=True, iterative=False):
-        seen.append((enabled, iterative))
+    def fake(enabled=True, iterative=False, auto=False):
+        seen.append((enabled, iterative, auto))
         return rec
 
     monkeypatch.setattr(cli, "make_progress", fake)
     argv = [str(a) for a in _quick_run(files, tmp_path / "p")]
     argv += ["--n-tfmxne-iter", str(n_tfmxne_iter)]
     assert cli.main(argv) == 0
-    assert seen == [(False, n_tfmxne_iter > 1)] and rec.closed == 1  # (--quiet)
+    assert seen == [(False, n_tfmxne_iter > 1, False)] and rec.closed == 1  # (--quiet)
     stages = {e.stage for e in rec.events}
     assert stages == ({"outer", "reweighting"} if n_tfmxne_iter > 1 else {"outer"})
     assert all(np.isfinite(e.gap) for e in rec.events)
@@ -676,3 +680,162 @@ def test_no_progress_bar_without_terminal():
     # under pytest stdout is captured, not a terminal
     assert type(cli.make_progress()) is cli.Progress
     assert type(cli.make_progress(enabled=False)) is cli.Progress
+
+
+# --------------------------------------------------------------------------
+# automatic alpha, several conditions, joint solves, empty answers
+# --------------------------------------------------------------------------
+def _run_argv(files, out, *extra, condition=("Left Auditory",)):
+    return [
+        str(a)
+        for a in (
+            "run",
+            "--evoked",
+            files / "sample-ave.fif",
+            "--condition",
+            *condition,
+            "--forward",
+            files / "sample-fwd.fif",
+            "--cov",
+            files / "sample-cov.fif",
+            "--tmin",
+            RUN_CROP[0],
+            "--tmax",
+            RUN_CROP[1],
+            "--out",
+            out,
+            *extra,
+        )
+    ]
+
+
+def _inputs(files, *conditions):
+    import mne
+
+    evs = [
+        mne.read_evokeds(files / "sample-ave.fif", condition=c, verbose=False).crop(
+            *RUN_CROP
+        )
+        for c in conditions
+    ]
+    fwd = mne.read_forward_solution(files / "sample-fwd.fif", verbose=False)
+    cov = mne.read_cov(files / "sample-cov.fif", verbose=False)
+    return evs, fwd, cov
+
+
+def _same_stc(path, ref):
+    import mne
+
+    stc = mne.read_source_estimate(path)
+    for a, b in zip(stc.vertices, ref.vertices):
+        np.testing.assert_array_equal(a, b)
+    scale = np.abs(ref.data).max()
+    np.testing.assert_allclose(stc.data, ref.data, rtol=1e-5, atol=1e-6 * scale)
+
+
+def test_run_chooses_alpha_by_default(files, tmp_path, capsys):
+    """No --alpha: the library's automatic choice (alpha and l1_ratio), reported
+    with its solves and time; the figure has the criterion's row; --alpha auto
+    says the same; the estimate is tfmxne.solve's with alpha=None."""
+    out = tmp_path / "auto"
+    assert cli.main(_run_argv(files, out)) == 0, capsys.readouterr().err
+    text = capsys.readouterr().out
+    (evoked,), fwd, cov = _inputs(files, "Left Auditory")
+    ref = tfmxne.solve(evoked, fwd, cov)
+    sel = ref.selection
+    flat = " ".join(text.split())
+    assert "alpha and l1_ratio chosen automatically ('signal-share'" in flat
+    assert f"alpha={ref.alpha:.4g} % of alpha_max, l1_ratio={ref.l1_ratio:g}, in " in flat
+    assert f"in {sel['n_solves']} solves and " in flat and " s in all; the solve" in flat
+    _same_stc(out, ref.estimate)
+    assert (tmp_path / "auto.png").is_file()
+    assert cli.main(_run_argv(files, tmp_path / "a2", "--alpha", "auto", "--no-figure",
+                              "--quiet")) == 0  # fmt: skip
+    _same_stc(tmp_path / "a2", ref.estimate)
+    # a given alpha: one solve, l1_ratio 0.03 unless given
+    assert cli.main(_run_argv(files, tmp_path / "f", "--alpha", "60", "--no-figure")) == 0
+    fixed = capsys.readouterr().out
+    assert "chosen automatically" not in fixed and "l1_ratio=0.03," in fixed
+    _same_stc(tmp_path / "f", tfmxne.tf_mixed_norm(evoked, fwd, cov, alpha=60.0,
+                                                   l1_ratio=0.03))  # fmt: skip
+
+
+def test_figure_of_an_automatic_run_shows_the_criterion(files):
+    """plot_tfmxne of an automatic result: a row with the criterion over the grid
+    and the active positions, the choice marked (a star at the chosen alpha)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from tfmxne import viz
+
+    (evoked,), fwd, cov = _inputs(files, "Left Auditory")
+    res = tfmxne.solve(evoked, fwd, cov, l1_ratio=0.03)
+    fig = viz.plot_tfmxne(res, evoked, forward=fwd)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert any(t.startswith("automatic alpha ('signal-share')") for t in titles)
+    ax = [a for a in fig.axes if a.get_title().startswith("automatic alpha")][0]
+    stars = [ln for ln in ax.lines if ln.get_marker() == "*"]
+    assert len(stars) == 1 and stars[0].get_xdata()[0] == pytest.approx(res.alpha)
+    n_plain = len(viz.plot_tfmxne(res, evoked, forward=fwd, selection=False).axes)
+    assert len(fig.axes) == n_plain + 2
+    plt.close("all")
+    fixed = tfmxne.solve(evoked, fwd, cov, alpha=60.0, l1_ratio=0.03)
+    with pytest.raises(ValueError, match="no automatic choice"):
+        viz.plot_selection(fixed)
+
+
+def test_run_several_conditions(files, tmp_path, capsys):
+    """--condition A B: one output set per condition (BASENAME-A-...), each the
+    independent solve of its condition; --joint: solve_joint's."""
+    conds = ("Left Auditory", "Left visual")
+    fixed = ("--alpha", "50", "--l1-ratio", "0.03", "--no-figure", "--quiet")
+    evs, fwd, cov = _inputs(files, *conds)
+    assert cli.main(_run_argv(files, tmp_path / "ind", *fixed, condition=conds)) == 0
+    for ev in evs:
+        ref = tfmxne.tf_mixed_norm(ev, fwd, cov, alpha=50.0, l1_ratio=0.03)
+        _same_stc(tmp_path / f"ind-{ev.comment.replace(' ', '_')}", ref)
+    argv = _run_argv(files, tmp_path / "jt", *fixed, "--joint", condition=conds)
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    joint = tfmxne.solve_joint(evs, fwd, cov, alpha=50.0, l1_ratio=0.03)
+    for ev, r in zip(evs, joint):
+        name = tmp_path / f"jt-{ev.comment.replace(' ', '_')}"
+        _same_stc(name, r.estimate)
+        assert (tmp_path / f"{name.name}-res-ave.fif").is_file()
+    names = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("jt"))
+    assert len(names) == 6, names  # lh, rh, residual per condition
+
+
+@pytest.mark.parametrize(
+    "conds, extra, message",
+    [
+        (("Left Auditory", "Left visual"), ("--joint", "--compare-mne"), "MNE has no"),
+        (("Left visual", "1"), (), "--condition names 'Left visual' twice"),
+        (("Left visual", "Right"), (), "unknown condition 'Right'"),
+        (("0",), ("--alpha", "ninety"), "--alpha: expected a number, got 'ninety'"),
+    ],
+)
+def test_run_several_conditions_errors(files, tmp_path, capsys, conds, extra, message):
+    argv = _run_argv(files, tmp_path / "x", "--alpha", "50", *extra, condition=conds)
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_run_on_empty_warn(files, tmp_path, capsys):
+    """--on-empty warn: a warning, exit 0, an empty estimate and the residual
+    written; the default stops with the error."""
+    import mne
+
+    argv = _run_argv(files, tmp_path / "e", "--alpha", "99.99", "--no-figure")
+    assert cli.main(argv) == 2
+    assert "No active dipoles found" in capsys.readouterr().err
+    assert cli.main(argv + ["--on-empty", "warn"]) == 0
+    captured = capsys.readouterr()
+    assert "tfmxne: warning: No active dipoles found at alpha=99.99" in captured.err
+    assert "0 active sources" in captured.out
+    stc = mne.read_source_estimate(tmp_path / "e")
+    assert stc.data.shape[0] == 0
+    assert (tmp_path / "e-res-ave.fif").is_file()

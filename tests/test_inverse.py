@@ -199,11 +199,18 @@ def test_debias_exact(evoked, fwd_small, noise_cov):
 
 
 def test_signature_matches_mne():
+    """MNE's parameters in MNE's order with MNE's defaults, then tfmxne's own,
+    keyword only (a call valid for MNE's function is valid for tfmxne's)."""
     ours = inspect.signature(tfmxne.tf_mixed_norm)
     theirs = inspect.signature(mne.inverse_sparse.tf_mixed_norm)
-    assert list(ours.parameters) == list(theirs.parameters)
+    n = len(theirs.parameters)
+    assert list(ours.parameters)[:n] == list(theirs.parameters)
     for name, p in theirs.parameters.items():
         assert ours.parameters[name].default == p.default, name
+        assert ours.parameters[name].kind == p.kind, name
+    extra = list(ours.parameters.values())[n:]
+    assert [p.name for p in extra] == ["on_empty"]
+    assert all(p.kind is p.KEYWORD_ONLY for p in extra)
 
 
 def test_no_active_sources(evoked, fwd_small, noise_cov):
@@ -213,6 +220,67 @@ def test_no_active_sources(evoked, fwd_small, noise_cov):
     assert "lower alpha" in str(e.value)
     with pytest.raises(Exception, match="No active dipoles found"):  # MNE-style code
         tfmxne.tf_mixed_norm(evoked, fwd_small, noise_cov, alpha=99.9, l1_ratio=0.03)
+
+
+@pytest.mark.parametrize(
+    "pick_ori, kind, shape",
+    [
+        (None, mne.SourceEstimate, (0,)),
+        ("vector", mne.VectorSourceEstimate, (0, 3)),
+        ("normal", mne.SourceEstimate, (0,)),
+    ],
+)
+def test_on_empty_warn(evoked, fwd_small, noise_cov, tmp_path, pick_ori, kind, shape):
+    """on_empty='warn': a RuntimeWarning and the empty estimate (MNE's class of
+    the estimate, no vertices, the data's times), which a script can save and
+    read like any other; dipoles: an empty list; the residual: the tapered data
+    (nothing fitted)."""
+    kw = dict(alpha=99.99, l1_ratio=0.03, pick_ori=pick_ori)
+    with pytest.raises(tfmxne.NoActiveSourcesError):
+        tfmxne.tf_mixed_norm(evoked, fwd_small, noise_cov, **kw)
+    with pytest.warns(RuntimeWarning, match="No active dipoles found at alpha=99.99"):
+        stc, residual = tfmxne.tf_mixed_norm(
+            evoked, fwd_small, noise_cov, return_residual=True, on_empty="warn", **kw
+        )
+    full = tfmxne.tf_mixed_norm(
+        evoked, fwd_small, noise_cov, alpha=40.0, pick_ori=pick_ori
+    )
+    assert type(stc) is kind is type(full)
+    assert stc.data.shape == shape + (len(evoked.times),)
+    assert [len(v) for v in stc.vertices] == [0, 0]
+    np.testing.assert_allclose(stc.times, full.times)
+    assert stc.subject == full.subject
+    tapered = evoked.copy()
+    tapered.data *= tfmxne._problem.taper(len(evoked.times), evoked.info["sfreq"], 0.02)
+    np.testing.assert_array_equal(
+        residual.data, tapered.copy().pick(residual.ch_names).data
+    )
+    if kind is mne.SourceEstimate:
+        stc.save(tmp_path / "empty", overwrite=True, verbose=False)
+        back = mne.read_source_estimate(tmp_path / "empty")
+        assert back.data.shape == stc.data.shape
+    if pick_ori is None:
+        with pytest.warns(RuntimeWarning, match="No active dipoles"):
+            dips = tfmxne.tf_mixed_norm(
+                evoked, fwd_small, noise_cov, return_as_dipoles=True, on_empty="warn",
+                **kw,
+            )  # fmt: skip
+        assert dips == []
+        with pytest.warns(RuntimeWarning, match="No active dipoles"):
+            res = tfmxne.solve(evoked, fwd_small, noise_cov, on_empty="warn", **kw)
+        assert type(res.estimate) is kind and not res.active_set.any()
+        assert res.X.shape == (0, len(evoked.times)) and res.dipoles() == []
+
+
+def test_on_empty_checked_and_not_for_batches(evoked, fwd_small, noise_cov):
+    with pytest.raises(ValueError, match="on_empty must be 'raise' or 'warn', got"):
+        tfmxne.solve(evoked, fwd_small, noise_cov, alpha=40.0, on_empty="skip")
+    with pytest.raises(ValueError, match="on_empty must be 'raise' or 'warn', got"):
+        tfmxne.tf_mixed_norm(evoked, fwd_small, noise_cov, alpha=40.0, on_empty=None)
+    # a batch: estimate=None for an empty evoked, whatever on_empty (documented)
+    out = tfmxne.solve([evoked, evoked], fwd_small, noise_cov, alpha=99.99,
+                       l1_ratio=0.03, on_empty="raise")  # fmt: skip
+    assert [r.estimate for r in out] == [None, None]
 
 
 def test_no_common_channels(evoked, fwd_small, noise_cov):

@@ -18,7 +18,7 @@ NOT_OPTIONS = {"evoked", "forward", "noise_cov", "return_residual"}
 NOT_OPTIONS |= {"return_as_dipoles", "verbose"}
 
 
-@pytest.mark.parametrize("func", [tfmxne.tf_mixed_norm, tfmxne.solve])
+@pytest.mark.parametrize("func", [tfmxne.tf_mixed_norm, tfmxne.solve, tfmxne.solve_joint])
 def test_public_signatures_follow_the_table(func):
     params = inspect.signature(func).parameters
     for opt in TABLE:
@@ -68,8 +68,9 @@ def test_command_line_defaults_follow_the_table(command, tmp_path):
     params = cli._solver_params(parser.parse_args(argv))
     expected = dict(_options.DEFAULTS)
     del expected["weights"]  # a file, read by the command
-    if command == "run":
-        expected.update(alpha=cli.DEFAULT_ALPHA, l1_ratio=cli.DEFAULT_L1_RATIO)
+    if command == "run":  # the library's default: both chosen automatically
+        assert cli.DEFAULT_ALPHA is None
+        expected.update(alpha=None, l1_ratio=None)
     else:
         from tfmxne.datasets.sample import DEMO_PARAMS
 

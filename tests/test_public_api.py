@@ -70,6 +70,7 @@ def _calls(tiny):
     M = G[:, :2] @ rng.standard_normal((2, 32))
     Z = tfmxne.stft(M[:2], 16, 4, verbose=False)
     res = tfmxne.solve(evoked, forward, noise_cov, verbose=False, **kw)
+    auto = tfmxne.solve(evoked, forward, noise_cov, l1_ratio=0.03, verbose=False)
     epochs = mne.EpochsArray(
         np.stack([evoked.data, evoked.data]),
         evoked.info,
@@ -80,6 +81,9 @@ def _calls(tiny):
     calls = {
         "tf_mixed_norm": lambda v: tfmxne.tf_mixed_norm(*tiny, verbose=v, **kw),
         "solve": lambda v: tfmxne.solve(*tiny, verbose=v, **kw),
+        "solve_joint": lambda v: tfmxne.solve_joint(
+            [evoked, evoked], forward, noise_cov, verbose=v, **kw
+        ),
         "tf_mixed_norm_path": lambda v: tfmxne.tf_mixed_norm_path(
             *tiny, alphas=[85.0, 80.0], l1_ratio=0.03, verbose=v
         ),
@@ -118,6 +122,7 @@ def _calls(tiny):
         "viz.goodness_of_fit": lambda: viz.goodness_of_fit(res),
         "viz.plot_brain": lambda: _close(viz.plot_brain(res.estimate, forward)),
         "viz.plot_tfmxne": lambda: _close(viz.plot_tfmxne(res, evoked)),
+        "viz.plot_selection": lambda: _close(viz.plot_selection(auto)),
         "datasets.sample.load": lambda v: sample.load(verbose=v),
         "datasets.sample.data_path": lambda: sample.data_path(),
         "datasets.sample.fnames": lambda: sample.fnames(),

@@ -9,6 +9,7 @@ from ._stft import istft, stft, stft_norm1, stft_norm2
 from ._sysinfo import sys_info
 from ._version import __version__
 from .inverse import NoActiveSourcesError, TFMxNEResult, solve, tf_mixed_norm
+from .joint import solve_joint
 from .path import solve_epochs, tf_mixed_norm_path
 from .solver import (
     dgap_l21l1,
@@ -23,6 +24,7 @@ __all__ = [
     # MNE's drop-in and the richer solve
     "tf_mixed_norm",
     "solve",
+    "solve_joint",
     "TFMxNEResult",
     "NoActiveSourcesError",
     # alpha paths, epochs and batches

@@ -332,6 +332,10 @@ class Problem:
         Trials averaged in the evoked.
     screen0 : tuple | None
         The screening of ``R = M`` (None: not available for this ``M``).
+    n_conditions : int
+        Conditions side by side in ``M`` (a joint solve, :mod:`tfmxne.joint`):
+        ``M``, ``taper`` and the times of ``evoked`` hold them one after the
+        other, each framed on its own (:meth:`frame`); 1 otherwise.
     """
 
     fwd: PreparedForward
@@ -346,6 +350,7 @@ class Problem:
     taper: np.ndarray
     nave: float
     screen0: tuple | None
+    n_conditions: int = 1
 
     @property
     def n_orient(self):
@@ -362,6 +367,21 @@ class Problem:
     @property
     def gain_info(self):
         return self.fwd.gain_info
+
+    def frame(self, dtype=np.float64):
+        """The STFT frame of ``M``'s rows (each condition framed on its own)."""
+        return TFFrame(
+            self.M.shape[1] // self.n_conditions,
+            self.wsize,
+            self.tstep,
+            dtype=np.dtype(dtype),
+            n_conditions=self.n_conditions,
+        )
+
+    def blocks(self):
+        """The columns of ``M`` of each condition (slices)."""
+        n = self.M.shape[1] // self.n_conditions
+        return [slice(c * n, (c + 1) * n) for c in range(self.n_conditions)]
 
     def noise_var(self):
         """Variance of the whitened noise per channel and sample (:func:`noise_var`)."""
@@ -421,13 +441,20 @@ def window_evoked(evoked, window):
     return evoked
 
 
-def _alpha_max(gain, M, n_orient, l1_ratio, wsize, tstep):
-    """alpha_max / 100 as MNE: epsilon-inf dual norm of (G, M), exact.
+def _alpha_max(gain, M, n_orient, l1_ratio, wsize, tstep, n_conditions=1):
+    """alpha_max / 100 as MNE: epsilon-inf dual norm of (G, M), exact (``M``:
+    ``n_conditions`` side by side, on their joint frame).
 
     Also returns the screening it was computed with, ``(G^T M, nu, exact)``,
     which the first outer iteration of a solve would otherwise recompute.
     """
-    frame = TFFrame(M.shape[1], wsize, tstep, dtype=np.float64)
+    frame = TFFrame(
+        M.shape[1] // n_conditions,
+        wsize,
+        tstep,
+        dtype=np.float64,
+        n_conditions=n_conditions,
+    )
     n_thr = _parallel.solve_threads()
     GtM = _gtr(gain, M, n_thr)
     nu_max, _, nu, exact = _dual_norm_screened(

@@ -13,7 +13,7 @@ import warnings
 
 import numpy as np
 from mne.forward import is_fixed_orient
-from mne.utils import logger
+from mne.utils import logger, warn
 
 from . import _compat
 from ._stft import internal_to_mne
@@ -203,7 +203,10 @@ class TFMxNEResult:
     _tf_coefs: np.ndarray = None  # MNE's layout, made on first use
 
     def dipoles(self):
-        """The active sources as a list of :class:`mne.Dipole` (as MNE returns)."""
+        """The active sources as a list of :class:`mne.Dipole` (as MNE returns;
+        an empty list where no source is active)."""
+        if not self.active_set.any():
+            return []
         return _compat.make_dipoles_sparse(
             self.X,
             self.active_set,
@@ -244,9 +247,76 @@ class TFMxNEResult:
         )
 
 
+#: What a call does when no source survives (``on_empty``).
+ON_EMPTY = ("raise", "warn")
+
+
+def check_on_empty(on_empty):
+    """One of :data:`ON_EMPTY`."""
+    if not isinstance(on_empty, str) or on_empty not in ON_EMPTY:
+        raise ValueError(f"on_empty must be 'raise' or 'warn', got on_empty={on_empty!r}")
+    return on_empty
+
+
+def no_active_error(alpha, alpha_max):
+    """The :class:`NoActiveSourcesError` of a solve at ``alpha`` (percent)."""
+    return NoActiveSourcesError(
+        "No active dipoles found. alpha_space/alpha_time are too big "
+        f"(alpha={alpha} % of alpha_max, alpha_max={alpha_max:.6g} in whitened "
+        "units; lower alpha)."
+    )
+
+
+def handle_empty(results, on_empty, pick_ori, what="the estimate"):
+    """``results`` (TFMxNEResult, one call's: one evoked, or the conditions of a
+    joint solve) where no source survives: raise (``on_empty='raise'``), or
+    give each the empty estimate (:func:`empty_estimate`) with a
+    ``RuntimeWarning``. Results with active sources are left as they are."""
+    empty = [r for r in results if r.estimate is None]
+    if not empty:
+        return results
+    r = empty[0]
+    if on_empty == "raise":
+        raise no_active_error(r.alpha, r.alpha_max)
+    warn(
+        f"No active dipoles found at alpha={r.alpha:g} % of alpha_max (l1_ratio="
+        f"{r.l1_ratio:g}): {what} is empty (no vertices); on_empty='warn'. Lower "
+        "alpha to keep sources.",
+        RuntimeWarning,
+    )
+    for r in empty:
+        if r._forward is None:  # (a Dask result: without its forward)
+            continue
+        r.estimate = empty_estimate(
+            r._forward, r.times[0], 1.0 / r._sfreq, len(r.times), pick_ori
+        )
+    return results
+
+
 # --------------------------------------------------------------------------
 # the MNE objects of an answer
 # --------------------------------------------------------------------------
+def empty_estimate(forward, tmin, tstep, n_times, pick_ori):
+    """The estimate of no active source: MNE's class of the estimates of
+    ``forward`` and ``pick_ori`` (as :func:`make_estimate`), with no vertices
+    (one empty array per source space) and data of shape ``(0, n_times)``
+    (``(0, 3, n_times)`` for a vector estimate), starting at ``tmin``."""
+    import mne
+
+    src = forward["src"]
+    vertices = [np.zeros(0, np.int64) for _ in src]
+    subject = src[0]["subject_his_id"]
+    if pick_ori == "vector" and not is_fixed_orient(forward):
+        kind = {
+            "surface": mne.VectorSourceEstimate,
+            "mixed": mne.MixedVectorSourceEstimate,
+        }.get(src.kind, mne.VolVectorSourceEstimate)
+        return kind(np.zeros((0, 3, n_times)), vertices, tmin, tstep, subject)
+    return _compat.make_stc(
+        np.zeros((0, n_times)), vertices, src.kind, tmin, tstep, subject
+    )
+
+
 def _normal_component(X, active_idx, forward, n_orient):
     """Signed component along the local cortical normal of each active position."""
     if n_orient == 1:

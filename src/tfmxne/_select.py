@@ -10,6 +10,7 @@ names); ``tfmxne.path`` passes an assignment to them on to this module.
 """
 
 import dataclasses
+from collections.abc import Callable
 
 import numpy as np
 from mne.utils import logger
@@ -77,11 +78,11 @@ def check_criterion(criterion):
 
 @dataclasses.dataclass(frozen=True)
 class _Search:
-    """What a criterion walks: one prepared forward, one evoked, the grids, the
-    options of the call, its threads and its progress events."""
+    """What a criterion walks: its problems (``make_problem(l1_ratio)``, a
+    prepared :class:`tfmxne._problem.Problem`), the grids, the options of the
+    call, its threads and its progress events."""
 
-    fwd: object
-    evoked: object
+    make_problem: Callable
     l1_grid: tuple
     alphas: np.ndarray
     opts: object
@@ -89,7 +90,7 @@ class _Search:
     emit: object
 
     def problem(self, l1_ratio):
-        return prepare(self.fwd, self.evoked, self.opts, l1_ratio)
+        return self.make_problem(l1_ratio)
 
     def solve(self, p, alpha, total, warm=None):
         """One level (no residual evoked: it is built for the answer only, as
@@ -115,25 +116,13 @@ def solve_auto(
     two paths (data and perturbed data) run in parallel threads. ``emit``
     receives an 'alpha' event after each solve.
     """
-    workers = n_workers(n_jobs)
+    n_workers(n_jobs)
     check_inputs(evoked, forward, noise_cov, opts)
-    alphas = AUTO_ALPHAS
-    if alpha is None:
-        criterion = CRITERIA[0]
-    elif isinstance(alpha, str):
-        criterion = check_criterion(alpha)
-    else:  # l1_ratio only, at this alpha
-        criterion = CRITERIA[0]
-        alphas = np.array([check_alpha(alpha)])
-    l1_grid = AUTO_L1_RATIOS if l1_ratio is None else (check_l1_ratio(l1_ratio),)
+    _choice(alpha, l1_ratio)  # (checked before the preparation)
     fwd = prepare_forward(evoked.info, forward, noise_cov, opts)
-    search = _Search(fwd, evoked, tuple(l1_grid), alphas, opts, workers, emit)
-    if criterion in ("model-discrepancy", "discrepancy"):
-        r = _select_discrepancy(search, criterion)
-    elif criterion == "signal-share":
-        r = _select_signal_share(search)
-    else:
-        r = _select_on_grid(search, criterion)
+    r = select(
+        lambda l1: prepare(fwd, evoked, opts, l1), alpha, l1_ratio, opts, n_jobs, emit
+    )
     if return_residual:
         r.residual = compute_residual(
             fwd.forward,
@@ -143,6 +132,37 @@ def solve_auto(
             fwd.gain_info,
         )
     return r
+
+
+def _choice(alpha, l1_ratio):
+    """The criterion and the grids of a call: ``(criterion, alphas, l1_grid)``."""
+    alphas = AUTO_ALPHAS
+    if alpha is None:
+        criterion = CRITERIA[0]
+    elif isinstance(alpha, str):
+        criterion = check_criterion(alpha)
+    else:  # l1_ratio only, at this alpha
+        criterion = CRITERIA[0]
+        alphas = np.array([check_alpha(alpha)])
+    l1_grid = AUTO_L1_RATIOS if l1_ratio is None else (check_l1_ratio(l1_ratio),)
+    return criterion, alphas, tuple(l1_grid)
+
+
+def select(make_problem, alpha, l1_ratio, opts, n_jobs, emit):
+    """The automatic choice on the problems ``make_problem(l1_ratio)`` (prepared
+    :class:`tfmxne._problem.Problem`: one evoked's, or a joint problem's): the
+    chosen result, with its ``selection`` (no residual evoked).
+
+    ``alpha``, ``l1_ratio``, ``n_jobs`` and ``emit`` as :func:`solve_auto`.
+    """
+    workers = n_workers(n_jobs)
+    criterion, alphas, l1_grid = _choice(alpha, l1_ratio)
+    search = _Search(make_problem, l1_grid, alphas, opts, workers, emit)
+    if criterion in ("model-discrepancy", "discrepancy"):
+        return _select_discrepancy(search, criterion)
+    if criterion == "signal-share":
+        return _select_signal_share(search)
+    return _select_on_grid(search, criterion)
 
 
 # --------------------------------------------------------------------------

@@ -21,7 +21,6 @@ from threadpoolctl import threadpool_limits
 from ._parallel import batch_scope
 from ._problem import check_inputs, prepare, prepare_forward
 from ._result import NoActiveSourcesError, build_result
-from ._stft import TFFrame
 from ._validation import _short, check_alpha, check_bool, check_int, check_l1_ratio
 from .solver import _cols, _debias, _iterative_core, _Spec, _tf_solve
 
@@ -134,13 +133,13 @@ def solve_problem(
     or None) receives the 'outer' and 'reweighting' events of the solve.
     """
     t0 = time.perf_counter() if t0 is None else t0
-    frame = TFFrame(p.M.shape[1], p.wsize, p.tstep, dtype=np.dtype(dtype))
+    frame = p.frame(dtype)
     res, E = _run_solver(p, alpha, opts, frame, warm, emit)
     active_set = np.zeros(p.gain.shape[1], bool)
     active_set[_cols(res.positions, p.n_orient)] = True
     X = np.asarray(res.X, dtype=np.float64)
     if active_set.any() and opts.debias:
-        X = X * _debias(p.M, p.gain[:, active_set], X, p.n_orient)[:, None]
+        X = debiased(p, X, active_set)
     if raise_empty and not active_set.any():
         raise NoActiveSourcesError(
             "No active dipoles found. alpha_space/alpha_time are too big "
@@ -150,11 +149,33 @@ def solve_problem(
     return build_result(p, res, X, active_set, E, frame, alpha, opts, return_residual, t0)
 
 
+def debiased(p, X, active_set):
+    """``X`` (rows of ``active_set``) debiased on the problem ``p``: one scale per
+    position, and per condition of a joint problem (a new array)."""
+    G_A = p.gain[:, active_set]
+    if p.n_conditions == 1:
+        return X * _debias(p.M, G_A, X, p.n_orient)[:, None]
+    out = np.empty_like(X)
+    for s in p.blocks():
+        out[:, s] = X[:, s] * _debias(p.M[:, s], G_A, X[:, s], p.n_orient)[:, None]
+    return out
+
+
 def solve_one(
-    evoked, forward, noise_cov, alpha, l1_ratio, opts, return_residual, dtype, emit, t0
+    evoked,
+    forward,
+    noise_cov,
+    alpha,
+    l1_ratio,
+    opts,
+    return_residual,
+    dtype,
+    emit,
+    t0,
+    raise_empty=True,
 ):
     """The call of one solve: check, prepare and solve one evoked at a given
-    (alpha, l1_ratio)."""
+    (alpha, l1_ratio); ``raise_empty``: as :func:`solve_problem`."""
     check_inputs(evoked, forward, noise_cov, opts)
     alpha, l1_ratio = check_regularisation(alpha, l1_ratio)
     fwd = prepare_forward(evoked.info, forward, noise_cov, opts)
@@ -165,7 +186,7 @@ def solve_one(
         opts,
         return_residual=return_residual,
         dtype=dtype,
-        raise_empty=True,
+        raise_empty=raise_empty,
         emit=emit,
         t0=t0,
     )

@@ -16,12 +16,15 @@ and exit with status 2; ``--verbose`` adds the traceback.
 
 import argparse
 import contextlib
+import dataclasses
 import logging
 import os
+import re
 import shutil
 import sys
 import tempfile
 import textwrap
+import time
 import traceback
 import warnings
 from pathlib import Path
@@ -45,9 +48,11 @@ EXIT_USAGE = 2  # the user can fix it: bad arguments, files, parameter values
 
 PROG = "tfmxne"
 
-# defaults of `tfmxne run` (the regularisation of MNE's TF-MxNE example); the
+# defaults of `tfmxne run`: alpha (and l1_ratio) chosen automatically, as the
+# library's default (alpha=None); a given --alpha is solved with l1_ratio
+# DEFAULT_L1_RATIO unless --l1-ratio is given (MNE's TF-MxNE example). The
 # demo's fixed parameters are tfmxne.datasets.sample.DEMO_PARAMS
-DEFAULT_ALPHA = 40.0
+DEFAULT_ALPHA = None
 DEFAULT_L1_RATIO = 0.03
 MAX_TABLE_ROWS = 20
 
@@ -98,11 +103,12 @@ def _shown(value):
     return str(value)
 
 
-def _add_option(group, opt, default):
-    """The argument of one option of the table (its default: ``default``)."""
+def _add_option(group, opt, default, shown=None):
+    """The argument of one option of the table (its default: ``default``, as the
+    help shows it: ``shown``)."""
     cli = opt.cli
     flag = "--" + opt.name.replace("_", "-")
-    shown = cli.shown or (f"--{opt.name}" if cli.flag else _shown(default))
+    shown = shown or cli.shown or (f"--{opt.name}" if cli.flag else _shown(default))
     kw = dict(default=default, help=f"{cli.help} (default: {shown})")
     if cli.flag:
         kw["action"] = argparse.BooleanOptionalAction
@@ -123,12 +129,37 @@ def _condition(text):
     return int(text) if text.strip().lstrip("-").isdigit() else text
 
 
-def _add_solver_options(parser, alpha=DEFAULT_ALPHA, l1_ratio=DEFAULT_L1_RATIO):
+#: How the help of `tfmxne run` shows its automatic regularisation.
+_AUTO_SHOWN = {
+    "alpha": "chosen automatically, as tfmxne.solve's alpha=None (the "
+    "'signal-share' criterion over 90 to 5 %% of alpha_max); 'auto' says so",
+    "l1_ratio": f"chosen with alpha when alpha is automatic, {DEFAULT_L1_RATIO:g} "
+    "with a given --alpha",
+}
+
+
+def _regularisation(opt):
+    """The table's option ``alpha`` or ``l1_ratio`` taking 'auto' (None) too."""
+    check = opt.check
+    return dataclasses.replace(
+        opt,
+        check=lambda v: v if v is None else check(v),
+        cli=dataclasses.replace(
+            opt.cli, parse=_options._keyword_or({"auto": None}, opt.cli.parse)
+        ),
+    )
+
+
+def _add_solver_options(parser, alpha=DEFAULT_ALPHA, l1_ratio=None):
     g = parser.add_argument_group(
         "TF-MxNE parameters (those of mne.inverse_sparse.tf_mixed_norm)"
     )
     defaults = dict(_options.DEFAULTS, alpha=alpha, l1_ratio=l1_ratio)
-    for opt in _options.REGULARISATION + _options.OPTIONS:
+    for opt in _options.REGULARISATION:
+        opt = _regularisation(opt)
+        shown = _AUTO_SHOWN[opt.name] if defaults[opt.name] is None else None
+        _add_option(g, opt, defaults[opt.name], shown)
+    for opt in _options.OPTIONS:
         _add_option(g, opt, defaults[opt.name])
     g.add_argument(
         "--dtype",
@@ -241,7 +272,9 @@ def build_parser():
         "mne.inverse_sparse.tf_mixed_norm, with dashes.",
         epilog="Example: tfmxne run --evoked sample-ave.fif --condition "
         "'Left Auditory' --forward sample-fwd.fif --cov sample-cov.fif "
-        "--tmin -0.05 --tmax 0.3 --alpha 40 --l1-ratio 0.03 --out left_aud",
+        "--tmin -0.05 --tmax 0.3 --out left_aud (alpha chosen automatically; "
+        "--alpha 40 --l1-ratio 0.03 fixes it). Two conditions with one support: "
+        "--condition 'Left Auditory' 'Left visual' --joint.",
     )
     g = run.add_argument_group("input and output files")
     g.add_argument(
@@ -253,10 +286,20 @@ def build_parser():
     g.add_argument(
         "--condition",
         type=_condition,
+        nargs="+",
         default=None,
         metavar="NAME",
-        help="which evoked response of the file: its comment (name) or "
-        "its index; needed when the file holds several",
+        help="which evoked response(s) of the file: comments (names) or "
+        "indices; needed when the file holds several. Several conditions are "
+        "solved one after the other (or together with --joint), with one set of "
+        "output files each: BASENAME-CONDITION-...",
+    )
+    g.add_argument(
+        "--joint",
+        action="store_true",
+        help="solve the conditions of --condition jointly (tfmxne.solve_joint): "
+        "one support shared by all, each condition with its own time courses; "
+        "alpha is in percent of the joint problem's alpha_max",
     )
     g.add_argument(
         "--forward",
@@ -312,7 +355,14 @@ def build_parser():
         "the start or end of the data), before cropping (default: "
         "the data as stored)",
     )
-    _add_solver_options(run)
+    g = _add_solver_options(run)
+    g.add_argument(
+        "--on-empty",
+        choices=("raise", "warn"),
+        default="raise",
+        help="when no source survives: stop with an error (raise), or warn and "
+        "write an empty estimate (no vertices) and the residual (default: raise)",
+    )
     _add_common_options(run, "BASENAME.png")
     run.set_defaults(func=_cmd_run)
 
@@ -366,7 +416,7 @@ class _TqdmProgress(Progress):
         self._bar.close()
 
 
-def make_progress(enabled=True, iterative=False):
+def make_progress(enabled=True, iterative=False, auto=False):
     """A progress display: a tqdm bar on a terminal, else nothing.
 
     Parameters
@@ -377,6 +427,9 @@ def make_progress(enabled=True, iterative=False):
         The solve is irTF-MxNE (``n_tfmxne_iter > 1``): the bar counts the
         reweightings (the outer iterations update the gap shown); otherwise
         it counts the outer working-set iterations.
+    auto : bool
+        alpha is chosen automatically: the bar counts the solves of the
+        choice.
 
     Returns
     -------
@@ -390,6 +443,8 @@ def make_progress(enabled=True, iterative=False):
 
     if not bar_enabled(quiet=not enabled):
         return Progress()
+    if auto:
+        return _TqdmProgress("alpha selection", "alpha", sys.stderr)
     if iterative:
         return _TqdmProgress("irTF-MxNE", "reweighting", sys.stderr)
     return _TqdmProgress("TF-MxNE", "outer", sys.stderr)
@@ -472,6 +527,8 @@ def _read(what, path, reader):
 
 
 def _read_evoked(path, condition):
+    """The evoked responses ``condition`` (a list of names or indices, or None)
+    of the file: a list."""
     import mne
 
     def read(p):
@@ -484,20 +541,33 @@ def _read_evoked(path, condition):
         if len(evokeds) > 1:
             raise CLIError(
                 f"{path} holds {len(evokeds)} evoked responses ({listing}); choose "
-                "one with --condition"
+                "one (or several) with --condition"
             )
-        return evokeds[0]
-    if isinstance(condition, int):
-        if not -len(evokeds) <= condition < len(evokeds):
-            raise CLIError(
-                f"condition index {condition} out of range: {path} holds "
-                f"{len(evokeds)} evoked response(s) ({listing})"
-            )
-        return evokeds[condition]
-    matches = [e for e in evokeds if e.comment == condition]
-    if not matches:
-        raise CLIError(f"unknown condition {condition!r}: {path} holds {listing}")
-    return matches[0]
+        return evokeds[:1]
+    out = []
+    for cond in condition:
+        if isinstance(cond, int):
+            if not -len(evokeds) <= cond < len(evokeds):
+                raise CLIError(
+                    f"condition index {cond} out of range: {path} holds "
+                    f"{len(evokeds)} evoked response(s) ({listing})"
+                )
+            ev = evokeds[cond]
+        else:
+            matches = [e for e in evokeds if e.comment == cond]
+            if not matches:
+                raise CLIError(f"unknown condition {cond!r}: {path} holds {listing}")
+            ev = matches[0]
+        if any(e is ev for e in out):
+            raise CLIError(f"--condition names {ev.comment!r} twice")
+        out.append(ev)
+    return out
+
+
+def _slug(evoked, k):
+    """A file-name part for a condition: its comment, letters and digits kept."""
+    text = re.sub(r"[^A-Za-z0-9]+", "_", str(evoked.comment or "")).strip("_")
+    return text or f"condition{k}"
 
 
 def _parse_baseline(values):
@@ -577,31 +647,60 @@ def _crop(evoked, tmin, tmax):
     return evoked
 
 
-def _solve(evoked, forward, noise_cov, params, args, quiet):
-    """tfmxne.solve with a progress bar; user errors become CLIError."""
+def _is_auto(params):
+    return params["alpha"] is None or params["l1_ratio"] is None
+
+
+def _solve(evokeds, forward, noise_cov, params, args, quiet, joint=False):
+    """tfmxne.solve on each evoked (or tfmxne.solve_joint on all) with a progress
+    bar: the results and the seconds each call took; user errors become
+    CLIError."""
     import tfmxne
 
-    progress = make_progress(enabled=not quiet, iterative=params["n_tfmxne_iter"] > 1)
-    try:
-        result = tfmxne.solve(
-            evoked,
-            forward,
-            noise_cov,
-            return_residual=True,
-            dtype=np.dtype(args.dtype),
-            progress=progress,
-            **params,
-        )
-    except tfmxne.NoActiveSourcesError as exc:
-        msg = _one_line(exc)
-        if "alpha" not in msg:
-            msg += " Try a smaller --alpha."
-        raise CLIError(msg) from exc
-    except (ValueError, TypeError) as exc:
-        raise CLIError(_one_line(exc)) from exc
-    finally:
-        progress.close()
-    return result
+    kw = dict(return_residual=True, dtype=np.dtype(args.dtype), **params)
+    kw["on_empty"] = getattr(args, "on_empty", "raise")
+    pkw = dict(enabled=not quiet, iterative=params["n_tfmxne_iter"] > 1)
+    if _is_auto(params):
+        pkw["auto"] = True
+    calls = [evokeds] if joint else [[ev] for ev in evokeds]
+    results, seconds = [], []
+    for evs in calls:
+        progress = make_progress(**pkw)
+        t0 = time.perf_counter()
+        try:
+            if joint:
+                out = tfmxne.solve_joint(evs, forward, noise_cov, progress=progress, **kw)
+            else:
+                out = [tfmxne.solve(evs[0], forward, noise_cov, progress=progress, **kw)]
+        except tfmxne.NoActiveSourcesError as exc:
+            msg = _one_line(exc)
+            if "alpha" not in msg:
+                msg += " Try a smaller --alpha."
+            raise CLIError(msg) from exc
+        except (ValueError, TypeError) as exc:
+            raise CLIError(_one_line(exc)) from exc
+        finally:
+            progress.close()
+        results += out
+        seconds += [time.perf_counter() - t0] * len(out)
+    return results, seconds
+
+
+def _choice_note(result, seconds, given):
+    """The report's lines on how alpha (and l1_ratio) were chosen."""
+    sel = result.selection
+    if sel is None:
+        return []
+    what = "alpha and l1_ratio" if given["alpha"] is None else "l1_ratio"
+    if given["alpha"] is None and given["l1_ratio"] is not None:
+        what = "alpha"
+    return _wrap(
+        f"{what} chosen automatically ({sel['criterion']!r}, the library's default; "
+        f"--alpha A --l1-ratio R fixes them): alpha={result.alpha:.4g} % of alpha_max, "
+        f"l1_ratio={result.l1_ratio:g}, in {sel['n_solves']} solves and "
+        f"{seconds:.2f} s",
+        width=86,
+    )
 
 
 def _compare_mne(evoked, forward, noise_cov, params, result):
@@ -654,7 +753,7 @@ def _space_label(s):
     return lab(s)
 
 
-def format_report(result, evoked, forward, params, title, notes=()):
+def format_report(result, evoked, forward, params, title, notes=(), elapsed=None):
     """The text report of a TF-MxNE result.
 
     Parameters
@@ -671,6 +770,9 @@ def format_report(result, evoked, forward, params, title, notes=()):
         First line.
     notes : sequence of str
         Lines printed after the parameters (for example why they were chosen).
+    elapsed : float | None
+        Seconds the whole call took (an automatic choice of alpha: all its
+        solves); ``None``: the solve's own time (``result.elapsed``).
 
     Returns
     -------
@@ -747,10 +849,17 @@ def format_report(result, evoked, forward, params, title, notes=()):
         if n and gof.get("noise_peak") is not None:
             text += f" ({100 * min(gof['noise_peak'], 1):.0f} % at the peak)"
         lines += _wrap(text + ", which a good fit leaves in the residual.")
-    lines += [
-        f"duality gap: {result.gap:.3g} (tolerance {result.tol:.3g}): {conv}",
-        f"time: {result.elapsed:.2f} s ({result.n_iter} block coordinate descent epochs)",
-    ]
+    lines.append(f"duality gap: {result.gap:.3g} (tolerance {result.tol:.3g}): {conv}")
+    if elapsed is None:
+        lines.append(
+            f"time: {result.elapsed:.2f} s ({result.n_iter} block coordinate descent "
+            "epochs)"
+        )
+    else:
+        lines.append(
+            f"time: {elapsed:.2f} s in all; the solve kept: {result.elapsed:.2f} s "
+            f"({result.n_iter} block coordinate descent epochs)"
+        )
     return "\n".join(lines)
 
 
@@ -809,7 +918,7 @@ def _check_out_dir(path, what):
     return d
 
 
-def _make_figure(result, evoked, forward, fname):
+def _make_figure(result, evoked, forward, fname, title=None):
     import matplotlib
 
     if "matplotlib.pyplot" not in sys.modules:
@@ -818,8 +927,20 @@ def _make_figure(result, evoked, forward, fname):
 
     from .viz import plot_tfmxne
 
-    fig = plot_tfmxne(result, evoked, forward=forward, fname=fname)
+    fig = plot_tfmxne(result, evoked, forward=forward, fname=fname, title=title)
     plt.close(fig)
+
+
+def _figure_title(result, evoked, n_conditions, joint):
+    """The title of a figure of several conditions (None: the default's)."""
+    if n_conditions == 1 and not joint:
+        return None
+    n = result.estimate.data.shape[0]
+    how = f"joint TF-MxNE of {n_conditions} conditions" if joint else "TF-MxNE"
+    return (
+        f"'{evoked.comment}' ({how}): {n} active source{'s' if n != 1 else ''}, "
+        f"alpha={result.alpha:.4g} % of alpha_max, l1_ratio={result.l1_ratio:g}"
+    )
 
 
 def _print_warnings(caught, logged=()):
@@ -858,14 +979,16 @@ def _cmd_demo(args):
         ]
     return _run_and_report(
         args,
-        evoked,
+        [evoked],
         forward,
         noise_cov,
         params,
-        title=f"tfmxne demo: TF-MxNE on MNE's sample data ('{evoked.comment}', "
-        f"MEG + EEG, N={evoked.nave})",
+        titles=[
+            f"tfmxne demo: TF-MxNE on MNE's sample data ('{evoked.comment}', "
+            f"MEG + EEG, N={evoked.nave})"
+        ],
         out_dir=fig_dir,
-        figure=Path(args.out).name if args.figure else None,
+        figures=[Path(args.out).name] if args.figure else None,
         notes=notes,
     )
 
@@ -874,6 +997,8 @@ def _cmd_run(args):
     import mne
 
     params = _solver_params(args)
+    if params["alpha"] is not None and params["l1_ratio"] is None:
+        params["l1_ratio"] = DEFAULT_L1_RATIO
     baseline = _parse_baseline(args.baseline)
     ev_path = _check_file(args.evoked, "evoked")
     fwd_path = _check_file(args.forward, "forward")
@@ -882,20 +1007,26 @@ def _cmd_run(args):
     base = Path(args.out).name
     if not base or base in (".", ".."):
         raise CLIError(f"--out must name files (a base name), got {args.out!r}")
+    if args.joint and args.compare_mne:
+        raise CLIError(
+            "--compare-mne compares one solve with MNE's tf_mixed_norm; MNE has no "
+            "joint solve (drop --joint or --compare-mne)"
+        )
     weights = _read_weights(args.weights)
-    evoked = _read_evoked(ev_path, args.condition)
+    evokeds = _read_evoked(ev_path, args.condition)
     forward = _read(
         "forward", fwd_path, lambda p: mne.read_forward_solution(p, verbose=False)
     )
     noise_cov = _read(
         "noise covariance", cov_path, lambda p: mne.read_cov(p, verbose=False)
     )
-    if baseline is not None:
-        try:
-            evoked.apply_baseline(baseline, verbose=False)
-        except ValueError as exc:
-            raise CLIError(f"--baseline: {_one_line(exc)}") from exc
-    _crop(evoked, args.tmin, args.tmax)
+    for evoked in evokeds:
+        if baseline is not None:
+            try:
+                evoked.apply_baseline(baseline, verbose=False)
+            except ValueError as exc:
+                raise CLIError(f"--baseline: {_one_line(exc)}") from exc
+        _crop(evoked, args.tmin, args.tmax)
     needs_h5 = params["pick_ori"] == "vector" or forward["src"].kind == "mixed"
     if needs_h5:
         try:
@@ -906,47 +1037,98 @@ def _cmd_run(args):
                 "(pip install h5io)"
             ) from None
     params["weights"] = weights
+    several = len(evokeds) > 1
+    bases = [
+        f"{base}-{_slug(ev, k)}" if several else base for k, ev in enumerate(evokeds)
+    ]
+    if len(set(bases)) < len(bases):
+        raise CLIError(
+            "the conditions' names give the same output file names: "
+            f"{', '.join(bases)} (choose them by index in another order, or rename)"
+        )
+    how = "TF-MxNE"
+    if args.joint:
+        names = ", ".join(f"'{ev.comment}'" for ev in evokeds)
+        how = f"joint TF-MxNE of {len(evokeds)} conditions ({names})"
     return _run_and_report(
         args,
-        evoked,
+        evokeds,
         forward,
         noise_cov,
         params,
-        title=f"tfmxne run: TF-MxNE on '{evoked.comment}' (N={evoked.nave}) of "
-        f"{ev_path.name}",
+        titles=[
+            f"tfmxne run: {how}: '{ev.comment}' (N={ev.nave}) of {ev_path.name}"
+            for ev in evokeds
+        ],
         out_dir=out_dir,
-        figure=base + ".png" if args.figure else None,
-        base=base,
+        figures=[b + ".png" for b in bases] if args.figure else None,
+        bases=bases,
+        joint=args.joint,
     )
 
 
 def _run_and_report(
-    args, evoked, forward, noise_cov, params, title, out_dir, figure, base=None, notes=()
+    args,
+    evokeds,
+    forward,
+    noise_cov,
+    params,
+    titles,
+    out_dir,
+    figures,
+    bases=None,
+    notes=(),
+    joint=False,
 ):
+    """Solve the evokeds (each, or jointly), write every output set at once
+    (all or nothing) and print one report per evoked."""
     quiet = args.quiet
-    result = _solve(evoked, forward, noise_cov, params, args, quiet)
-    report = format_report(result, evoked, forward, params, title, notes=notes)
-    extra = []
-    if args.compare_mne:
-        extra = _compare_mne(evoked, forward, noise_cov, params, result)
+    results, seconds = _solve(evokeds, forward, noise_cov, params, args, quiet, joint)
+    reports = []
+    for k, (evoked, result, sec) in enumerate(zip(evokeds, results, seconds)):
+        shown = dict(params, alpha=result.alpha, l1_ratio=result.l1_ratio)
+        lines = list(notes)
+        if joint:
+            lines += _wrap(
+                f"joint solve of {len(evokeds)} conditions: the active positions are "
+                "shared, each condition has its own time courses; alpha, alpha_max "
+                "and the duality gap are the joint problem's",
+                width=86,
+            )
+        lines += _choice_note(result, sec, params)
+        auto = result.selection is not None
+        report = format_report(
+            result,
+            evoked,
+            forward,
+            shown,
+            titles[k],
+            notes=lines,
+            elapsed=sec if auto or joint else None,
+        )
+        if args.compare_mne:
+            report += "\n" + "\n".join(
+                _compare_mne(evoked, forward, noise_cov, shown, result)
+            )
+        reports.append(report)
     written = []
-    if out_dir is not None and (figure is not None or base is not None):
+    if out_dir is not None and (figures is not None or bases is not None):
         try:
             Path(out_dir).mkdir(parents=True, exist_ok=True)
             with _staging(out_dir) as tmp:
-                if base is not None:
-                    _write_estimates(result, tmp / base, args)
-                if figure is not None:
-                    _make_figure(result, evoked, forward, tmp / figure)
+                for k, (evoked, result) in enumerate(zip(evokeds, results)):
+                    if bases is not None:
+                        _write_estimates(result, tmp / bases[k], args)
+                    if figures is not None:
+                        title = _figure_title(result, evoked, len(evokeds), joint)
+                        _make_figure(result, evoked, forward, tmp / figures[k], title)
                 written = _commit(tmp, out_dir)
         except CLIError:
             raise
         except (OSError, ValueError, RuntimeError) as exc:
             raise CLIError(f"cannot write the outputs: {_one_line(exc)}") from exc
     if not quiet:
-        print(report)
-        if extra:
-            print("\n".join(extra))
+        print("\n\n".join(reports))
         if written:
             print("\nwrote: " + ", ".join(str(w) for w in written))
     return EXIT_OK

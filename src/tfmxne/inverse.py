@@ -23,6 +23,8 @@ from ._result import (  # noqa: F401 (public here too)
     NoActiveSourcesError,
     OuterIteration,
     TFMxNEResult,
+    check_on_empty,
+    handle_empty,
 )
 from ._select import is_auto, solve_auto
 from ._solve import check_run, solve_one
@@ -48,19 +50,22 @@ def _counted_stage(evoked, alpha, l1_ratio, n_tfmxne_iter, client):
 
 def _run(evoked, forward, noise_cov, reg, opts, run, n_jobs, client, emit, t0):
     """What :func:`solve` runs once its options are checked (``reg = (alpha,
-    l1_ratio)``, ``run = (return_residual, dtype)``): a batch (list of evokeds or
-    Dask) reports 'batch' events, an automatic selection 'alpha' events, a
-    single solve 'outer' (and 'reweighting') events."""
-    (alpha, l1_ratio), (return_residual, dtype) = reg, run
+    l1_ratio)``, ``run = (return_residual, dtype, on_empty)``): a batch (list of
+    evokeds or Dask) reports 'batch' events, an automatic selection 'alpha'
+    events, a single solve 'outer' (and 'reweighting') events."""
+    (alpha, l1_ratio), (return_residual, dtype, on_empty) = reg, run
     dtype = check_run(dtype, return_residual)
+    on_empty = check_on_empty(on_empty)
     args = (forward, noise_cov, alpha, l1_ratio, opts, return_residual, dtype)
     if isinstance(evoked, list | tuple):
         return solve_many(list(evoked), *args, n_jobs, client, emit)
     if client is not None:
-        return solve_batch([evoked], *args, 1, client, emit)[0]
-    if is_auto(alpha, l1_ratio):
-        return solve_auto(evoked, *args[:-1], n_jobs, emit)
-    return solve_one(evoked, *args, emit, t0)
+        r = solve_batch([evoked], *args, 1, client, emit)[0]
+    elif is_auto(alpha, l1_ratio):
+        r = solve_auto(evoked, *args[:-1], n_jobs, emit)
+    else:
+        r = solve_one(evoked, *args, emit, t0, raise_empty=on_empty == "raise")
+    return handle_empty([r], on_empty, opts.pick_ori)[0]
 
 
 @verbose
@@ -90,6 +95,7 @@ def solve(
     n_jobs=1,
     client=None,
     progress=None,
+    on_empty="raise",
     verbose=None,
 ):
     """TF-MxNE on MNE objects, returning a :class:`TFMxNEResult` (or a list).
@@ -167,6 +173,13 @@ def solve(
         exception raised by the callback is not caught: it stops the
         computation and propagates to the caller (in threads, once the
         solves under way have finished).
+    on_empty : 'raise' | 'warn'
+        What a single evoked where no source survives gives: ``'raise'``
+        (default, as MNE) a :class:`NoActiveSourcesError`; ``'warn'`` a
+        ``RuntimeWarning`` and a result whose ``estimate`` is the empty
+        estimate (see :func:`tf_mixed_norm`), for scripts over many subjects.
+        A batch (a list of evokeds) gives ``estimate=None`` for such an evoked
+        whatever ``on_empty``.
     %(verbose)s
 
     Returns
@@ -187,7 +200,7 @@ def solve(
             noise_cov,
             (alpha, l1_ratio),
             opts,
-            (return_residual, dtype),
+            (return_residual, dtype, on_empty),
             n_jobs,
             client,
             emit,
@@ -220,6 +233,8 @@ def tf_mixed_norm(
     pick_ori=None,
     n_tfmxne_iter=1,
     verbose=None,
+    *,
+    on_empty="raise",
 ):
     """Time-frequency mixed-norm estimate (TF-MxNE): drop-in for MNE's.
 
@@ -281,6 +296,11 @@ def tf_mixed_norm(
     n_tfmxne_iter : int
         Number of irTF-MxNE reweightings (1: plain TF-MxNE).
     %(verbose)s
+    on_empty : 'raise' | 'warn'
+        When no source survives: ``'raise'`` (default, as MNE) a
+        :class:`NoActiveSourcesError`; ``'warn'`` a ``RuntimeWarning`` (through
+        MNE's ``warn``) and the empty estimate (see Notes). Keyword only (not
+        in MNE's signature).
 
     Returns
     -------
@@ -292,8 +312,21 @@ def tf_mixed_norm(
     Raises
     ------
     NoActiveSourcesError
-        When no source survives (message starts with MNE's "No active dipoles
-        found").
+        When no source survives and ``on_empty='raise'`` (message starts with
+        MNE's "No active dipoles found").
+
+    Notes
+    -----
+    The empty estimate (``on_empty='warn'``) is a source estimate of the class
+    a non-empty one would have (``SourceEstimate``, ``VectorSourceEstimate``,
+    ``VolSourceEstimate``, ``MixedSourceEstimate``, ...), with no vertices (one
+    empty array per source space), data of shape ``(0, n_times)``
+    (``(0, 3, n_times)`` for ``pick_ori='vector'``), the times and subject of a
+    non-empty one. A script over many subjects can treat it as any other
+    estimate: test ``len(stc.data) == 0``, save it, read its times, stack
+    counts, where ``None`` would fail at the first attribute. With
+    ``return_as_dipoles`` it is an empty list; the residual is the data (on
+    the channels used, after the tapers of ``window``): nothing is fitted.
     """
     # the options MNE's signature adds to solve()'s; solve() validates the rest
     check_bool(return_residual, "return_residual")
@@ -310,14 +343,9 @@ def tf_mixed_norm(
         alpha=alpha,
         l1_ratio=l1_ratio,
         return_residual=return_residual,
+        on_empty=on_empty,
         **gather(locals()),
     )
-    if res.estimate is None:
-        raise NoActiveSourcesError(
-            "No active dipoles found. alpha_space/alpha_time are too big "
-            f"(selected alpha={res.alpha} % of alpha_max, alpha_max="
-            f"{res.alpha_max:.6g} in whitened units)."
-        )
     out = res.dipoles() if return_as_dipoles else res.estimate
     if return_residual:
         return out, res.residual

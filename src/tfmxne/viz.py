@@ -16,7 +16,13 @@ import numpy as np
 
 from ._problem import noise_energy
 
-__all__ = ["goodness_of_fit", "plot_brain", "plot_tfmxne", "source_table"]
+__all__ = [
+    "goodness_of_fit",
+    "plot_brain",
+    "plot_selection",
+    "plot_tfmxne",
+    "source_table",
+]
 
 _HEMI = {101: "lh", 102: "rh"}  # FIFFV_MNE_SURF_LEFT_HEMI, FIFFV_MNE_SURF_RIGHT_HEMI
 
@@ -448,6 +454,118 @@ def plot_brain(
 
 
 # --------------------------------------------------------------------------
+# the automatic choice of alpha
+# --------------------------------------------------------------------------
+_CRITERION_LABELS = {
+    "signal-share": "unexplained signal share + c k",
+    "model-discrepancy": "residual energy / target",
+    "discrepancy": "residual energy / target",
+    "sure": "SURE",
+    "bic": "BIC",
+}
+
+
+def _selection_points(sel, i):
+    """(alphas, values, n_active) solved for row ``i`` of the l1_ratio grid,
+    the refined points of the discrepancy criteria included, by alpha."""
+    a = np.asarray(sel["alphas"], float)
+    v = np.asarray(sel["values"], float)[i]
+    k = np.asarray(sel["n_active"])[i]
+    ref = sel.get("refined_alphas")
+    if ref is not None and len(ref):
+        a = np.concatenate([a, np.asarray(ref, float)])
+        v = np.concatenate([v, np.asarray(sel["refined_values"], float)[i]])
+        k = np.concatenate([k, np.asarray(sel["refined_n_active"])[i]])
+    keep = np.isfinite(v) & (k >= 0)
+    order = np.argsort(-a[keep])
+    return a[keep][order], v[keep][order], k[keep][order]
+
+
+def plot_selection(result, axes=None, fname=None, show=False):
+    """Plot the criterion of an automatic choice of alpha over its grid.
+
+    For each l1_ratio of the grid, the criterion's value at every alpha that
+    was solved (the walk stops once the answer is known, so the smallest
+    alphas may be missing) and the number of active positions there; the
+    choice is marked (star, dashed line).
+
+    Parameters
+    ----------
+    result : TFMxNEResult
+        A result with ``selection`` (:func:`tfmxne.solve` with ``alpha=None``,
+        a criterion, or ``l1_ratio=None``).
+    axes : sequence of two matplotlib Axes | None
+        Where to draw the criterion and the active positions (``None``: a new
+        figure).
+    fname : path-like | None
+        Save the figure there (format from the extension).
+    show : bool
+        Show the figure (with an interactive backend).
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        The figure.
+    """
+    sel = result.selection
+    if sel is None:
+        raise ValueError(
+            "the result has no automatic choice to plot (selection is None: alpha and "
+            "l1_ratio were given)"
+        )
+    plt = _pyplot()
+    if axes is None:
+        fig, axes = plt.subplots(1, 2, figsize=(11, 3.4), layout="constrained")
+    ax_v, ax_k = axes
+    fig = ax_v.figure
+    crit = sel["criterion"]
+    l1s = list(np.asarray(sel["l1_ratios"], float))
+    for i, l1 in enumerate(l1s):
+        a, v, k = _selection_points(sel, i)
+        if not len(a):
+            continue
+        style = dict(marker="o", ms=3.5, lw=1.2, color=f"C{i}", label=f"l1_ratio {l1:g}")
+        ax_v.plot(a, v, **style)
+        ax_k.plot(a, k, **style)
+        if l1 == sel["l1_ratio"]:
+            j = int(np.argmin(np.abs(a - sel["alpha"])))
+            for ax, y in ((ax_v, v[j]), (ax_k, k[j])):
+                ax.plot(a[j], y, marker="*", ms=14, color="C3", mec="k", zorder=5)
+    from matplotlib.ticker import FixedLocator, NullLocator, StrMethodFormatter
+
+    grid = np.asarray(sel["alphas"], float)
+    nice = np.array([1, 2, 3, 5, 7, 10, 15, 20, 30, 40, 50, 60, 70, 80, 90, 99])
+    lo, hi = grid.min() / 1.05, grid.max() * 1.05
+    ticks = nice[(nice >= lo) & (nice <= hi)]
+    for ax in (ax_v, ax_k):
+        ax.axvline(sel["alpha"], color="C3", ls="--", lw=1)
+        ax.set_xscale("log")
+        ax.set_xlim(hi, lo)  # (decreasing: the walk goes down the grid)
+        ax.xaxis.set_major_locator(FixedLocator(ticks))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.xaxis.set_major_formatter(StrMethodFormatter("{x:g}"))
+        ax.set_xlabel("alpha (% of alpha_max)")
+    if crit in ("model-discrepancy", "discrepancy"):
+        ax_v.axhline(1.0, color="0.4", lw=0.8, ls=":")
+    ax_v.set_ylabel(_CRITERION_LABELS.get(crit, crit))
+    ax_k.set_ylabel("active positions")
+    n_solves = sel.get("n_solves")
+    ax_v.set_title(
+        f"automatic alpha ({crit!r}): {sel['alpha']:.3g} % of alpha_max, "
+        f"l1_ratio {sel['l1_ratio']:g}"
+        + (f" ({n_solves} solves)" if n_solves is not None else ""),
+        fontsize=10,
+    )
+    ax_k.set_title("active positions along the grid", fontsize=10)
+    ax_v.legend(fontsize=8)
+    if fname is not None:
+        fig.savefig(fname)
+    if show:
+        plt.show()
+    return fig
+
+
+# --------------------------------------------------------------------------
 # figure
 # --------------------------------------------------------------------------
 def _whiten(result, evoked):
@@ -477,6 +595,7 @@ def plot_tfmxne(
     fname=None,
     dpi=100,
     show=False,
+    selection=True,
 ):
     """Plot a TF-MxNE result: data, residual, sources on the brain, time courses.
 
@@ -519,6 +638,10 @@ def plot_tfmxne(
         Resolution (dots per inch) of the figure.
     show : bool
         Show the figure (with an interactive backend).
+    selection : bool
+        When the result comes from an automatic choice of alpha
+        (``result.selection``), add a row with the criterion over the grid and
+        the choice marked (:func:`plot_selection`).
 
     Returns
     -------
@@ -561,7 +684,9 @@ def plot_tfmxne(
     brain = bool(forward is not None and brain_views and _surfaces(forward) and n_pos > 0)
     n_cols = 4
     n_tf_rows = int(np.ceil(len(shown) / n_cols)) if len(shown) else 0
+    with_sel = bool(selection) and getattr(result, "selection", None) is not None
     ratios = [3.0] + ([3.8] if brain else []) + [3.0] + [2.4] * n_tf_rows
+    ratios += [2.6] if with_sel else []
     height = sum(ratios) + 1.0 + 0.55 * (len(ratios) - 1)
     fig = plt.figure(figsize=(14, height), dpi=dpi)
     gs = gridspec.GridSpec(
@@ -593,6 +718,10 @@ def plot_tfmxne(
     ax_s = fig.add_subplot(gs[row_s, :])
     _time_courses(ax_s, result, data, order, colors, labels, 1e3 * gof["peak_time"])
     _tf_maps(fig, gs, row_s + 1, n_cols, result, shown, colors, labels, fmax)
+    if with_sel:
+        plot_selection(
+            result, axes=[fig.add_subplot(gs[-1, :2]), fig.add_subplot(gs[-1, 2:])]
+        )
     if title is None:
         title = (
             f"TF-MxNE: {n_pos} active source{'s' if n_pos != 1 else ''}, "
