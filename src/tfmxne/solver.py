@@ -303,6 +303,10 @@ def _tf_solve(
         )
     if status == _engine.STATUS_MAXIT:
         _warn_unconverged(spec, out, max_outer)
+    if out["n_restart"]:
+        logger.debug(
+            f"    momentum: {out['n_restart']} step(s) rejected (adaptive restart)"
+        )
     return _SolveResult(
         positions=out["positions"],
         Z=out["Z"],

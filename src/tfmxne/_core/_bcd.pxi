@@ -282,7 +282,7 @@ cdef void _bcd_run(const tf_ws* w, const tf_bcd_opts* opt, tf_anderson* an,
     cdef tfx_thread th
     cdef tf_gapstate g
     cdef int it, j, dgap_freq = opt.dgap_freq if opt.dgap_freq > 0 else opt.maxit
-    cdef int changed
+    cdef int changed, n_acc
     cdef double pen
     cdef bint piped = pipe_start(&ctx, w, pp, opt.n_inner, &th, tag)
     info.status = TFX_MAXIT
@@ -313,7 +313,10 @@ cdef void _bcd_run(const tf_ws* w, const tf_bcd_opts* opt, tf_anderson* an,
         if mo != NULL and momentum_after(w, mo, pen, tag):
             changed = 1
         if an != NULL and an.k > 0:
+            n_acc = info.n_accel
             anderson_track(w, an, changed, info, tag)
+            if mo != NULL and info.n_accel != n_acc:
+                mo.k = 0      # an accepted extrapolation: momentum starts afresh
         if it + 1 == g.next_gap or it == opt.maxit - 1:
             g.next_gap = it + 1 + (it + 1 if it + 1 < dgap_freq else dgap_freq)
             if _gap_check(w, opt, ex, &g, it, info, tag):

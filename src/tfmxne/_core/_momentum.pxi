@@ -31,6 +31,7 @@ cdef void momentum_bind(tf_momentum* mo, const tf_ws* w, void* buf,
     mo.actp = <unsigned char*> buf + (nz + nx + nr) * itemsize
     mo.k = 0
     mo.n_restart = 0
+    mo.restart = 1
     mo.f_prev = INFINITY
 
 
@@ -95,7 +96,7 @@ cdef int momentum_after(const tf_ws* w, tf_momentum* mo, double penalty,
                               <const floating*> w.R) + penalty
     cdef floating* Z = <floating*> w.Z
     cdef floating* X = <floating*> w.X
-    if mo.k == 0 or f <= mo.f_prev:
+    if mo.k == 0 or f <= mo.f_prev or not mo.restart:
         mo.f_prev = f
         mo.k += 1
         return 0

@@ -54,9 +54,12 @@ cdef void tf_tuning_default(tf_tuning* t) noexcept nogil:
     t.inner_gap_frac = 0.3
     t.inner_gap_start = 3
     t.complete_tol_ratio = 0.25
-    # Anderson acceleration (memory 5) once an inner solve has run 20 epochs: a
-    # slow tail gains a lot, short solves would only pay its snapshot copies.
-    t.anderson_k = 5
+    # Anderson acceleration (memory anderson_k, once an inner solve has run
+    # anderson_start epochs): off, momentum replaces it. With momentum on, it
+    # saves no epoch at the default tol (vol7 alpha 40: 55 epochs with momentum,
+    # 63 with both) and about 10 % at tol 1e-8 (125 -> 113), where starting it
+    # at epoch 40 saves none (benchmarks/README.md, "What was tried").
+    t.anderson_k = 0
     t.anderson_start = 20
     t.dual_extrap = 1
     # The float32 start stops at a gap of 1e-5 ||M||^2 at most: float32
@@ -71,8 +74,10 @@ cdef void tf_tuning_default(tf_tuning* t) noexcept nogil:
     # Polls of a two-thread hand-off before the waiter blocks (a few
     # microseconds: a block visit takes tens).
     t.spin = 2000
-    # Momentum between epochs with adaptive restart in the inner solves.
-    t.momentum = 0
+    # Momentum between epochs with adaptive restart in the inner solves: half the
+    # epochs of the plain sweep at the default tol (vol7 alpha 40: 102 -> 55;
+    # 1e-8: 222 with Anderson -> 125), nearer the optimum at equal tol.
+    t.momentum = 1
 
 
 # --------------------------------------------------------------------------

@@ -198,6 +198,8 @@ ctypedef struct tf_momentum:
     unsigned char* actp       # (n_ws,): likewise for the support
     int k                     # accepted momentum epochs since the last restart
     int n_restart             # steps rejected
+    int restart               # 1: reject a step that raises the objective (0: the
+    #                           plain momentum of the tests, which may raise it)
     double f_prev             # objective at the iterate before the last epoch
 
 ctypedef struct tf_pipe:

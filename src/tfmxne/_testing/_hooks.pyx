@@ -165,7 +165,8 @@ def bcd(plan, dict arrays, **opts):
     extrapolation, its state in ``opts['extrap_state']``, carried by the
     caller). ``opts``: alpha_space, alpha_time, n_orient, maxit, tol, dgap_freq,
     and optional anderson_k, cap_rows, n_inner, gap_start, n_threads,
-    extrap_state, spin, momentum (1: momentum with adaptive restart).
+    extrap_state, spin, momentum (1: momentum with adaptive restart,
+    "no-restart": plain momentum, which may raise the objective).
 
     Returns a dict: status, n_iter, gap, p_obj, d_obj, n_active, obj (primal
     objective at each gap check), n_accel_try, n_accel, n_restart,
@@ -244,6 +245,7 @@ def bcd(plan, dict arrays, **opts):
                        + n_ws, np.uint8) if use_mo else None
     if use_mo:
         momentum_bind(&mo, &w, _ptr(mom_buf), dtype.itemsize)
+        mo.restart = opts.get("momentum") != "no-restart"
     if n_ws > 0:
         with nogil:
             bcd_solve(&w, &o, &an if an.k > 0 else NULL,
