@@ -150,3 +150,14 @@ def small_problem(evoked_full, fwd_surf, noise_cov):
     from _helpers import subset_forward
 
     return evoked_full.copy().crop(0.05, 0.15), subset_forward(fwd_surf, 4), noise_cov
+
+
+@pytest.fixture(autouse=True)
+def _empty_prepared_cache():
+    """Each test starts without prepared forwards from the tests before it (the
+    cache, ``tfmxne._cache``, is tested in test_cache.py): a test that counts or
+    intercepts the preparation sees it run, whatever ran before."""
+    from tfmxne import _cache
+
+    _cache.clear_cache()
+    yield

@@ -350,7 +350,7 @@ def test_dask_localcluster(evoked, fwd, noise_cov):
         local = [tfmxne.solve(ev, fwd, noise_cov, **kw) for ev in evs]
     with (
         distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
         ) as cluster,
         distributed.Client(cluster) as client,
     ):

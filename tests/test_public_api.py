@@ -103,6 +103,7 @@ def _calls(tiny):
         "patch_mne": lambda v: (tfmxne.patch_mne(verbose=v), tfmxne.unpatch_mne()),
         "unpatch_mne": lambda: tfmxne.unpatch_mne(),
         "mne_is_patched": lambda: tfmxne.mne_is_patched(),
+        "clear_cache": lambda: tfmxne.clear_cache(),
         "istft": lambda: tfmxne.istft(Z, 4),
         "stft_norm1": lambda: tfmxne.stft_norm1(Z),
         "stft_norm2": lambda: tfmxne.stft_norm2(Z),

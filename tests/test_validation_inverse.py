@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """Bad inputs of tf_mixed_norm / solve raise a clear error before any heavy work.
 
-The preparation (``tfmxne._problem.prepare_gain``: whitening, depth prior, forward
-conversion) is replaced by a sentinel that fails the test if reached, so every
+The preparation (``tfmxne._prepare.prepare``: whitening, depth prior, forward
+conversion) is replaced by a sentinel that fails the test if reached (the cache
+of prepared forwards is empty at the start of each test: conftest.py), so every
 case below also proves that its error is raised by the cheap checks first.
 """
 
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 
 import tfmxne
-import tfmxne._problem as tproblem
+import tfmxne._prepare as tprepare
 
 
 class _Reached(Exception):
@@ -25,7 +26,7 @@ def no_prepare(monkeypatch):
     def fail(*args, **kwargs):
         raise _Reached("the preparation was reached")
 
-    monkeypatch.setattr(tproblem, "prepare_gain", fail)
+    monkeypatch.setattr(tprepare, "prepare", fail)
 
 
 @pytest.fixture(scope="module")

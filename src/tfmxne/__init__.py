@@ -2,6 +2,7 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """tfmxne: fast, exact time-frequency mixed-norm estimates (TF-MxNE) for M/EEG."""
 
+from ._cache import clear_cache
 from ._compare import compare_with_mne
 from ._patch import mne_is_patched, patch_mne, unpatch_mne
 from ._progress import ProgressEvent
@@ -46,5 +47,6 @@ __all__ = [
     "unpatch_mne",
     "mne_is_patched",
     "sys_info",
+    "clear_cache",
     "__version__",
 ]

@@ -9,7 +9,6 @@ each evoked becomes its own prepared problem and solve. :func:`solve_epochs`
 """
 
 import numpy as np
-from mne import Epochs
 from mne.utils import verbose
 
 from . import _progress
@@ -134,18 +133,13 @@ def solve_batch(
     return in_threads([lambda ev=ev: one(ev) for ev in evokeds], workers)
 
 
-_WORKER_CACHE = {}
-
-
-def _dask_task(evoked, forward, noise_cov, reg, opts, return_residual, dtype, key):
-    """Runs on a Dask worker: prepares the forward once per worker (cached)."""
+def _dask_task(evoked, forward, noise_cov, reg, opts, return_residual, dtype):
+    """Runs on a Dask worker: the forward and the covariance are scattered once
+    to each worker, so the worker's cache of prepared forwards
+    (:mod:`tfmxne._cache`) prepares the forward once per worker."""
     check_inputs(evoked, forward, noise_cov, opts)
     alpha, l1_ratio = check_regularisation(*reg)
-    fwd = _WORKER_CACHE.get(key)
-    if fwd is None:
-        fwd = prepare_forward(evoked.info, forward, noise_cov, opts)
-        _WORKER_CACHE.clear()
-        _WORKER_CACHE[key] = fwd
+    fwd = prepare_forward(evoked.info, forward, noise_cov, opts)
     p = prepare(fwd, evoked, opts, l1_ratio)
     r = solve_problem(p, alpha, opts, return_residual=return_residual, dtype=dtype)
     r._forward = None  # keep the payload small; dipoles need the forward locally
@@ -155,13 +149,10 @@ def _dask_task(evoked, forward, noise_cov, reg, opts, return_residual, dtype, ke
 def _dask_batch(client, evokeds, forward, noise_cov, reg, opts, run, emit):
     """The batch on the Dask ``client``: ``reg = (alpha, l1_ratio)``, ``run =
     (return_residual, dtype)``."""
-    import uuid
-
-    key = uuid.uuid4().hex
     fwd_f = client.scatter(forward, broadcast=True)
     cov_f = client.scatter(noise_cov, broadcast=True)
     futs = [
-        client.submit(_dask_task, ev, fwd_f, cov_f, reg, opts, *run, key, pure=False)
+        client.submit(_dask_task, ev, fwd_f, cov_f, reg, opts, *run, pure=False)
         for ev in evokeds
     ]
     out = []
@@ -223,6 +214,8 @@ def solve_epochs(
     results : list of TFMxNEResult
         One per epoch (``estimate=None`` where no source survives).
     """
+    from mne import Epochs
+
     if not isinstance(epochs, Epochs) and not hasattr(epochs, "iter_evoked"):
         raise TypeError(f"epochs must be an mne.Epochs, got {_short(epochs)}")
     opts = check_options(with_defaults(options))

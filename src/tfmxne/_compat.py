@@ -28,6 +28,11 @@ release and on 1.10. What differs among 1.10 to 1.13 in what tfmxne calls
   unlock and the lock, and one of them fails ("ch_names cannot be set
   directly"). 1.13 only reads. On older MNE, those calls hold one lock
   (:func:`info_guard`).
+* ``Info._skip_checks()`` (1.13 on) lets internal callers skip the
+  re-validation of an Info that is already consistent (``pick_info`` and
+  the picks of ``prepare_noise_cov`` otherwise run ``_check_consistency``,
+  about 26 000 ``_validate_type`` calls per preparation); older releases do
+  not have it and validate again (:func:`trusted_info`).
 * ``_make_dipoles_sparse``: 1.13 reshapes the goodness of fit with
   ``reshape(copy=False)`` (NumPy >= 2.1), 1.10 to 1.12 by assigning
   ``.shape``; the dipoles are the same, and the call is the same.
@@ -42,10 +47,6 @@ import re
 import threading
 
 import mne
-from mne.source_estimate import _BaseSourceEstimate
-
-#: MNE's base class of every source estimate (``isinstance`` checks).
-BaseSourceEstimate = _BaseSourceEstimate
 
 #: The oldest MNE release tfmxne supports (``pyproject.toml`` declares it).
 MIN_MNE = (1, 10)
@@ -70,6 +71,38 @@ def info_guard():
     """Context of an MNE call that reads a caller's ``Info`` and may run in
     several threads at once: one lock before MNE 1.13, nothing from 1.13 on."""
     return _INFO_LOCK if _INFO_WRITES_ON_READ else contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def trusted_info(*infos):
+    """Context of an MNE call on ``infos``, Info objects MNE built and checked
+    (an evoked's, a forward's), that need no re-validation.
+
+    From MNE 1.13 on, ``Info._skip_checks()`` on each (its flag is set on the
+    caller's Info for the duration of the call, under one lock, so that two
+    threads cannot leave it set); before, MNE validates them again, and
+    :func:`info_guard` serialises the writes that validation does.
+    """
+    if not all(hasattr(info, "_skip_checks") for info in infos):
+        with info_guard():
+            yield
+        return
+    with _INFO_LOCK, contextlib.ExitStack() as stack:
+        for info in infos:
+            stack.enter_context(info._skip_checks())
+        yield
+
+
+def __getattr__(name):
+    # MNE's source estimate module costs a third of tfmxne's import time: it is
+    # imported on first use
+    if name == "BaseSourceEstimate":
+        from mne.source_estimate import _BaseSourceEstimate
+
+        #: MNE's base class of every source estimate (``isinstance`` checks).
+        globals()["BaseSourceEstimate"] = _BaseSourceEstimate
+        return _BaseSourceEstimate
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def check_mne_version(version=None):
@@ -108,8 +141,32 @@ def select_orient_forward(forward, info, noise_cov):
     """MNE's ``_select_orient_forward`` on ``forward`` in place (``copy=False``)."""
     from mne.forward.forward import _select_orient_forward
 
-    with info_guard():
+    with trusted_info(info, forward["info"]):
         return _select_orient_forward(forward, info, noise_cov, copy=False)
+
+
+def pick_info(info, sel):
+    """MNE's ``pick_info`` (a copy with the channels ``sel``) of a consistent Info."""
+    from mne import pick_info as _pick_info
+
+    with trusted_info(info):
+        return _pick_info(info, sel)
+
+
+def compensation_grade(info):
+    """The CTF compensation grade of ``info`` (0 without compensation): MNE's
+    ``get_current_comp`` (same in 1.10 to 1.13)."""
+    from mne._fiff.compensator import get_current_comp
+
+    return get_current_comp(info) or 0
+
+
+def check_compensation_grade(info1, info2, name1):
+    """MNE's ``_check_compensation_grade`` (same in 1.10 to 1.13): raises if the
+    CTF compensation grades of the two Infos differ."""
+    from mne.utils.check import _check_compensation_grade
+
+    return _check_compensation_grade(info1, info2, name1)
 
 
 def triage_loose(src, loose):
@@ -132,7 +189,7 @@ def prepare_noise_cov(noise_cov, info, ch_names, rank, *, on_rank_mismatch, verb
     1.10 (``verbose`` positional) and 1.11+ (``verbose`` keyword-only)."""
     from mne.cov import prepare_noise_cov as _prepare_noise_cov
 
-    with info_guard():
+    with trusted_info(info):
         return _prepare_noise_cov(
             noise_cov,
             info,
@@ -152,7 +209,7 @@ def check_reference(inst):
     """
     from mne.minimum_norm.inverse import _check_reference
 
-    with info_guard():
+    with trusted_info(inst.info):
         return _check_reference(inst)
 
 

@@ -18,22 +18,20 @@ that only the solver differs.
 :class:`PreparedForward` depends only on the forward, the noise covariance,
 the channels of the data and the options of the ``'forward'`` stage
 (``tfmxne._options.of_stage``); :class:`Problem` adds one evoked, one
-l1_ratio and one STFT dictionary. A cache of prepared forwards keyed on those
-inputs belongs in :func:`prepare_forward`.
+l1_ratio and one STFT dictionary. :func:`prepare_forward` keeps its results
+in a cache keyed on those inputs (:mod:`tfmxne._cache`).
 """
 
 import dataclasses
 import numbers
 
 import numpy as np
-from mne import Covariance, Evoked, Forward
-from mne.forward import is_fixed_orient
 from mne.utils import logger
 
-from . import _compat, _parallel
+from . import _cache, _compat, _parallel, _prepare
 from ._options import of_stage
-from ._prepare import prepare_gain
 from ._stft import TFFrame
+from ._timing import stage
 from ._validation import _short, check_window
 from .solver import _dual_norm_screened, _gtr
 
@@ -66,6 +64,8 @@ def check_inputs(evoked, forward, noise_cov, opts):
 
 
 def _check_objects(evoked, forward, noise_cov):
+    from mne import Covariance, Evoked, Forward
+
     if not isinstance(evoked, Evoked):
         raise TypeError(f"evoked must be an instance of mne.Evoked, got {_short(evoked)}")
     if not isinstance(forward, Forward):
@@ -80,6 +80,8 @@ def _check_objects(evoked, forward, noise_cov):
 
 def _check_against_forward(forward, opts):
     """The options the source space or the orientation of the forward restricts."""
+    from mne.forward import is_fixed_orient
+
     pick_ori, loose = opts.pick_ori, opts.loose
     if pick_ori == "normal" and forward["src"].kind not in ("surface", "discrete"):
         raise ValueError(
@@ -269,6 +271,9 @@ class PreparedForward:
         The positions kept by ``weights_min`` (None: all).
     n_orient : int
         Sources per position (1 or 3).
+    lipschitz : ndarray, shape (n_positions,) | None
+        ``||G_j^T G_j||_2`` of each position of ``gain`` (the solver's step
+        sizes), computed with the gain (None: the solver computes them).
     """
 
     forward: object
@@ -278,21 +283,42 @@ class PreparedForward:
     source_weighting: np.ndarray
     mask: np.ndarray | None
     n_orient: int
+    lipschitz: np.ndarray | None = None
 
 
-def prepare_forward(info, forward, noise_cov, opts):
-    """The :class:`PreparedForward` of ``forward`` for the channels of ``info``."""
-    forward_p, gain, gain_info, whitener, source_weighting, mask = prepare_gain(
-        forward, info, noise_cov, **of_stage(opts, "forward")
+def prepare_forward(info, forward, noise_cov, opts, cache=True):
+    """The :class:`PreparedForward` of ``forward`` for the channels of ``info``
+    (from the cache of prepared forwards, :mod:`tfmxne._cache`, unless
+    ``cache`` is False)."""
+    options = of_stage(opts, "forward")
+    if not cache:
+        return _prepare_forward(info, forward, noise_cov, options)
+    return _cache.get(
+        info,
+        forward,
+        noise_cov,
+        options,
+        lambda: _prepare_forward(info, forward, noise_cov, options),
     )
+
+
+def _prepare_forward(info, forward, noise_cov, options):
+    from mne.forward import is_fixed_orient
+
+    out = _prepare.prepare(forward, info, noise_cov, **options)
+    # shared by every call that finds it in the cache: read-only
+    for a in (out.gain, out.whitener, out.source_weighting, out.lipschitz):
+        if a is not None:
+            a.flags.writeable = False
     return PreparedForward(
-        forward=forward_p,
-        gain=gain,
-        gain_info=gain_info,
-        whitener=whitener,
-        source_weighting=source_weighting,
-        mask=mask,
-        n_orient=1 if is_fixed_orient(forward_p) else 3,
+        forward=out.forward,
+        gain=out.gain,
+        gain_info=out.info,
+        whitener=out.whitener,
+        source_weighting=out.source_weighting,
+        mask=out.mask,
+        n_orient=1 if is_fixed_orient(out.forward) else 3,
+        lipschitz=out.lipschitz,
     )
 
 
@@ -355,6 +381,14 @@ class Problem:
     @property
     def n_orient(self):
         return self.fwd.n_orient
+
+    @property
+    def lipschitz(self):
+        """``||G_j^T G_j||_2`` of each position of ``gain`` (``gain`` is
+        ``fwd.gain / alpha_max``), or None (the solver computes them)."""
+        if self.fwd.lipschitz is None:
+            return None
+        return self.fwd.lipschitz / self.alpha_max**2
 
     @property
     def mask(self):
@@ -465,28 +499,33 @@ def _alpha_max(gain, M, n_orient, l1_ratio, wsize, tstep, n_conditions=1):
 
 def prepare(fwd, evoked, opts, l1_ratio):
     """The :class:`Problem` of ``evoked`` on the prepared forward ``fwd``."""
-    _compat.check_reference(evoked)
-    all_ch_names = evoked.ch_names
-    ev = window_evoked(evoked, opts.window)
-    sel = [all_ch_names.index(name) for name in fwd.gain_info["ch_names"]]
-    logger.info("Whitening data matrix.")
-    M = fwd.whitener @ ev.data[sel]
-    alpha_max, (GtM, nu, exact) = _alpha_max(
-        fwd.gain, M, fwd.n_orient, l1_ratio, opts.wsize, opts.tstep
-    )
+    with stage("reference"):
+        _compat.check_reference(evoked)
+    with stage("data"):
+        all_ch_names = evoked.ch_names
+        ev = window_evoked(evoked, opts.window)
+        sel = [all_ch_names.index(name) for name in fwd.gain_info["ch_names"]]
+        logger.info("Whitening data matrix.")
+        M = fwd.whitener @ ev.data[sel]
+    with stage("alpha_max"):
+        alpha_max, (GtM, nu, exact) = _alpha_max(
+            fwd.gain, M, fwd.n_orient, l1_ratio, opts.wsize, opts.tstep
+        )
     if not alpha_max > 0:
         raise ValueError(
             "The whitened data are zero (or orthogonal to the gain): alpha_max = 0, no "
             "source can be estimated"
         )
-    # the screening at R = M, in the units of the scaled gain (the epsilon norm
-    # is positively homogeneous)
-    GtM /= alpha_max
+    with stage("gain_copy"):
+        # the screening at R = M, in the units of the scaled gain (the epsilon
+        # norm is positively homogeneous)
+        GtM /= alpha_max
+        gain = fwd.gain / alpha_max
     return Problem(
         fwd=fwd,
         evoked=ev,
         M=M,
-        gain=fwd.gain / alpha_max,
+        gain=gain,
         source_weighting=fwd.source_weighting / alpha_max,
         alpha_max=alpha_max,
         l1_ratio=l1_ratio,

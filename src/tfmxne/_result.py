@@ -12,7 +12,6 @@ import time
 import warnings
 
 import numpy as np
-from mne.forward import is_fixed_orient
 from mne.utils import logger, warn
 
 from . import _compat
@@ -302,6 +301,7 @@ def empty_estimate(forward, tmin, tstep, n_times, pick_ori):
     (one empty array per source space) and data of shape ``(0, n_times)``
     (``(0, 3, n_times)`` for a vector estimate), starting at ``tmin``."""
     import mne
+    from mne.forward import is_fixed_orient
 
     src = forward["src"]
     vertices = [np.zeros(0, np.int64) for _ in src]
@@ -341,7 +341,8 @@ def compute_residual(forward, evoked, X, active_set, info):
     row = {c: k for k, c in enumerate(forward["sol"]["row_names"])}
     sel = [row[c] for c in ch_names]
     residual = evoked.copy().pick(ch_names)
-    fit = forward["sol"]["data"][sel][:, active_set] @ X
+    # (the active columns of the channels only: not a copy of the whole gain)
+    fit = forward["sol"]["data"][np.ix_(sel, np.flatnonzero(active_set))] @ X
     active = [p for p in evoked.info["projs"] if p["active"]]
     if active:
         proj, ncomp, _ = make_projector(active, ch_names, bads=residual.info["bads"])
@@ -358,6 +359,8 @@ def make_estimate(X, active_set, forward, tmin, tstep, pick_ori):
         return _compat.make_sparse_stc(
             X, active_set, forward, tmin, tstep, pick_ori=pick_ori
         )
+    from mne.forward import is_fixed_orient
+
     n_orient = 1 if is_fixed_orient(forward) else 3
     active_idx = np.unique(np.flatnonzero(active_set) // n_orient)
     Xn = _normal_component(X, active_idx, forward, n_orient)

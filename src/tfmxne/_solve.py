@@ -96,7 +96,15 @@ def _run_solver(p, alpha, opts, frame, warm, emit):
     )
     start = None if Z_init is None else (init_positions, Z_init)
     if opts.n_tfmxne_iter == 1:
-        res = _tf_solve(Mc, G, spec, warm=start, screen_init=screen, on_outer=on_outer)
+        res = _tf_solve(
+            Mc,
+            G,
+            spec,
+            lc=p.lipschitz,
+            warm=start,
+            screen_init=screen,
+            on_outer=on_outer,
+        )
         return res, res.E
     res, E, _ = _iterative_core(
         Mc,
