@@ -171,27 +171,27 @@ cdef void tfx_params_defaults(tfx_params_t* params) noexcept nogil:
         tfx_params_default(params)
 
 
-cdef int _solve(const tfx_plan_t* plan, const tfx_params_t* params,
-                const floating* M, const floating* G, int n_chan, int n_sources,
-                const floating* w_space, const floating* w_time, int n_init,
-                const int* init_pos, const floating* Z_init, tfx_result_t* result,
-                tfx_info_t* info) noexcept nogil:
-    cdef tf_problem pb
-    cdef const tf_plan* core = NULL
-    memset(&pb, 0, sizeof(tf_problem))
-    if _plan_ok(plan, floating is double):
-        core = <const tf_plan*> plan.core
-        pb.n_chan = n_chan
-        pb.n_sources = n_sources
-        pb.M = M
-        pb.G = G
-        pb.w_space = w_space
-        pb.w_time = w_time
-        pb.n_init = n_init
-        pb.init_pos = init_pos
-        pb.Z_init = Z_init
-    # (a missing or wrong plan: tf_solve checks the structs, then refuses it)
-    return tf_solve(core, params, NULL, &pb, result, info)
+cdef void _problem(tf_problem* pb, const floating* M, const floating* G, int n_chan,
+                   int n_sources, const floating* w_space, const floating* w_time,
+                   int n_init, const int* init_pos,
+                   const floating* Z_init) noexcept nogil:
+    """The core's problem struct from the arguments of an entry point."""
+    memset(pb, 0, sizeof(tf_problem))
+    pb.n_chan = n_chan
+    pb.n_sources = n_sources
+    pb.M = M
+    pb.G = G
+    pb.w_space = w_space
+    pb.w_time = w_time
+    pb.n_init = n_init
+    pb.init_pos = init_pos
+    pb.Z_init = Z_init
+
+
+cdef inline const tf_plan* _core(const tfx_plan_t* plan, bint is_double) noexcept nogil:
+    """The core's plan (NULL for a missing plan or one of the other precision:
+    tf_solve checks the structs, then refuses it)."""
+    return <const tf_plan*> plan.core if _plan_ok(plan, is_double) else NULL
 
 
 cdef int d_tf_mxne_solve(const tfx_plan_t* plan, const tfx_params_t* params,
@@ -199,8 +199,9 @@ cdef int d_tf_mxne_solve(const tfx_plan_t* plan, const tfx_params_t* params,
                          const double* w_space, const double* w_time, int n_init,
                          const int* init_pos, const double* Z_init,
                          tfx_result_t* result, tfx_info_t* info) noexcept nogil:
-    return _solve(plan, params, M, G, n_chan, n_sources, w_space, w_time, n_init,
-                  init_pos, Z_init, result, info)
+    cdef tf_problem pb
+    _problem(&pb, M, G, n_chan, n_sources, w_space, w_time, n_init, init_pos, Z_init)
+    return tf_solve(_core(plan, True), params, NULL, &pb, result, info)
 
 
 cdef int s_tf_mxne_solve(const tfx_plan_t* plan, const tfx_params_t* params,
@@ -208,8 +209,9 @@ cdef int s_tf_mxne_solve(const tfx_plan_t* plan, const tfx_params_t* params,
                          const float* w_space, const float* w_time, int n_init,
                          const int* init_pos, const float* Z_init,
                          tfx_result_t* result, tfx_info_t* info) noexcept nogil:
-    return _solve(plan, params, M, G, n_chan, n_sources, w_space, w_time, n_init,
-                  init_pos, Z_init, result, info)
+    cdef tf_problem pb
+    _problem(&pb, M, G, n_chan, n_sources, w_space, w_time, n_init, init_pos, Z_init)
+    return tf_solve(_core(plan, False), params, NULL, &pb, result, info)
 
 
 cdef void tfx_result_free(tfx_result_t* result) noexcept nogil:
