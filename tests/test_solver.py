@@ -919,3 +919,10 @@ def test_solver_core_float32():
         M, G, 10.0, 5.0, 32, 4, debias=False, verbose=False
     )
     assert rel_diff(X_res.astype(np.float64), X64) < 1e-3
+
+
+def test_removed_dual_refine_is_deprecated():
+    with pytest.warns(DeprecationWarning, match="DUAL_REFINE"):
+        assert tsolver.DUAL_REFINE is False
+    with pytest.raises(AttributeError, match="NOT_A_NAME"):
+        tsolver.NOT_A_NAME  # noqa: B018

@@ -50,6 +50,21 @@ MAX_OUTER_ITER = _DEFAULTS["max_outer"]
 DUAL_EXTRAP = bool(_DEFAULTS["dual_extrap"])
 
 
+def __getattr__(name):
+    # removed names that keep working, deprecated, until tfmxne 0.2
+    if name == "DUAL_REFINE":
+        import warnings
+
+        warnings.warn(
+            "tfmxne.solver.DUAL_REFINE is deprecated and has no effect (the Newton-"
+            "refined dual points were removed); it will be removed in tfmxne 0.2",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return False
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def _dual_norm_screened(
     plan, GtR, n_orient, rho, *, weights=None, stop=None, prev=None, n_thr=None
 ):
