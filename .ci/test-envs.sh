@@ -10,7 +10,7 @@
 #   oldest   the lowest versions pyproject.toml declares (.ci/oldest-constraints.txt:
 #            MNE 1.10, NumPy 1.25, SciPy 1.11)
 #
-# and ruff (lint and format) on the sources, once. TFMXNE_ENVS="newest" (or
+# and ruff (lint and format) and cython-lint on the sources, once. TFMXNE_ENVS="newest" (or
 # "oldest") runs one environment; extra arguments go to pytest. Each step
 # prints the seconds it took.
 set -euo pipefail
@@ -29,9 +29,10 @@ $py -m venv .venv-build
 wheel=$(ls .ci-dist/tfmxne-*.whl)
 
 step "lint"
-.venv-build/bin/pip install -q ruff
+.venv-build/bin/pip install -q ruff cython-lint
 .venv-build/bin/ruff check src tests benchmarks docs .ci
 .venv-build/bin/ruff format --check src tests benchmarks docs .ci
+PATH="$PWD/.venv-build/bin:$PATH" .venv-build/bin/cython-lint src/tfmxne docs/c_api
 
 for env in $envs; do
   case $env in
