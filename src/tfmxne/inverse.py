@@ -108,7 +108,8 @@ def solve(
     evoked : Evoked | list of Evoked
         The data. A list is a batch: the forward is prepared once and the
         evokeds (same channels and sampling rate) are solved independently, in
-        ``n_jobs`` threads or on a Dask ``client``.
+        ``n_jobs`` threads or on a Dask ``client`` (:func:`tfmxne.solve_joint`
+        solves conditions with one support shared by all instead).
     forward : Forward
         The forward solution.
     noise_cov : Covariance
