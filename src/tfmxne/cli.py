@@ -208,7 +208,6 @@ def build_parser():
         The parser, with the sub-commands ``demo``, ``run`` and ``sys-info``.
     """
     import tfmxne
-    from tfmxne.datasets.sample import DEMO_CROP, DEMO_PARAMS
 
     parser = _ArgumentParser(
         prog=PROG,
@@ -222,6 +221,15 @@ def build_parser():
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+    _add_demo(sub)
+    _add_run(sub)
+    _add_sys_info(sub)
+    return parser
+
+
+def _add_demo(sub):
+    """The ``demo`` sub-command."""
+    from tfmxne.datasets.sample import DEMO_CROP, DEMO_PARAMS
 
     demo = sub.add_parser(
         "demo",
@@ -259,6 +267,9 @@ def build_parser():
     _add_common_options(demo, "--out")
     demo.set_defaults(func=_cmd_demo)
 
+
+def _add_run(sub):
+    """The ``run`` sub-command."""
     run = sub.add_parser(
         "run",
         help="TF-MxNE on your evoked, forward and noise covariance files",
@@ -276,6 +287,43 @@ def build_parser():
         "--alpha 40 --l1-ratio 0.03 fixes it). Two conditions with one support: "
         "--condition 'Left Auditory' 'Left visual' --joint.",
     )
+    _add_run_files(run)
+    g = run.add_argument_group("data selection")
+    g.add_argument(
+        "--tmin",
+        type=float,
+        default=None,
+        help="crop the evoked response from this time, s",
+    )
+    g.add_argument(
+        "--tmax",
+        type=float,
+        default=None,
+        help="crop the evoked response up to this time, s",
+    )
+    g.add_argument(
+        "--baseline",
+        nargs=2,
+        default=None,
+        metavar=("BMIN", "BMAX"),
+        help="apply a baseline correction on [BMIN, BMAX] s ('none' for "
+        "the start or end of the data), before cropping (default: "
+        "the data as stored)",
+    )
+    g = _add_solver_options(run)
+    g.add_argument(
+        "--on-empty",
+        choices=("raise", "warn"),
+        default="raise",
+        help="when no source survives: stop with an error (raise), or warn and "
+        "write an empty estimate (no vertices) and the residual (default: raise)",
+    )
+    _add_common_options(run, "BASENAME.png")
+    run.set_defaults(func=_cmd_run)
+
+
+def _add_run_files(run):
+    """The input and output files of ``run``."""
     g = run.add_argument_group("input and output files")
     g.add_argument(
         "--evoked",
@@ -333,39 +381,10 @@ def build_parser():
         help="dipole file format: text (dip, amplitudes in nAm with 3 "
         "decimals) or binary Xfit (bdip) (default: dip)",
     )
-    g = run.add_argument_group("data selection")
-    g.add_argument(
-        "--tmin",
-        type=float,
-        default=None,
-        help="crop the evoked response from this time, s",
-    )
-    g.add_argument(
-        "--tmax",
-        type=float,
-        default=None,
-        help="crop the evoked response up to this time, s",
-    )
-    g.add_argument(
-        "--baseline",
-        nargs=2,
-        default=None,
-        metavar=("BMIN", "BMAX"),
-        help="apply a baseline correction on [BMIN, BMAX] s ('none' for "
-        "the start or end of the data), before cropping (default: "
-        "the data as stored)",
-    )
-    g = _add_solver_options(run)
-    g.add_argument(
-        "--on-empty",
-        choices=("raise", "warn"),
-        default="raise",
-        help="when no source survives: stop with an error (raise), or warn and "
-        "write an empty estimate (no vertices) and the residual (default: raise)",
-    )
-    _add_common_options(run, "BASENAME.png")
-    run.set_defaults(func=_cmd_run)
 
+
+def _add_sys_info(sub):
+    """The ``sys-info`` sub-command."""
     info = sub.add_parser(
         "sys-info",
         help="print the environment, for a bug report",
@@ -379,7 +398,6 @@ def build_parser():
         help="also print where each module and library was loaded from",
     )
     info.set_defaults(func=_cmd_sys_info)
-    return parser
 
 
 # --------------------------------------------------------------------------

@@ -671,15 +671,7 @@ def plot_tfmxne(
     n_pos = data.shape[0]
     order = np.argsort(-np.max(np.abs(data), axis=1), kind="stable")
     shown = order[: max(int(max_sources), 0)]
-    if evoked is not None:
-        if result.residual is None:
-            raise ValueError(
-                "the result has no residual (solve with return_residual=True)"
-            )
-        Mw, Rw = _whiten(result, evoked)
-    else:
-        Mw = np.asarray(result._M)
-        Rw = Mw - np.asarray(result._gain_active) @ np.asarray(result.X)
+    Mw, Rw = _whitened_data(result, evoked)
     brain_views = [brain_views] if isinstance(brain_views, str) else list(brain_views)
     brain = bool(forward is not None and brain_views and _surfaces(forward) and n_pos > 0)
     n_cols = 4
@@ -705,15 +697,7 @@ def plot_tfmxne(
     _butterfly(fig, gs[0, :2], gs[0, 2:], result, Mw, Rw, gof, n_pos)
     colors, labels = _source_colors(est), _labels(est, forward)
     if brain:
-        sub = gs[1, :].subgridspec(
-            1,
-            len(brain_views) + 1,
-            wspace=0.02,
-            width_ratios=[1.0] * len(brain_views) + [0.75],
-        )
-        axes_b = [fig.add_subplot(sub[0, i]) for i in range(len(brain_views))]
-        plot_brain(est, forward, views=brain_views, colors=colors, axes=axes_b)
-        _brain_key(fig.add_subplot(sub[0, -1]), est, forward)
+        _brain_panels(fig, gs[1, :], est, forward, brain_views, colors)
     row_s = 2 if brain else 1
     ax_s = fig.add_subplot(gs[row_s, :])
     _time_courses(ax_s, result, data, order, colors, labels, 1e3 * gof["peak_time"])
@@ -733,6 +717,29 @@ def plot_tfmxne(
     if show:
         plt.show()
     return fig
+
+
+def _whitened_data(result, evoked):
+    """The whitened data and residual of the figure: of ``evoked`` by the solve's
+    own whitener, or (None) those the solver worked on."""
+    if evoked is not None:
+        if result.residual is None:
+            raise ValueError(
+                "the result has no residual (solve with return_residual=True)"
+            )
+        return _whiten(result, evoked)
+    Mw = np.asarray(result._M)
+    return Mw, Mw - np.asarray(result._gain_active) @ np.asarray(result.X)
+
+
+def _brain_panels(fig, spec, est, forward, views, colors):
+    """The sources on the cortical surfaces, one panel per view, and the key."""
+    sub = spec.subgridspec(
+        1, len(views) + 1, wspace=0.02, width_ratios=[1.0] * len(views) + [0.75]
+    )
+    axes_b = [fig.add_subplot(sub[0, i]) for i in range(len(views))]
+    plot_brain(est, forward, views=views, colors=colors, axes=axes_b)
+    _brain_key(fig.add_subplot(sub[0, -1]), est, forward)
 
 
 def _butterfly(fig, spec_d, spec_r, result, Mw, Rw, gof, n_pos):
