@@ -392,6 +392,80 @@ def test_two_thread_sweep_matches_sequential(n_orient, dtype, weighted):
     np.testing.assert_allclose(X2, X1, rtol=rtol, atol=rtol * np.abs(X1).max())
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_two_thread_sweep_alone_is_the_same_arithmetic(dtype):
+    """The epochs a two-thread sweep runs in its main thread alone (when the
+    helper thread is found slower, on a busy machine) give the same bits as
+    with both threads, whether every epoch, none or some run alone; the
+    automatic choice, which depends on timings, too."""
+    from tfmxne._stft import TFFrame
+    from tfmxne.solver import _lipschitz
+
+    rng = np.random.default_rng(3)
+    n_chan, n_ws, T, n_orient = 24, 20, 48, 3
+    G = rng.standard_normal((n_chan, n_ws * n_orient)).astype(dtype)
+    GT = np.ascontiguousarray(G.T)
+    X_true = np.zeros((n_ws * n_orient, T))
+    X_true[[0, 5 * n_orient + 1, 12 * n_orient]] = rng.standard_normal((3, T))
+    M = (G @ X_true + 0.1 * rng.standard_normal((n_chan, T))).astype(dtype)
+    plan = TFFrame(T, 16, 4, dtype=dtype).plan
+    lc = _lipschitz(G.astype(np.float64), n_orient).astype(dtype)
+    grams, xg = H.block_grams(GT, n_orient, lc)
+    amax = tfmxne.norm_epsilon_inf(
+        G.astype(np.float64), M.astype(np.float64), 0.2, n_orient, 16, 4
+    )
+    out = {}
+    for mode in ("two", "alone", "probe", "auto"):
+        R = M.copy()
+        X = np.zeros((n_ws * n_orient, T), dtype)
+        Z = np.zeros((n_ws * n_orient, 2 * plan.n_coefs), dtype)
+        act = np.zeros(n_ws, np.uint8)
+        arrays = dict(
+            GT=GT,
+            M=M,
+            R=R,
+            X=X,
+            Z=Z,
+            active=act,
+            lc=lc,
+            gram=grams,
+            work=np.empty(H.work_size(plan, n_orient), dtype),
+            xgram=xg,
+        )
+        r = H.bcd(
+            plan,
+            arrays,
+            alpha_space=0.05 * amax * 0.8,
+            alpha_time=0.05 * amax * 0.2,
+            n_orient=n_orient,
+            maxit=30,
+            tol=0.0,
+            dgap_freq=10,
+            n_threads=2,
+            momentum=1,
+            pipe=mode,
+        )
+        assert r["n_iter"] == 30
+        out[mode] = (R, X, Z, act, r["p_obj"])
+    assert out["two"][3].sum() >= 2  # several blocks really were updated
+    for mode in ("alone", "probe", "auto"):
+        for a, b in zip(out["two"], out[mode]):
+            np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="pipe must be"):
+        H.bcd(
+            plan,
+            arrays,
+            alpha_space=1.0,
+            alpha_time=1.0,
+            n_orient=n_orient,
+            maxit=1,
+            tol=0.0,
+            dgap_freq=1,
+            n_threads=2,
+            pipe="fast",
+        )
+
+
 def test_cross_grams_follow_the_visit_order():
     rng = np.random.default_rng(2)
     GT = rng.standard_normal((5 * 2, 7))

@@ -275,16 +275,100 @@ cdef int _gap_check(const tf_ws* w, const tf_bcd_opts* opt, tf_extrap* ex,
 # --------------------------------------------------------------------------
 # The inner solve
 # --------------------------------------------------------------------------
+# Two-thread epochs or epochs of the main thread alone: the way with the
+# fewer seconds per block visit so far (an average of the last timings of
+# each), the other timed again after PICK_PROBE_MIN epochs, then after four
+# times as many each time it stays the slower, up to PICK_PROBE_MAX. Another
+# process on the machine can make the second thread a loss: each of its waits
+# for a core stalls the sweep (epochs 4x slower than alone on the 7 mm grid
+# next to one busy process), so a probe of the slower way is costly there.
+cdef enum:
+    PICK_PROBE_MIN = 4
+    PICK_PROBE_MAX = 256
+
+
+# What the last solve in this process found (1: alone was faster, 0: both
+# threads, -1: unknown); a solve that starts where alone was faster times
+# the epochs with both threads only at its first probe, after 4 PICK_PROBE_MIN
+# epochs, not first (on a busy machine each such epoch costs several alone). A hint: solves that run at
+# once may overwrite each other's.
+cdef volatile long _PICK_LAST = -1
+
+
+cdef inline void pick_init(tf_pipe_pick* pk) noexcept nogil:
+    """A solve's pick, from what the last solve found."""
+    memset(pk, 0, sizeof(tf_pipe_pick))
+    if tfx_load(&_PICK_LAST) == 1:
+        pk.t_two = -1.0         # slower until timed
+        pk.until_probe = pk.probe_gap = 4 * PICK_PROBE_MIN
+
+
+cdef inline void _pick_remember(const tf_pipe_pick* pk) noexcept nogil:
+    if pk.t_two > 0.0 and pk.t_one > 0.0:
+        tfx_store_sc(&_PICK_LAST, pk.t_one < pk.t_two)
+
+
+cdef inline bint _pick_two(tf_pipe_pick* pk) noexcept nogil:
+    """Whether the next epoch runs with both threads (both ways are timed first,
+    unless the last solve found alone faster: ``t_two`` -1)."""
+    cdef bint two
+    if pk.t_two == 0.0:
+        return True
+    if pk.t_one == 0.0:
+        return False
+    two = 0.0 < pk.t_two <= pk.t_one
+    if pk.until_probe <= 0:
+        pk.until_probe = pk.probe_gap
+        return not two
+    pk.until_probe -= 1
+    return two
+
+
+cdef inline void _pick_record(tf_pipe_pick* pk, bint two, double t) noexcept nogil:
+    """Record ``t`` seconds per visit of an epoch run ``two`` ways."""
+    cdef bint was = 0.0 < pk.t_two <= pk.t_one, probe = pk.t_one != 0.0 and two != was
+    if pk.probe_gap < PICK_PROBE_MIN:
+        pk.probe_gap = PICK_PROBE_MIN
+    if two:
+        pk.t_two = t if pk.t_two <= 0.0 else 0.5 * (pk.t_two + t)
+    else:
+        pk.t_one = t if pk.t_one == 0.0 else 0.5 * (pk.t_one + t)
+    if pk.t_one == 0.0 or pk.t_two <= 0.0:
+        return
+    _pick_remember(pk)
+    if (pk.t_two <= pk.t_one) != was:
+        pk.probe_gap = PICK_PROBE_MIN
+    elif probe:
+        pk.probe_gap = min(4 * pk.probe_gap, <int> PICK_PROBE_MAX)
+    if probe:
+        pk.until_probe = pk.probe_gap
+
+
+cdef int _pipe_or_alone(pipe_ctx* c, tf_pipe_pick* pk, const tf_ws* w,
+                        double* penalty, const floating* tag) noexcept nogil:
+    """One epoch of a started pipe, with both threads or the main thread alone
+    (_pick_two); the same bits either way."""
+    cdef bint two = _pick_two(pk) and pipe_launch(c)
+    cdef double t0 = tfx_now()
+    cdef int changed
+    if two:
+        changed = pipe_epoch(c, c.n_epochs, w, penalty, tag)
+        c.n_epochs += 1
+    else:
+        changed = pipe_epoch_alone(c, w, penalty, tag)
+    _pick_record(pk, two, (tfx_now() - t0) / c.n_vis)
+    return changed
+
+
 cdef void _bcd_run(const tf_ws* w, const tf_bcd_opts* opt, tf_anderson* an,
                    tf_extrap* ex, tf_momentum* mo, const tf_pipe* pp, tf_info* info,
                    const floating* tag) noexcept nogil:
     cdef pipe_ctx ctx
-    cdef tfx_thread th
     cdef tf_gapstate g
     cdef int it, j, dgap_freq = opt.dgap_freq if opt.dgap_freq > 0 else opt.maxit
     cdef int changed, n_acc
     cdef double pen
-    cdef bint piped = pipe_start(&ctx, w, pp, opt.n_inner, &th, tag)
+    cdef bint piped = pipe_start(&ctx, w, pp, opt.n_inner, tag)
     info.status = TFX_MAXIT
     info.n_obj = 0
     g.best_d = -INFINITY
@@ -307,7 +391,8 @@ cdef void _bcd_run(const tf_ws* w, const tf_bcd_opts* opt, tf_anderson* an,
         if mo != NULL:
             momentum_before(w, mo, tag)
         if piped:
-            changed = pipe_epoch(&ctx, it, w, &pen if mo != NULL else NULL, tag)
+            changed = _pipe_or_alone(&ctx, pp.pick, w, &pen if mo != NULL else NULL,
+                                     tag)
         else:
             changed = _epoch_seq(w, opt.n_inner, &pen if mo != NULL else NULL, tag)
         if mo != NULL and momentum_after(w, mo, pen, tag):
@@ -332,7 +417,7 @@ cdef void _bcd_run(const tf_ws* w, const tf_bcd_opts* opt, tf_anderson* an,
     for j in range(w.n_ws):
         info.n_active += w.active[j]
     if piped:
-        pipe_stop(&ctx, th)
+        pipe_stop(&ctx)
 
 
 cdef void bcd_solve(const tf_ws* w, const tf_bcd_opts* opt, tf_anderson* an,

@@ -48,7 +48,7 @@ from ._types cimport (
     TFX_MAX_THREADS, TFX_MAXIT, TFX_NO_MEMORY, TFX_NONFINITE, TFX_OK, eps_item,
     floating, sort_item, tf_anderson, tf_bcd_opts, tf_buf, tf_dict, tf_extrap, tf_info,
     tf_momentum,
-    tf_penalty, tf_pipe, tf_plan, tf_problem, tf_state, tf_tuning, tf_ws,
+    tf_penalty, tf_pipe, tf_pipe_pick, tf_thr_policy, tf_plan, tf_problem, tf_state, tf_tuning, tf_ws,
     tfx_info_t, tfx_outer_t, tfx_params_t, tfx_progress_fn, tfx_result_t,
     thr_scratch,
 )
@@ -223,6 +223,7 @@ cdef object _screened(const tf_plan* p, const floating[:, ::1] GtR, int n_orient
     sc.n_pos = n_pos
     sc.n_thr = n_thr
     sc.chunk = _TUNING.screen_chunk
+    sc.pol = NULL
     sc.scr = s.scr
     sc.order = <sort_item*> &ov[0]
     sc.nu = &nu[0]
@@ -311,7 +312,7 @@ def gtr(const floating[:, ::1] G, const floating[:, ::1] R, int n_threads=1):
         return out
     with nogil:
         gtr_all(&G[0, 0], &R[0, 0], <int> G.shape[0], <int> G.shape[1],
-                <int> R.shape[1], &o[0, 0], n_thr, _TUNING.screen_chunk)
+                <int> R.shape[1], &o[0, 0], n_thr, _TUNING.screen_chunk, NULL)
     return out
 
 

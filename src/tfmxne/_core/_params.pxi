@@ -76,7 +76,7 @@ cdef void tf_tuning_default(tf_tuning* t) noexcept nogil:
     t.screen_chunk = 32
     # Polls of a two-thread hand-off before the waiter blocks (a few
     # microseconds: a block visit takes tens).
-    t.spin = 2000
+    t.spin_us = 100
     # Momentum between epochs with adaptive restart in the inner solves: half the
     # epochs of the plain sweep at the default tol (vol7 alpha 40: 102 -> 55;
     # 1e-8: 222 with Anderson -> 125), nearer the optimum at equal tol.

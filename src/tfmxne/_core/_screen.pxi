@@ -21,6 +21,7 @@ ctypedef struct tf_screen:
     const sort_item* todo
     Py_ssize_t n_todo
     int n_parts
+    tf_thr_policy* pol        # of the solve's task groups, or NULL
 
 
 cdef int _cmp_desc_stable(const void* a, const void* b) noexcept nogil:
@@ -156,7 +157,7 @@ cdef void _visit_parallel(tf_screen* sc, int n_min, double alpha, Py_ssize_t n_m
             sc.todo = sc.order + k
             sc.n_todo = n_ok
             sc.n_parts = <int> (n_thr if n_ok >= n_thr else n_ok)
-            run_tasks(sc.n_parts, _screen_task, sc)
+            run_tasks(sc.n_parts, _screen_task, sc, sc.pol)
         # replay the sequential rules over the chunk
         for m in range(k, end):
             j = <int> sc.order[m].idx
@@ -207,7 +208,7 @@ cdef void screen_dual_norm(tf_screen* sc, int n_min, double alpha, Py_ssize_t n_
     sc.todo = NULL
     sc.n_todo = 0
     sc.n_parts = sc.n_thr if par else 1
-    run_tasks(sc.n_parts, _screen_task, sc)     # bounds, into nu
+    run_tasks(sc.n_parts, _screen_task, sc, sc.pol)     # bounds, into nu
     for k in range(sc.n_pos):
         sc.order[k].key = sc.nu[k]
         sc.order[k].idx = k

@@ -47,7 +47,7 @@ cdef int _check_solve_args(const tf_plan* p, const tfx_params_t* prm,
     if (not prm.tol > 0 or not isfinite(prm.tol) or prm.maxit < 1
             or tun.max_outer < 0 or tun.n_inner < 1 or tun.anderson_k < 0
             or not tun.stop_gap_ratio > 0 or tun.stop_gap_ratio > 1
-            or tun.ws_start < 1 or tun.screen_chunk < 1 or tun.spin < 0):
+            or tun.ws_start < 1 or tun.screen_chunk < 1 or tun.spin_us < 0):
         return TFX_BAD_ARG
     n_pos = pb.n_sources // prm.n_orient
     if pb.n_init < 0 or pb.n_init > n_pos or (pb.n_init > 0 and (
@@ -151,6 +151,7 @@ cdef int state_alloc(tf_state* s, const tf_plan* p, const tfx_params_t* prm,
     cdef Py_ssize_t scr_sz
     cdef floating* fbuf
     memset(s, 0, sizeof(tf_state))
+    pick_init(&s.pipe_pick)
     s.t0 = tfx_now()
     s.p = p
     s.prm = prm
@@ -275,6 +276,7 @@ cdef inline void _screen_setup(tf_state* s, tf_screen* sc, const void* GtR,
     sc.n_pos = s.n_pos
     sc.n_thr = s.n_thr
     sc.chunk = s.tun.screen_chunk
+    sc.pol = &s.pol_tasks
     sc.scr = s.scr
     sc.order = s.order
     sc.nu = s.nu[buf]
@@ -311,7 +313,7 @@ cdef void certify_point(tf_state* s, const floating* D, double t, double nR2,
     cdef double nx_max, nx_rest, nR2x, RMx, d_x
     cdef double alpha = s.pen.alpha_s + s.pen.alpha_t
     gtr_all(<const floating*> s.pb.G, D, s.n_chan, s.n_src, s.p.n_times, gd, s.n_thr,
-            s.tun.screen_chunk)
+            s.tun.screen_chunk, &s.pol_tasks)
     for r in range(s.n_big):
         gd[r] = gR[r] + <floating> t * gd[r]
     _screen_setup(s, &sc, gd, 1 - c, c)
@@ -360,7 +362,7 @@ cdef int certify(tf_state* s, int n_want, const floating* tag) noexcept nogil:
                 s.nu_rest = s.nu[c][j]
     else:
         gtr_all(<const floating*> pb.G, R, s.n_chan, s.n_src, s.p.n_times,
-                <floating*> s.gtr[c], s.n_thr, s.tun.screen_chunk)
+                <floating*> s.gtr[c], s.n_thr, s.tun.screen_chunk, &s.pol_tasks)
         # capped screening: the gap is then an upper bound (still a certificate)
         n_max = 2 * n_want if 2 * n_want > 200 else 200
         _screen_setup(s, &sc, s.gtr[c], c, 1 - c if s.have_prev else -1)
@@ -568,7 +570,8 @@ cdef int _ws_setup(tf_state* s, tf_ws* w, tf_pipe* pp,
     w.items = s.items
     pp.xgram = s.xgram.ptr if two else NULL
     pp.buf = s.pipe if two else NULL
-    pp.spin = s.tun.spin
+    pp.spin_us = s.tun.spin_us
+    pp.pick = &s.pipe_pick
     return TFX_OK
 
 

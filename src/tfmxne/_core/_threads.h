@@ -117,8 +117,9 @@ static void tfx_sync_wake(tfx_sync *s) { pthread_cond_broadcast(&s->cv); }
 #endif
 
 /* A counter published by one thread and awaited by another. The publisher
- * stores, then wakes the waiters if any sleep; a waiter polls `spin` times,
- * then registers as sleeping and re-checks under the lock before it sleeps
+ * stores, then wakes the waiters if any sleep; a waiter polls for `spin_us`
+ * microseconds (a bound in time, not in polls: a pause instruction lasts from
+ * about 10 to 150 cycles depending on the processor), then registers as sleeping and re-checks under the lock before it sleeps
  * (all sequentially consistent: a store either sees the sleeper or is seen by
  * its re-check, so no wake-up is lost). */
 typedef struct {
@@ -137,12 +138,19 @@ static void tfx_counter_publish(tfx_counter *c, long v)
     }
 }
 
-static void tfx_counter_wait(tfx_counter *c, long v, int spin)
+static void tfx_counter_wait(tfx_counter *c, long v, int spin_us)
 {
     int i;
-    for (i = 0; i < spin; i++) {
-        if (tfx_load(&c->value) >= v) return;
-        tfx_pause();
+    double t_end;
+    if (tfx_load(&c->value) >= v) return;
+    if (spin_us > 0) {
+        t_end = tfx_now() + 1e-6 * (double)spin_us;
+        do {
+            for (i = 0; i < 64; i++) {
+                if (tfx_load(&c->value) >= v) return;
+                tfx_pause();
+            }
+        } while (tfx_now() < t_end);
     }
     if (tfx_load(&c->value) >= v) return;
     tfx_sync_lock(c->sync);

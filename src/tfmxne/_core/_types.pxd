@@ -101,7 +101,7 @@ ctypedef struct tf_tuning:
     #                           tol, mixed_tol_ratio ||M||^2)
     int pipe_min_blocks       # smallest working set swept by two threads
     int screen_chunk          # positions per thread in a screening hand-off
-    int spin                  # polls of a two-thread hand-off before blocking
+    int spin_us               # microseconds a two-thread hand-off polls before blocking
     int momentum              # 1: momentum with adaptive restart in inner solves
 
 
@@ -202,11 +202,28 @@ ctypedef struct tf_momentum:
     #                           plain momentum of the tests, which may raise it)
     double f_prev             # objective at the iterate before the last epoch
 
+ctypedef struct tf_thr_policy:
+    # whether the next threaded steps (epochs of a two-thread sweep, or task
+    # groups) run with their threads or in the calling thread alone, after one
+    # found a thread not running (_threads.pxi); carried through a solve
+    int alone_left            # steps still to run alone
+    int backoff               # steps alone after the next slow threaded one
+
+ctypedef struct tf_pipe_pick:
+    # which way the epochs of two-thread sweeps run, with both threads or the
+    # main thread alone (the same arithmetic), from the measured seconds per
+    # block visit of each (_bcd.pxi); carried through a solve
+    double t_two              # seconds per visit with both threads (0: unknown)
+    double t_one              # seconds per visit alone (0: unknown)
+    int until_probe           # epochs before the slower way is timed again
+    int probe_gap             # epochs between such probes
+
 ctypedef struct tf_pipe:
     # the two-thread sweep of one inner solve (see _pipe.pxi); NULL buffers: off
     const void* xgram         # (n_ws, n_orient, n_orient) cross Grams G_j^T G_prev
     void* buf                 # 4 n_orient T elements
-    int spin                  # polls before a wait blocks
+    int spin_us               # microseconds of polling before a wait blocks
+    tf_pipe_pick* pick        # the solve's (updated by each inner solve)
 
 
 # --------------------------------------------------------------------------
@@ -297,3 +314,5 @@ ctypedef struct tf_state:
     double nu_max
     double nu_rest
     tf_extrap extrap
+    tf_pipe_pick pipe_pick    # two-thread sweeps
+    tf_thr_policy pol_tasks   # task groups (screening, G^T R)

@@ -33,6 +33,7 @@ from tfmxne._core._types cimport (
     tf_info,
     tf_momentum,
     tf_pipe,
+    tf_pipe_pick,
     tf_plan,
     tf_ws,
 )
@@ -165,8 +166,11 @@ def bcd(plan, dict arrays, **opts):
     extrapolation, its state in ``opts['extrap_state']``, carried by the
     caller). ``opts``: alpha_space, alpha_time, n_orient, maxit, tol, dgap_freq,
     and optional anderson_k, cap_rows, n_inner, gap_start, n_threads,
-    extrap_state, spin, momentum (1: momentum with adaptive restart,
-    "no-restart": plain momentum, which may raise the objective).
+    extrap_state, spin_us, momentum (1: momentum with adaptive restart,
+    "no-restart": plain momentum, which may raise the objective), pipe (how a
+    two-thread sweep runs its epochs: "auto", the solver's timed choice;
+    "two", always both threads; "alone", always the main thread alone;
+    "probe", both threads with the main thread alone at each probe).
 
     Returns a dict: status, n_iter, gap, p_obj, d_obj, n_active, obj (primal
     objective at each gap check), n_accel_try, n_accel, n_restart,
@@ -180,6 +184,7 @@ def bcd(plan, dict arrays, **opts):
     cdef tf_anderson an
     cdef tf_extrap ex
     cdef tf_pipe pp
+    cdef tf_pipe_pick pol
     cdef tf_momentum mo
     cdef tf_info info
     cdef int n_orient = opts["n_orient"], maxit = opts["maxit"]
@@ -236,7 +241,16 @@ def bcd(plan, dict arrays, **opts):
         pipe = np.empty(4 * n_orient * T, dtype=dtype)
     pp.xgram = _ptr(arrays.get("xgram"))
     pp.buf = _ptr(pipe)
-    pp.spin = opts.get("spin", 2000)
+    pp.spin_us = opts.get("spin_us", 100)
+    memset(&pol, 0, sizeof(pol))
+    mode = opts.get("pipe", "auto")
+    if mode not in ("auto", "two", "alone", "probe"):
+        raise ValueError(f"bcd: pipe must be auto, two, alone or probe, got {mode!r}")
+    if mode != "auto":
+        pol.t_two = -1.0 if mode == "alone" else 1e-300
+        pol.t_one = 0.0 if mode == "alone" else 1e300
+        pol.until_probe = pol.probe_gap = 4 if mode == "probe" else 1 << 30
+    pp.pick = &pol
     memset(&info, 0, sizeof(info))
     info.hist = <double*> _ptr(hist)
     info.max_hist = hist.shape[0]
