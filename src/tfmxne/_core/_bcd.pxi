@@ -288,10 +288,10 @@ cdef enum:
 
 
 # What the last solve in this process found (1: alone was faster, 0: both
-# threads, -1: unknown); a solve that starts where alone was faster times
-# the epochs with both threads only at its first probe, after 4 PICK_PROBE_MIN
-# epochs, not first (on a busy machine each such epoch costs several alone). A hint: solves that run at
-# once may overwrite each other's.
+# threads, -1: unknown). A solve that starts where alone was faster times the
+# epochs with both threads only at its first probe, after 4 PICK_PROBE_MIN
+# epochs, not first (on a busy machine each such epoch costs several alone).
+# A hint: solves that run at once may overwrite each other's.
 cdef volatile long _PICK_LAST = -1
 
 

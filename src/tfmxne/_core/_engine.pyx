@@ -47,8 +47,8 @@ from ._types cimport (
     TFX_ABI_VERSION, TFX_BAD_ABI, TFX_BAD_ARG, TFX_INTERRUPTED, TFX_MAX_DICTS,
     TFX_MAX_THREADS, TFX_MAXIT, TFX_NO_MEMORY, TFX_NONFINITE, TFX_OK, eps_item,
     floating, sort_item, tf_anderson, tf_bcd_opts, tf_buf, tf_dict, tf_extrap, tf_info,
-    tf_momentum,
-    tf_penalty, tf_pipe, tf_pipe_pick, tf_thr_policy, tf_plan, tf_problem, tf_state, tf_tuning, tf_ws,
+    tf_momentum, tf_penalty, tf_pipe, tf_pipe_pick, tf_plan, tf_problem, tf_state,
+    tf_thr_policy, tf_tuning, tf_ws,
     tfx_info_t, tfx_outer_t, tfx_params_t, tfx_progress_fn, tfx_result_t,
     thr_scratch,
 )
