@@ -576,7 +576,15 @@ ABI_V2_LAYOUT = {
         n_restart=96,
     ),
     "tfx_outer_t": dict(
-        n_active=0, n_ws=4, n_iter=8, gap=16, p_obj=24, d_obj=32, time=40, start=48
+        n_active=0,
+        n_ws=4,
+        n_iter=8,
+        gap=16,
+        p_obj=24,
+        d_obj=32,
+        time=40,
+        start=48,
+        certify_seconds=56,
     ),
     "tfx_result_t": dict(
         struct_size=0,

@@ -338,7 +338,8 @@ def test_gap_history_records_every_outer_iteration(
 ):
     """gap_history: one record per outer iteration, the certificates the progress
     events report (without the float32 start, every one of them), whose epochs
-    add up to n_iter; selection is None for a given alpha."""
+    add up to n_iter and whose certificate times fit in the solve's timeline;
+    selection is None for a given alpha."""
     from tfmxne import solver
     from tfmxne.inverse import OuterIteration
 
@@ -357,6 +358,12 @@ def test_gap_history_records_every_outer_iteration(
     assert hist[-1].n_ws == 0 and all(h.n_ws >= h.n_active for h in hist[:-1])
     assert hist[-1].n_active == int(res.active_set.sum()) // 3
     assert sum(h.n_iter for h in hist) == res.n_iter
+    # each certificate's time fits between the end of the previous record (its
+    # inner solve in between) and its own stamp
+    prev = 0.0
+    for h in hist:
+        assert 0.0 <= h.certify_seconds <= h.time - prev
+        prev = h.time
     # what gap_history held before (floats: the gaps) still reads, deprecated
     with pytest.warns(DeprecationWarning, match="record.gap"):
         assert float(hist[-1]) == res.gap

@@ -54,6 +54,10 @@ class OuterIteration:
         Whether it is an iteration of the float32 start of a float64 solve (its
         gap is a float32 computation; the answer is certified by the float64
         iterations that follow).
+    certify_seconds : float | None
+        Seconds its certificate took (``G^T R`` over every source and the
+        screened dual norms; the rest of the time between two records is the
+        inner solve's epochs).
 
     Notes
     -----
@@ -71,6 +75,7 @@ class OuterIteration:
     n_iter: int
     time: float | None = None
     start: bool = False
+    certify_seconds: float | None = None
 
     @classmethod
     def _from_core(cls, record):

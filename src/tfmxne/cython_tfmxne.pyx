@@ -270,6 +270,7 @@ def _abi_layout():
             n_iter=<Py_ssize_t> &o.n_iter - Ou, gap=<Py_ssize_t> &o.gap - Ou,
             p_obj=<Py_ssize_t> &o.p_obj - Ou, d_obj=<Py_ssize_t> &o.d_obj - Ou,
             time=<Py_ssize_t> &o.time - Ou, start=<Py_ssize_t> &o.start - Ou,
+            certify_seconds=<Py_ssize_t> &o.certify_seconds - Ou,
             size=sizeof(tfx_outer_t)),
         "tfx_result_t": dict(
             struct_size=<Py_ssize_t> &r.struct_size - R,

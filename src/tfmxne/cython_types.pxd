@@ -114,6 +114,7 @@ ctypedef struct tfx_outer_t:
     double d_obj
     double time             # seconds since the solve started, at the certificate
     int start               # 1: an iteration of the float32 start (params.mixed)
+    double certify_seconds  # seconds the certificate took (G^T R, dual norms)
 
 # Result of a solve. The core allocates every pointer with malloc; release them
 # with tfx_result_free. Arrays are in the precision of the plan (void*: cast to

@@ -431,6 +431,7 @@ cdef int record(tf_state* s, tfx_result_t* res) noexcept nogil:
         rec.p_obj = s.p_obj
         rec.d_obj = s.best_d
         rec.time = tfx_now() - s.t0
+        rec.certify_seconds = tfx_now() - s.t_cert
         res.n_outer += 1
     if _push_obj(res, s, s.p_obj) != TFX_OK:
         return TFX_NO_MEMORY
@@ -799,6 +800,7 @@ cdef int _outer_loop(tf_state* s, tfx_result_t* res, const floating* tag) noexce
         n_want = s.nA + 2 * (s.n_grow if s.n_grow > s.nA else s.nA)
         if n_want > s.n_pos:
             n_want = s.n_pos
+        s.t_cert = tfx_now()
         st = certify(s, n_want, tag)
         if st == TFX_OK:
             st = record(s, res)

@@ -260,6 +260,7 @@ ctypedef struct tf_state:
     double tol                # the loop's target: stop_gap_ratio * tol
     int n_thr
     double t0                 # start time (tfx_now)
+    double t_cert             # start of the current certificate (tfx_now)
     # fixed buffers
     void* lc                  # (n_pos,)
     void* gtr[2]              # G^T R of a certificate and of the one before
