@@ -475,9 +475,10 @@ def window_evoked(evoked, window):
     return evoked
 
 
-def _alpha_max(gain, M, n_orient, l1_ratio, wsize, tstep, n_conditions=1):
+def _alpha_max(gain, M, n_orient, l1_ratio, wsize, tstep, n_conditions=1, GtM=None):
     """alpha_max / 100 as MNE: epsilon-inf dual norm of (G, M), exact (``M``:
-    ``n_conditions`` side by side, on their joint frame).
+    ``n_conditions`` side by side, on their joint frame; ``GtM``: ``G^T M`` if
+    already computed, not modified).
 
     Also returns the screening it was computed with, ``(G^T M, nu, exact)``,
     which the first outer iteration of a solve would otherwise recompute.
@@ -490,15 +491,27 @@ def _alpha_max(gain, M, n_orient, l1_ratio, wsize, tstep, n_conditions=1):
         n_conditions=n_conditions,
     )
     n_thr = _parallel.solve_threads()
-    GtM = _gtr(gain, M, n_thr)
+    GtM = _gtr(gain, M, n_thr) if GtM is None else GtM.copy()
     nu_max, _, nu, exact = _dual_norm_screened(
         frame.plan, GtM, n_orient, l1_ratio, n_thr=n_thr
     )
     return nu_max * 0.01, (GtM, nu, exact)
 
 
-def prepare(fwd, evoked, opts, l1_ratio):
-    """The :class:`Problem` of ``evoked`` on the prepared forward ``fwd``."""
+@dataclasses.dataclass(frozen=True, eq=False)
+class Data:
+    """What :func:`prepare` computes from the evoked alone (any l1_ratio):
+    the tapered evoked, its whitened data, the taper and ``G^T M``."""
+
+    evoked: object
+    M: np.ndarray
+    taper: np.ndarray
+    GtM: np.ndarray
+
+
+def prepare_data(fwd, evoked, opts):
+    """The :class:`Data` of ``evoked`` on the prepared forward ``fwd`` (the
+    part of :func:`prepare` that the problems of several l1_ratios share)."""
     with stage("reference"):
         _compat.check_reference(evoked)
     with stage("data"):
@@ -508,8 +521,21 @@ def prepare(fwd, evoked, opts, l1_ratio):
         logger.info("Whitening data matrix.")
         M = fwd.whitener @ ev.data[sel]
     with stage("alpha_max"):
+        GtM = _gtr(fwd.gain, M, _parallel.solve_threads())
+    tp = taper(len(ev.times), float(ev.info["sfreq"]), opts.window)
+    return Data(evoked=ev, M=M, taper=tp, GtM=GtM)
+
+
+def prepare(fwd, evoked, opts, l1_ratio, data=None):
+    """The :class:`Problem` of ``evoked`` on the prepared forward ``fwd``
+    (``data``: its :func:`prepare_data`, shared by the problems of several
+    l1_ratios; None: computed here)."""
+    if data is None:
+        data = prepare_data(fwd, evoked, opts)
+    ev, M = data.evoked, data.M
+    with stage("alpha_max"):
         alpha_max, (GtM, nu, exact) = _alpha_max(
-            fwd.gain, M, fwd.n_orient, l1_ratio, opts.wsize, opts.tstep
+            fwd.gain, M, fwd.n_orient, l1_ratio, opts.wsize, opts.tstep, GtM=data.GtM
         )
     if not alpha_max > 0:
         raise ValueError(
@@ -531,7 +557,7 @@ def prepare(fwd, evoked, opts, l1_ratio):
         l1_ratio=l1_ratio,
         wsize=opts.wsize,
         tstep=opts.tstep,
-        taper=taper(len(ev.times), float(ev.info["sfreq"]), opts.window),
+        taper=data.taper,
         nave=ev.nave,
         screen0=(GtM, nu / alpha_max, exact),
     )

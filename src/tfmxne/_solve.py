@@ -11,7 +11,9 @@ The path functions, the automatic alpha and the batches are built on these.
 """
 
 import os
+import threading
 import time
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -69,7 +71,25 @@ def _solver_hooks(emit, n_tfmxne_iter):
     return on_outer, on_reweighting
 
 
-def _run_solver(p, alpha, opts, frame, warm, emit):
+_GAINS32 = weakref.WeakKeyDictionary()  # problem -> its gain in float32
+
+
+def _gain_as(p, dtype):
+    """The gain of ``p`` in ``dtype`` (float32: converted once per problem, for
+    the levels of a path or a criterion solved in float32)."""
+    if np.dtype(dtype) == p.gain.dtype:
+        return p.gain
+    with _GAINS32_LOCK:
+        g = _GAINS32.get(p)
+        if g is None:
+            g = _GAINS32[p] = np.asarray(p.gain, dtype=dtype)
+    return g
+
+
+_GAINS32_LOCK = threading.Lock()
+
+
+def run_solver(p, alpha, opts, frame, warm, emit):
     """The solver on ``p`` at ``alpha``: its answer and the objectives."""
     on_outer, on_reweighting = _solver_hooks(emit, opts.n_tfmxne_iter)
     M = p.M
@@ -81,7 +101,7 @@ def _run_solver(p, alpha, opts, frame, warm, emit):
     # the screening of R = M (float64 only: it is exact for the float64 gain)
     screen = p.screen0 if Z_init is None and dtype == np.float64 else None
     Mc = np.ascontiguousarray(M, dtype=dtype)
-    G = np.asarray(p.gain, dtype=dtype)
+    G = _gain_as(p, dtype)
     logger.info("Using block coordinate descent with active set approach")
     spec = _Spec(
         alpha_space,
@@ -142,7 +162,7 @@ def solve_problem(
     """
     t0 = time.perf_counter() if t0 is None else t0
     frame = p.frame(dtype)
-    res, E = _run_solver(p, alpha, opts, frame, warm, emit)
+    res, E = run_solver(p, alpha, opts, frame, warm, emit)
     active_set = np.zeros(p.gain.shape[1], bool)
     active_set[_cols(res.positions, p.n_orient)] = True
     X = np.asarray(res.X, dtype=np.float64)

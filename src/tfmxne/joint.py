@@ -25,7 +25,6 @@ import dataclasses
 import time
 
 import numpy as np
-from mne import EvokedArray
 from mne.utils import logger, verbose
 
 from . import _compat, _progress
@@ -234,6 +233,8 @@ def prepare_joint(fwd, conds, opts, l1_ratio):
         M = np.hstack([c.M * c.scale for c in conds])
         ev0 = conds[0].evoked
         nave = max(max(float(c.nave), 1.0) for c in conds)
+        from mne import EvokedArray
+
         ev = EvokedArray(
             np.hstack([c.evoked.data * c.scale for c in conds]),
             ev0.info.copy(),
