@@ -51,6 +51,11 @@ def test_path_equals_independent_solves(evoked, fwd, noise_cov, n_jobs):
             evoked, fwd, noise_cov, alpha=r.alpha, l1_ratio=0.03, **KW
         )
         _same(ref, r.estimate, 1e-4)
+        # the same optimum within the certified gaps (each a true duality gap
+        # at most tol): |P_path - P_indep| <= max(gap_path, gap_indep)
+        one = tfmxne.solve(evoked, fwd, noise_cov, alpha=r.alpha, l1_ratio=0.03, **KW)
+        assert r.gap <= r.tol and one.gap <= one.tol
+        assert abs(r._res.p_obj - one._res.p_obj) <= max(r.gap, one.gap) * (1 + 1e-9)
 
 
 def test_path_default_grid(evoked, fwd, noise_cov):
@@ -263,26 +268,27 @@ def test_l1_ratio_none(evoked, fwd, noise_cov, monkeypatch):
 
 
 def test_signal_share_walk(evoked, fwd, noise_cov, monkeypatch):
-    """'signal-share' with l1_ratio=None: its recorded values are U + c k of the
-    warm-started path (recomputed here from tf_mixed_norm_path), the
-    walk follows its stopping rule, and two threads choose the same."""
+    """'signal-share' with l1_ratio=None: its exact values are U + c k of tol
+    solves (recomputed here from tf_mixed_norm_path at the same alphas), its
+    loose levels follow the walk's rules, and two threads choose the same."""
     monkeypatch.setattr(tfmxne.path, "AUTO_L1_RATIOS", (0.01, 0.03, 0.3))
     res = tfmxne.solve(evoked, fwd, noise_cov, alpha="signal-share", l1_ratio=None)
     sel = res.selection
     _check_signal_share(sel, res)
     i_ref = list(sel["l1_ratios"]).index(tfmxne.path.SIGNAL_L1_RATIO)
-    walked = ~np.isnan(sel["values"][i_ref])
+    exact = sel["exact"][i_ref]
+    assert exact.sum() >= 1
     path = tfmxne.tf_mixed_norm_path(
         evoked,
         fwd,
         noise_cov,
-        alphas=sel["alphas"][walked],
+        alphas=sel["alphas"][exact],
         l1_ratio=tfmxne.path.SIGNAL_L1_RATIO,
     )
     k = [int(r.active_set.reshape(-1, 3).any(axis=1).sum()) for r in path]
-    assert k == sel["n_active"][i_ref, walked].tolist()
+    assert k == sel["n_active"][i_ref, exact].tolist()
     v = [_share_value(r, sel, kk) for r, kk in zip(path, k)]
-    np.testing.assert_allclose(v, sel["values"][i_ref, walked], rtol=1e-10)
+    np.testing.assert_allclose(v, sel["values"][i_ref, exact], rtol=1e-10)
     # the signal energy is the data energy beyond the expected noise energy
     assert sel["signal_energy"] == pytest.approx(sel["data_energy"] - sel["noise_energy"])
     par = tfmxne.solve(
@@ -306,6 +312,54 @@ def test_signal_share_walk(evoked, fwd, noise_cov, monkeypatch):
     np.testing.assert_allclose(
         res.residual.data, ref.data, rtol=1e-12, atol=1e-12 * np.abs(ref.data).max()
     )
+
+
+def test_signal_share_loose_levels(evoked, fwd, noise_cov, monkeypatch):
+    """The epsilon-path changes the work, not the criterion, on this data: with
+    every level solved to tol (no loose solve can be cheaper than a margin of
+    infinity) the choice is the same, and its values are those of the exact
+    walk; the answer is certified at tol either way."""
+    res = tfmxne.solve(evoked, fwd, noise_cov, alpha="signal-share", l1_ratio=None)
+    monkeypatch.setattr(tfmxne.path, "SIGNAL_POLISH_MARGIN", np.inf)
+    full = tfmxne.solve(evoked, fwd, noise_cov, alpha="signal-share", l1_ratio=None)
+    assert (res.alpha, res.l1_ratio) == (full.alpha, full.l1_ratio)
+    sel, fsel = res.selection, full.selection
+    assert sel["n_solves"] <= fsel["n_solves"]
+    both = sel["exact"] & fsel["exact"]
+    np.testing.assert_array_equal(sel["values"][both], fsel["values"][both])
+    for r in (res, full):
+        assert r.converged and r.gap <= r.tol
+
+
+def test_signal_share_same_choice_as_exact_walk(evoked, fwd, noise_cov):
+    """The epsilon-path chooses what the walk over solves to tol chooses (its
+    rule applied here to tf_mixed_norm_path's levels, values recomputed
+    independently), and its answer is certified at tol."""
+    P = tfmxne.path
+    res = tfmxne.solve(
+        evoked, fwd, noise_cov, alpha="signal-share", l1_ratio=P.SIGNAL_L1_RATIO
+    )
+    sel = res.selection
+    assert res.converged and res.gap <= res.tol
+    n_walk = int((~np.isnan(sel["loose_values"][0])).sum())
+    alphas = sel["alphas"][: n_walk + P.SIGNAL_PATIENCE]
+    path = tfmxne.tf_mixed_norm_path(
+        evoked, fwd, noise_cov, alphas=alphas, l1_ratio=P.SIGNAL_L1_RATIO
+    )
+    best, fails, stopped = None, 0, False
+    for j, r in enumerate(path):
+        k = int(r.active_set.reshape(-1, 3).any(axis=1).sum())
+        v = _share_value(r, sel, k) if k else np.inf
+        if best is None or v < best[0]:
+            best, fails = (v, j, k), 0
+        elif k > best[2]:
+            fails += 1
+            if fails >= P.SIGNAL_PATIENCE:
+                stopped = True
+                break
+    assert stopped or len(alphas) == len(sel["alphas"])
+    assert res.alpha == sel["alphas"][best[1]]
+    assert sel["values"][0, best[1]] == pytest.approx(best[0], rel=1e-8)
 
 
 def test_l1_ratio_none_walks_levels_together(evoked, fwd, noise_cov, monkeypatch):
@@ -520,33 +574,48 @@ def _share_value(r, sel, k):
 
 
 def _check_signal_share(sel, res):
-    """The walk's own rule, checked on what it recorded: the answer has the
-    smallest value of everything solved, the walk stopped after
-    SIGNAL_PATIENCE non-improving levels with more positions than the best
-    (or at the end of the grid), and the other l1_ratios were solved at the
-    chosen alpha only."""
+    """The walk's own rules, checked on what it recorded: the levels walked
+    loose (the first l1_ratio's from the top of the grid, until SIGNAL_PATIENCE
+    levels after the best loose value, with more positions, did not improve on
+    it; the other l1_ratios at the chosen alpha only), every level whose loose
+    value came within the margin of the best exact value solved to tol, and
+    the answer the lowest exact value, U + c k of the returned estimate."""
     P = tfmxne.path
     l1s = list(sel["l1_ratios"])
     i_ref = l1s.index(P.SIGNAL_L1_RATIO) if P.SIGNAL_L1_RATIO in l1s else 0
-    v, k = sel["values"], sel["n_active"]
-    walked = ~np.isnan(v[i_ref])
+    v, k, exact = sel["values"], sel["n_active"], sel["exact"]
+    lv, lk = sel["loose_values"], sel["loose_n_active"]
+    walked = ~np.isnan(lv[i_ref])
     n = int(walked.sum())
     assert walked[:n].all() and not walked[n:].any()
     j = int(np.flatnonzero(sel["alphas"] == sel["alpha"])[0])
     i = l1s.index(res.l1_ratio)
-    assert j < n and np.nanmin(v) == v[i, j]
+    assert j < n and exact[i, j] and v[i, j] == np.min(v[exact])
+    assert res.converged and res.gap <= res.tol
     # the value is U + c k of the chosen estimate
     assert v[i, j] == pytest.approx(_share_value(res, sel, k[i, j]), rel=1e-10)
-    # after the best level of the walk: the levels with more positions that
-    # did not improve on it
-    j_ref = int(np.nanargmin(v[i_ref]))
-    assert j_ref == j
-    fails = [jj for jj in range(j_ref + 1, n) if k[i_ref, jj] > k[i_ref, j_ref]]
+    # the stop of the loose walk: after its best loose level, the levels with
+    # more positions that did not improve on it
+    j_ref = int(np.argmin(lv[i_ref, :n]))
+    fails = [jj for jj in range(j_ref + 1, n) if lk[i_ref, jj] > lk[i_ref, j_ref]]
     if sel["stopped_early"]:
         assert len(fails) == P.SIGNAL_PATIENCE and fails[-1] == n - 1
     else:
         assert n == len(sel["alphas"]) and len(fails) < P.SIGNAL_PATIENCE
     others = [m for m in range(len(l1s)) if m != i_ref]
     for m in others:
-        assert np.flatnonzero(~np.isnan(v[m])).tolist() == [j]
-    assert sel["n_solves"] == n + len(others)
+        assert np.flatnonzero(~np.isnan(lv[m])).tolist() == [j]
+    # polished: every level whose loose value could be the best, unless a
+    # level above it had the same loose support (the same value) and kept it
+    # at tol (its exact value is its loose value)
+    near = lv < v[i, j] + sel["polish_margin"] * sel["signal_share"]
+    for m, jj in zip(*np.nonzero(near & ~exact)):
+        above = [
+            q
+            for q in range(jj)
+            if exact[m, q] and lv[m, q] == lv[m, jj] and v[m, q] == lv[m, q]
+        ]
+        assert above, (m, jj)
+    assert not exact[np.isnan(lv)].any()
+    n_loose = n + len(others)
+    assert sel["n_loose"] == n_loose and sel["n_solves"] == n_loose + exact.sum()

@@ -15,10 +15,25 @@ from collections.abc import Callable
 import numpy as np
 from mne.utils import logger
 
-from ._problem import check_inputs, prepare, prepare_forward, window_evoked
+from ._problem import (
+    check_inputs,
+    prepare,
+    prepare_data,
+    prepare_forward,
+    window_evoked,
+)
 from ._result import compute_residual
-from ._solve import in_threads, n_workers, report, solve_path, solve_problem, warm_start
+from ._solve import (
+    in_threads,
+    n_workers,
+    report,
+    run_solver,
+    solve_path,
+    solve_problem,
+    warm_start,
+)
 from ._validation import check_alpha, check_l1_ratio
+from .solver import _cols
 
 #: Default alpha grid of automatic selection, in percent of alpha_max
 #: (geometric, about 12 % apart).
@@ -37,6 +52,15 @@ SIGNAL_PATIENCE = 3
 #: l1_ratio on which 'signal-share' walks the alpha grid; with ``l1_ratio=None``
 #: the other ``AUTO_L1_RATIOS`` are then solved at the chosen alpha only.
 SIGNAL_L1_RATIO = 0.03
+#: The levels of the 'signal-share' walk are first solved only as far as the
+#: criterion needs (an epsilon-path): in float32, to ``SIGNAL_LOOSE_TOL`` times
+#: the call's tol, warm-started; those whose value on that solution comes
+#: within ``SIGNAL_POLISH_MARGIN * SIGNAL_SHARE`` of the best so far are solved
+#: to tol (from it) and compared on their exact values; the answer is one of
+#: these (benchmarks/README.md, "Automatic alpha": what this changes).
+SIGNAL_LOOSE_TOL = 3.0
+#: See :data:`SIGNAL_LOOSE_TOL`.
+SIGNAL_POLISH_MARGIN = 0.5
 #: Relative forward-model error assumed by 'model-discrepancy' (the best of the
 #: simulation study of benchmarks/bench_alpha_study.py, never on recordings).
 MODEL_ERROR = 0.7
@@ -55,6 +79,8 @@ PUBLIC = (
     "SIGNAL_SHARE",
     "SIGNAL_PATIENCE",
     "SIGNAL_L1_RATIO",
+    "SIGNAL_LOOSE_TOL",
+    "SIGNAL_POLISH_MARGIN",
     "MODEL_ERROR",
     "AUTO_REFINE",
     "BIC_PENALTY",
@@ -92,10 +118,25 @@ class _Search:
     def problem(self, l1_ratio):
         return self.make_problem(l1_ratio)
 
-    def solve(self, p, alpha, total, warm=None):
+    def solve(self, p, alpha, total, warm=None, loose=False):
         """One level (no residual evoked: it is built for the answer only, as
-        it costs about 10 ms of MNE channel picking, as much as a small solve)."""
-        r = solve_problem(p, float(alpha), self.opts, return_residual=False, warm=warm)
+        it costs about 10 ms of MNE channel picking, as much as a small solve).
+
+        ``loose``: solved only as far as a criterion needs, not returned (float32,
+        to :data:`SIGNAL_LOOSE_TOL` times tol, not debiased; reported as
+        ``loose``)."""
+        if not loose:
+            r = solve_problem(
+                p,
+                float(alpha),
+                self.opts,
+                return_residual=False,
+                warm=warm,
+            )
+        else:
+            opts = dataclasses.replace(self.opts, tol=self.opts.tol * SIGNAL_LOOSE_TOL)
+            res, _ = run_solver(p, float(alpha), opts, p.frame(np.float32), warm, None)
+            r = _Loose(p, float(alpha), res, opts.tol)
         report(self.emit, "alpha", r, total)
         return r
 
@@ -103,6 +144,23 @@ class _Search:
         return solve_path(
             p, self.alphas, self.opts, return_residual=False, emit=self.emit, total=total
         )
+
+
+class _Loose:
+    """A level solved only as far as a criterion needs (:data:`SIGNAL_LOOSE_TOL`):
+    the solver's answer and what the criteria read of a result (support, active
+    gain columns, data), without MNE objects or debiasing; never returned."""
+
+    def __init__(self, p, alpha, res, tol):
+        cols = _cols(res.positions, p.n_orient)
+        self._res, self._M = res, p.M
+        self._gain_active = p.gain[:, cols] / p.source_weighting[cols]
+        self.alpha, self.l1_ratio, self.gap = alpha, p.l1_ratio, float(res.gap)
+        self.alpha_max = p.alpha_max * 100.0
+        self.tol = tol * float(np.sum(p.M * p.M))
+
+    def _n_positions(self):
+        return int(len(self._res.positions))
 
 
 def solve_auto(
@@ -120,8 +178,14 @@ def solve_auto(
     check_inputs(evoked, forward, noise_cov, opts)
     _choice(alpha, l1_ratio)  # (checked before the preparation)
     fwd = prepare_forward(evoked.info, forward, noise_cov, opts)
+    data = prepare_data(fwd, evoked, opts)  # (shared by the l1_ratios)
     r = select(
-        lambda l1: prepare(fwd, evoked, opts, l1), alpha, l1_ratio, opts, n_jobs, emit
+        lambda l1: prepare(fwd, evoked, opts, l1, data=data),
+        alpha,
+        l1_ratio,
+        opts,
+        n_jobs,
+        emit,
     )
     if return_residual:
         r.residual = compute_residual(
@@ -437,6 +501,15 @@ def _select_signal_share(search):
     that an unsolved level cannot do better). With several
     l1_ratios, the others are solved at the chosen alpha and the lowest value
     wins.
+
+    The value depends on the support only, so a level is first solved only as
+    far as that needs (:data:`SIGNAL_LOOSE_TOL`): the levels that cannot be
+    the answer keep that value; a level whose value comes within
+    :data:`SIGNAL_POLISH_MARGIN` positions' worth of the best is solved to tol
+    from there (not again when a level above with the same loose support kept
+    it at tol: the same value, and a tie goes to the larger alpha), and the
+    best is taken among those exact values, so the answer is certified at tol
+    like any solve. ``selection['exact']`` marks them.
     """
     l1_grid, alphas = search.l1_grid, search.alphas
     l1_ref = SIGNAL_L1_RATIO if SIGNAL_L1_RATIO in l1_grid else l1_grid[0]
@@ -451,53 +524,24 @@ def _select_signal_share(search):
             f"expected noise energy ({noise:.4g}); using 1e-3 of it"
         )
         energy = 1e-3 * m2
-    n_l1, n_a = len(l1_grid), len(alphas)
-    values = np.full((n_l1, n_a), np.nan)
-    n_active = np.full((n_l1, n_a), -1)
-    total = n_a + n_l1 - 1  # at most: the walk stops after its patience
-    n_iter = search.opts.n_tfmxne_iter
-    n_solves = 0
-    best = None  # (value, j, result, n_pos)
-    fails = 0
-    warm = None
-    for j, a in enumerate(alphas):
-        r = search.solve(p, a, total, warm)
-        n_solves += n_iter
-        k = r._n_positions()
-        warm = warm_start(r) or warm
-        v = _signal_share_value(r, noise, energy, k)
-        values[i_ref, j], n_active[i_ref, j] = v, k
-        logger.info(f"alpha {a:.3g}: {k} positions, signal-share {v:.4g}")
-        if best is None or v < best[0]:
-            best, fails = (v, j, r, k), 0
-        elif k > best[3]:
-            fails += 1
-            if fails >= SIGNAL_PATIENCE:
-                break
-    v, j, r, k = best
+    walk = _ShareWalk(search, noise, energy)
+    walk.alphas_of(p, i_ref)
+    j, (v, r) = walk.best_level, walk.best
     i = i_ref
-    others = [m for m in range(n_l1) if m != i_ref]
+    others = [m for m in range(len(l1_grid)) if m != i_ref]
     if others and np.isfinite(v):
-        outs = in_threads(
-            [
-                lambda m=m: search.solve(search.problem(l1_grid[m]), alphas[j], total)
-                for m in others
-            ],
-            search.n_workers,
-        )
-        n_solves += len(others) * n_iter
-        for m, rm in zip(others, outs):
-            km = rm._n_positions()
-            values[m, j] = _signal_share_value(rm, noise, energy, km)
-            n_active[m, j] = km
-            if values[m, j] < v:
-                v, i, r = values[m, j], m, rm
+        i, r = walk.other_l1_ratios(others, j, r, i_ref)
     r.selection = dict(
         criterion="signal-share",
         alphas=np.asarray(alphas),
         l1_ratios=np.asarray(l1_grid),
-        values=values,
-        n_active=n_active,
+        values=walk.values,
+        n_active=walk.n_active,
+        exact=walk.exact,
+        loose_values=walk.loose_values,
+        loose_n_active=walk.loose_n_active,
+        loose_tol=SIGNAL_LOOSE_TOL,
+        polish_margin=SIGNAL_POLISH_MARGIN,
         alpha=float(alphas[j]),
         l1_ratio=float(l1_grid[i]),
         signal_share=SIGNAL_SHARE,
@@ -507,11 +551,130 @@ def _select_signal_share(search):
         data_energy=m2,
         signal_energy=energy,
         baseline_noise_var=_baseline_noise_var(p),
-        n_solves=n_solves,
-        stopped_early=bool(np.isnan(values[i_ref, -1])),
+        n_solves=walk.n_solves,
+        n_loose=walk.n_loose,
+        stopped_early=bool(np.isnan(walk.loose_values[i_ref, -1])),
     )
     logger.info(
         f"Selected alpha={alphas[j]:.4g} l1_ratio={l1_grid[i]} (signal-share, "
-        f"{n_solves} solves)"
+        f"{walk.n_solves} solves, {walk.n_loose} of them loose)"
     )
     return r
+
+
+class _ShareWalk:
+    """The 'signal-share' walk: values per (l1_ratio, alpha), which of them are
+    exact, the best exact level and its result, the solves."""
+
+    def __init__(self, search, noise, energy):
+        n_l1, n_a = len(search.l1_grid), len(search.alphas)
+        self.search, self.noise, self.energy = search, noise, energy
+        self.values = np.full((n_l1, n_a), np.nan)
+        self.n_active = np.full((n_l1, n_a), -1)
+        self.loose_values = np.full((n_l1, n_a), np.nan)
+        self.loose_n_active = np.full((n_l1, n_a), -1)
+        self.exact = np.zeros((n_l1, n_a), bool)
+        self.total = 2 * n_a + 2 * (n_l1 - 1)  # at most
+        self.n_solves = self.n_loose = 0
+        self.best = (np.inf, None)  # (exact value, result)
+        self.best_level = 0
+
+    def _value(self, r):
+        k = r._n_positions()
+        return _signal_share_value(r, self.noise, self.energy, k), k
+
+    def _solve(self, p, a, warm, loose):
+        r = self.search.solve(p, a, self.total, warm, loose=loose)
+        self.n_solves += self.search.opts.n_tfmxne_iter
+        self.n_loose += bool(loose)
+        return r
+
+    def _record_loose(self, i, j, v, k):
+        self.values[i, j], self.n_active[i, j] = v, k
+        self.loose_values[i, j], self.loose_n_active[i, j] = v, k
+
+    def _exact(self, p, i, j, r):
+        """Level ``j`` of l1_ratio ``i`` solved to tol from its loose result
+        ``r``; it becomes the best if its exact value is the lowest so far."""
+        a = self.search.alphas[j]
+        r = self._solve(p, a, warm_start(r), loose=False)
+        v, k = self._value(r)
+        logger.info(f"alpha {a:.3g}: {k} positions, signal-share {v:.4g} (exact)")
+        self.values[i, j], self.n_active[i, j], self.exact[i, j] = v, k, True
+        if self.best[1] is None or v < self.best[0]:
+            self.best, self.best_level = (v, r), j
+        return r
+
+    def alphas_of(self, p, i):
+        """Walk the alpha grid on the problem ``p`` (l1_ratio ``i``), each level
+        loose, until ``SIGNAL_PATIENCE`` levels after the best, with more
+        positions, have not improved on it; then the levels within the margin
+        of the best loose value are solved to tol, lowest loose value first."""
+        fails, warm, loose = 0, None, []
+        best_v, best_k = np.inf, 0
+        for j, a in enumerate(self.search.alphas):
+            r = self._solve(p, a, warm, loose=True)
+            warm = warm_start(r) or warm
+            v, k = self._value(r)
+            logger.info(f"alpha {a:.3g}: {k} positions, signal-share {v:.4g} (loose)")
+            self._record_loose(i, j, v, k)
+            loose.append(r)
+            if j == 0 or v < best_v:
+                best_v, best_k, fails = v, k, 0
+            elif k > best_k:
+                fails += 1
+                if fails >= SIGNAL_PATIENCE:
+                    break
+        settled = set()  # loose supports that solving to tol left unchanged
+        for j in np.argsort(self.values[i, : len(loose)], kind="stable"):
+            v = self.values[i, j]
+            if self.best[1] is not None and not (
+                np.isfinite(v) and v < self.best[0] + SIGNAL_POLISH_MARGIN * SIGNAL_SHARE
+            ):
+                break
+            support = _support(loose[j])
+            if support in settled:
+                # a level above with the same loose support kept it at tol:
+                # the same value, and a tie goes to the larger alpha
+                continue
+            if _support(self._exact(p, i, j, loose[j])) == support:
+                settled.add(support)
+
+    def other_l1_ratios(self, others, j, r, i_ref):
+        """The other l1_ratios at the chosen alpha, each started from the chosen
+        answer (loose, then exact if it may win); the lowest exact value wins."""
+        s = self.search
+        i_best = i_ref
+
+        def one(m):
+            pm = s.problem(s.l1_grid[m])
+            return m, pm, self._solve(pm, s.alphas[j], _rescaled_start(r, pm), True)
+
+        outs = in_threads([lambda m=m: one(m) for m in others], s.n_workers)
+        for m, _, rm in outs:
+            self._record_loose(m, j, *self._value(rm))
+        for m, pm, rm in sorted(outs, key=lambda o: self.values[o[0], j]):
+            v = self.values[m, j]
+            if not (
+                np.isfinite(v) and v < self.best[0] + SIGNAL_POLISH_MARGIN * SIGNAL_SHARE
+            ):
+                break
+            if self._exact(pm, m, j, rm) is self.best[1]:
+                i_best = m
+        return i_best, self.best[1]
+
+
+def _support(r):
+    """The active positions of a result (loose or not), as a hashable set."""
+    return frozenset(np.asarray(r._res.positions).tolist())
+
+
+def _rescaled_start(r, p):
+    """The start that the answer ``r`` (of a problem of another l1_ratio, on the
+    same forward and data) gives the problem ``p``: its coefficients in the
+    units of ``p``'s gain (the gains differ by their alpha_max)."""
+    start = warm_start(r)
+    if start is None:
+        return None
+    Z, positions = start
+    return Z * (p.alpha_max * 100.0 / r.alpha_max), positions

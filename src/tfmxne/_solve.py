@@ -89,8 +89,9 @@ def _gain_as(p, dtype):
 _GAINS32_LOCK = threading.Lock()
 
 
-def run_solver(p, alpha, opts, frame, warm, emit):
-    """The solver on ``p`` at ``alpha``: its answer and the objectives."""
+def run_solver(p, alpha, opts, frame, warm, emit, mixed=True):
+    """The solver on ``p`` at ``alpha``: its answer and the objectives
+    (``mixed``: a float64 solve starts in float32, ``solver.MIXED_PRECISION``)."""
     on_outer, on_reweighting = _solver_hooks(emit, opts.n_tfmxne_iter)
     M = p.M
     dtype = frame.dtype
@@ -112,7 +113,7 @@ def run_solver(p, alpha, opts, frame, warm, emit):
         tol_abs,
         opts.dgap_freq,
         warn_name="tf_mixed_norm",
-        mixed=True,
+        mixed=mixed,
     )
     start = None if Z_init is None else (init_positions, Z_init)
     if opts.n_tfmxne_iter == 1:
@@ -150,6 +151,7 @@ def solve_problem(
     raise_empty=False,
     emit=None,
     t0=None,
+    mixed=True,
 ):
     """Solve the prepared problem ``p`` at ``alpha``: a TFMxNEResult.
 
@@ -159,10 +161,11 @@ def solve_problem(
     :class:`NoActiveSourcesError` where no source survives (else a result
     with ``estimate=None``). ``emit`` (a :class:`tfmxne._progress._Emitter`
     or None) receives the 'outer' and 'reweighting' events of the solve.
+    ``mixed``: as :func:`run_solver`.
     """
     t0 = time.perf_counter() if t0 is None else t0
     frame = p.frame(dtype)
-    res, E = run_solver(p, alpha, opts, frame, warm, emit)
+    res, E = run_solver(p, alpha, opts, frame, warm, emit, mixed)
     active_set = np.zeros(p.gain.shape[1], bool)
     active_set[_cols(res.positions, p.n_orient)] = True
     X = np.asarray(res.X, dtype=np.float64)
@@ -273,6 +276,14 @@ def in_threads(tasks, n_workers):
                 raise
 
 
+#: Whether the warm-started levels of a path also start in float32 (the
+#: cold solves do, ``solver.MIXED_PRECISION``): no. From the previous level
+#: the float32 start does most of the epochs again and stalls near the
+#: tolerance, where float32 rounding slows the last epochs (vol7, default
+#: path, alpha 10 %: 243 epochs with the start against 93 without).
+WARM_MIXED = False
+
+
 def solve_path(
     p, alphas, opts, *, return_residual=True, emit=None, total=None, n_workers=1
 ):
@@ -303,7 +314,14 @@ def solve_path(
     results = []
     warm = None
     for a in alphas:
-        r = solve_problem(p, float(a), opts, return_residual=return_residual, warm=warm)
+        r = solve_problem(
+            p,
+            float(a),
+            opts,
+            return_residual=return_residual,
+            warm=warm,
+            mixed=warm is None or WARM_MIXED,
+        )
         results.append(r)
         warm = warm_start(r) or warm
         report(emit, "alpha", r, total)

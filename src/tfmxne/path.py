@@ -29,7 +29,9 @@ from ._select import (  # noqa: F401 (public names of the criteria)
     CRITERIA,
     MODEL_ERROR,
     SIGNAL_L1_RATIO,
+    SIGNAL_LOOSE_TOL,
     SIGNAL_PATIENCE,
+    SIGNAL_POLISH_MARGIN,
     SIGNAL_SHARE,
 )
 from ._solve import n_workers, report, solve_path
@@ -73,6 +75,10 @@ def tf_mixed_norm_path(
     **options,
 ):
     """TF-MxNE along a decreasing grid of alphas, warm-started.
+
+    Each level starts from the previous level's answer (in float64: without
+    the float32 start of a cold solve) and is certified at ``tol`` like a
+    single solve.
 
     Parameters
     ----------
