@@ -317,6 +317,44 @@ def test_solve_with_screening_threads_matches_one_thread():
     np.testing.assert_allclose(X2, X1, rtol=1e-8, atol=1e-10 * np.abs(X1).max())
 
 
+def _sweep(prob, xgram, alpha, maxit, *, n_orient, w_space=None, w_time=None, **opts):
+    """``maxit`` epochs of the inner solver from zero on the working set of
+    ``prob = (plan, GT, M, lc, grams)`` at ``alpha`` (l1_ratio 0.2), no stop:
+    (R, X, Z, active, info)."""
+    plan, GT, M, lc, grams = prob
+    n_ws, T, dtype = GT.shape[0] // n_orient, M.shape[1], M.dtype
+    R = M.copy()
+    X = np.zeros((n_ws * n_orient, T), dtype)
+    Z = np.zeros((n_ws * n_orient, 2 * plan.n_coefs), dtype)
+    act = np.zeros(n_ws, np.uint8)
+    arrays = dict(
+        GT=GT,
+        M=M,
+        R=R,
+        X=X,
+        Z=Z,
+        active=act,
+        lc=lc,
+        gram=grams,
+        work=np.empty(H.work_size(plan, n_orient), dtype),
+        w_space=w_space,
+        w_time=w_time,
+        xgram=xgram,
+    )
+    r = H.bcd(
+        plan,
+        arrays,
+        alpha_space=0.8 * alpha,
+        alpha_time=0.2 * alpha,
+        n_orient=n_orient,
+        maxit=maxit,
+        tol=0.0,
+        dgap_freq=10,
+        **opts,
+    )
+    return R, X, Z, act, r
+
+
 # --------------------------------------------------------------------------
 # two-thread sweep of the block coordinate descent
 # --------------------------------------------------------------------------
@@ -346,35 +384,15 @@ def test_two_thread_sweep_matches_sequential(n_orient, dtype, weighted):
     w_t = rng.uniform(0.5, 1.5, (n_ws, frame.n_coefs)).astype(dtype) if weighted else None
     out = []
     for n_thr in (1, 2):
-        R = M.copy()
-        X = np.zeros((n_ws * n_orient, T), dtype)
-        Z = np.zeros((n_ws * n_orient, 2 * frame.n_coefs), dtype)
-        act = np.zeros(n_ws, np.uint8)
-        work = np.empty(H.work_size(plan, n_orient), dtype)
         xg = H.block_grams(GT, n_orient, lc)[1] if n_thr > 1 else None
-        arrays = dict(
-            GT=GT,
-            M=M,
-            R=R,
-            X=X,
-            Z=Z,
-            active=act,
-            lc=lc,
-            gram=grams,
-            work=work,
+        R, X, _, act, r = _sweep(
+            (plan, GT, M, lc, grams),
+            xg,
+            0.05 * amax,
+            40,
+            n_orient=n_orient,
             w_space=w_s,
             w_time=w_t,
-            xgram=xg,
-        )
-        r = H.bcd(
-            plan,
-            arrays,
-            alpha_space=0.05 * amax * 0.8,
-            alpha_time=0.05 * amax * 0.2,
-            n_orient=n_orient,
-            maxit=40,
-            tol=0.0,
-            dgap_freq=10,
             n_threads=n_thr,
         )
         assert r["status"] in (0, 1) and r["n_iter"] == 40
@@ -415,36 +433,10 @@ def test_two_thread_sweep_alone_is_the_same_arithmetic(dtype):
         G.astype(np.float64), M.astype(np.float64), 0.2, n_orient, 16, 4
     )
     out = {}
+    prob = (plan, GT, M, lc, grams)
+    kw = dict(n_orient=n_orient, n_threads=2, momentum=1)
     for mode in ("two", "alone", "probe", "auto"):
-        R = M.copy()
-        X = np.zeros((n_ws * n_orient, T), dtype)
-        Z = np.zeros((n_ws * n_orient, 2 * plan.n_coefs), dtype)
-        act = np.zeros(n_ws, np.uint8)
-        arrays = dict(
-            GT=GT,
-            M=M,
-            R=R,
-            X=X,
-            Z=Z,
-            active=act,
-            lc=lc,
-            gram=grams,
-            work=np.empty(H.work_size(plan, n_orient), dtype),
-            xgram=xg,
-        )
-        r = H.bcd(
-            plan,
-            arrays,
-            alpha_space=0.05 * amax * 0.8,
-            alpha_time=0.05 * amax * 0.2,
-            n_orient=n_orient,
-            maxit=30,
-            tol=0.0,
-            dgap_freq=10,
-            n_threads=2,
-            momentum=1,
-            pipe=mode,
-        )
+        R, X, Z, act, r = _sweep(prob, xg, 0.05 * amax, 30, pipe=mode, **kw)
         assert r["n_iter"] == 30
         out[mode] = (R, X, Z, act, r["p_obj"])
     assert out["two"][3].sum() >= 2  # several blocks really were updated
@@ -452,18 +444,7 @@ def test_two_thread_sweep_alone_is_the_same_arithmetic(dtype):
         for a, b in zip(out["two"], out[mode]):
             np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="pipe must be"):
-        H.bcd(
-            plan,
-            arrays,
-            alpha_space=1.0,
-            alpha_time=1.0,
-            n_orient=n_orient,
-            maxit=1,
-            tol=0.0,
-            dgap_freq=1,
-            n_threads=2,
-            pipe="fast",
-        )
+        _sweep(prob, xg, 0.05 * amax, 1, pipe="fast", **kw)
 
 
 def test_cross_grams_follow_the_visit_order():
