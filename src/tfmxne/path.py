@@ -76,9 +76,9 @@ def tf_mixed_norm_path(
 ):
     """TF-MxNE along a decreasing grid of alphas, warm-started.
 
-    Each level starts from the previous level's answer (in float64: without
-    the float32 start of a cold solve) and is certified at ``tol`` like a
-    single solve.
+    Each level starts from the previous level's answer (solved in float32 to
+    3 ``tol`` from there, then in float64) and is certified at ``tol`` like
+    a single solve.
 
     Parameters
     ----------

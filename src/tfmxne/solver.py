@@ -219,6 +219,9 @@ class _Spec:
     warn_name: str = "tf_mixed_norm_solver"
     #: float32 start of a float64 solve (with ``MIXED_PRECISION``)
     mixed: bool = False
+    #: gap at which the float32 start stops, relative to ``||M||^2``, if looser
+    #: than its default (``tfx_tuning.mixed_tol_ratio``; None: the default)
+    mixed_tol_ratio: float | None = None
 
 
 #: Float32 start of the float64 solves of ``tfmxne.solve`` / ``tf_mixed_norm``
@@ -308,6 +311,11 @@ def _tf_solve(
             n_threads=n_thr,
             dual_extrap=int(DUAL_EXTRAP),
             mixed=int(bool(spec.mixed and MIXED_PRECISION)),
+            **(
+                {}
+                if spec.mixed_tol_ratio is None
+                else {"mixed_tol_ratio": float(spec.mixed_tol_ratio)}
+            ),
         )
     status = out["status"]
     if status == _engine.STATUS_NO_MEMORY:
