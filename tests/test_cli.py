@@ -462,7 +462,8 @@ def test_warnings_printed_once_on_stderr(capsys):
 
 @pytest.mark.slow
 def test_run_warns_when_not_converged(files, tmp_path, capsys):
-    """Solver warnings reach stderr as one 'tfmxne: warning:' line each."""
+    """Solver warnings reach stderr as one 'tfmxne: warning:' line each, and
+    the report says the fixed-alpha solve did not converge."""
     argv = [
         "run",
         "--evoked",
@@ -487,6 +488,10 @@ def test_run_warns_when_not_converged(files, tmp_path, capsys):
         "1",
         "--tol",
         "1e-12",
+        "--alpha",
+        "40",
+        "--l1-ratio",
+        "0.03",
         "--no-figure",
         "--out",
         tmp_path / "nc",
