@@ -33,7 +33,7 @@ from ._solve import (
     warm_start,
 )
 from ._validation import check_alpha, check_l1_ratio
-from .solver import _cols
+from .solver import _DEFAULTS, _cols
 
 #: Default alpha grid of automatic selection, in percent of alpha_max
 #: (geometric, about 12 % apart).
@@ -54,7 +54,8 @@ SIGNAL_PATIENCE = 3
 SIGNAL_L1_RATIO = 0.03
 #: The levels of the 'signal-share' walk are first solved only as far as the
 #: criterion needs (an epsilon-path): in float32, to ``SIGNAL_LOOSE_TOL`` times
-#: the call's tol, warm-started; those whose value on that solution comes
+#: the call's tol (not below float32's reach, 1e-5), warm-started, with no
+#: warning if it stops before; those whose value on that solution comes
 #: within ``SIGNAL_POLISH_MARGIN * SIGNAL_SHARE`` of the best so far are solved
 #: to tol (from it) and compared on their exact values; the answer is one of
 #: these (benchmarks/README.md, "Automatic alpha": what this changes).
@@ -134,8 +135,10 @@ class _Search:
                 warm=warm,
             )
         else:
-            opts = dataclasses.replace(self.opts, tol=self.opts.tol * SIGNAL_LOOSE_TOL)
-            res, _ = run_solver(p, float(alpha), opts, p.frame(np.float32), warm, None)
+            opts = dataclasses.replace(self.opts, tol=_loose_tol(self.opts.tol))
+            res, _ = run_solver(
+                p, float(alpha), opts, p.frame(np.float32), warm, None, quiet=True
+            )
             r = _Loose(p, float(alpha), res, opts.tol)
         report(self.emit, "alpha", r, total)
         return r
@@ -144,6 +147,12 @@ class _Search:
         return solve_path(
             p, self.alphas, self.opts, return_residual=False, emit=self.emit, total=total
         )
+
+
+def _loose_tol(tol):
+    """The tol of a loose level: :data:`SIGNAL_LOOSE_TOL` times the call's,
+    not below what float32 resolves (the core's float32 floor)."""
+    return max(SIGNAL_LOOSE_TOL * tol, _DEFAULTS["mixed_tol_ratio"])
 
 
 class _Loose:

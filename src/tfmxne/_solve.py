@@ -97,11 +97,14 @@ def _start_tol_ratio(start_tol, tol):
     return max(start_tol * tol, _DEFAULTS["mixed_tol_ratio"])
 
 
-def run_solver(p, alpha, opts, frame, warm, emit, mixed=True, start_tol=None):
+def run_solver(
+    p, alpha, opts, frame, warm, emit, mixed=True, start_tol=None, quiet=False
+):
     """The solver on ``p`` at ``alpha``: its answer and the objectives
     (``mixed``: a float64 solve starts in float32, ``solver.MIXED_PRECISION``;
     ``start_tol``: that start stops at ``start_tol`` times tol if this is
-    looser than its default, None: the default)."""
+    looser than its default, None: the default; ``quiet``: a stop before tol
+    is logged, not warned, for a solve that is not returned)."""
     on_outer, on_reweighting = _solver_hooks(emit, opts.n_tfmxne_iter)
     M = p.M
     dtype = frame.dtype
@@ -125,6 +128,7 @@ def run_solver(p, alpha, opts, frame, warm, emit, mixed=True, start_tol=None):
         warn_name="tf_mixed_norm",
         mixed=mixed,
         mixed_tol_ratio=_start_tol_ratio(start_tol, opts.tol),
+        quiet=quiet,
     )
     start = None if Z_init is None else (init_positions, Z_init)
     if opts.n_tfmxne_iter == 1:

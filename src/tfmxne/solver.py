@@ -217,6 +217,9 @@ class _Spec:
     max_outer: int | None = None
     #: name of the caller in the non-convergence warnings
     warn_name: str = "tf_mixed_norm_solver"
+    #: no RuntimeWarning when it stops before tol (a solve that is not
+    #: returned, such as a loose level of the automatic alpha): logged instead
+    quiet: bool = False
     #: float32 start of a float64 solve (with ``MIXED_PRECISION``)
     mixed: bool = False
     #: gap at which the float32 start stops, relative to ``||M||^2``, if looser
@@ -324,7 +327,9 @@ def _tf_solve(
         raise RuntimeError(
             f"TF-MxNE core failed: {_engine.STATUS_NAMES.get(status, status)}"
         )
-    if status == _engine.STATUS_MAXIT:
+    if status == _engine.STATUS_MAXIT and spec.quiet:
+        logger.info(f"    stopped at gap {out['gap']:.3e} >= tol {spec.tol:.3e}")
+    elif status == _engine.STATUS_MAXIT:
         _warn_unconverged(spec, out, max_outer)
     if out["n_restart"]:
         logger.debug(
