@@ -423,6 +423,61 @@ def test_agreement_with_mne(seed, n_orient, wsize, tstep):
     assert rel_diff(Xd, Xm * d[:, None]) < 1e-4
 
 
+@pytest.mark.parametrize("n_orient", [1, 3])
+def test_debias_with_dependent_positions(n_orient):
+    """Debiasing with positions whose columns G_j X_j are linearly dependent (a
+    position repeated, another nearly so), where the free set's normal matrix
+    is singular or nearly: no failure, the bounded least-squares optimum of an
+    independent solver (its objective; the weights themselves are not unique),
+    weights >= 1."""
+    rng = np.random.default_rng(4)
+    n_chan, T, n_b = 30, 40, 6
+    G = rng.standard_normal((n_chan, n_b * n_orient))
+    X = rng.standard_normal((n_b * n_orient, T))
+    o = n_orient
+    G[:, 1 * o : 2 * o] = G[:, 0:o]  # position 1 repeats position 0 ...
+    X[1 * o : 2 * o] = X[0:o]
+    G[:, 3 * o : 4 * o] = G[:, 2 * o : 3 * o] * (1 + 1e-9)  # ... 3 nearly repeats 2
+    X[3 * o : 4 * o] = X[2 * o : 3 * o]
+    d_true = np.repeat([2.5, 0.5, 3.0, 1.0, 1.7, 4.0], o)
+    M = G @ (X * d_true[:, None]) + 0.01 * rng.standard_normal((n_chan, T))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "did not converge" fallback
+        d = tsolver._debias(M, G, X, n_orient)
+    d_ref = debias_ref(M, G, X, n_orient)
+    assert np.all(d >= 1.0)
+
+    def objective(w):
+        return np.sum((M - G @ (X * w[:, None])) ** 2)
+
+    assert objective(d) <= objective(d_ref) * (1 + 1e-9)
+
+
+def test_lawson_hanson_matches_nnls():
+    """The debiasing's active-set solver on 60 random problems, a third with
+    nearly dependent columns (up to 1e-9 apart): it stops (status OK) at the
+    optimum of scipy's NNLS, to rounding of the objective."""
+    from scipy.optimize import nnls
+
+    from tfmxne._testing import _hooks as H
+
+    rng = np.random.default_rng(7)
+    for k in range(60):
+        n = int(rng.integers(3, 40))
+        A = rng.standard_normal((80, n)) * rng.uniform(0.01, 10.0, n)
+        if k % 3 == 0:  # pairs of nearly equal columns
+            A[:, 1::2] = A[:, : n - n % 2 : 2][:, : n // 2] * (
+                1 + 10.0 ** rng.uniform(-9, -4, n // 2)
+            )
+        b = A @ rng.uniform(-1, 2, n) + rng.standard_normal(80)
+        e, status = H.lawson_hanson(A.T @ A, A.T @ b)
+        assert status == 0
+        assert np.all(e >= 0)
+        x_ref, _ = nnls(A, b, maxiter=50 * n)
+        f, f_ref = np.sum((A @ e - b) ** 2), np.sum((A @ x_ref - b) ** 2)
+        assert f <= f_ref * (1 + 1e-8) + 1e-10
+
+
 def test_debias_matches_mne_compute_bias():
     """debias=True: same scaling as MNE's compute_bias when that FISTA converges."""
     from mne.inverse_sparse.mxne_debiasing import compute_bias

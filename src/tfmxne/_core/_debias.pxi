@@ -86,8 +86,15 @@ cdef int _lawson_hanson(const double* H, const double* qv, int n_b, double tr,
                         double* sc, unsigned char* is_free, int* free_idx,
                         double* e) noexcept nogil:
     """``e >= 0`` minimising ``0.5 e'He - q'e`` (active set); returns TFX_OK or
-    TFX_MAXIT. Scratch ``sc``: 2 n_b^2 + 4 n_b doubles."""
-    cdef int i, k, a, b, n_free, jmax, it = 0, n_inner, max_it = 10 * (n_b + 10)
+    TFX_MAXIT. Scratch ``sc``: 2 n_b^2 + 4 n_b doubles.
+
+    ``is_free``: 0 at the bound, 1 free, 2 left at the bound for good: a
+    variable whose release would make the free set's H singular (its column
+    depends on theirs) or whose free-set minimiser is not positive (rounding
+    in a nearly dependent set; it would be released at once and chosen again,
+    a cycle). Either way its gradient is zero to rounding: no descent is lost.
+    """
+    cdef int i, k, a, b, n_free, jmax, imin, it = 0, n_inner, max_it = 10 * (n_b + 10)
     cdef int st = TFX_OK
     cdef double v, wmax, step, t
     cdef double* Hs = sc
@@ -108,7 +115,7 @@ cdef int _lawson_hanson(const double* H, const double* qv, int n_b, double tr,
             for k in range(n_b):
                 v -= H[i * n_b + k] * e[k]
             w[i] = v
-            if not is_free[i] and v > wmax:
+            if is_free[i] == 0 and v > wmax:
                 wmax = v
                 jmax = i
         if jmax < 0 or wmax <= 1e-14 * (tr if tr > 0 else 1.0):
@@ -120,7 +127,7 @@ cdef int _lawson_hanson(const double* H, const double* qv, int n_b, double tr,
             # s = argmin on the free set (the others held at 0)
             n_free = 0
             for i in range(n_b):
-                if is_free[i]:
+                if is_free[i] == 1:
                     free_idx[n_free] = i
                     n_free += 1
             for a in range(n_free):
@@ -128,27 +135,37 @@ cdef int _lawson_hanson(const double* H, const double* qv, int n_b, double tr,
                 for b in range(n_free):
                     Hs[a * n_free + b] = H[free_idx[a] * n_b + free_idx[b]]
             if not _chol_solve(Hs, rhs, n_free, work):
+                if n_inner == 1:      # the new variable made H singular
+                    is_free[jmax] = 2
+                    break
                 st = TFX_MAXIT
                 break
             for i in range(n_b):
                 s[i] = 0.0
             for a in range(n_free):
                 s[free_idx[a]] = rhs[a]
+            if n_inner == 1 and s[jmax] <= 0.0:   # no descent along it: a cycle
+                is_free[jmax] = 2
+                break
             step = 1.0
+            imin = -1
             for a in range(n_free):
                 i = free_idx[a]
                 if s[i] <= 0.0:
                     t = e[i] / (e[i] - s[i]) if e[i] - s[i] > 0 else 0.0
                     if t < step:
                         step = t
+                        imin = i
             if step >= 1.0:
                 for i in range(n_b):
                     e[i] = s[i]
                 break
-            # move toward s until a free variable hits its bound; release it
+            # move toward s until a free variable hits its bound; release it (the
+            # one that set the step, whatever rounding left of it: else a tiny
+            # positive remainder would stop it again at a step near 0, forever)
             for i in range(n_b):
                 e[i] = e[i] + step * (s[i] - e[i])
-                if is_free[i] and e[i] <= 0.0:
+                if is_free[i] == 1 and (e[i] <= 0.0 or i == imin):
                     e[i] = 0.0
                     is_free[i] = 0
         if st != TFX_OK or n_inner >= max_it:

@@ -53,6 +53,10 @@ cdef Py_ssize_t momentum_size(const tf_plan* p, int n_ws, int n_orient,
                               int n_chan) noexcept nogil
 cdef void momentum_bind(tf_momentum* mo, const tf_ws* w, void* buf,
                         size_t itemsize) noexcept nogil
+# debiasing
+cdef int _lawson_hanson(const double* H, const double* qv, int n_b, double tr,
+                        double* sc, unsigned char* is_free, int* free_idx,
+                        double* e) noexcept nogil
 # the solve
 cdef void tfx_params_default(tfx_params_t* prm) noexcept nogil
 cdef void tf_tuning_default(tf_tuning* t) noexcept nogil

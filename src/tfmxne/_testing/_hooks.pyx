@@ -12,6 +12,7 @@ cimport numpy as cnp
 from libc.string cimport memcpy, memset
 
 from tfmxne._core._engine cimport (
+    _lawson_hanson,
     bcd_snap_size,
     bcd_solve,
     bcd_work_size,
@@ -465,3 +466,25 @@ def abi_probe(M, G, double a_s, double a_t):
     finally:
         tfx_plan_free(plan)
     return out
+
+
+def lawson_hanson(H, q):
+    """The debiasing's active-set solver (:c:func:`_lawson_hanson`) on the
+    normal equations ``H`` (n, n) and ``q`` (n,): ``e >= 0`` minimising
+    ``0.5 e'He - q'e``. Returns ``(e, status)``."""
+    cdef double[:, ::1] Hv = np.ascontiguousarray(H, dtype=np.float64)
+    cdef double[::1] qv = np.ascontiguousarray(q, dtype=np.float64)
+    cdef int n = qv.shape[0], st
+    if Hv.shape[0] != n or Hv.shape[1] != n:
+        raise ValueError(f"lawson_hanson: H must be ({n}, {n}), got {H.shape}")
+    e = np.zeros(n)
+    sc = np.empty(2 * n * n + 4 * n)
+    flags = np.zeros(n, np.uint8)
+    idx = np.zeros(n, np.intc)
+    cdef double[::1] ev = e, scv = sc
+    cdef unsigned char[::1] fv = flags
+    cdef int[::1] iv = idx
+    cdef double tr = float(np.trace(H))
+    with nogil:
+        st = _lawson_hanson(&Hv[0, 0], &qv[0], n, tr, &scv[0], &fv[0], &iv[0], &ev[0])
+    return e, st
