@@ -82,28 +82,28 @@ cdef void run_tasks(int n, task_fn f, void* ctx, tf_thr_policy* pol) noexcept no
     cdef _task tk[TFX_MAX_THREADS]
     cdef int started[TFX_MAX_THREADS]
     cdef int i
-    cdef double t0, t1
+    cdef double t_start, t_own, t_wait
     if n > 1 and thr_alone(pol):
         for i in range(n):
             f(ctx, i)
         return
-    t0 = tfx_now()
+    t_start = tfx_now()
     for i in range(1, n):
         tk[i].f = f
         tk[i].ctx = ctx
         tk[i].i = i
         started[i] = tfx_thread_start(&th[i], _task_main, &tk[i]) == 0
     f(ctx, 0)
-    t1 = tfx_now()
+    t_own = tfx_now()     # this thread's own work (and the starts) ends
     for i in range(1, n):
         if started[i]:
             tfx_thread_join(th[i])
         else:
             f(ctx, i)
     if n > 1:
-        t0 = t1 - t0      # this thread's own work (and the starts)
-        t1 = tfx_now() - t1
-        thr_observe(pol, t1 > t0 and t1 > THR_SLOW_WAIT)
+        t_wait = tfx_now() - t_own
+        t_own -= t_start
+        thr_observe(pol, t_wait > t_own and t_wait > THR_SLOW_WAIT)
 
 
 cdef inline Py_ssize_t _part(Py_ssize_t n, int i, int n_parts) noexcept nogil:
